@@ -1,0 +1,153 @@
+//! The built-in development identity provider: an RSA key kept in the local
+//! data dir, its JWKS, and Cognito-shaped access tokens signed with it.
+//!
+//! Tokens are signed here with aws-lc-rs directly (verification uses
+//! jsonwebtoken): the key lives as PKCS#8, which aws-lc-rs generates and reads.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const KEY_FILE: &str = "dev-idp-key.pk8";
+/// The development app client id, as a Cognito app client id looks.
+pub const DEV_CLIENT_ID: &str = "itemslocaldevclient0000000";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevIdpError {
+    #[error("cannot read or write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("the key in {0} is not an RSA PKCS#8 key")]
+    BadKey(PathBuf),
+    #[error("cannot generate or use the signing key")]
+    Crypto,
+}
+
+/// What to put in a token.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub subject: String,
+    pub username: String,
+    pub scopes: Vec<String>,
+    pub client_id: String,
+    pub ttl: Duration,
+}
+
+pub struct DevIdentityProvider {
+    key_pair: RsaKeyPair,
+    kid: String,
+    issuer: String,
+}
+
+impl DevIdentityProvider {
+    /// Loads the key from `data_dir`, creating one on first use.
+    pub fn load_or_create(data_dir: &Path, issuer: impl Into<String>) -> Result<Self, DevIdpError> {
+        let path = data_dir.join(KEY_FILE);
+        let io = |source| DevIdpError::Io { path: path.clone(), source };
+        let key_pair = match std::fs::read(&path) {
+            Ok(der) => RsaKeyPair::from_pkcs8(&der).map_err(|_| DevIdpError::BadKey(path.clone()))?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir).map_err(io)?;
+                let key_pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| DevIdpError::Crypto)?;
+                let der = key_pair.as_der().map_err(|_| DevIdpError::Crypto)?;
+                write_private(&path, der.as_ref()).map_err(io)?;
+                key_pair
+            }
+            Err(error) => return Err(io(error)),
+        };
+        Ok(Self::from_key_pair(key_pair, issuer))
+    }
+
+    /// A provider with a fresh key that is not saved (for tests).
+    pub fn ephemeral(issuer: impl Into<String>) -> Result<Self, DevIdpError> {
+        let key_pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| DevIdpError::Crypto)?;
+        Ok(Self::from_key_pair(key_pair, issuer))
+    }
+
+    fn from_key_pair(key_pair: RsaKeyPair, issuer: impl Into<String>) -> Self {
+        // A stable kid per key: the first bytes of the modulus' SHA-256.
+        let modulus = key_pair.public_key().modulus().big_endian_without_leading_zero().to_vec();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &modulus);
+        let kid = URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
+        Self { key_pair, kid, issuer: issuer.into() }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key set, as served at the JWKS URL.
+    pub fn jwks(&self) -> Value {
+        let public = self.key_pair.public_key();
+        json!({
+            "keys": [{
+                "kty": "RSA",
+                "alg": "RS256",
+                "use": "sig",
+                "kid": self.kid,
+                "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            }]
+        })
+    }
+
+    /// The claims of a Cognito access token for `request`, issued now.
+    pub fn access_claims(&self, request: &TokenRequest) -> Value {
+        let now = jsonwebtoken::get_current_timestamp();
+        json!({
+            "sub": request.subject,
+            "iss": self.issuer,
+            "version": 2,
+            "client_id": request.client_id,
+            "origin_jti": Uuid::new_v4().to_string(),
+            "event_id": Uuid::new_v4().to_string(),
+            "token_use": "access",
+            "scope": request.scopes.join(" "),
+            "auth_time": now,
+            "exp": now + request.ttl.as_secs(),
+            "iat": now,
+            "jti": Uuid::new_v4().to_string(),
+            "username": request.username,
+        })
+    }
+
+    pub fn issue_access_token(&self, request: &TokenRequest) -> Result<String, DevIdpError> {
+        self.sign(&self.access_claims(request))
+    }
+
+    /// Signs any claims with this key (RS256, this key's kid).
+    pub fn sign(&self, claims: &Value) -> Result<String, DevIdpError> {
+        self.sign_with_header(&json!({"alg": "RS256", "kid": self.kid, "typ": "JWT"}), claims)
+    }
+
+    /// Signs with a header of the caller's choosing (tests forge headers with it).
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> Result<String, DevIdpError> {
+        let signing_input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let mut signature = vec![0; self.key_pair.public_modulus_len()];
+        self.key_pair
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut signature)
+            .map_err(|_| DevIdpError::Crypto)?;
+        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    }
+}
+
+/// Writes a secret readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}

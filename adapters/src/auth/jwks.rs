@@ -1,0 +1,121 @@
+//! A JWKS fetched over HTTP(S) and cached by `kid`.
+//!
+//! An unknown `kid` triggers a refresh at most once per `min_refresh_interval`,
+//! so forged kids cannot cause a fetch storm, and a rotated key is picked up
+//! without a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
+use tokio::sync::{Mutex, RwLock};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwksError {
+    /// No key with this id, and the JWKS was fetched recently or just now.
+    #[error("unknown key id")]
+    UnknownKey,
+    /// The JWKS could not be fetched, so the key id cannot be checked.
+    #[error("JWKS unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Default)]
+struct Cache {
+    keys: HashMap<String, Arc<DecodingKey>>,
+    last_attempt: Option<Instant>,
+    last_error: Option<String>,
+}
+
+pub struct JwksCache {
+    url: String,
+    http: reqwest::Client,
+    min_refresh_interval: Duration,
+    cache: RwLock<Cache>,
+    refreshing: Mutex<()>,
+}
+
+impl JwksCache {
+    pub fn new(url: impl Into<String>, min_refresh_interval: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            url: url.into(),
+            http,
+            min_refresh_interval,
+            cache: RwLock::default(),
+            refreshing: Mutex::new(()),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The key for `kid`, fetching the JWKS if the key is not cached and the
+    /// last fetch is older than the refresh interval.
+    pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwksError> {
+        if let Some(key) = self.cache.read().await.keys.get(kid) {
+            return Ok(key.clone());
+        }
+        // One refresh at a time; whoever waited re-checks what it fetched.
+        let _refreshing = self.refreshing.lock().await;
+        {
+            let cache = self.cache.read().await;
+            if let Some(key) = cache.keys.get(kid) {
+                return Ok(key.clone());
+            }
+            if cache.last_attempt.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
+                return Err(match &cache.last_error {
+                    Some(error) => JwksError::Unavailable(error.clone()),
+                    None => JwksError::UnknownKey,
+                });
+            }
+        }
+        let fetched = self.fetch().await;
+        let mut cache = self.cache.write().await;
+        cache.last_attempt = Some(Instant::now());
+        match fetched {
+            Ok(keys) => {
+                tracing::info!(url = %self.url, keys = keys.len(), "fetched JWKS");
+                cache.keys = keys;
+                cache.last_error = None;
+                cache.keys.get(kid).cloned().ok_or(JwksError::UnknownKey)
+            }
+            Err(error) => {
+                // Keys already cached stay usable while the endpoint is down.
+                tracing::warn!(url = %self.url, %error, "JWKS fetch failed");
+                cache.last_error = Some(error.clone());
+                Err(JwksError::Unavailable(error))
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, Arc<DecodingKey>>, String> {
+        let response = self.http.get(&self.url).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("status {}", response.status()));
+        }
+        let set: JwkSet = response.json().await.map_err(|e| e.to_string())?;
+        Ok(rsa_signing_keys(&set))
+    }
+}
+
+/// The RS256 signing keys of a set, by `kid`; other keys are left out.
+pub fn rsa_signing_keys(set: &JwkSet) -> HashMap<String, Arc<DecodingKey>> {
+    set.keys
+        .iter()
+        .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
+        .filter(|jwk| matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256)))
+        .filter(|jwk| matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature)))
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            let key = DecodingKey::from_jwk(jwk).ok()?;
+            Some((kid, Arc::new(key)))
+        })
+        .collect()
+}

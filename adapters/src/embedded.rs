@@ -1,0 +1,246 @@
+//! The embedded backend: an in-process event log and read model, and a change
+//! feed that drives the projector asynchronously, like a DynamoDB stream. Reads
+//! are eventually consistent, as in AWS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use async_trait::async_trait;
+use items_domain::ports::{AppendError, EventStore, Page, PageKey, ReadModel, StoreError, Upsert};
+use items_domain::service::ProjectorService;
+use items_domain::{Event, Item, ItemId};
+use tokio::sync::watch;
+
+use crate::feed::{RETRY_BACKOFF, deliver};
+use crate::stream::insert_record;
+
+#[derive(Default)]
+struct Log {
+    /// Every event in append order; its index + 1 is its sequence number.
+    events: Vec<Event>,
+    /// Positions in `events` of each stream's events, in version order.
+    streams: HashMap<ItemId, Vec<usize>>,
+}
+
+/// An in-process event log with a change feed.
+pub struct EmbeddedEventStore {
+    log: Mutex<Log>,
+    /// The sequence number of the newest event.
+    head: watch::Sender<u64>,
+    available: AtomicBool,
+}
+
+impl Default for EmbeddedEventStore {
+    fn default() -> Self {
+        Self { log: Mutex::default(), head: watch::Sender::new(0), available: AtomicBool::new(true) }
+    }
+}
+
+impl EmbeddedEventStore {
+    /// Simulates an outage (for fault tests): every call fails as unavailable.
+    pub fn set_available(&self, available: bool) {
+        self.available.store(available, Ordering::SeqCst);
+    }
+
+    fn check_available(&self) -> Result<(), StoreError> {
+        if self.available.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable("embedded store is switched off".into()))
+        }
+    }
+
+    /// Up to `max` events after sequence number `after`, with their numbers.
+    pub fn read_after(&self, after: u64, max: usize) -> Vec<(u64, Event)> {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(log.events.len());
+        log.events[start..]
+            .iter()
+            .take(max)
+            .enumerate()
+            .map(|(offset, event)| ((start + offset + 1) as u64, event.clone()))
+            .collect()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    pub fn len(&self) -> usize {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner).events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl EventStore for EmbeddedEventStore {
+    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+        self.check_available()?;
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let item_id = first.item_id;
+        let head = {
+            let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+            let actual = log
+                .streams
+                .get(&item_id)
+                .and_then(|positions| positions.last())
+                .map_or(0, |&position| log.events[position].version);
+            if actual != expected_version {
+                return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
+            }
+            for (offset, event) in events.iter().enumerate() {
+                if event.item_id != item_id || event.version != expected_version + offset as u64 + 1 {
+                    return Err(StoreError::Corrupt("events must be consecutive versions of one item".into()).into());
+                }
+            }
+            for event in events {
+                let position = log.events.len();
+                log.events.push(event.clone());
+                log.streams.entry(item_id).or_default().push(position);
+            }
+            log.events.len() as u64
+        };
+        self.head.send_replace(head);
+        Ok(())
+    }
+
+    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        self.check_available()?;
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(log
+            .streams
+            .get(&item_id)
+            .map(|positions| positions.iter().map(|&p| log.events[p].clone()).collect())
+            .unwrap_or_default())
+    }
+}
+
+/// An in-process read model, ordered by id.
+pub struct EmbeddedReadModel {
+    items: RwLock<BTreeMap<ItemId, Item>>,
+    available: AtomicBool,
+}
+
+impl Default for EmbeddedReadModel {
+    fn default() -> Self {
+        Self { items: RwLock::default(), available: AtomicBool::new(true) }
+    }
+}
+
+impl EmbeddedReadModel {
+    pub fn set_available(&self, available: bool) {
+        self.available.store(available, Ordering::SeqCst);
+    }
+
+    fn check_available(&self) -> Result<(), StoreError> {
+        if self.available.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable("embedded read model is switched off".into()))
+        }
+    }
+
+    /// Empties the read model (for replays into a fresh model).
+    pub fn clear(&self) {
+        self.items.write().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+#[async_trait]
+impl ReadModel for EmbeddedReadModel {
+    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
+        self.check_available()?;
+        let mut items = self.items.write().unwrap_or_else(PoisonError::into_inner);
+        match items.get(&item.id) {
+            Some(current) if current.version >= item.version => Ok(Upsert::Stale),
+            _ => {
+                items.insert(item.id, item.clone());
+                Ok(Upsert::Applied)
+            }
+        }
+    }
+
+    async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
+        self.check_available()?;
+        Ok(self.items.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned())
+    }
+
+    async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
+        self.check_available()?;
+        let start = match after {
+            Some(key) => Bound::Excluded(
+                ItemId::parse(&key.0).ok_or_else(|| StoreError::Corrupt("page key is not an item id".into()))?,
+            ),
+            None => Bound::Unbounded,
+        };
+        let items = self.items.read().unwrap_or_else(PoisonError::into_inner);
+        let mut rest = items.range((start, Bound::Unbounded)).map(|(_, item)| item);
+        let page: Vec<Item> = match limit {
+            Some(limit) => rest.by_ref().take(limit as usize).cloned().collect(),
+            None => rest.by_ref().cloned().collect(),
+        };
+        let next = match (rest.next(), page.last()) {
+            (Some(_), Some(last)) => Some(PageKey(last.id.to_string())),
+            _ => None,
+        };
+        Ok(Page { items: page, next })
+    }
+}
+
+/// Attempts at one record before it is set aside, as a DLQ would take it.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Feeds every appended event to the projector handler, in order, as stream
+/// records in batches of up to `batch_size`; retries from the first failed
+/// record, and sets a record aside after [`MAX_ATTEMPTS`]. Runs until dropped.
+pub async fn run_change_feed(store: Arc<EmbeddedEventStore>, projector: Arc<ProjectorService>, batch_size: usize) {
+    let mut head = store.subscribe();
+    let mut checkpoint = 0u64;
+    let mut attempts = 0u32;
+    loop {
+        let batch = store.read_after(checkpoint, batch_size);
+        if batch.is_empty() {
+            if head.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let records = batch
+            .iter()
+            .map(|(sequence, event)| {
+                insert_record(event, sequence.to_string()).unwrap_or_else(|error| {
+                    // The handler reports an empty image as malformed.
+                    tracing::error!(%error, "cannot encode stream record");
+                    let mut record = aws_lambda_events::event::dynamodb::EventRecord::default();
+                    record.event_name = "INSERT".into();
+                    record.change.sequence_number = Some(sequence.to_string());
+                    record
+                })
+            })
+            .collect();
+        match deliver(&projector, records).await {
+            None => {
+                checkpoint = batch.last().map_or(checkpoint, |(sequence, _)| *sequence);
+                attempts = 0;
+            }
+            Some(failed) => {
+                checkpoint = batch[failed].0 - 1;
+                attempts = if failed == 0 { attempts + 1 } else { 1 };
+                if attempts >= MAX_ATTEMPTS {
+                    tracing::error!(sequence = batch[failed].0, "setting aside a record that keeps failing");
+                    checkpoint += 1;
+                    attempts = 0;
+                } else {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+            }
+        }
+    }
+}

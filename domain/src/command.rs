@@ -1,0 +1,145 @@
+//! Validation of the `POST /items` body.
+
+use serde_json::{Map, Value};
+
+pub const DEFAULT_NAME: &str = "Unnamed";
+pub const DEFAULT_TIMESTAMP: &str = "N/A";
+pub const NAME_MAX_CHARS: usize = 256;
+pub const TIMESTAMP_MAX_CHARS: usize = 64;
+
+/// A validated request to create an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateItem {
+    pub name: String,
+    pub timestamp: String,
+}
+
+/// Why a body was refused. The messages are shown to API clients as they are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("Request body is not valid JSON")]
+    InvalidJson,
+    #[error("Request body must be a JSON object")]
+    NotAnObject,
+    #[error("`{field}` must be a string")]
+    NotAString { field: &'static str },
+    #[error("`{field}` must be {min} to {max} characters")]
+    BadLength {
+        field: &'static str,
+        min: usize,
+        max: usize,
+    },
+}
+
+impl CreateItem {
+    /// Parses and validates a JSON body. Unknown fields are ignored, as the
+    /// classic API did; `name` and `timestamp` must be strings when present.
+    pub fn from_json(body: &[u8]) -> Result<Self, ValidationError> {
+        let value: Value = serde_json::from_slice(body).map_err(|_| ValidationError::InvalidJson)?;
+        let Value::Object(fields) = value else {
+            return Err(ValidationError::NotAnObject);
+        };
+        let name = optional_string(&fields, "name", 1, NAME_MAX_CHARS)?.unwrap_or(DEFAULT_NAME);
+        let timestamp = optional_string(&fields, "timestamp", 0, TIMESTAMP_MAX_CHARS)?
+            .unwrap_or(DEFAULT_TIMESTAMP);
+        Ok(Self {
+            name: name.to_owned(),
+            timestamp: timestamp.to_owned(),
+        })
+    }
+}
+
+fn optional_string<'a>(
+    fields: &'a Map<String, Value>,
+    field: &'static str,
+    min: usize,
+    max: usize,
+) -> Result<Option<&'a str>, ValidationError> {
+    match fields.get(field) {
+        None => Ok(None),
+        Some(Value::String(text)) => {
+            // Limits count characters (what a person typed), not bytes.
+            let chars = text.chars().count();
+            if (min..=max).contains(&chars) {
+                Ok(Some(text))
+            } else {
+                Err(ValidationError::BadLength { field, min, max })
+            }
+        }
+        Some(_) => Err(ValidationError::NotAString { field }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<CreateItem, ValidationError> {
+        CreateItem::from_json(body.as_bytes())
+    }
+
+    #[test]
+    fn defaults_apply_to_missing_fields() {
+        assert_eq!(
+            parse("{}").unwrap(),
+            CreateItem { name: "Unnamed".into(), timestamp: "N/A".into() }
+        );
+    }
+
+    #[test]
+    fn given_fields_are_kept_and_unknown_ones_ignored() {
+        assert_eq!(
+            parse(r#"{"name":"Pen","timestamp":"2024-01-01","colour":"blue"}"#).unwrap(),
+            CreateItem { name: "Pen".into(), timestamp: "2024-01-01".into() }
+        );
+    }
+
+    #[test]
+    fn invalid_json_and_non_objects_are_rejected() {
+        assert_eq!(parse("{"), Err(ValidationError::InvalidJson));
+        assert_eq!(parse(""), Err(ValidationError::InvalidJson));
+        assert_eq!(parse("[]"), Err(ValidationError::NotAnObject));
+        assert_eq!(parse("\"Pen\""), Err(ValidationError::NotAnObject));
+        assert_eq!(parse("null"), Err(ValidationError::NotAnObject));
+    }
+
+    #[test]
+    fn wrong_types_are_rejected() {
+        assert_eq!(parse(r#"{"name":5}"#), Err(ValidationError::NotAString { field: "name" }));
+        assert_eq!(parse(r#"{"name":null}"#), Err(ValidationError::NotAString { field: "name" }));
+        assert_eq!(
+            parse(r#"{"timestamp":["x"]}"#),
+            Err(ValidationError::NotAString { field: "timestamp" })
+        );
+    }
+
+    #[test]
+    fn lengths_are_counted_in_characters() {
+        let max_name = "é".repeat(256);
+        assert_eq!(parse(&format!(r#"{{"name":"{max_name}"}}"#)).unwrap().name, max_name);
+        let long_name = "a".repeat(257);
+        assert_eq!(
+            parse(&format!(r#"{{"name":"{long_name}"}}"#)),
+            Err(ValidationError::BadLength { field: "name", min: 1, max: 256 })
+        );
+        assert_eq!(
+            parse(r#"{"name":""}"#),
+            Err(ValidationError::BadLength { field: "name", min: 1, max: 256 })
+        );
+        assert_eq!(parse(r#"{"timestamp":""}"#).unwrap().timestamp, "");
+        let long_timestamp = "1".repeat(65);
+        assert_eq!(
+            parse(&format!(r#"{{"timestamp":"{long_timestamp}"}}"#)),
+            Err(ValidationError::BadLength { field: "timestamp", min: 0, max: 64 })
+        );
+    }
+
+    #[test]
+    fn messages_name_the_field() {
+        assert_eq!(
+            ValidationError::BadLength { field: "name", min: 1, max: 256 }.to_string(),
+            "`name` must be 1 to 256 characters"
+        );
+        assert_eq!(ValidationError::NotAString { field: "timestamp" }.to_string(), "`timestamp` must be a string");
+    }
+}

@@ -1,0 +1,271 @@
+//! Events and their stored form.
+//!
+//! The stored form ([`StoredEvent`]) is the contract with every event log that has
+//! ever been written: fields are only ever added, `schema` says which shape `data`
+//! has, and decoding never fails on fields it does not know.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Identity of an item, and so of its event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ItemId(pub Uuid);
+
+impl ItemId {
+    /// The event-log partition that holds this item's events.
+    pub fn stream_id(&self) -> String {
+        format!("{STREAM_PREFIX}{}", self.0)
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::parse_str(text).ok().map(Self)
+    }
+}
+
+impl std::fmt::Display for ItemId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Prefix of every item stream id in the event log; other partitions (such as
+/// idempotency records) use other prefixes and are not events.
+pub const STREAM_PREFIX: &str = "item#";
+
+/// Current version of the stored shape of `data` for each event type.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A domain event with its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: Uuid,
+    pub item_id: ItemId,
+    /// Position in the item's stream, starting at 1.
+    pub version: u64,
+    pub occurred_at: DateTime<Utc>,
+    /// Cognito `sub` of the caller whose request caused the event.
+    pub subject: String,
+    pub payload: EventPayload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventPayload {
+    ItemCreated(ItemCreated),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemCreated {
+    pub name: String,
+    pub timestamp: String,
+}
+
+impl EventPayload {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventPayload::ItemCreated(_) => "ItemCreated",
+        }
+    }
+}
+
+/// The stored, versioned form of an event: one record in the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub stream_id: String,
+    pub version: u64,
+    pub event_id: Uuid,
+    pub item_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub schema: u32,
+    pub occurred_at: String,
+    pub subject: String,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Written by newer code: skip it rather than fail (forward compatibility).
+    #[error("unknown event type `{0}`")]
+    UnknownType(String),
+    #[error("unsupported schema {schema} for event type `{event_type}`")]
+    UnsupportedSchema { event_type: String, schema: u32 },
+    #[error("malformed event: {0}")]
+    Malformed(String),
+}
+
+impl Event {
+    pub fn to_stored(&self) -> StoredEvent {
+        let data = match &self.payload {
+            // Serializing a struct of strings to a JSON value cannot fail.
+            EventPayload::ItemCreated(created) => serde_json::json!({
+                "name": created.name,
+                "timestamp": created.timestamp,
+            }),
+        };
+        StoredEvent {
+            stream_id: self.item_id.stream_id(),
+            version: self.version,
+            event_id: self.event_id,
+            item_id: self.item_id.0,
+            event_type: self.payload.type_name().to_owned(),
+            schema: SCHEMA_VERSION,
+            occurred_at: rfc3339::format(&self.occurred_at),
+            subject: self.subject.clone(),
+            data,
+        }
+    }
+}
+
+impl StoredEvent {
+    pub fn decode(self) -> Result<Event, DecodeError> {
+        let payload = match self.event_type.as_str() {
+            "ItemCreated" => {
+                if self.schema != 1 {
+                    return Err(DecodeError::UnsupportedSchema {
+                        event_type: self.event_type,
+                        schema: self.schema,
+                    });
+                }
+                let created: ItemCreated = serde_json::from_value(self.data)
+                    .map_err(|e| DecodeError::Malformed(format!("ItemCreated data: {e}")))?;
+                EventPayload::ItemCreated(created)
+            }
+            other => return Err(DecodeError::UnknownType(other.to_owned())),
+        };
+        let item_id = ItemId(self.item_id);
+        if self.stream_id != item_id.stream_id() {
+            return Err(DecodeError::Malformed(format!(
+                "stream id `{}` does not match item id {}",
+                self.stream_id, item_id
+            )));
+        }
+        if self.version == 0 {
+            return Err(DecodeError::Malformed("version 0".into()));
+        }
+        let occurred_at = rfc3339::parse(&self.occurred_at)
+            .map_err(|e| DecodeError::Malformed(format!("occurred_at: {e}")))?;
+        Ok(Event {
+            event_id: self.event_id,
+            item_id,
+            version: self.version,
+            occurred_at,
+            subject: self.subject,
+            payload,
+        })
+    }
+}
+
+/// RFC 3339 UTC timestamps with millisecond precision, as the API shows them.
+pub mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn format(at: &DateTime<Utc>) -> String {
+        at.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    pub fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+        DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc))
+    }
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FixedClock, at};
+
+    fn created_event() -> Event {
+        Event {
+            event_id: Uuid::from_u128(1),
+            item_id: ItemId(Uuid::from_u128(2)),
+            version: 1,
+            occurred_at: FixedClock::default().0,
+            subject: "sub-1".into(),
+            payload: EventPayload::ItemCreated(ItemCreated {
+                name: "Pen".into(),
+                timestamp: "today".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn stored_form_is_the_documented_json() {
+        let stored = serde_json::to_value(created_event().to_stored()).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({
+                "stream_id": "item#00000000-0000-0000-0000-000000000002",
+                "version": 1,
+                "event_id": "00000000-0000-0000-0000-000000000001",
+                "item_id": "00000000-0000-0000-0000-000000000002",
+                "type": "ItemCreated",
+                "schema": 1,
+                "occurred_at": "2026-01-02T03:04:05.678Z",
+                "subject": "sub-1",
+                "data": {"name": "Pen", "timestamp": "today"}
+            })
+        );
+    }
+
+    #[test]
+    fn round_trips_through_the_stored_form() {
+        let event = created_event();
+        assert_eq!(event.to_stored().decode().unwrap(), event);
+    }
+
+    #[test]
+    fn a_stored_event_written_by_version_1_stays_readable() {
+        // Frozen copy of what the first release wrote, with a field added later.
+        let written: StoredEvent = serde_json::from_str(
+            r#"{"stream_id":"item#00000000-0000-0000-0000-000000000002","version":1,
+                "event_id":"00000000-0000-0000-0000-000000000001",
+                "item_id":"00000000-0000-0000-0000-000000000002","type":"ItemCreated","schema":1,
+                "occurred_at":"2026-01-02T03:04:05.678Z","subject":"sub-1",
+                "data":{"name":"Pen","timestamp":"today","colour":"blue"},"added_later":true}"#,
+        )
+        .unwrap();
+        let event = written.decode().unwrap();
+        assert_eq!(event.occurred_at, at("2026-01-02T03:04:05.678Z"));
+        assert_eq!(event.payload, created_event().payload);
+    }
+
+    #[test]
+    fn unknown_types_are_reported_as_such() {
+        let mut stored = created_event().to_stored();
+        stored.event_type = "ItemArchived".into();
+        assert_eq!(stored.decode(), Err(DecodeError::UnknownType("ItemArchived".into())));
+    }
+
+    #[test]
+    fn a_newer_schema_is_not_guessed_at() {
+        let mut stored = created_event().to_stored();
+        stored.schema = 2;
+        assert!(matches!(stored.decode(), Err(DecodeError::UnsupportedSchema { schema: 2, .. })));
+    }
+
+    #[test]
+    fn malformed_data_is_rejected() {
+        let mut stored = created_event().to_stored();
+        stored.data = serde_json::json!({"name": 5});
+        assert!(matches!(stored.decode(), Err(DecodeError::Malformed(_))));
+
+        let mut stored = created_event().to_stored();
+        stored.stream_id = "item#someone-else".into();
+        assert!(matches!(stored.decode(), Err(DecodeError::Malformed(_))));
+
+        let mut stored = created_event().to_stored();
+        stored.occurred_at = "yesterday".into();
+        assert!(matches!(stored.decode(), Err(DecodeError::Malformed(_))));
+    }
+}

@@ -1,0 +1,90 @@
+//! Ports: what the application needs from the outside world.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::event::{Event, ItemId};
+use crate::item::Item;
+
+/// A dependency failed. The text is for logs only, never for clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or refused service (throttled, down).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with data this code cannot read.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// Someone else appended first: the stream is not at `expected`.
+    #[error("stream {item_id} is at version {actual}, not {expected}")]
+    Conflict { item_id: ItemId, expected: u64, actual: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The event log: the source of truth.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends `events` (all of one item, consecutive versions) to a stream that
+    /// must be at `expected_version` (0 for a new stream). All or nothing.
+    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError>;
+
+    /// One item's events in version order (empty when the item does not exist).
+    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError>;
+}
+
+/// Result of a version-guarded write to the read model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    Applied,
+    /// The read model already had this version or a newer one.
+    Stale,
+}
+
+/// A position in the read model, as the backend understands it. Never shown to
+/// clients as is: the [`CursorCodec`] seals it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageKey(pub String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Where the next page starts; `None` when the listing is complete.
+    pub next: Option<PageKey>,
+}
+
+/// The items read table, fed by the projector.
+#[async_trait]
+pub trait ReadModel: Send + Sync {
+    /// Writes `item` unless the stored one has the same or a newer version.
+    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError>;
+
+    async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError>;
+
+    /// One page after `after`. With `limit`, at most that many items; without,
+    /// one page of whatever size the backend serves (a DynamoDB Scan page is 1 MB).
+    async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub trait IdGenerator: Send + Sync {
+    fn new_id(&self) -> Uuid;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cursor")]
+pub struct InvalidCursor;
+
+/// Turns page keys into opaque, tamper-evident cursors and back.
+pub trait CursorCodec: Send + Sync {
+    fn seal(&self, key: &PageKey) -> String;
+    fn open(&self, cursor: &str) -> Result<PageKey, InvalidCursor>;
+}

@@ -1,0 +1,167 @@
+//! Application services: what the handlers call. One service per use, so each
+//! function gets only the ports (and so the permissions) it needs.
+
+use std::sync::Arc;
+
+use crate::command::CreateItem;
+use crate::event::{Event, EventPayload, ItemCreated, ItemId};
+use crate::item::Item;
+use crate::ports::{
+    AppendError, Clock, CursorCodec, EventStore, IdGenerator, ReadModel, StoreError, Upsert,
+};
+use crate::projection::{self, Outcome};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    /// Another writer took the new item's stream first. With random ids this
+    /// points at a broken id generator, not at the client.
+    #[error(transparent)]
+    Conflict(AppendError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `POST /items`: appends `ItemCreated` to the event log.
+pub struct CreateItemService {
+    events: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+impl CreateItemService {
+    pub fn new(events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
+        Self { events, clock, ids }
+    }
+
+    /// Records the item's creation by `subject` and returns the item as the read
+    /// model will show it once projected.
+    pub async fn create(&self, subject: &str, command: CreateItem) -> Result<Item, CreateError> {
+        let event = Event {
+            event_id: self.ids.new_id(),
+            item_id: ItemId(self.ids.new_id()),
+            version: 1,
+            occurred_at: self.clock.now(),
+            subject: subject.to_owned(),
+            payload: EventPayload::ItemCreated(ItemCreated {
+                name: command.name,
+                timestamp: command.timestamp,
+            }),
+        };
+        match self.events.append(0, std::slice::from_ref(&event)).await {
+            Ok(()) => {}
+            Err(AppendError::Store(e)) => return Err(CreateError::Store(e)),
+            Err(conflict @ AppendError::Conflict { .. }) => return Err(CreateError::Conflict(conflict)),
+        }
+        match projection::evolve(None, &event) {
+            Outcome::Apply(item) => Ok(item),
+            // evolve(None, ItemCreated) always applies.
+            Outcome::Ignore => Err(CreateError::Store(StoreError::Corrupt("creation was ignored".into()))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A list of items and, when the listing was cut by a limit, where to go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub items: Vec<Item>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /items` and `GET /items/{id}`: reads the read model.
+pub struct QueryService {
+    read_model: Arc<dyn ReadModel>,
+    cursors: Arc<dyn CursorCodec>,
+}
+
+impl QueryService {
+    pub fn new(read_model: Arc<dyn ReadModel>, cursors: Arc<dyn CursorCodec>) -> Self {
+        Self { read_model, cursors }
+    }
+
+    pub async fn get(&self, id: ItemId) -> Result<Option<Item>, QueryError> {
+        Ok(self.read_model.get(id).await?)
+    }
+
+    /// Without `limit`, every item from `cursor` on: pages are followed to the end,
+    /// never truncated. With `limit`, one page and the cursor of the next.
+    pub async fn list(&self, limit: Option<u32>, cursor: Option<&str>) -> Result<Listing, QueryError> {
+        let mut after = match cursor {
+            Some(cursor) => Some(self.cursors.open(cursor).map_err(|_| QueryError::InvalidCursor)?),
+            None => None,
+        };
+        if let Some(limit) = limit {
+            let page = self.read_model.list_page(Some(limit), after.as_ref()).await?;
+            return Ok(Listing {
+                items: page.items,
+                next_cursor: page.next.map(|key| self.cursors.seal(&key)),
+            });
+        }
+        let mut items = Vec::new();
+        loop {
+            let page = self.read_model.list_page(None, after.as_ref()).await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(Listing { items, next_cursor: None }),
+            }
+        }
+    }
+}
+
+/// What a batch did. Events after a failure are not attempted: the stream
+/// source retries from the failed one, so order is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BatchOutcome {
+    pub applied: usize,
+    pub ignored: usize,
+    /// Index of the first event that could not be applied, and why.
+    pub failed: Option<(usize, StoreError)>,
+}
+
+/// The projector: applies events to the read model.
+pub struct ProjectorService {
+    read_model: Arc<dyn ReadModel>,
+}
+
+impl ProjectorService {
+    pub fn new(read_model: Arc<dyn ReadModel>) -> Self {
+        Self { read_model }
+    }
+
+    /// Applies one event. Idempotent: the read model's write is version-guarded.
+    pub async fn apply(&self, event: &Event) -> Result<Upsert, StoreError> {
+        // ItemCreated holds the whole state, so no read is needed first; event
+        // types that patch state will load the current item here.
+        match projection::evolve(None, event) {
+            Outcome::Apply(item) => self.read_model.upsert_if_newer(&item).await,
+            Outcome::Ignore => Ok(Upsert::Stale),
+        }
+    }
+
+    /// Applies events in order, stopping at the first failure.
+    pub async fn project_batch(&self, events: &[Event]) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        for (index, event) in events.iter().enumerate() {
+            match self.apply(event).await {
+                Ok(Upsert::Applied) => outcome.applied += 1,
+                Ok(Upsert::Stale) => outcome.ignored += 1,
+                Err(error) => {
+                    outcome.failed = Some((index, error));
+                    break;
+                }
+            }
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! Service tests with small in-test fakes of the ports. The real adapters are
+//! tested against these same behaviours in the adapters' conformance suite.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::ports::{InvalidCursor, Page, PageKey};
+use crate::testing::{FixedClock, SequentialIds};
+
+#[derive(Default)]
+struct FakeEvents {
+    log: Mutex<Vec<Event>>,
+    down: bool,
+}
+
+#[async_trait]
+impl EventStore for FakeEvents {
+    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+        if self.down {
+            return Err(StoreError::Unavailable("down".into()).into());
+        }
+        let mut log = self.log.lock().unwrap();
+        let item_id = events[0].item_id;
+        let actual = log.iter().filter(|e| e.item_id == item_id).map(|e| e.version).max().unwrap_or(0);
+        if actual != expected_version {
+            return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
+        }
+        log.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        Ok(self.log.lock().unwrap().iter().filter(|e| e.item_id == item_id).cloned().collect())
+    }
+}
+
+/// A read model that serves `page_size` items per page and can fail the nth write.
+struct FakeReadModel {
+    items: Mutex<BTreeMap<ItemId, Item>>,
+    page_size: usize,
+    fail_write_number: Option<usize>,
+    writes: Mutex<usize>,
+}
+
+impl FakeReadModel {
+    fn new(page_size: usize) -> Self {
+        Self { items: Mutex::default(), page_size, fail_write_number: None, writes: Mutex::new(0) }
+    }
+}
+
+#[async_trait]
+impl ReadModel for FakeReadModel {
+    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
+        let mut writes = self.writes.lock().unwrap();
+        *writes += 1;
+        if Some(*writes) == self.fail_write_number {
+            return Err(StoreError::Unavailable("throttled".into()));
+        }
+        let mut items = self.items.lock().unwrap();
+        match items.get(&item.id) {
+            Some(current) if current.version >= item.version => Ok(Upsert::Stale),
+            _ => {
+                items.insert(item.id, item.clone());
+                Ok(Upsert::Applied)
+            }
+        }
+    }
+
+    async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
+        Ok(self.items.lock().unwrap().get(&id).cloned())
+    }
+
+    async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
+        let items = self.items.lock().unwrap();
+        let size = limit.map_or(self.page_size, |l| l as usize);
+        let start = after.map(|k| ItemId::parse(&k.0).unwrap());
+        let rest: Vec<Item> =
+            items.values().filter(|i| start.is_none_or(|s| i.id > s)).cloned().collect();
+        let page: Vec<Item> = rest.iter().take(size).cloned().collect();
+        let next = (rest.len() > size).then(|| PageKey(page.last().unwrap().id.to_string()));
+        Ok(Page { items: page, next })
+    }
+}
+
+/// Cursors as `sealed:<key>`; anything else is tampered.
+struct PrefixCursors;
+
+impl CursorCodec for PrefixCursors {
+    fn seal(&self, key: &PageKey) -> String {
+        format!("sealed:{}", key.0)
+    }
+    fn open(&self, cursor: &str) -> Result<PageKey, InvalidCursor> {
+        cursor.strip_prefix("sealed:").map(|k| PageKey(k.into())).ok_or(InvalidCursor)
+    }
+}
+
+fn create_service(events: Arc<FakeEvents>) -> CreateItemService {
+    CreateItemService::new(events, Arc::new(FixedClock::default()), Arc::new(SequentialIds::default()))
+}
+
+fn command(name: &str) -> CreateItem {
+    CreateItem { name: name.into(), timestamp: "N/A".into() }
+}
+
+async fn created_events(count: usize) -> Vec<Event> {
+    let events = Arc::new(FakeEvents::default());
+    let service = create_service(events.clone());
+    for n in 0..count {
+        service.create("sub-1", command(&format!("item {n}"))).await.unwrap();
+    }
+    let log = events.log.lock().unwrap().clone();
+    log
+}
+
+#[tokio::test]
+async fn create_appends_one_item_created_event_at_version_1() {
+    let events = Arc::new(FakeEvents::default());
+    let item = create_service(events.clone()).create("sub-1", command("Pen")).await.unwrap();
+
+    let log = events.log.lock().unwrap().clone();
+    assert_eq!(log.len(), 1);
+    let event = &log[0];
+    assert_eq!(event.item_id, item.id);
+    assert_ne!(event.event_id, item.id.0, "event and item ids are distinct");
+    assert_eq!(event.version, 1);
+    assert_eq!(event.subject, "sub-1");
+    assert_eq!(event.occurred_at, FixedClock::default().0);
+    assert_eq!(
+        event.payload,
+        EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "N/A".into() })
+    );
+    assert_eq!(item.created_by, "sub-1");
+    assert_eq!(item.version, 1);
+}
+
+#[tokio::test]
+async fn create_on_a_store_that_is_down_fails_and_records_nothing() {
+    let events = Arc::new(FakeEvents { down: true, ..FakeEvents::default() });
+    let result = create_service(events.clone()).create("sub-1", command("Pen")).await;
+    assert!(matches!(result, Err(CreateError::Store(StoreError::Unavailable(_)))));
+    assert!(events.log.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn projecting_a_batch_twice_gives_the_same_read_model() {
+    let events = created_events(3).await;
+    let read_model = Arc::new(FakeReadModel::new(10));
+    let projector = ProjectorService::new(read_model.clone());
+
+    let first = projector.project_batch(&events).await;
+    assert_eq!((first.applied, first.ignored, first.failed), (3, 0, None));
+    let snapshot = read_model.items.lock().unwrap().clone();
+
+    let second = projector.project_batch(&events).await;
+    assert_eq!((second.applied, second.ignored, second.failed), (0, 3, None));
+    assert_eq!(*read_model.items.lock().unwrap(), snapshot);
+}
+
+#[tokio::test]
+async fn a_batch_stops_at_the_first_failure_and_reports_its_index() {
+    let events = created_events(3).await;
+    let read_model = Arc::new(FakeReadModel { fail_write_number: Some(2), ..FakeReadModel::new(10) });
+    let outcome = ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    assert_eq!(outcome.applied, 1);
+    assert!(matches!(outcome.failed, Some((1, StoreError::Unavailable(_)))));
+    assert_eq!(read_model.items.lock().unwrap().len(), 1, "nothing after the failure was applied");
+}
+
+#[tokio::test]
+async fn listing_without_limit_follows_every_page() {
+    let events = created_events(7).await;
+    let read_model = Arc::new(FakeReadModel::new(2));
+    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+
+    let listing = QueryService::new(read_model, Arc::new(PrefixCursors)).list(None, None).await.unwrap();
+    assert_eq!(listing.items.len(), 7);
+    assert_eq!(listing.next_cursor, None);
+}
+
+#[tokio::test]
+async fn listing_with_limit_pages_through_sealed_cursors() {
+    let events = created_events(5).await;
+    let read_model = Arc::new(FakeReadModel::new(100));
+    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    let queries = QueryService::new(read_model, Arc::new(PrefixCursors));
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = queries.list(Some(2), cursor.as_deref()).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().map(|i| i.id));
+        match page.next_cursor {
+            Some(next) => {
+                assert!(next.starts_with("sealed:"));
+                cursor = Some(next);
+            }
+            None => break,
+        }
+    }
+    let mut expected: Vec<ItemId> = events.iter().map(|e| e.item_id).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_tampered_cursor_is_refused() {
+    let queries = QueryService::new(Arc::new(FakeReadModel::new(10)), Arc::new(PrefixCursors));
+    assert_eq!(queries.list(Some(2), Some("forged")).await, Err(QueryError::InvalidCursor));
+}
+
+#[tokio::test]
+async fn get_returns_the_projected_item_or_none() {
+    let events = created_events(1).await;
+    let read_model = Arc::new(FakeReadModel::new(10));
+    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    let queries = QueryService::new(read_model, Arc::new(PrefixCursors));
+
+    let item = queries.get(events[0].item_id).await.unwrap().unwrap();
+    assert_eq!(item.name, "item 0");
+    assert_eq!(queries.get(ItemId(uuid::Uuid::from_u128(999))).await.unwrap(), None);
+}

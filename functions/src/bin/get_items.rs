@@ -1,0 +1,24 @@
+//! The `get-items` Lambda: `GET /items` and `GET /items/{id}`.
+
+use std::sync::Arc;
+
+use items_adapters::apigw::get_items;
+use items_adapters::cursor::HmacCursorCodec;
+use items_adapters::dynamodb::DynamoReadModel;
+use items_domain::service::QueryService;
+use items_functions::settings::required_env;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let read_model = DynamoReadModel::new(aws_sdk_dynamodb::Client::new(&config), required_env("ITEMS_TABLE")?);
+    let cursors = HmacCursorCodec::new(required_env("CURSOR_SIGNING_KEY")?.as_bytes());
+    let service = QueryService::new(Arc::new(read_model), Arc::new(cursors));
+    let service = &service;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
+        Ok::<_, std::convert::Infallible>(get_items(service, event.payload).await)
+    }))
+    .await
+}
