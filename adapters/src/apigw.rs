@@ -253,6 +253,3 @@ fn log_request(
         "request"
     );
 }
-
-#[cfg(test)]
-mod tests;
