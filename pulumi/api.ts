@@ -1,0 +1,326 @@
+// API Gateway (REST): /items and /items/{id} behind a Cognito authorizer, CORS, stage v1.
+
+import * as crypto from "crypto";
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { READ_SCOPE, Settings, WRITE_SCOPE, namePrefix } from "./config";
+import { Cognito } from "./cognito";
+import { Functions, LambdaBundle } from "./functions";
+import { assumeRolePolicy } from "./iam";
+
+export const STAGE_NAME = "v1";
+export const CORS_ALLOW_HEADERS = "Authorization,Content-Type,Idempotency-Key";
+
+/** One JSON object per request in the access log group ($context variables). */
+export const ACCESS_LOG_FORMAT = JSON.stringify({
+    requestId: "$context.requestId",
+    extendedRequestId: "$context.extendedRequestId",
+    requestTime: "$context.requestTime",
+    ip: "$context.identity.sourceIp",
+    userAgent: "$context.identity.userAgent",
+    httpMethod: "$context.httpMethod",
+    resourcePath: "$context.resourcePath",
+    path: "$context.path",
+    status: "$context.status",
+    protocol: "$context.protocol",
+    responseLength: "$context.responseLength",
+    responseLatency: "$context.responseLatency",
+    integrationStatus: "$context.integration.status",
+    integrationLatency: "$context.integration.latency",
+    integrationError: "$context.integration.error",
+    authorizerError: "$context.authorizer.error",
+    sub: "$context.authorizer.claims.sub",
+    errorMessage: "$context.error.message",
+    errorType: "$context.error.responseType",
+});
+
+/** Deterministic hash used as the Deployment trigger. */
+export function redeploymentHash(parts: unknown): string {
+    return crypto.createHash("sha256").update(JSON.stringify(parts)).digest("hex");
+}
+
+interface Route {
+    key: string;
+    resource: aws.apigateway.Resource;
+    path: string;
+    httpMethod: "GET" | "POST";
+    target: LambdaBundle;
+    scopes: string[];
+    /** Tail of the execute-api source ARN allowed to invoke the target. */
+    sourceArnPath: string;
+    requestParameters?: Record<string, boolean>;
+}
+
+export interface RouteResources {
+    route: Route;
+    method: aws.apigateway.Method;
+    integration: aws.apigateway.Integration;
+    permission: aws.lambda.Permission;
+}
+
+export interface Api {
+    restApi: aws.apigateway.RestApi;
+    authorizer: aws.apigateway.Authorizer;
+    routes: RouteResources[];
+    deployment: aws.apigateway.Deployment;
+    stage: aws.apigateway.Stage;
+    accessLogGroup: aws.cloudwatch.LogGroup;
+    account?: aws.apigateway.Account;
+}
+
+export function createApi(settings: Settings, cognito: Cognito, fns: Functions): Api {
+    const prefix = namePrefix();
+    const origin = settings.api.corsAllowedOrigin;
+
+    const restApi = new aws.apigateway.RestApi("api", {
+        name: `${prefix}-api`,
+        description: "Items API",
+        endpointConfiguration: { types: "REGIONAL" },
+    });
+
+    const itemsResource = new aws.apigateway.Resource("items", {
+        restApi: restApi.id,
+        parentId: restApi.rootResourceId,
+        pathPart: "items",
+    });
+    const itemResource = new aws.apigateway.Resource("item", {
+        restApi: restApi.id,
+        parentId: itemsResource.id,
+        pathPart: "{id}",
+    });
+
+    const authorizer = new aws.apigateway.Authorizer("cognito", {
+        name: `${prefix}-cognito`,
+        restApi: restApi.id,
+        type: "COGNITO_USER_POOLS",
+        providerArns: [cognito.userPool.arn],
+        identitySource: "method.request.header.Authorization",
+    });
+
+    const routeSpecs: Route[] = [
+        {
+            key: "list-items",
+            resource: itemsResource,
+            path: "/items",
+            httpMethod: "GET",
+            target: fns.getItems,
+            scopes: [READ_SCOPE],
+            sourceArnPath: "GET/items",
+        },
+        {
+            key: "create-item",
+            resource: itemsResource,
+            path: "/items",
+            httpMethod: "POST",
+            target: fns.postItem,
+            scopes: [WRITE_SCOPE],
+            sourceArnPath: "POST/items",
+        },
+        {
+            key: "get-item",
+            resource: itemResource,
+            path: "/items/{id}",
+            httpMethod: "GET",
+            target: fns.getItems,
+            scopes: [READ_SCOPE],
+            sourceArnPath: "GET/items/*",
+            requestParameters: { "method.request.path.id": true },
+        },
+    ];
+
+    const routes: RouteResources[] = routeSpecs.map((route) => {
+        const method = new aws.apigateway.Method(`${route.key}-method`, {
+            restApi: restApi.id,
+            resourceId: route.resource.id,
+            httpMethod: route.httpMethod,
+            authorization: "COGNITO_USER_POOLS",
+            authorizerId: authorizer.id,
+            authorizationScopes: route.scopes,
+            requestParameters: route.requestParameters,
+        });
+        const integration = new aws.apigateway.Integration(`${route.key}-integration`, {
+            restApi: restApi.id,
+            resourceId: route.resource.id,
+            httpMethod: method.httpMethod,
+            type: "AWS_PROXY",
+            integrationHttpMethod: "POST",
+            uri: route.target.fn.invokeArn,
+        });
+        const permission = new aws.lambda.Permission(`${route.key}-permission`, {
+            action: "lambda:InvokeFunction",
+            function: route.target.fn.name,
+            principal: "apigateway.amazonaws.com",
+            // Any stage, this method and path only.
+            sourceArn: pulumi.interpolate`${restApi.executionArn}/*/${route.sourceArnPath}`,
+        });
+        return { route, method, integration, permission };
+    });
+
+    // CORS preflight: unauthenticated OPTIONS answered by API Gateway itself.
+    // (The Lambda proxy responses must carry Access-Control-Allow-Origin too.)
+    const corsTargets = [
+        { key: "items", resource: itemsResource, methods: "GET,POST,OPTIONS" },
+        { key: "item", resource: itemResource, methods: "GET,OPTIONS" },
+    ];
+    const cors = corsTargets.map((t) => {
+        const headers = {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+            "Access-Control-Allow-Methods": t.methods,
+            "Access-Control-Max-Age": "600",
+        };
+        const method = new aws.apigateway.Method(`${t.key}-options-method`, {
+            restApi: restApi.id,
+            resourceId: t.resource.id,
+            httpMethod: "OPTIONS",
+            authorization: "NONE",
+        });
+        const integration = new aws.apigateway.Integration(`${t.key}-options-integration`, {
+            restApi: restApi.id,
+            resourceId: t.resource.id,
+            httpMethod: method.httpMethod,
+            type: "MOCK",
+            requestTemplates: { "application/json": '{"statusCode": 200}' },
+        });
+        const methodResponse = new aws.apigateway.MethodResponse(`${t.key}-options-200`, {
+            restApi: restApi.id,
+            resourceId: t.resource.id,
+            httpMethod: method.httpMethod,
+            statusCode: "200",
+            responseModels: { "application/json": "Empty" },
+            responseParameters: Object.fromEntries(
+                Object.keys(headers).map((h) => [`method.response.header.${h}`, true]),
+            ),
+        });
+        const integrationResponse = new aws.apigateway.IntegrationResponse(
+            `${t.key}-options-integration-200`,
+            {
+                restApi: restApi.id,
+                resourceId: t.resource.id,
+                httpMethod: method.httpMethod,
+                statusCode: methodResponse.statusCode,
+                responseParameters: Object.fromEntries(
+                    Object.entries(headers).map(([h, v]) => [`method.response.header.${h}`, `'${v}'`]),
+                ),
+            },
+            { dependsOn: [integration] },
+        );
+        return { target: t, headers, method, integration, methodResponse, integrationResponse };
+    });
+
+    // Errors produced by API Gateway itself (401 from the authorizer, 403, 429,
+    // 5xx) also need the CORS headers or browsers hide them from the page.
+    const gatewayResponses = ["DEFAULT_4XX", "DEFAULT_5XX"].map(
+        (responseType) =>
+            new aws.apigateway.Response(`cors-${responseType.toLowerCase().replace("_", "-")}`, {
+                restApiId: restApi.id,
+                responseType,
+                responseParameters: {
+                    "gatewayresponse.header.Access-Control-Allow-Origin": `'${origin}'`,
+                    "gatewayresponse.header.Access-Control-Allow-Headers": `'${CORS_ALLOW_HEADERS}'`,
+                    "gatewayresponse.header.Access-Control-Allow-Methods": "'GET,POST,OPTIONS'",
+                },
+            }),
+    );
+
+    // Any change to a method, integration, CORS answer or gateway response
+    // changes this hash, which replaces the Deployment (and so redeploys v1).
+    const triggerParts = pulumi.all([
+        pulumi.all(
+            routes.map((r) =>
+                pulumi.all([
+                    r.route.path,
+                    r.route.httpMethod,
+                    r.route.scopes,
+                    r.method.id,
+                    r.method.authorization,
+                    r.method.authorizerId,
+                    r.integration.id,
+                    r.integration.type,
+                    r.integration.uri,
+                ]),
+            ),
+        ),
+        pulumi.all(
+            cors.map((c) =>
+                pulumi.all([c.target.key, c.headers, c.method.id, c.integration.id, c.integrationResponse.id]),
+            ),
+        ),
+        pulumi.all(gatewayResponses.map((g) => pulumi.all([g.id, g.responseType, g.responseParameters]))),
+        authorizer.id,
+        cognito.userPool.arn,
+    ]);
+    const deployment = new aws.apigateway.Deployment(
+        "deployment",
+        {
+            restApi: restApi.id,
+            description: "Items API deployment (replaced whenever the trigger hash changes)",
+            triggers: { redeployment: triggerParts.apply(redeploymentHash) },
+        },
+        {
+            dependsOn: [
+                ...routes.flatMap((r) => [r.method, r.integration]),
+                ...cors.flatMap((c) => [c.method, c.integration, c.methodResponse, c.integrationResponse]),
+                ...gatewayResponses,
+            ],
+        },
+    );
+
+    const account = settings.api.manageApiGatewayAccount ? createApiGatewayAccount() : undefined;
+
+    const accessLogGroup = new aws.cloudwatch.LogGroup("api-access-logs", {
+        name: `/aws/apigateway/${prefix}-${STAGE_NAME}-access`,
+        retentionInDays: settings.logRetentionDays,
+    });
+
+    const stage = new aws.apigateway.Stage(
+        STAGE_NAME,
+        {
+            restApi: restApi.id,
+            deployment: deployment.id,
+            stageName: STAGE_NAME,
+            description: "Items API, version 1",
+            accessLogSettings: {
+                destinationArn: accessLogGroup.arn,
+                format: ACCESS_LOG_FORMAT,
+            },
+        },
+        // Access logging needs the account-level CloudWatch role to be set.
+        { dependsOn: account ? [account] : [] },
+    );
+
+    new aws.apigateway.MethodSettings(`${STAGE_NAME}-method-settings`, {
+        restApi: restApi.id,
+        stageName: stage.stageName,
+        methodPath: "*/*",
+        settings: {
+            metricsEnabled: true,
+            loggingLevel: "OFF",
+            throttlingBurstLimit: settings.api.throttlingBurstLimit,
+            throttlingRateLimit: settings.api.throttlingRateLimit,
+        },
+    });
+
+    return { restApi, authorizer, routes, deployment, stage, accessLogGroup, account };
+}
+
+/**
+ * API Gateway writes logs with one role per account and region. Only create
+ * (and thereby own) that setting when asked: another stack may manage it.
+ */
+function createApiGatewayAccount(): aws.apigateway.Account {
+    const partition = aws.getPartitionOutput().partition;
+    const role = new aws.iam.Role("apigateway-cloudwatch-role", {
+        assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
+        description: "Lets API Gateway write access and execution logs to CloudWatch Logs",
+    });
+    const attachment = new aws.iam.RolePolicyAttachment("apigateway-cloudwatch-logs", {
+        role: role.name,
+        policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs`,
+    });
+    return new aws.apigateway.Account(
+        "apigateway-account",
+        { cloudwatchRoleArn: role.arn },
+        { dependsOn: [attachment] },
+    );
+}

@@ -1,0 +1,80 @@
+// Cognito: user pool, Hosted UI domain, the `items` resource server and the SPA client.
+
+import * as aws from "@pulumi/aws";
+import { READ_SCOPE, Settings, WRITE_SCOPE, namePrefix } from "./config";
+
+export const RESOURCE_SERVER_ID = "items";
+
+export interface Cognito {
+    userPool: aws.cognito.UserPool;
+    domain: aws.cognito.UserPoolDomain;
+    resourceServer: aws.cognito.ResourceServer;
+    client: aws.cognito.UserPoolClient;
+}
+
+export function createCognito(settings: Settings): Cognito {
+    const c = settings.cognito;
+    const userPool = new aws.cognito.UserPool("users", {
+        name: `${namePrefix()}-users`,
+        usernameAttributes: ["email"],
+        autoVerifiedAttributes: ["email"],
+        passwordPolicy: {
+            minimumLength: 12,
+            requireUppercase: true,
+            requireLowercase: true,
+            requireNumbers: true,
+            requireSymbols: true,
+            temporaryPasswordValidityDays: 7,
+        },
+        mfaConfiguration: "OPTIONAL",
+        softwareTokenMfaConfiguration: { enabled: true },
+        accountRecoverySetting: {
+            recoveryMechanisms: [{ name: "verified_email", priority: 1 }],
+        },
+        adminCreateUserConfig: { allowAdminCreateUserOnly: !c.selfSignUpEnabled },
+        deletionProtection: c.deletionProtection ? "ACTIVE" : "INACTIVE",
+    });
+
+    // Classic Hosted UI at https://<prefix>.auth.<region>.amazoncognito.com
+    const domain = new aws.cognito.UserPoolDomain("hosted-ui", {
+        domain: c.domainPrefix,
+        userPoolId: userPool.id,
+    });
+
+    const resourceServer = new aws.cognito.ResourceServer("items-resource-server", {
+        userPoolId: userPool.id,
+        identifier: RESOURCE_SERVER_ID,
+        name: "Items API",
+        scopes: [
+            { scopeName: "read", scopeDescription: "List and read items" },
+            { scopeName: "write", scopeDescription: "Create items" },
+        ],
+    });
+
+    const client = new aws.cognito.UserPoolClient(
+        "web-client",
+        {
+            name: `${namePrefix()}-web`,
+            userPoolId: userPool.id,
+            generateSecret: false,
+            allowedOauthFlowsUserPoolClient: true,
+            allowedOauthFlows: ["implicit", "code"],
+            allowedOauthScopes: ["openid", "email", READ_SCOPE, WRITE_SCOPE],
+            supportedIdentityProviders: ["COGNITO"],
+            callbackUrls: c.callbackUrls,
+            logoutUrls: c.logoutUrls,
+            defaultRedirectUri: c.defaultRedirectUri,
+            explicitAuthFlows: ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"],
+            preventUserExistenceErrors: "ENABLED",
+            enableTokenRevocation: true,
+            accessTokenValidity: c.accessTokenValidityMinutes,
+            idTokenValidity: c.accessTokenValidityMinutes,
+            refreshTokenValidity: 30,
+            tokenValidityUnits: { accessToken: "minutes", idToken: "minutes", refreshToken: "days" },
+        },
+        // The custom scopes only exist once the resource server does.
+        { dependsOn: [resourceServer] },
+    );
+
+    return { userPool, domain, resourceServer, client };
+}

@@ -1,0 +1,375 @@
+// Stack configuration: reading, defaults and validation.
+//
+// Everything except `loadSettings` is a pure function so it can be unit-tested
+// without the Pulumi engine or mocks (see tests/config.test.ts).
+
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+
+/** Pulumi project name; also the config namespace (`items-api:<key>`). */
+export const PROJECT_NAME = "items-api";
+
+/** Directory holding Pulumi.yaml; relative config paths are resolved against it. */
+export const PROJECT_DIR = __dirname;
+
+export const LAMBDA_NAMES = ["post-item", "get-items", "project-events"] as const;
+export type LambdaName = (typeof LAMBDA_NAMES)[number];
+
+export const ARCHITECTURES = ["x86_64", "arm64"] as const;
+export type Architecture = (typeof ARCHITECTURES)[number];
+
+export const LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Retention values accepted by CloudWatch Logs (0 would mean "never expire"; not offered). */
+export const LOG_RETENTION_DAYS = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+/** Scopes of the `items` resource server, as they appear in access tokens. */
+export const READ_SCOPE = "items/read";
+export const WRITE_SCOPE = "items/write";
+export const SIGN_IN_SCOPES = ["openid", READ_SCOPE, WRITE_SCOPE];
+
+export class ConfigError extends Error {
+    constructor(message: string) {
+        super(`items-api configuration: ${message}`);
+        this.name = "ConfigError";
+    }
+}
+
+export interface AuthUrls {
+    callbackUrls: string[];
+    logoutUrls: string[];
+    defaultRedirectUri: string;
+}
+
+export interface Settings {
+    architecture: Architecture;
+    /** As configured (relative paths are relative to the Pulumi project directory). */
+    lambdaArtifactsDir: string;
+    logLevel: LogLevel;
+    logRetentionDays: number;
+    apiMemorySizeMb: number;
+    apiTimeoutSeconds: number;
+    projectorMemorySizeMb: number;
+    projectorTimeoutSeconds: number;
+    idempotencyTtlSeconds: number;
+    stream: {
+        batchSize: number;
+        maximumBatchingWindowInSeconds: number;
+        maximumRetryAttempts: number;
+        maximumRecordAgeInSeconds: number;
+    };
+    cognito: AuthUrls & {
+        domainPrefix: string;
+        deletionProtection: boolean;
+        selfSignUpEnabled: boolean;
+        accessTokenValidityMinutes: number;
+    };
+    api: {
+        corsAllowedOrigin: string;
+        throttlingBurstLimit: number;
+        throttlingRateLimit: number;
+        manageApiGatewayAccount: boolean;
+    };
+}
+
+/** Every config key of the `items-api` namespace with its default (`undefined` = required). */
+export const CONFIG_DEFAULTS = {
+    cognitoDomainPrefix: undefined,
+    callbackUrls: undefined,
+    logoutUrls: "callbackUrls",
+    defaultRedirectUri: "callbackUrls[0]",
+    corsAllowedOrigin: "origin of callbackUrls[0]",
+    deletionProtection: true,
+    selfSignUpEnabled: false,
+    accessTokenValidityMinutes: 60,
+    lambdaArtifactsDir: "../target/lambda",
+    architecture: "x86_64",
+    logLevel: "INFO",
+    logRetentionDays: 14,
+    apiMemorySizeMb: 256,
+    apiTimeoutSeconds: 10,
+    projectorMemorySizeMb: 256,
+    projectorTimeoutSeconds: 30,
+    idempotencyTtlSeconds: 86400,
+    batchSize: 100,
+    maximumBatchingWindowInSeconds: 1,
+    maximumRetryAttempts: 5,
+    maximumRecordAgeInSeconds: 3600,
+    throttlingBurstLimit: 100,
+    throttlingRateLimit: 50,
+    manageApiGatewayAccount: false,
+} as const;
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1"]);
+
+/**
+ * Checks one Cognito callback / logout URL: it must be absolute, https, or
+ * plain http on localhost / 127.0.0.1 (any port), and carry no fragment.
+ * Returns a reason when rejected, `undefined` when fine.
+ */
+export function urlProblem(raw: string): string | undefined {
+    let url: URL;
+    try {
+        url = new URL(raw);
+    } catch {
+        return "is not an absolute URL";
+    }
+    if (url.hash !== "" || raw.includes("#")) {
+        return "must not contain a fragment (#...)";
+    }
+    if (url.username !== "" || url.password !== "") {
+        return "must not contain credentials";
+    }
+    if (url.protocol === "https:") {
+        return undefined;
+    }
+    if (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname)) {
+        return undefined;
+    }
+    return "must use https (plain http is only allowed for http://localhost and http://127.0.0.1)";
+}
+
+/**
+ * Validates the Hosted UI URLs and fills in the defaults:
+ * logoutUrls defaults to callbackUrls, defaultRedirectUri to callbackUrls[0].
+ * Throws a ConfigError naming the offending key and value.
+ */
+export function validateAuthUrls(input: {
+    callbackUrls?: unknown;
+    logoutUrls?: unknown;
+    defaultRedirectUri?: unknown;
+}): AuthUrls {
+    const callbackUrls = stringList("callbackUrls", input.callbackUrls);
+    if (callbackUrls === undefined || callbackUrls.length === 0) {
+        throw new ConfigError(
+            "callbackUrls must be a non-empty array of URLs " +
+                "(pulumi config set --path 'items-api:callbackUrls[0]' http://localhost:3000/)",
+        );
+    }
+    const logoutUrls = stringList("logoutUrls", input.logoutUrls) ?? [...callbackUrls];
+    if (logoutUrls.length === 0) {
+        throw new ConfigError("logoutUrls must not be empty when set");
+    }
+    for (const [key, list] of [
+        ["callbackUrls", callbackUrls],
+        ["logoutUrls", logoutUrls],
+    ] as const) {
+        const seen = new Set<string>();
+        list.forEach((u, i) => {
+            const problem = urlProblem(u);
+            if (problem !== undefined) {
+                throw new ConfigError(`${key}[${i}] = "${u}" ${problem}`);
+            }
+            if (seen.has(u)) {
+                throw new ConfigError(`${key}[${i}] = "${u}" is listed twice`);
+            }
+            seen.add(u);
+        });
+    }
+    if (input.defaultRedirectUri !== undefined && typeof input.defaultRedirectUri !== "string") {
+        throw new ConfigError("defaultRedirectUri must be a string");
+    }
+    const defaultRedirectUri = input.defaultRedirectUri ?? callbackUrls[0];
+    if (!callbackUrls.includes(defaultRedirectUri)) {
+        throw new ConfigError(
+            `defaultRedirectUri "${defaultRedirectUri}" must be one of callbackUrls ` +
+                `(${callbackUrls.map((u) => `"${u}"`).join(", ")}); Cognito compares them character for character`,
+        );
+    }
+    return { callbackUrls, logoutUrls, defaultRedirectUri };
+}
+
+function stringList(key: string, value: unknown): string[] | undefined {
+    if (value === undefined || value === null) {
+        return undefined;
+    }
+    if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+        throw new ConfigError(`${key} must be an array of strings (set it with pulumi config set --path '${key}[0]' ...)`);
+    }
+    return value as string[];
+}
+
+/**
+ * The CORS origin: the explicit `corsAllowedOrigin` if given (an origin such as
+ * https://app.example.com, or "*"), otherwise the origin of the first callback URL.
+ */
+export function resolveCorsOrigin(explicit: string | undefined, callbackUrls: string[]): string {
+    if (explicit === undefined) {
+        return new URL(callbackUrls[0]).origin;
+    }
+    if (explicit === "*") {
+        return explicit;
+    }
+    const problem = urlProblem(explicit);
+    if (problem !== undefined) {
+        throw new ConfigError(`corsAllowedOrigin "${explicit}" ${problem}`);
+    }
+    const origin = new URL(explicit).origin;
+    if (origin !== explicit) {
+        throw new ConfigError(`corsAllowedOrigin "${explicit}" must be a bare origin such as "${origin}" (no path, no trailing slash)`);
+    }
+    return origin;
+}
+
+/** Cognito prefix domain rules: lowercase letters, digits, hyphens; no reserved words. */
+export function validateDomainPrefix(prefix: string): string {
+    if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(prefix)) {
+        throw new ConfigError(
+            `cognitoDomainPrefix "${prefix}" must be 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen`,
+        );
+    }
+    for (const reserved of ["aws", "amazon", "cognito"]) {
+        if (prefix.includes(reserved)) {
+            throw new ConfigError(`cognitoDomainPrefix "${prefix}" must not contain the reserved word "${reserved}"`);
+        }
+    }
+    return prefix;
+}
+
+/** Validates an integer setting against inclusive bounds. */
+export function intInRange(key: string, value: number, min: number, max: number): number {
+    if (!Number.isInteger(value) || value < min || value > max) {
+        throw new ConfigError(`${key} must be an integer between ${min} and ${max}, got ${value}`);
+    }
+    return value;
+}
+
+export function oneOf<T extends string>(key: string, value: string, allowed: readonly T[]): T {
+    if (!(allowed as readonly string[]).includes(value)) {
+        throw new ConfigError(`${key} must be one of ${allowed.join(", ")}, got "${value}"`);
+    }
+    return value as T;
+}
+
+/** https://<prefix>.auth.<region>.amazoncognito.com */
+export function hostedUiBaseUrl(domainPrefix: string, region: string): string {
+    return `https://${domainPrefix}.auth.${region}.amazoncognito.com`;
+}
+
+/**
+ * The Hosted UI sign-in URL (implicit flow: the tokens come back in the
+ * redirect's #fragment). Scopes are space-separated, which URLSearchParams
+ * encodes as "+", and "/" becomes "%2F".
+ */
+export function hostedUiSignInUrl(args: {
+    domainPrefix: string;
+    region: string;
+    clientId: string;
+    redirectUri: string;
+    scopes?: string[];
+}): string {
+    const query = new URLSearchParams({
+        client_id: args.clientId,
+        response_type: "token",
+        scope: (args.scopes ?? SIGN_IN_SCOPES).join(" "),
+        redirect_uri: args.redirectUri,
+    });
+    return `${hostedUiBaseUrl(args.domainPrefix, args.region)}/oauth2/authorize?${query.toString()}`;
+}
+
+/** The `iss` claim of tokens issued by the pool. */
+export function issuerUrl(region: string, userPoolId: string): string {
+    return `https://cognito-idp.${region}.amazonaws.com/${userPoolId}`;
+}
+
+/**
+ * Where cargo-lambda put `<name>`'s zip. Returns the path to hand to
+ * FileArchive (relative to the working directory when the configured
+ * directory is relative, so that the path stored in the state does not depend
+ * on the machine) and throws a ConfigError pointing at scripts/build-lambdas
+ * when the file is missing.
+ */
+export function lambdaArchivePath(
+    artifactsDir: string,
+    name: string,
+    opts: { projectDir?: string; cwd?: string; exists?: (p: string) => boolean } = {},
+): string {
+    const projectDir = opts.projectDir ?? PROJECT_DIR;
+    const cwd = opts.cwd ?? process.cwd();
+    const exists = opts.exists ?? ((p: string) => fs.existsSync(p));
+    const absolute = path.resolve(projectDir, artifactsDir, name, "bootstrap.zip");
+    if (!exists(absolute)) {
+        throw new ConfigError(
+            `Lambda artifact ${absolute} does not exist. Build the functions first ` +
+                "(scripts/build-lambdas, i.e. cargo lambda build --release --output-format zip) " +
+                "or point items-api:lambdaArtifactsDir at the directory holding <name>/bootstrap.zip.",
+        );
+    }
+    return path.isAbsolute(artifactsDir) ? absolute : path.relative(cwd, absolute) || absolute;
+}
+
+/** Minimal view of pulumi.Config used by loadSettings (eases testing). */
+export type ConfigReader = Pick<pulumi.Config, "get" | "require" | "getObject" | "getBoolean" | "getNumber">;
+
+/** Reads and validates the whole stack configuration. */
+export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)): Settings {
+    const int = (key: keyof typeof CONFIG_DEFAULTS, def: number, min: number, max: number): number =>
+        intInRange(key, cfg.getNumber(key) ?? def, min, max);
+    const bool = (key: keyof typeof CONFIG_DEFAULTS, def: boolean): boolean => cfg.getBoolean(key) ?? def;
+
+    const auth = validateAuthUrls({
+        callbackUrls: cfg.getObject<unknown>("callbackUrls"),
+        logoutUrls: cfg.getObject<unknown>("logoutUrls"),
+        defaultRedirectUri: cfg.get("defaultRedirectUri"),
+    });
+    const logRetentionDays = cfg.getNumber("logRetentionDays") ?? CONFIG_DEFAULTS.logRetentionDays;
+    if (!(LOG_RETENTION_DAYS as readonly number[]).includes(logRetentionDays)) {
+        throw new ConfigError(`logRetentionDays must be one of ${LOG_RETENTION_DAYS.join(", ")}, got ${logRetentionDays}`);
+    }
+
+    return {
+        architecture: oneOf("architecture", cfg.get("architecture") ?? CONFIG_DEFAULTS.architecture, ARCHITECTURES),
+        lambdaArtifactsDir: cfg.get("lambdaArtifactsDir") ?? CONFIG_DEFAULTS.lambdaArtifactsDir,
+        logLevel: oneOf("logLevel", (cfg.get("logLevel") ?? CONFIG_DEFAULTS.logLevel).toUpperCase(), LOG_LEVELS),
+        logRetentionDays,
+        apiMemorySizeMb: int("apiMemorySizeMb", CONFIG_DEFAULTS.apiMemorySizeMb, 128, 10240),
+        apiTimeoutSeconds: int("apiTimeoutSeconds", CONFIG_DEFAULTS.apiTimeoutSeconds, 1, 900),
+        projectorMemorySizeMb: int("projectorMemorySizeMb", CONFIG_DEFAULTS.projectorMemorySizeMb, 128, 10240),
+        projectorTimeoutSeconds: int("projectorTimeoutSeconds", CONFIG_DEFAULTS.projectorTimeoutSeconds, 1, 900),
+        idempotencyTtlSeconds: int("idempotencyTtlSeconds", CONFIG_DEFAULTS.idempotencyTtlSeconds, 60, 365 * 24 * 3600),
+        stream: {
+            batchSize: int("batchSize", CONFIG_DEFAULTS.batchSize, 1, 1000),
+            maximumBatchingWindowInSeconds: int(
+                "maximumBatchingWindowInSeconds",
+                CONFIG_DEFAULTS.maximumBatchingWindowInSeconds,
+                0,
+                300,
+            ),
+            // Bounded on purpose: -1 (retry forever / keep forever) is not accepted.
+            maximumRetryAttempts: int("maximumRetryAttempts", CONFIG_DEFAULTS.maximumRetryAttempts, 0, 10000),
+            maximumRecordAgeInSeconds: int(
+                "maximumRecordAgeInSeconds",
+                CONFIG_DEFAULTS.maximumRecordAgeInSeconds,
+                60,
+                604800,
+            ),
+        },
+        cognito: {
+            ...auth,
+            domainPrefix: validateDomainPrefix(cfg.require("cognitoDomainPrefix")),
+            deletionProtection: bool("deletionProtection", CONFIG_DEFAULTS.deletionProtection),
+            selfSignUpEnabled: bool("selfSignUpEnabled", CONFIG_DEFAULTS.selfSignUpEnabled),
+            accessTokenValidityMinutes: int(
+                "accessTokenValidityMinutes",
+                CONFIG_DEFAULTS.accessTokenValidityMinutes,
+                5,
+                1440,
+            ),
+        },
+        api: {
+            corsAllowedOrigin: resolveCorsOrigin(cfg.get("corsAllowedOrigin"), auth.callbackUrls),
+            throttlingBurstLimit: int("throttlingBurstLimit", CONFIG_DEFAULTS.throttlingBurstLimit, 0, 1_000_000),
+            throttlingRateLimit: int("throttlingRateLimit", CONFIG_DEFAULTS.throttlingRateLimit, 0, 1_000_000),
+            manageApiGatewayAccount: bool("manageApiGatewayAccount", CONFIG_DEFAULTS.manageApiGatewayAccount),
+        },
+    };
+}
+
+/** `<project>-<stack>`, the prefix of every deterministic physical name. */
+export function namePrefix(): string {
+    return `${pulumi.getProject()}-${pulumi.getStack()}`;
+}

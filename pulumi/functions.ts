@@ -1,0 +1,169 @@
+// The three Lambda functions built by cargo-lambda, their log groups and roles.
+
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { LambdaName, Settings, lambdaArchivePath, namePrefix } from "./config";
+import { FunctionRole, PolicyStatement, createFunctionRole, logStatement } from "./iam";
+import { Tables } from "./tables";
+
+export interface LambdaBundle {
+    key: LambdaName;
+    /** Deterministic physical name, `<project>-<stack>-<key>`. */
+    functionName: string;
+    fn: aws.lambda.Function;
+    logGroup: aws.cloudwatch.LogGroup;
+    role: aws.iam.Role;
+    policy: aws.iam.RolePolicy;
+}
+
+export interface Functions {
+    postItem: LambdaBundle;
+    getItems: LambdaBundle;
+    projectEvents: LambdaBundle;
+    cursorSigningKey: random.RandomPassword;
+}
+
+interface LambdaSpec {
+    key: LambdaName;
+    description: string;
+    memorySize: number;
+    timeout: number;
+    environment: Record<string, pulumi.Input<string>>;
+    statements: PolicyStatement[];
+}
+
+/** Lambda's own limit on function names. */
+const MAX_FUNCTION_NAME = 64;
+
+export function functionName(key: LambdaName): string {
+    const name = `${namePrefix()}-${key}`;
+    if (name.length > MAX_FUNCTION_NAME) {
+        throw new Error(`function name "${name}" is longer than ${MAX_FUNCTION_NAME} characters; use a shorter stack name`);
+    }
+    return name;
+}
+
+function createLambda(settings: Settings, spec: LambdaSpec): LambdaBundle {
+    const name = functionName(spec.key);
+    // Created explicitly (rather than on first invocation) so that retention is
+    // managed, the role does not need logs:CreateLogGroup, and the group goes
+    // away with the stack.
+    const logGroup = new aws.cloudwatch.LogGroup(`${spec.key}-logs`, {
+        name: `/aws/lambda/${name}`,
+        retentionInDays: settings.logRetentionDays,
+    });
+    const { role, policy }: FunctionRole = createFunctionRole(spec.key, [
+        ...spec.statements,
+        logStatement(logGroup.arn),
+    ]);
+    const fn = new aws.lambda.Function(
+        spec.key,
+        {
+            name,
+            description: spec.description,
+            role: role.arn,
+            runtime: "provided.al2023",
+            handler: "bootstrap",
+            architectures: [settings.architecture],
+            code: new pulumi.asset.FileArchive(lambdaArchivePath(settings.lambdaArtifactsDir, spec.key)),
+            memorySize: spec.memorySize,
+            timeout: spec.timeout,
+            environment: { variables: spec.environment },
+            loggingConfig: {
+                logFormat: "JSON",
+                applicationLogLevel: settings.logLevel,
+                systemLogLevel: "WARN",
+                logGroup: logGroup.name,
+            },
+        },
+        // The policy must exist before the function runs (and before the
+        // event source mapping validates the role's stream permissions).
+        { dependsOn: [policy, logGroup] },
+    );
+    return { key: spec.key, functionName: name, fn, logGroup, role, policy };
+}
+
+export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs.Queue): Functions {
+    const tableEnv = {
+        EVENTS_TABLE: tables.events.name,
+        ITEMS_TABLE: tables.items.name,
+    };
+
+    const postItem = createLambda(settings, {
+        key: "post-item",
+        description: "POST /items: validates the command and appends an ItemCreated event",
+        memorySize: settings.apiMemorySizeMb,
+        timeout: settings.apiTimeoutSeconds,
+        environment: {
+            ...tableEnv,
+            IDEMPOTENCY_TTL_SECONDS: String(settings.idempotencyTtlSeconds),
+        },
+        statements: [
+            {
+                sid: "AppendEvents",
+                actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
+                resources: [tables.events.arn],
+            },
+        ],
+    });
+
+    // HMAC key for the opaque pagination cursors handed out by get-items.
+    const cursorSigningKey = new random.RandomPassword("cursor-signing-key", {
+        length: 48,
+        special: false,
+    });
+
+    const getItems = createLambda(settings, {
+        key: "get-items",
+        description: "GET /items and GET /items/{id}: reads the items read model",
+        memorySize: settings.apiMemorySizeMb,
+        timeout: settings.apiTimeoutSeconds,
+        environment: {
+            ...tableEnv,
+            CURSOR_SIGNING_KEY: pulumi.secret(cursorSigningKey.result),
+        },
+        statements: [
+            {
+                sid: "ReadItems",
+                actions: ["dynamodb:Scan", "dynamodb:GetItem"],
+                resources: [tables.items.arn],
+            },
+        ],
+    });
+
+    const projectEvents = createLambda(settings, {
+        key: "project-events",
+        description: "DynamoDB stream consumer: projects item events into the items table",
+        memorySize: settings.projectorMemorySizeMb,
+        timeout: settings.projectorTimeoutSeconds,
+        environment: tableEnv,
+        statements: [
+            {
+                sid: "WriteReadModel",
+                actions: ["dynamodb:PutItem"],
+                resources: [tables.items.arn],
+            },
+            {
+                // ListStreams has no resource-level permissions in IAM, so this
+                // grant of it is inert; the event source mapping is given the
+                // stream ARN and does not need it.
+                sid: "ReadEventStream",
+                actions: [
+                    "dynamodb:DescribeStream",
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                    "dynamodb:ListStreams",
+                ],
+                resources: [tables.events.streamArn],
+            },
+            {
+                sid: "SendFailuresToDlq",
+                actions: ["sqs:SendMessage"],
+                resources: [dlq.arn],
+            },
+        ],
+    });
+
+    return { postItem, getItems, projectEvents, cursorSigningKey };
+}

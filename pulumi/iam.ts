@@ -1,0 +1,88 @@
+// IAM helpers: one role per function, each with one inline least-privilege policy.
+
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface PolicyStatement {
+    sid: string;
+    actions: string[];
+    resources: pulumi.Input<string>[];
+}
+
+/** Trust policy letting a service (lambda.amazonaws.com by default) assume the role. */
+export function assumeRolePolicy(service = "lambda.amazonaws.com"): string {
+    return JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+            {
+                Effect: "Allow",
+                Principal: { Service: service },
+                Action: "sts:AssumeRole",
+            },
+        ],
+    });
+}
+
+/**
+ * Renders an IAM policy document from resolved statements. Refuses any `*` in
+ * actions or resources so that a typo cannot silently widen a grant. The
+ * log-stream form `<logGroupArn>:*` is the one exception: it is how CloudWatch
+ * Logs names "every stream of this one log group".
+ */
+export function renderPolicy(statements: { sid: string; actions: string[]; resources: string[] }[]): string {
+    const rendered = statements.map((s) => {
+        for (const a of s.actions) {
+            if (a.includes("*")) {
+                throw new Error(`policy statement ${s.sid}: wildcard action "${a}" is not allowed`);
+            }
+        }
+        for (const r of s.resources) {
+            if (r.includes("*") && !isLogStreamArn(r)) {
+                throw new Error(`policy statement ${s.sid}: wildcard resource "${r}" is not allowed`);
+            }
+        }
+        return { Sid: s.sid, Effect: "Allow", Action: s.actions, Resource: s.resources };
+    });
+    return JSON.stringify({ Version: "2012-10-17", Statement: rendered });
+}
+
+/** renderPolicy over statements whose resources are still Outputs (ARNs). */
+export function policyDocument(statements: PolicyStatement[]): pulumi.Output<string> {
+    // Actions are plain strings: check them now, at the call site.
+    renderPolicy(statements.map((s) => ({ ...s, resources: [] })));
+    return pulumi
+        .all(statements.map((s) => pulumi.all(s.resources)))
+        .apply((resolved) => renderPolicy(statements.map((s, i) => ({ ...s, resources: resolved[i] }))));
+}
+
+/** `arn:...:log-group:<name>:*` with no other wildcard. */
+function isLogStreamArn(resource: string): boolean {
+    return /^arn:[^*]+:logs:[^*]+:log-group:[^*]+:\*$/.test(resource);
+}
+
+/** Lets a function write to its own (pre-created) log group and nothing else. */
+export function logStatement(logGroupArn: pulumi.Input<string>): PolicyStatement {
+    return {
+        sid: "WriteOwnLogs",
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources: [pulumi.interpolate`${logGroupArn}:*`],
+    };
+}
+
+export interface FunctionRole {
+    role: aws.iam.Role;
+    policy: aws.iam.RolePolicy;
+}
+
+/** Creates `<name>-role` with the Lambda trust policy and one inline policy `<name>-policy`. */
+export function createFunctionRole(name: string, statements: PolicyStatement[]): FunctionRole {
+    const role = new aws.iam.Role(`${name}-role`, {
+        assumeRolePolicy: assumeRolePolicy(),
+        description: `Execution role of the ${name} Lambda function`,
+    });
+    const policy = new aws.iam.RolePolicy(`${name}-policy`, {
+        role: role.id,
+        policy: policyDocument(statements),
+    });
+    return { role, policy };
+}

@@ -1,0 +1,54 @@
+// Items API infrastructure.
+//
+//   Cognito Hosted UI -> API Gateway (REST, Cognito authorizer) -> Lambda -> DynamoDB
+//   events table stream -> project-events -> items table (failures -> SQS DLQ)
+//
+// See ../docs/deploy.md for the walk-through and the configuration reference.
+
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { createApi } from "./api";
+import { createCognito } from "./cognito";
+import { READ_SCOPE, hostedUiSignInUrl as signInUrl, issuerUrl, loadSettings } from "./config";
+import { createFunctions } from "./functions";
+import { createDlq, createStreamTrigger } from "./stream";
+import { createTables } from "./tables";
+
+const settings = loadSettings();
+const region = aws.getRegionOutput().region;
+
+const tables = createTables();
+const dlq = createDlq();
+const fns = createFunctions(settings, tables, dlq);
+createStreamTrigger(settings, tables.events, fns.projectEvents.fn, dlq);
+const cognito = createCognito(settings);
+const api = createApi(settings, cognito, fns);
+
+const hostedUi = (scopes?: string[]) =>
+    pulumi.all([region, cognito.client.id]).apply(([r, clientId]) =>
+        signInUrl({
+            domainPrefix: settings.cognito.domainPrefix,
+            region: r,
+            clientId,
+            redirectUri: settings.cognito.defaultRedirectUri,
+            scopes,
+        }),
+    );
+
+/** https://<api id>.execute-api.<region>.amazonaws.com/v1 */
+export const apiUrl = api.stage.invokeUrl;
+/** Implicit-flow sign-in; the access token comes back in the redirect's #fragment. */
+export const hostedUiSignInUrl = hostedUi();
+/** Same, asking only for items/read: its access token is refused by POST /items. */
+export const hostedUiReadOnlySignInUrl = hostedUi(["openid", READ_SCOPE]);
+export const userPoolId = cognito.userPool.id;
+export const userPoolClientId = cognito.client.id;
+export const issuer = pulumi.all([region, cognito.userPool.id]).apply(([r, id]) => issuerUrl(r, id));
+export const eventsTableName = tables.events.name;
+export const itemsTableName = tables.items.name;
+export const dlqUrl = dlq.url;
+export const functionNames = {
+    postItem: fns.postItem.functionName,
+    getItems: fns.getItems.functionName,
+    projectEvents: fns.projectEvents.functionName,
+};

@@ -1,0 +1,300 @@
+// Pure configuration logic: validation, defaults, URL builders. No mocks needed.
+
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, test } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+import { redeploymentHash } from "../api";
+import {
+    CONFIG_DEFAULTS,
+    ConfigError,
+    hostedUiSignInUrl,
+    intInRange,
+    issuerUrl,
+    lambdaArchivePath,
+    loadSettings,
+    resolveCorsOrigin,
+    validateAuthUrls,
+    validateDomainPrefix,
+    PROJECT_DIR,
+    type ConfigReader,
+} from "../config";
+import { policyDocument, renderPolicy } from "../iam";
+
+describe("validateAuthUrls", () => {
+    test("fills in logoutUrls and defaultRedirectUri from callbackUrls", () => {
+        assert.deepEqual(validateAuthUrls({ callbackUrls: ["https://app.example.com/cb", "http://localhost:3000/"] }), {
+            callbackUrls: ["https://app.example.com/cb", "http://localhost:3000/"],
+            logoutUrls: ["https://app.example.com/cb", "http://localhost:3000/"],
+            defaultRedirectUri: "https://app.example.com/cb",
+        });
+    });
+
+    test("keeps explicit logoutUrls and a defaultRedirectUri that is a callback URL", () => {
+        const r = validateAuthUrls({
+            callbackUrls: ["https://app.example.com/cb", "http://127.0.0.1:8080/cb"],
+            logoutUrls: ["https://app.example.com/"],
+            defaultRedirectUri: "http://127.0.0.1:8080/cb",
+        });
+        assert.deepEqual(r.logoutUrls, ["https://app.example.com/"]);
+        assert.equal(r.defaultRedirectUri, "http://127.0.0.1:8080/cb");
+    });
+
+    test("rejects a defaultRedirectUri that is not one of callbackUrls", () => {
+        assert.throws(
+            () =>
+                validateAuthUrls({
+                    callbackUrls: ["https://app.example.com/cb"],
+                    defaultRedirectUri: "https://app.example.com/other",
+                }),
+            (e: unknown) =>
+                e instanceof ConfigError &&
+                /defaultRedirectUri "https:\/\/app\.example\.com\/other" must be one of callbackUrls/.test(e.message),
+        );
+        // Exact match only: a missing trailing slash is a different URL to Cognito.
+        assert.throws(
+            () => validateAuthUrls({ callbackUrls: ["http://localhost:3000/"], defaultRedirectUri: "http://localhost:3000" }),
+            ConfigError,
+        );
+    });
+
+    test("rejects plain http except on localhost / 127.0.0.1", () => {
+        for (const bad of [
+            "http://app.example.com/cb",
+            "http://localhost.example.com/cb",
+            "http://10.0.0.1/cb",
+            "http://[::1]:3000/",
+        ]) {
+            assert.throws(
+                () => validateAuthUrls({ callbackUrls: [bad] }),
+                (e: unknown) => e instanceof ConfigError && e.message.includes("must use https") && e.message.includes(bad),
+                bad,
+            );
+        }
+        assert.throws(
+            () => validateAuthUrls({ callbackUrls: ["https://app.example.com/"], logoutUrls: ["http://app.example.com/"] }),
+            /logoutUrls\[0\] = "http:\/\/app\.example\.com\/" must use https/,
+        );
+        for (const good of ["http://localhost/", "http://localhost:3000/cb", "http://127.0.0.1:5173/", "https://x.example/"]) {
+            assert.doesNotThrow(() => validateAuthUrls({ callbackUrls: [good] }), good);
+        }
+    });
+
+    test("rejects other malformed input", () => {
+        assert.throws(() => validateAuthUrls({}), /callbackUrls must be a non-empty array/);
+        assert.throws(() => validateAuthUrls({ callbackUrls: [] }), /callbackUrls must be a non-empty array/);
+        assert.throws(() => validateAuthUrls({ callbackUrls: "https://a.example/" }), /must be an array of strings/);
+        assert.throws(() => validateAuthUrls({ callbackUrls: ["not a url"] }), /is not an absolute URL/);
+        assert.throws(() => validateAuthUrls({ callbackUrls: ["ftp://a.example/"] }), /must use https/);
+        assert.throws(() => validateAuthUrls({ callbackUrls: ["https://a.example/#x"] }), /fragment/);
+        assert.throws(
+            () => validateAuthUrls({ callbackUrls: ["https://a.example/", "https://a.example/"] }),
+            /listed twice/,
+        );
+    });
+});
+
+describe("other validators", () => {
+    test("CORS origin defaults to the first callback URL's origin and must be a bare origin", () => {
+        assert.equal(resolveCorsOrigin(undefined, ["http://localhost:3000/cb"]), "http://localhost:3000");
+        assert.equal(resolveCorsOrigin("https://app.example.com", ["http://localhost:3000/"]), "https://app.example.com");
+        assert.equal(resolveCorsOrigin("*", ["http://localhost:3000/"]), "*");
+        assert.throws(() => resolveCorsOrigin("https://app.example.com/", []), /bare origin/);
+        assert.throws(() => resolveCorsOrigin("http://app.example.com", []), /must use https/);
+    });
+
+    test("Cognito domain prefix rules", () => {
+        assert.equal(validateDomainPrefix("items-dev-42"), "items-dev-42");
+        for (const bad of ["Items", "-items", "items-", "my_items", "", "myaws", "cognito-x", "a".repeat(64)]) {
+            assert.throws(() => validateDomainPrefix(bad), ConfigError, bad);
+        }
+    });
+
+    test("integer bounds", () => {
+        assert.equal(intInRange("batchSize", 1000, 1, 1000), 1000);
+        assert.throws(() => intInRange("batchSize", 1001, 1, 1000), /batchSize must be an integer between 1 and 1000, got 1001/);
+        assert.throws(() => intInRange("batchSize", 0, 1, 1000), ConfigError);
+        assert.throws(() => intInRange("batchSize", 2.5, 1, 1000), ConfigError);
+    });
+
+    test("Lambda archive path: relative stays relative, missing zip is a clear error", () => {
+        const exists = () => true;
+        assert.equal(
+            lambdaArchivePath("../target/lambda", "post-item", { projectDir: "/repo/pulumi", cwd: "/repo/pulumi", exists }),
+            path.join("..", "target", "lambda", "post-item", "bootstrap.zip"),
+        );
+        assert.equal(
+            lambdaArchivePath("/abs/lambda", "get-items", { projectDir: "/repo/pulumi", cwd: "/elsewhere", exists }),
+            "/abs/lambda/get-items/bootstrap.zip",
+        );
+        assert.throws(
+            () => lambdaArchivePath("../target/lambda", "post-item", { projectDir: "/repo/pulumi", exists: () => false }),
+            (e: unknown) =>
+                e instanceof ConfigError &&
+                e.message.includes("/repo/target/lambda/post-item/bootstrap.zip does not exist") &&
+                e.message.includes("scripts/build-lambdas"),
+        );
+    });
+});
+
+describe("URL builders", () => {
+    test("Hosted UI sign-in URL", () => {
+        assert.equal(
+            hostedUiSignInUrl({
+                domainPrefix: "items-dev",
+                region: "us-east-1",
+                clientId: "abc",
+                redirectUri: "https://app.example.com/cb?x=1",
+            }),
+            "https://items-dev.auth.us-east-1.amazoncognito.com/oauth2/authorize?client_id=abc&response_type=token" +
+                "&scope=openid+items%2Fread+items%2Fwrite&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb%3Fx%3D1",
+        );
+    });
+
+    test("issuer", () => {
+        assert.equal(issuerUrl("eu-west-1", "eu-west-1_AbC"), "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC");
+    });
+
+    test("redeployment hash is deterministic and changes with any input", () => {
+        const base = [["/items", "GET", ["items/read"], "uri-1"]];
+        assert.equal(redeploymentHash(base), redeploymentHash(structuredClone(base)));
+        assert.notEqual(redeploymentHash(base), redeploymentHash([["/items", "GET", ["items/write"], "uri-1"]]));
+        assert.notEqual(redeploymentHash(base), redeploymentHash([["/items", "GET", ["items/read"], "uri-2"]]));
+    });
+});
+
+describe("IAM policy rendering", () => {
+    test("refuses wildcard actions and resources but allows the log-stream form", () => {
+        const table = "arn:aws:dynamodb:eu-west-1:123456789012:table/t";
+        assert.throws(() => renderPolicy([{ sid: "X", actions: ["dynamodb:*"], resources: [table] }]), /wildcard action "dynamodb:\*"/);
+        assert.throws(() => policyDocument([{ sid: "X", actions: ["*"], resources: [table] }]), /wildcard action/);
+        assert.throws(
+            () => renderPolicy([{ sid: "X", actions: ["dynamodb:GetItem"], resources: [`${table.slice(0, -1)}*`] }]),
+            /wildcard resource/,
+        );
+        assert.throws(() => renderPolicy([{ sid: "X", actions: ["dynamodb:GetItem"], resources: ["*"] }]), /wildcard resource/);
+        // Only the trailing ":*" of one named log group is accepted.
+        assert.throws(
+            () => renderPolicy([{ sid: "L", actions: ["logs:PutLogEvents"], resources: ["arn:aws:logs:eu-west-1:1:log-group:*:*"] }]),
+            /wildcard resource/,
+        );
+        const logs = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/f:*";
+        assert.deepEqual(JSON.parse(renderPolicy([{ sid: "L", actions: ["logs:PutLogEvents"], resources: [logs] }])), {
+            Version: "2012-10-17",
+            Statement: [{ Sid: "L", Effect: "Allow", Action: ["logs:PutLogEvents"], Resource: [logs] }],
+        });
+    });
+});
+
+describe("loadSettings", () => {
+    const load = (config: Record<string, string>) => {
+        const all: Record<string, string> = {};
+        for (const [k, v] of Object.entries(config)) all[`items-api:${k}`] = v;
+        pulumi.runtime.setAllConfig(all);
+        return loadSettings(new pulumi.Config("items-api"));
+    };
+    const minimal = { cognitoDomainPrefix: "items-dev", callbackUrls: '["http://localhost:3000/"]' };
+
+    test("defaults", () => {
+        const s = load(minimal);
+        assert.equal(s.architecture, "x86_64");
+        assert.equal(s.lambdaArtifactsDir, "../target/lambda");
+        assert.equal(s.logLevel, "INFO");
+        assert.equal(s.logRetentionDays, 14);
+        assert.equal(s.apiMemorySizeMb, 256);
+        assert.equal(s.apiTimeoutSeconds, 10);
+        assert.equal(s.projectorMemorySizeMb, 256);
+        assert.equal(s.projectorTimeoutSeconds, 30);
+        assert.equal(s.idempotencyTtlSeconds, 86400);
+        assert.deepEqual(s.stream, {
+            batchSize: 100,
+            maximumBatchingWindowInSeconds: 1,
+            maximumRetryAttempts: 5,
+            maximumRecordAgeInSeconds: 3600,
+        });
+        assert.deepEqual(s.cognito, {
+            callbackUrls: ["http://localhost:3000/"],
+            logoutUrls: ["http://localhost:3000/"],
+            defaultRedirectUri: "http://localhost:3000/",
+            domainPrefix: "items-dev",
+            deletionProtection: true,
+            selfSignUpEnabled: false,
+            accessTokenValidityMinutes: 60,
+        });
+        assert.deepEqual(s.api, {
+            corsAllowedOrigin: "http://localhost:3000",
+            throttlingBurstLimit: 100,
+            throttlingRateLimit: 50,
+            manageApiGatewayAccount: false,
+        });
+        // The documented defaults table agrees with what is applied.
+        assert.equal(CONFIG_DEFAULTS.batchSize, s.stream.batchSize);
+        assert.equal(CONFIG_DEFAULTS.logRetentionDays, s.logRetentionDays);
+    });
+
+    test("overrides", () => {
+        const s = load({
+            ...minimal,
+            architecture: "arm64",
+            logLevel: "debug",
+            batchSize: "1000",
+            deletionProtection: "false",
+            logRetentionDays: "30",
+        });
+        assert.equal(s.architecture, "arm64");
+        assert.equal(s.logLevel, "DEBUG");
+        assert.equal(s.stream.batchSize, 1000);
+        assert.equal(s.cognito.deletionProtection, false);
+        assert.equal(s.logRetentionDays, 30);
+    });
+
+    test("rejects invalid stack config with a clear error", () => {
+        assert.throws(() => load({ callbackUrls: minimal.callbackUrls }), /cognitoDomainPrefix/);
+        assert.throws(() => load({ cognitoDomainPrefix: "items-dev" }), /callbackUrls must be a non-empty array/);
+        assert.throws(
+            () => load({ ...minimal, defaultRedirectUri: "http://localhost:4000/" }),
+            /defaultRedirectUri "http:\/\/localhost:4000\/" must be one of callbackUrls/,
+        );
+        assert.throws(() => load({ ...minimal, callbackUrls: '["http://app.example.com/"]' }), /must use https/);
+        assert.throws(() => load({ ...minimal, architecture: "arm" }), /architecture must be one of x86_64, arm64/);
+        assert.throws(() => load({ ...minimal, batchSize: "0" }), /batchSize must be an integer between 1 and 1000/);
+        assert.throws(() => load({ ...minimal, batchSize: "1001" }), /batchSize/);
+        assert.throws(() => load({ ...minimal, maximumRetryAttempts: "-1" }), /maximumRetryAttempts/);
+        assert.throws(() => load({ ...minimal, maximumRecordAgeInSeconds: "-1" }), /maximumRecordAgeInSeconds/);
+        assert.throws(() => load({ ...minimal, logRetentionDays: "10" }), /logRetentionDays must be one of/);
+        assert.throws(() => load({ ...minimal, logLevel: "VERBOSE" }), /logLevel/);
+    });
+});
+
+describe("configuration reference in docs/deploy.md", () => {
+    test("documents every key loadSettings reads, with the applied default", () => {
+        pulumi.runtime.setAllConfig({
+            "items-api:cognitoDomainPrefix": "items-dev",
+            "items-api:callbackUrls": '["http://localhost:3000/"]',
+        });
+        const real = new pulumi.Config("items-api");
+        const read = new Set<string>();
+        const spy: ConfigReader = {
+            get: (k: string) => (read.add(k), real.get(k)),
+            require: (k: string) => (read.add(k), real.require(k)),
+            getObject: <T>(k: string) => (read.add(k), real.getObject<T>(k)),
+            getBoolean: (k: string) => (read.add(k), real.getBoolean(k)),
+            getNumber: (k: string) => (read.add(k), real.getNumber(k)),
+        } as ConfigReader;
+        loadSettings(spy);
+        assert.deepEqual([...read].sort(), Object.keys(CONFIG_DEFAULTS).sort());
+
+        const doc = fs.readFileSync(path.join(PROJECT_DIR, "..", "docs", "deploy.md"), "utf8");
+        for (const [key, def] of Object.entries(CONFIG_DEFAULTS)) {
+            const row = new RegExp("^\\| `" + key + "` \\| ([^|]+) \\|", "m").exec(doc);
+            assert.ok(row, `docs/deploy.md has no row for ${key}`);
+            const cell = row[1].trim();
+            if (def === undefined) {
+                assert.equal(cell, "*(required)*", key);
+            } else if (typeof def !== "string" || !/[ \[]/.test(def)) {
+                assert.equal(cell, "`" + String(def) + "`", key);
+            }
+        }
+    });
+});

@@ -1,0 +1,209 @@
+// Runs the Pulumi program against mocks (no CLI, no AWS) and records every
+// resource it registers. Each test file that uses this runs in its own process
+// under `node --test`, so each can load the program once with its own config.
+
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+
+export const REGION = "eu-west-1";
+export const ACCOUNT = "123456789012";
+export const PROJECT = "items-api";
+export const STACK = "test";
+
+export interface Registered {
+    type: string;
+    name: string;
+    inputs: Record<string, any>;
+    id: string;
+    state: Record<string, any>;
+}
+
+export interface Program {
+    resources: Registered[];
+    outputs: Record<string, unknown>;
+    artifactsDir: string;
+    /** Resources of one type token, e.g. "aws:lambda/function:Function". */
+    ofType(type: string): Registered[];
+    /** The single resource with this type and logical name. */
+    get(type: string, name: string): Registered;
+}
+
+const tempDirs: string[] = [];
+process.on("exit", () => {
+    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * Creates <dir>/<name>/bootstrap.zip placeholders (empty files): the program
+ * checks that the zips exist (FileArchive itself does not read them under mocks).
+ * Removed when the process exits.
+ */
+export function makeArtifactsDir(): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "items-api-lambda-"));
+    tempDirs.push(dir);
+    for (const name of ["post-item", "get-items", "project-events"]) {
+        fs.mkdirSync(path.join(dir, name));
+        fs.writeFileSync(path.join(dir, name, "bootstrap.zip"), "");
+    }
+    return dir;
+}
+
+function fabricate(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
+    const physical: string = inputs.name ?? `${name}-1a2b3c4`;
+    const id = `${name}-id`;
+    const arn = (service: string, rest: string) => `arn:aws:${service}:${REGION}:${ACCOUNT}:${rest}`;
+    const state: Record<string, any> = { ...inputs, name: physical };
+    switch (type) {
+        case "aws:dynamodb/table:Table":
+            state.arn = arn("dynamodb", `table/${physical}`);
+            if (inputs.streamEnabled) {
+                state.streamArn = `${state.arn}/stream/2024-01-01T00:00:00.000`;
+            }
+            return { id: physical, state };
+        case "aws:lambda/function:Function":
+            state.arn = arn("lambda", `function:${physical}`);
+            state.invokeArn = `arn:aws:apigateway:${REGION}:lambda:path/2015-03-31/functions/${state.arn}/invocations`;
+            return { id: physical, state };
+        case "aws:cloudwatch/logGroup:LogGroup":
+            state.arn = arn("logs", `log-group:${physical}`);
+            return { id: physical, state };
+        case "aws:iam/role:Role":
+            state.arn = `arn:aws:iam::${ACCOUNT}:role/${physical}`;
+            return { id: physical, state };
+        case "aws:sqs/queue:Queue":
+            state.arn = arn("sqs", physical);
+            state.url = `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${physical}`;
+            return { id: state.url, state };
+        case "aws:apigateway/restApi:RestApi":
+            state.rootResourceId = "rootres";
+            state.executionArn = arn("execute-api", "abc123api");
+            return { id: "abc123api", state };
+        case "aws:apigateway/stage:Stage":
+            state.invokeUrl = `https://${inputs.restApi}.execute-api.${REGION}.amazonaws.com/${inputs.stageName}`;
+            return { id: `ags-${inputs.restApi}-${inputs.stageName}`, state };
+        case "aws:cognito/userPool:UserPool":
+            state.arn = arn("cognito-idp", `userpool/${REGION}_Pool123`);
+            state.endpoint = `cognito-idp.${REGION}.amazonaws.com/${REGION}_Pool123`;
+            return { id: `${REGION}_Pool123`, state };
+        case "aws:cognito/userPoolClient:UserPoolClient":
+            return { id: "client123", state };
+        case "random:index/randomPassword:RandomPassword":
+            state.result = "k".repeat(inputs.length ?? 16);
+            return { id: "none", state };
+        default:
+            return { id, state };
+    }
+}
+
+/**
+ * Sets the config (values as the CLI passes them: strings, JSON for objects),
+ * installs the mocks, imports ../index and waits until everything registered.
+ */
+export async function loadProgram(config: Record<string, string>): Promise<Program> {
+    const resources: Registered[] = [];
+    const env: Record<string, string> = { "aws:region": REGION };
+    for (const [k, v] of Object.entries(config)) {
+        env[k.includes(":") ? k : `${PROJECT}:${k}`] = v;
+    }
+    process.env.PULUMI_CONFIG = JSON.stringify(env);
+
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args: pulumi.runtime.MockResourceArgs) {
+                const { id, state } = fabricate(args.type, args.name, args.inputs);
+                resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, state });
+                return { id, state };
+            },
+            call(args: pulumi.runtime.MockCallArgs) {
+                switch (args.token) {
+                    case "aws:index/getRegion:getRegion":
+                        return { id: REGION, name: REGION, region: REGION, description: "Europe (Ireland)", endpoint: `ec2.${REGION}.amazonaws.com` };
+                    case "aws:index/getPartition:getPartition":
+                        return { id: "aws", partition: "aws", dnsSuffix: "amazonaws.com", reverseDnsPrefix: "com.amazonaws" };
+                    case "aws:index/getCallerIdentity:getCallerIdentity":
+                        return { id: ACCOUNT, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/test`, userId: "AIDTEST" };
+                    default:
+                        throw new Error(`unexpected invoke ${args.token}`);
+                }
+            },
+        },
+        PROJECT,
+        STACK,
+        false,
+    );
+    // The config store snapshots process.env when first created; make sure it
+    // sees ours even if something touched it before.
+    pulumi.runtime.setAllConfig(env);
+
+    const mod: Record<string, unknown> = await import("../index");
+    const outputs: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(mod)) {
+        if (k === "default" || k === "__esModule") continue;
+        outputs[k] = await resolve(v);
+    }
+    await settle(() => resources.length);
+
+    const ofType = (type: string) => resources.filter((r) => r.type === type);
+    return {
+        resources,
+        outputs,
+        artifactsDir: config.lambdaArtifactsDir ?? "",
+        ofType,
+        get(type: string, name: string): Registered {
+            const found = ofType(type).filter((r) => r.name === name);
+            if (found.length !== 1) {
+                throw new Error(`expected one ${type} named ${name}, found ${found.length}`);
+            }
+            return found[0];
+        },
+    };
+}
+
+/** Resolves an Output (or a plain object of Outputs) to its value. */
+export async function resolve(value: unknown): Promise<unknown> {
+    if (pulumi.Output.isInstance(value)) {
+        return new Promise((res) => (value as pulumi.Output<unknown>).apply((v) => res(v)));
+    }
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+        const out: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(value)) out[k] = await resolve(v);
+        return out;
+    }
+    return value;
+}
+
+/** Waits for the RPC queue to drain, then until the resource count is stable. */
+async function settle(count: () => number): Promise<void> {
+    const waitForRPCs = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs;
+    if (waitForRPCs) await waitForRPCs();
+    let last = -1;
+    let stable = 0;
+    while (stable < 5) {
+        await new Promise((r) => setTimeout(r, 10));
+        const now = count();
+        stable = now === last ? stable + 1 : 0;
+        last = now;
+    }
+}
+
+/** Unwraps a value the mock monitor received as a secret; reports whether it was one. */
+export function unsecret(value: any): { secret: boolean; value: any } {
+    if (pulumi.runtime.isRpcSecret(value)) {
+        return { secret: true, value: pulumi.runtime.unwrapRpcSecret(value) };
+    }
+    return { secret: false, value };
+}
+
+/** Parses an IAM policy (JSON string) into Sid -> {actions, resources}. */
+export function parsePolicy(policy: string): Map<string, { actions: string[]; resources: string[] }> {
+    const doc = JSON.parse(policy);
+    const out = new Map<string, { actions: string[]; resources: string[] }>();
+    for (const s of doc.Statement) {
+        const list = (x: string | string[]) => (Array.isArray(x) ? x : [x]);
+        if (s.Effect !== "Allow") throw new Error(`unexpected effect ${s.Effect}`);
+        out.set(s.Sid, { actions: list(s.Action), resources: list(s.Resource) });
+    }
+    return out;
+}

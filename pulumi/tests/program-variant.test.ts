@@ -1,0 +1,104 @@
+// The program with every optional setting changed, against mocks.
+
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { before, test } from "node:test";
+import { PROJECT_DIR } from "../config";
+import { ACCOUNT, Program, REGION, loadProgram, makeArtifactsDir } from "./harness";
+
+let p: Program;
+let artifacts: string;
+
+before(async () => {
+    artifacts = makeArtifactsDir();
+    p = await loadProgram({
+        cognitoDomainPrefix: "items-prod",
+        callbackUrls: JSON.stringify(["https://app.example.com/callback", "http://localhost:3000/"]),
+        logoutUrls: JSON.stringify(["https://app.example.com/"]),
+        defaultRedirectUri: "http://localhost:3000/",
+        corsAllowedOrigin: "https://app.example.com",
+        // Relative to the Pulumi project directory, like the default.
+        lambdaArtifactsDir: path.relative(PROJECT_DIR, artifacts),
+        architecture: "arm64",
+        logLevel: "debug",
+        logRetentionDays: "30",
+        apiMemorySizeMb: "512",
+        apiTimeoutSeconds: "20",
+        projectorMemorySizeMb: "1024",
+        projectorTimeoutSeconds: "60",
+        idempotencyTtlSeconds: "3600",
+        batchSize: "10",
+        maximumBatchingWindowInSeconds: "0",
+        maximumRetryAttempts: "2",
+        maximumRecordAgeInSeconds: "600",
+        throttlingBurstLimit: "20",
+        throttlingRateLimit: "10",
+        deletionProtection: "false",
+        selfSignUpEnabled: "true",
+        manageApiGatewayAccount: "true",
+    });
+});
+
+test("functions follow architecture, sizing, log level, retention and a relative artifacts dir", async () => {
+    for (const f of p.ofType("aws:lambda/function:Function")) {
+        const i = f.inputs;
+        assert.deepEqual(i.architectures, ["arm64"]);
+        // Relative in the state (machine-independent), resolved from the project directory.
+        const archive = await i.code.path;
+        assert.ok(!path.isAbsolute(archive), archive);
+        assert.equal(path.resolve(archive), path.join(artifacts, f.name, "bootstrap.zip"));
+        assert.equal(i.memorySize, f.name === "project-events" ? 1024 : 512);
+        assert.equal(i.timeout, f.name === "project-events" ? 60 : 20);
+        assert.equal(i.loggingConfig.applicationLogLevel, "DEBUG");
+        assert.equal(i.loggingConfig.systemLogLevel, "WARN");
+        assert.equal(p.get("aws:cloudwatch/logGroup:LogGroup", `${f.name}-logs`).inputs.retentionInDays, 30);
+    }
+    const post = p.get("aws:lambda/function:Function", "post-item").inputs;
+    assert.equal(post.environment.variables.IDEMPOTENCY_TTL_SECONDS, "3600");
+});
+
+test("stream mapping uses the configured batching and bounds", () => {
+    const m = p.ofType("aws:lambda/eventSourceMapping:EventSourceMapping")[0].inputs;
+    assert.equal(m.batchSize, 10);
+    assert.equal(m.maximumBatchingWindowInSeconds, 0);
+    assert.equal(m.maximumRetryAttempts, 2);
+    assert.equal(m.maximumRecordAgeInSeconds, 600);
+    assert.equal(m.bisectBatchOnFunctionError, true);
+    assert.equal(m.startingPosition, "TRIM_HORIZON");
+});
+
+test("Cognito follows the URL, deletion-protection and sign-up settings", () => {
+    const pool = p.get("aws:cognito/userPool:UserPool", "users").inputs;
+    assert.equal(pool.deletionProtection, "INACTIVE");
+    assert.deepEqual(pool.adminCreateUserConfig, { allowAdminCreateUserOnly: false });
+    const c = p.get("aws:cognito/userPoolClient:UserPoolClient", "web-client").inputs;
+    assert.deepEqual(c.callbackUrls, ["https://app.example.com/callback", "http://localhost:3000/"]);
+    assert.deepEqual(c.logoutUrls, ["https://app.example.com/"]);
+    assert.equal(c.defaultRedirectUri, "http://localhost:3000/");
+    assert.match(String(p.outputs.hostedUiSignInUrl), /^https:\/\/items-prod\.auth\.eu-west-1\.amazoncognito\.com\/oauth2\/authorize\?/);
+    assert.ok(String(p.outputs.hostedUiSignInUrl).endsWith("&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2F"));
+});
+
+test("CORS uses the configured origin; throttling follows config", () => {
+    for (const r of p.ofType("aws:apigateway/integrationResponse:IntegrationResponse")) {
+        assert.equal(r.inputs.responseParameters["method.response.header.Access-Control-Allow-Origin"], "'https://app.example.com'");
+    }
+    for (const g of p.ofType("aws:apigateway/response:Response")) {
+        assert.equal(g.inputs.responseParameters["gatewayresponse.header.Access-Control-Allow-Origin"], "'https://app.example.com'");
+    }
+    const ms = p.get("aws:apigateway/methodSettings:MethodSettings", "v1-method-settings").inputs;
+    assert.equal(ms.settings.throttlingBurstLimit, 20);
+    assert.equal(ms.settings.throttlingRateLimit, 10);
+});
+
+test("manageApiGatewayAccount creates the CloudWatch role and account setting", () => {
+    const account = p.get("aws:apigateway/account:Account", "apigateway-account").inputs;
+    const role = p.get("aws:iam/role:Role", "apigateway-cloudwatch-role");
+    assert.equal(account.cloudwatchRoleArn, role.state.arn);
+    assert.deepEqual(JSON.parse(role.inputs.assumeRolePolicy).Statement[0].Principal, { Service: "apigateway.amazonaws.com" });
+    const attachment = p.get("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "apigateway-cloudwatch-logs").inputs;
+    assert.equal(attachment.role, role.state.name);
+    assert.equal(attachment.policyArn, "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs");
+    assert.ok(account.cloudwatchRoleArn.startsWith(`arn:aws:iam::${ACCOUNT}:role/`));
+    assert.equal(REGION, "eu-west-1");
+});

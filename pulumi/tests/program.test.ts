@@ -1,0 +1,422 @@
+// The program with the minimal (default) configuration, against mocks.
+
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { before, test } from "node:test";
+import { ACCOUNT, Program, REGION, Registered, loadProgram, makeArtifactsDir, parsePolicy, unsecret } from "./harness";
+
+const FN = "aws:lambda/function:Function";
+const METHOD = "aws:apigateway/method:Method";
+const INTEGRATION = "aws:apigateway/integration:Integration";
+const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
+
+const EVENTS_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/events-1a2b3c4`;
+const EVENTS_STREAM_ARN = `${EVENTS_ARN}/stream/2024-01-01T00:00:00.000`;
+const ITEMS_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/items-1a2b3c4`;
+const DLQ_ARN = `arn:aws:sqs:${REGION}:${ACCOUNT}:projector-dlq-1a2b3c4`;
+const logGroupArn = (fn: string) => `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/items-api-test-${fn}`;
+const invokeArn = (fn: string) =>
+    `arn:aws:apigateway:${REGION}:lambda:path/2015-03-31/functions/arn:aws:lambda:${REGION}:${ACCOUNT}:function:items-api-test-${fn}/invocations`;
+
+let p: Program;
+
+before(async () => {
+    p = await loadProgram({
+        cognitoDomainPrefix: "items-test",
+        callbackUrls: JSON.stringify(["http://localhost:3000/"]),
+        lambdaArtifactsDir: makeArtifactsDir(),
+    });
+});
+
+/** API path of a Method/Integration, from the Resource it is attached to. */
+function resourcePath(r: Registered): string {
+    const byId: Record<string, string> = { "items-id": "/items", "item-id": "/items/{id}" };
+    const found = byId[r.inputs.resourceId];
+    assert.ok(found, `unknown resourceId ${r.inputs.resourceId}`);
+    return found;
+}
+
+test("table key schemas and settings", () => {
+    const events = p.get("aws:dynamodb/table:Table", "events").inputs;
+    assert.equal(events.hashKey, "stream_id");
+    assert.equal(events.rangeKey, "version");
+    assert.deepEqual(
+        [...events.attributes].sort((a: any, b: any) => a.name.localeCompare(b.name)),
+        [
+            { name: "stream_id", type: "S" },
+            { name: "version", type: "N" },
+        ],
+    );
+    assert.equal(events.billingMode, "PAY_PER_REQUEST");
+    assert.deepEqual(events.pointInTimeRecovery, { enabled: true });
+    assert.deepEqual(events.serverSideEncryption, { enabled: true });
+    assert.deepEqual(events.ttl, { attributeName: "expires_at", enabled: true });
+
+    const items = p.get("aws:dynamodb/table:Table", "items").inputs;
+    assert.equal(items.hashKey, "id");
+    assert.equal(items.rangeKey, undefined);
+    assert.deepEqual(items.attributes, [{ name: "id", type: "S" }]);
+    assert.equal(items.billingMode, "PAY_PER_REQUEST");
+    assert.deepEqual(items.pointInTimeRecovery, { enabled: true });
+    assert.deepEqual(items.serverSideEncryption, { enabled: true });
+    assert.equal(items.streamEnabled, undefined);
+});
+
+test("events table stream settings", () => {
+    const events = p.get("aws:dynamodb/table:Table", "events").inputs;
+    assert.equal(events.streamEnabled, true);
+    assert.equal(events.streamViewType, "NEW_IMAGE");
+});
+
+test("event source mapping: TRIM_HORIZON, partial batch failures, bisect, bounded retries, DLQ, INSERT+prefix filter", () => {
+    const mappings = p.ofType("aws:lambda/eventSourceMapping:EventSourceMapping");
+    assert.equal(mappings.length, 1);
+    const m = mappings[0].inputs;
+    assert.equal(m.eventSourceArn, EVENTS_STREAM_ARN);
+    assert.equal(m.functionName, `arn:aws:lambda:${REGION}:${ACCOUNT}:function:items-api-test-project-events`);
+    assert.equal(m.startingPosition, "TRIM_HORIZON");
+    assert.equal(m.batchSize, 100);
+    assert.equal(m.maximumBatchingWindowInSeconds, 1);
+    assert.equal(m.bisectBatchOnFunctionError, true);
+    assert.equal(m.maximumRetryAttempts, 5);
+    assert.equal(m.maximumRecordAgeInSeconds, 3600);
+    assert.deepEqual(m.functionResponseTypes, ["ReportBatchItemFailures"]);
+    assert.deepEqual(m.destinationConfig, { onFailure: { destinationArn: DLQ_ARN } });
+    assert.equal(m.filterCriteria.filters.length, 1);
+    assert.equal(
+        m.filterCriteria.filters[0].pattern,
+        '{"eventName":["INSERT"],"dynamodb":{"Keys":{"stream_id":{"S":[{"prefix":"item#"}]}}}}',
+    );
+});
+
+test("DLQ is encrypted and keeps messages 14 days", () => {
+    const q = p.get("aws:sqs/queue:Queue", "projector-dlq").inputs;
+    assert.equal(q.sqsManagedSseEnabled, true);
+    assert.equal(q.messageRetentionSeconds, 1209600);
+});
+
+test("each function: runtime, handler, architecture, code path, sizing, env vars, log config", async () => {
+    const fns = p.ofType(FN);
+    assert.deepEqual(fns.map((f) => f.name).sort(), ["get-items", "post-item", "project-events"]);
+    const password = p.get("random:index/randomPassword:RandomPassword", "cursor-signing-key");
+    const expectedEnv: Record<string, Record<string, string>> = {
+        "post-item": {
+            EVENTS_TABLE: "events-1a2b3c4",
+            ITEMS_TABLE: "items-1a2b3c4",
+            IDEMPOTENCY_TTL_SECONDS: "86400",
+        },
+        "get-items": {
+            EVENTS_TABLE: "events-1a2b3c4",
+            ITEMS_TABLE: "items-1a2b3c4",
+            CURSOR_SIGNING_KEY: password.state.result,
+        },
+        "project-events": { EVENTS_TABLE: "events-1a2b3c4", ITEMS_TABLE: "items-1a2b3c4" },
+    };
+    for (const f of fns) {
+        const i = f.inputs;
+        assert.equal(i.name, `items-api-test-${f.name}`);
+        assert.equal(i.runtime, "provided.al2023");
+        assert.equal(i.handler, "bootstrap");
+        assert.deepEqual(i.architectures, ["x86_64"]);
+        assert.equal(await i.code.path, path.join(p.artifactsDir, f.name, "bootstrap.zip"));
+        assert.equal(i.memorySize, 256);
+        assert.equal(i.timeout, f.name === "project-events" ? 30 : 10);
+        // The signing key makes get-items' whole environment a secret.
+        const env = unsecret(i.environment);
+        assert.equal(env.secret, f.name === "get-items", `environment of ${f.name} secret?`);
+        assert.deepEqual(env.value.variables, expectedEnv[f.name], `env of ${f.name}`);
+        assert.deepEqual(i.loggingConfig, {
+            logFormat: "JSON",
+            applicationLogLevel: "INFO",
+            systemLogLevel: "WARN",
+            logGroup: `/aws/lambda/items-api-test-${f.name}`,
+        });
+        assert.equal(i.role, `arn:aws:iam::${ACCOUNT}:role/${f.name}-role-1a2b3c4`);
+        const logGroup = p.get("aws:cloudwatch/logGroup:LogGroup", `${f.name}-logs`).inputs;
+        assert.equal(logGroup.name, `/aws/lambda/items-api-test-${f.name}`);
+        assert.equal(logGroup.retentionInDays, 14);
+    }
+});
+
+test("cursor signing key is a 48-character random password without specials", () => {
+    const pw = p.get("random:index/randomPassword:RandomPassword", "cursor-signing-key").inputs;
+    assert.equal(pw.length, 48);
+    assert.equal(pw.special, false);
+});
+
+test("one role per function, assumable by Lambda only", () => {
+    const roles = p.ofType("aws:iam/role:Role");
+    assert.deepEqual(roles.map((r) => r.name).sort(), ["get-items-role", "post-item-role", "project-events-role"]);
+    for (const r of roles) {
+        const doc = JSON.parse(r.inputs.assumeRolePolicy);
+        assert.deepEqual(doc.Statement, [
+            { Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" },
+        ]);
+    }
+    assert.equal(p.ofType("aws:iam/rolePolicyAttachment:RolePolicyAttachment").length, 0);
+});
+
+test("role policies grant exactly the expected actions on exactly the expected resources", () => {
+    const expected: Record<string, Record<string, { actions: string[]; resources: string[] }>> = {
+        "post-item": {
+            AppendEvents: { actions: ["dynamodb:GetItem", "dynamodb:PutItem"], resources: [EVENTS_ARN] },
+            WriteOwnLogs: {
+                actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources: [`${logGroupArn("post-item")}:*`],
+            },
+        },
+        "get-items": {
+            ReadItems: { actions: ["dynamodb:GetItem", "dynamodb:Scan"], resources: [ITEMS_ARN] },
+            WriteOwnLogs: {
+                actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources: [`${logGroupArn("get-items")}:*`],
+            },
+        },
+        "project-events": {
+            WriteReadModel: { actions: ["dynamodb:PutItem"], resources: [ITEMS_ARN] },
+            ReadEventStream: {
+                actions: [
+                    "dynamodb:DescribeStream",
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                    "dynamodb:ListStreams",
+                ],
+                resources: [EVENTS_STREAM_ARN],
+            },
+            SendFailuresToDlq: { actions: ["sqs:SendMessage"], resources: [DLQ_ARN] },
+            WriteOwnLogs: {
+                actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources: [`${logGroupArn("project-events")}:*`],
+            },
+        },
+    };
+    const policies = p.ofType(ROLE_POLICY);
+    assert.deepEqual(policies.map((r) => r.name).sort(), ["get-items-policy", "post-item-policy", "project-events-policy"]);
+    for (const pol of policies) {
+        const fn = pol.name.replace(/-policy$/, "");
+        assert.equal(pol.inputs.role, `${fn}-role-1a2b3c4`, `policy ${pol.name} attached to its own role`);
+        const statements = parsePolicy(pol.inputs.policy);
+        const actual = Object.fromEntries(
+            [...statements].map(([sid, s]) => [sid, { actions: [...s.actions].sort(), resources: [...s.resources].sort() }]),
+        );
+        assert.deepEqual(actual, expected[fn], `statements of ${pol.name}`);
+        for (const s of statements.values()) {
+            for (const a of s.actions) assert.ok(!a.includes("*"), `wildcard action ${a} in ${pol.name}`);
+            for (const r of s.resources) {
+                const allowed = r === `${logGroupArn(fn)}:*`;
+                assert.ok(allowed || !r.includes("*"), `wildcard resource ${r} in ${pol.name}`);
+            }
+        }
+    }
+});
+
+test("every non-OPTIONS method uses the Cognito authorizer with the right scopes", () => {
+    const authorizer = p.get("aws:apigateway/authorizer:Authorizer", "cognito");
+    const methods = p.ofType(METHOD).filter((m) => m.inputs.httpMethod !== "OPTIONS");
+    const seen = methods.map((m) => `${m.inputs.httpMethod} ${resourcePath(m)}`).sort();
+    assert.deepEqual(seen, ["GET /items", "GET /items/{id}", "POST /items"]);
+    const expectedScopes: Record<string, string[]> = {
+        "GET /items": ["items/read"],
+        "GET /items/{id}": ["items/read"],
+        "POST /items": ["items/write"],
+    };
+    for (const m of methods) {
+        const key = `${m.inputs.httpMethod} ${resourcePath(m)}`;
+        assert.equal(m.inputs.restApi, "abc123api");
+        assert.equal(m.inputs.authorization, "COGNITO_USER_POOLS", key);
+        assert.equal(m.inputs.authorizerId, authorizer.id, key);
+        assert.deepEqual(m.inputs.authorizationScopes, expectedScopes[key], key);
+    }
+});
+
+test("every OPTIONS method is unauthenticated", () => {
+    const options = p.ofType(METHOD).filter((m) => m.inputs.httpMethod === "OPTIONS");
+    assert.deepEqual(options.map(resourcePath).sort(), ["/items", "/items/{id}"]);
+    for (const m of options) {
+        assert.equal(m.inputs.authorization, "NONE");
+        assert.equal(m.inputs.authorizerId, undefined);
+        assert.equal(m.inputs.authorizationScopes, undefined);
+    }
+});
+
+test("the authorizer trusts the user pool's Authorization header", () => {
+    const a = p.get("aws:apigateway/authorizer:Authorizer", "cognito").inputs;
+    assert.equal(a.type, "COGNITO_USER_POOLS");
+    assert.deepEqual(a.providerArns, [`arn:aws:cognito-idp:${REGION}:${ACCOUNT}:userpool/${REGION}_Pool123`]);
+    assert.equal(a.identitySource, "method.request.header.Authorization");
+    assert.equal(a.restApi, "abc123api");
+});
+
+test("integrations: Lambda proxy to the right function, MOCK for preflight", () => {
+    const target: Record<string, string> = {
+        "GET /items": "get-items",
+        "POST /items": "post-item",
+        "GET /items/{id}": "get-items",
+    };
+    const integrations = p.ofType(INTEGRATION);
+    assert.equal(integrations.length, 5);
+    for (const i of integrations) {
+        const key = `${i.inputs.httpMethod} ${resourcePath(i)}`;
+        if (i.inputs.httpMethod === "OPTIONS") {
+            assert.equal(i.inputs.type, "MOCK", key);
+            assert.deepEqual(i.inputs.requestTemplates, { "application/json": '{"statusCode": 200}' });
+            continue;
+        }
+        assert.equal(i.inputs.type, "AWS_PROXY", key);
+        assert.equal(i.inputs.integrationHttpMethod, "POST", key);
+        assert.equal(i.inputs.uri, invokeArn(target[key]), key);
+    }
+});
+
+test("Lambda permissions are limited to their method and path", () => {
+    const exec = `arn:aws:execute-api:${REGION}:${ACCOUNT}:abc123api`;
+    const perms = p
+        .ofType("aws:lambda/permission:Permission")
+        .map((x) => [x.inputs.function, x.inputs.sourceArn, x.inputs.principal, x.inputs.action].join(" "))
+        .sort();
+    assert.deepEqual(perms, [
+        `items-api-test-get-items ${exec}/*/GET/items apigateway.amazonaws.com lambda:InvokeFunction`,
+        `items-api-test-get-items ${exec}/*/GET/items/* apigateway.amazonaws.com lambda:InvokeFunction`,
+        `items-api-test-post-item ${exec}/*/POST/items apigateway.amazonaws.com lambda:InvokeFunction`,
+    ]);
+});
+
+test("CORS: preflight answers and gateway error responses carry the headers", () => {
+    const origin = "'http://localhost:3000'";
+    const headers = "'Authorization,Content-Type,Idempotency-Key'";
+    const responses = p.ofType("aws:apigateway/integrationResponse:IntegrationResponse");
+    assert.equal(responses.length, 2);
+    for (const r of responses) {
+        const params = r.inputs.responseParameters;
+        assert.equal(r.inputs.statusCode, "200");
+        assert.equal(params["method.response.header.Access-Control-Allow-Origin"], origin);
+        assert.equal(params["method.response.header.Access-Control-Allow-Headers"], headers);
+        assert.equal(
+            params["method.response.header.Access-Control-Allow-Methods"],
+            resourcePath(r) === "/items" ? "'GET,POST,OPTIONS'" : "'GET,OPTIONS'",
+        );
+    }
+    for (const mr of p.ofType("aws:apigateway/methodResponse:MethodResponse")) {
+        assert.equal(mr.inputs.responseParameters["method.response.header.Access-Control-Allow-Origin"], true);
+    }
+    const gw = p.ofType("aws:apigateway/response:Response");
+    assert.deepEqual(gw.map((g) => g.inputs.responseType).sort(), ["DEFAULT_4XX", "DEFAULT_5XX"]);
+    for (const g of gw) {
+        assert.equal(g.inputs.responseParameters["gatewayresponse.header.Access-Control-Allow-Origin"], origin);
+        assert.equal(g.inputs.responseParameters["gatewayresponse.header.Access-Control-Allow-Headers"], headers);
+        assert.equal(g.inputs.restApiId, "abc123api");
+    }
+});
+
+test("REST API is regional; deployment has a trigger hash; stage v1 logs and throttles", () => {
+    const api = p.get("aws:apigateway/restApi:RestApi", "api").inputs;
+    assert.deepEqual(api.endpointConfiguration, { types: "REGIONAL" });
+
+    const deployment = p.get("aws:apigateway/deployment:Deployment", "deployment").inputs;
+    assert.match(deployment.triggers.redeployment, /^[0-9a-f]{64}$/);
+
+    const stage = p.get("aws:apigateway/stage:Stage", "v1").inputs;
+    assert.equal(stage.stageName, "v1");
+    assert.equal(stage.deployment, "deployment-id");
+    const accessLogs = p.get("aws:cloudwatch/logGroup:LogGroup", "api-access-logs");
+    assert.equal(stage.accessLogSettings.destinationArn, accessLogs.state.arn);
+    assert.ok(!stage.accessLogSettings.destinationArn.endsWith(":*"));
+    const format = JSON.parse(stage.accessLogSettings.format);
+    assert.equal(format.requestId, "$context.requestId");
+    assert.equal(format.status, "$context.status");
+
+    const ms = p.get("aws:apigateway/methodSettings:MethodSettings", "v1-method-settings").inputs;
+    assert.equal(ms.stageName, "v1");
+    assert.equal(ms.methodPath, "*/*");
+    assert.equal(ms.settings.metricsEnabled, true);
+    assert.equal(ms.settings.throttlingBurstLimit, 100);
+    assert.equal(ms.settings.throttlingRateLimit, 50);
+
+    // manageApiGatewayAccount defaults to false.
+    assert.equal(p.ofType("aws:apigateway/account:Account").length, 0);
+});
+
+test("user pool: email sign-in, strong passwords, optional TOTP MFA, deletion protection", () => {
+    const pool = p.get("aws:cognito/userPool:UserPool", "users").inputs;
+    assert.deepEqual(pool.usernameAttributes, ["email"]);
+    assert.deepEqual(pool.autoVerifiedAttributes, ["email"]);
+    assert.deepEqual(pool.passwordPolicy, {
+        minimumLength: 12,
+        requireUppercase: true,
+        requireLowercase: true,
+        requireNumbers: true,
+        requireSymbols: true,
+        temporaryPasswordValidityDays: 7,
+    });
+    assert.equal(pool.mfaConfiguration, "OPTIONAL");
+    assert.deepEqual(pool.softwareTokenMfaConfiguration, { enabled: true });
+    assert.equal(pool.deletionProtection, "ACTIVE");
+    assert.deepEqual(pool.adminCreateUserConfig, { allowAdminCreateUserOnly: true });
+
+    const domain = p.get("aws:cognito/userPoolDomain:UserPoolDomain", "hosted-ui").inputs;
+    assert.equal(domain.domain, "items-test");
+    assert.equal(domain.userPoolId, `${REGION}_Pool123`);
+
+    const rs = p.get("aws:cognito/resourceServer:ResourceServer", "items-resource-server").inputs;
+    assert.equal(rs.identifier, "items");
+    assert.deepEqual(rs.scopes.map((s: any) => s.scopeName).sort(), ["read", "write"]);
+});
+
+test("user pool client: flows, scopes, callback URLs and default redirect URI", () => {
+    const c = p.get("aws:cognito/userPoolClient:UserPoolClient", "web-client").inputs;
+    assert.equal(c.userPoolId, `${REGION}_Pool123`);
+    assert.equal(c.generateSecret, false);
+    assert.equal(c.allowedOauthFlowsUserPoolClient, true);
+    assert.deepEqual([...c.allowedOauthFlows].sort(), ["code", "implicit"]);
+    assert.deepEqual(c.allowedOauthScopes, ["openid", "email", "items/read", "items/write"]);
+    assert.deepEqual(c.supportedIdentityProviders, ["COGNITO"]);
+    assert.deepEqual(c.callbackUrls, ["http://localhost:3000/"]);
+    assert.deepEqual(c.logoutUrls, ["http://localhost:3000/"]);
+    assert.equal(c.defaultRedirectUri, "http://localhost:3000/");
+    assert.deepEqual([...c.explicitAuthFlows].sort(), ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]);
+    assert.equal(c.preventUserExistenceErrors, "ENABLED");
+    assert.equal(c.accessTokenValidity, 60);
+    assert.deepEqual(c.tokenValidityUnits, { accessToken: "minutes", idToken: "minutes", refreshToken: "days" });
+});
+
+test("stack outputs are present with the right shapes", () => {
+    const o = p.outputs;
+    assert.deepEqual(
+        Object.keys(o).sort(),
+        [
+            "apiUrl",
+            "dlqUrl",
+            "eventsTableName",
+            "functionNames",
+            "hostedUiReadOnlySignInUrl",
+            "hostedUiSignInUrl",
+            "issuer",
+            "itemsTableName",
+            "userPoolClientId",
+            "userPoolId",
+        ],
+    );
+    assert.equal(o.apiUrl, `https://abc123api.execute-api.${REGION}.amazonaws.com/v1`);
+    assert.match(String(o.apiUrl), /^https:\/\/[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com\/v1$/);
+    assert.equal(
+        o.hostedUiSignInUrl,
+        `https://items-test.auth.${REGION}.amazoncognito.com/oauth2/authorize?client_id=client123` +
+            "&response_type=token&scope=openid+items%2Fread+items%2Fwrite&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2F",
+    );
+    assert.equal(
+        o.hostedUiReadOnlySignInUrl,
+        `https://items-test.auth.${REGION}.amazoncognito.com/oauth2/authorize?client_id=client123` +
+            "&response_type=token&scope=openid+items%2Fread&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2F",
+    );
+    assert.equal(o.userPoolId, `${REGION}_Pool123`);
+    assert.equal(o.userPoolClientId, "client123");
+    assert.equal(o.issuer, `https://cognito-idp.${REGION}.amazonaws.com/${REGION}_Pool123`);
+    assert.equal(o.eventsTableName, "events-1a2b3c4");
+    assert.equal(o.itemsTableName, "items-1a2b3c4");
+    assert.equal(o.dlqUrl, `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/projector-dlq-1a2b3c4`);
+    assert.deepEqual(o.functionNames, {
+        postItem: "items-api-test-post-item",
+        getItems: "items-api-test-get-items",
+        projectEvents: "items-api-test-project-events",
+    });
+});
