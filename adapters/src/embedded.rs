@@ -122,6 +122,39 @@ impl EventStore for EmbeddedEventStore {
     }
 }
 
+/// Replay reads: segment `s` of `n` holds the items whose id is `s` modulo `n`;
+/// pages of up to 1,000 events in append order (so each item's in version order).
+#[async_trait]
+impl items_domain::replay::EventLogScan for EmbeddedEventStore {
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        after: Option<&PageKey>,
+    ) -> Result<items_domain::replay::ScanPage, StoreError> {
+        self.check_available()?;
+        let start: usize = match after {
+            Some(key) => key.0.parse().map_err(|_| StoreError::Corrupt("bad scan position".into()))?,
+            None => 0,
+        };
+        let total = u128::from(total_segments.max(1));
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut page = items_domain::replay::ScanPage::default();
+        let mut position = start;
+        while position < log.events.len() && page.events.len() < 1000 {
+            let event = &log.events[position];
+            if event.item_id.0.as_u128() % total == u128::from(segment) {
+                page.events.push(event.clone());
+            }
+            position += 1;
+        }
+        if position < log.events.len() {
+            page.next = Some(PageKey(position.to_string()));
+        }
+        Ok(page)
+    }
+}
+
 /// An in-process read model, ordered by id.
 pub struct EmbeddedReadModel {
     items: RwLock<BTreeMap<ItemId, Item>>,

@@ -15,17 +15,11 @@ pub const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// Runs the projector handler on `records` and returns the index of the first
 /// record to deliver again, if any.
 pub async fn deliver(projector: &ProjectorService, records: Vec<EventRecord>) -> Option<usize> {
-    let sequence_numbers: Vec<Option<String>> =
-        records.iter().map(|r| r.change.sequence_number.clone()).collect();
+    let sequence_numbers: Vec<Option<String>> = records.iter().map(|r| r.change.sequence_number.clone()).collect();
     let mut batch = DynamoDbEvent::default();
     batch.records = records;
     let response = project_events(projector, batch).await;
     let failed = response.batch_item_failures.first()?;
     // An unknown identifier means the whole batch failed, as in Lambda.
-    Some(
-        sequence_numbers
-            .iter()
-            .position(|s| s.is_some() && *s == failed.item_identifier)
-            .unwrap_or(0),
-    )
+    Some(sequence_numbers.iter().position(|s| s.is_some() && *s == failed.item_identifier).unwrap_or(0))
 }

@@ -81,11 +81,8 @@ fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     if let ["items", id] = segments.as_slice() {
         path_parameters.insert("id".to_owned(), (*id).to_owned());
     }
-    let (function, scope) = if *method == Method::POST {
-        (Function::PostItem, WRITE_SCOPE)
-    } else {
-        (Function::GetItems, READ_SCOPE)
-    };
+    let (function, scope) =
+        if *method == Method::POST { (Function::PostItem, WRITE_SCOPE) } else { (Function::GetItems, READ_SCOPE) };
     Ok(Route { resource, function, scope, path_parameters })
 }
 
@@ -168,7 +165,10 @@ fn decorate(headers: &mut HeaderMap, request_id: &str, allowed_origin: Option<&s
     }
     if let Some(origin) = allowed_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, Link, x-amzn-requestid"));
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Location, Link, x-amzn-requestid"),
+        );
     }
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

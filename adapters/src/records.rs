@@ -2,8 +2,8 @@
 //! the stream decoder and the embedded change feed (so the embedded feed hands
 //! the projector exactly what a DynamoDB stream would).
 
-use items_domain::event::{DecodeError, STREAM_PREFIX, StoredEvent};
 use items_domain::Event;
+use items_domain::event::{DecodeError, STREAM_PREFIX, StoredEvent};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

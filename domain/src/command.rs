@@ -24,11 +24,7 @@ pub enum ValidationError {
     #[error("`{field}` must be a string")]
     NotAString { field: &'static str },
     #[error("`{field}` must be {min} to {max} characters")]
-    BadLength {
-        field: &'static str,
-        min: usize,
-        max: usize,
-    },
+    BadLength { field: &'static str, min: usize, max: usize },
 }
 
 impl CreateItem {
@@ -40,12 +36,8 @@ impl CreateItem {
             return Err(ValidationError::NotAnObject);
         };
         let name = optional_string(&fields, "name", 1, NAME_MAX_CHARS)?.unwrap_or(DEFAULT_NAME);
-        let timestamp = optional_string(&fields, "timestamp", 0, TIMESTAMP_MAX_CHARS)?
-            .unwrap_or(DEFAULT_TIMESTAMP);
-        Ok(Self {
-            name: name.to_owned(),
-            timestamp: timestamp.to_owned(),
-        })
+        let timestamp = optional_string(&fields, "timestamp", 0, TIMESTAMP_MAX_CHARS)?.unwrap_or(DEFAULT_TIMESTAMP);
+        Ok(Self { name: name.to_owned(), timestamp: timestamp.to_owned() })
     }
 }
 
@@ -80,10 +72,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_to_missing_fields() {
-        assert_eq!(
-            parse("{}").unwrap(),
-            CreateItem { name: "Unnamed".into(), timestamp: "N/A".into() }
-        );
+        assert_eq!(parse("{}").unwrap(), CreateItem { name: "Unnamed".into(), timestamp: "N/A".into() });
     }
 
     #[test]
@@ -107,10 +96,7 @@ mod tests {
     fn wrong_types_are_rejected() {
         assert_eq!(parse(r#"{"name":5}"#), Err(ValidationError::NotAString { field: "name" }));
         assert_eq!(parse(r#"{"name":null}"#), Err(ValidationError::NotAString { field: "name" }));
-        assert_eq!(
-            parse(r#"{"timestamp":["x"]}"#),
-            Err(ValidationError::NotAString { field: "timestamp" })
-        );
+        assert_eq!(parse(r#"{"timestamp":["x"]}"#), Err(ValidationError::NotAString { field: "timestamp" }));
     }
 
     #[test]
@@ -122,10 +108,7 @@ mod tests {
             parse(&format!(r#"{{"name":"{long_name}"}}"#)),
             Err(ValidationError::BadLength { field: "name", min: 1, max: 256 })
         );
-        assert_eq!(
-            parse(r#"{"name":""}"#),
-            Err(ValidationError::BadLength { field: "name", min: 1, max: 256 })
-        );
+        assert_eq!(parse(r#"{"name":""}"#), Err(ValidationError::BadLength { field: "name", min: 1, max: 256 }));
         assert_eq!(parse(r#"{"timestamp":""}"#).unwrap().timestamp, "");
         let long_timestamp = "1".repeat(65);
         assert_eq!(

@@ -123,10 +123,7 @@ impl StoredEvent {
         let payload = match self.event_type.as_str() {
             "ItemCreated" => {
                 if self.schema != 1 {
-                    return Err(DecodeError::UnsupportedSchema {
-                        event_type: self.event_type,
-                        schema: self.schema,
-                    });
+                    return Err(DecodeError::UnsupportedSchema { event_type: self.event_type, schema: self.schema });
                 }
                 let created: ItemCreated = serde_json::from_value(self.data)
                     .map_err(|e| DecodeError::Malformed(format!("ItemCreated data: {e}")))?;
@@ -144,8 +141,8 @@ impl StoredEvent {
         if self.version == 0 {
             return Err(DecodeError::Malformed("version 0".into()));
         }
-        let occurred_at = rfc3339::parse(&self.occurred_at)
-            .map_err(|e| DecodeError::Malformed(format!("occurred_at: {e}")))?;
+        let occurred_at =
+            rfc3339::parse(&self.occurred_at).map_err(|e| DecodeError::Malformed(format!("occurred_at: {e}")))?;
         Ok(Event {
             event_id: self.event_id,
             item_id,
@@ -192,10 +189,7 @@ mod tests {
             version: 1,
             occurred_at: FixedClock::default().0,
             subject: "sub-1".into(),
-            payload: EventPayload::ItemCreated(ItemCreated {
-                name: "Pen".into(),
-                timestamp: "today".into(),
-            }),
+            payload: EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "today".into() }),
         }
     }
 

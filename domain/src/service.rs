@@ -6,9 +6,7 @@ use std::sync::Arc;
 use crate::command::CreateItem;
 use crate::event::{Event, EventPayload, ItemCreated, ItemId};
 use crate::item::Item;
-use crate::ports::{
-    AppendError, Clock, CursorCodec, EventStore, IdGenerator, ReadModel, StoreError, Upsert,
-};
+use crate::ports::{AppendError, Clock, CursorCodec, EventStore, IdGenerator, ReadModel, StoreError, Upsert};
 use crate::projection::{self, Outcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,10 +40,7 @@ impl CreateItemService {
             version: 1,
             occurred_at: self.clock.now(),
             subject: subject.to_owned(),
-            payload: EventPayload::ItemCreated(ItemCreated {
-                name: command.name,
-                timestamp: command.timestamp,
-            }),
+            payload: EventPayload::ItemCreated(ItemCreated { name: command.name, timestamp: command.timestamp }),
         };
         match self.events.append(0, std::slice::from_ref(&event)).await {
             Ok(()) => {}
@@ -99,10 +94,7 @@ impl QueryService {
         };
         if let Some(limit) = limit {
             let page = self.read_model.list_page(Some(limit), after.as_ref()).await?;
-            return Ok(Listing {
-                items: page.items,
-                next_cursor: page.next.map(|key| self.cursors.seal(&key)),
-            });
+            return Ok(Listing { items: page.items, next_cursor: page.next.map(|key| self.cursors.seal(&key)) });
         }
         let mut items = Vec::new();
         loop {

@@ -43,13 +43,7 @@ impl JwksCache {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
-            url: url.into(),
-            http,
-            min_refresh_interval,
-            cache: RwLock::default(),
-            refreshing: Mutex::new(()),
-        }
+        Self { url: url.into(), http, min_refresh_interval, cache: RwLock::default(), refreshing: Mutex::new(()) }
     }
 
     pub fn url(&self) -> &str {

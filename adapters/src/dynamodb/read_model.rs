@@ -79,9 +79,7 @@ impl ReadModel for DynamoReadModel {
             for item in output.items.unwrap_or_default() {
                 items.push(Self::decode(item)?);
             }
-            start = output
-                .last_evaluated_key
-                .and_then(|key| key.get(ITEMS_KEY).and_then(|id| id.as_s().ok()).cloned());
+            start = output.last_evaluated_key.and_then(|key| key.get(ITEMS_KEY).and_then(|id| id.as_s().ok()).cloned());
             let filled = limit.is_none_or(|l| items.len() >= l as usize);
             // Without a limit: one Scan page (up to 1 MB). With one: keep
             // scanning until it is filled, since a page can hold fewer items.

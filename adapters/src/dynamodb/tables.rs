@@ -19,7 +19,11 @@ fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinitio
 }
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
-    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(|e| StoreError::Corrupt(e.to_string()))
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 async fn exists(client: &Client, table: &str) -> Result<bool, StoreError> {

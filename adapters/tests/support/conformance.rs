@@ -215,7 +215,12 @@ macro_rules! conformance_suite {
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn listing_pages_through_everything_exactly_once() {
-            support::conformance::listing_pages_through_everything_exactly_once($backend, $large_listing, $min_backend_pages).await;
+            support::conformance::listing_pages_through_everything_exactly_once(
+                $backend,
+                $large_listing,
+                $min_backend_pages,
+            )
+            .await;
         }
     };
 }

@@ -77,8 +77,7 @@ impl ReadModel for FakeReadModel {
         let items = self.items.lock().unwrap();
         let size = limit.map_or(self.page_size, |l| l as usize);
         let start = after.map(|k| ItemId::parse(&k.0).unwrap());
-        let rest: Vec<Item> =
-            items.values().filter(|i| start.is_none_or(|s| i.id > s)).cloned().collect();
+        let rest: Vec<Item> = items.values().filter(|i| start.is_none_or(|s| i.id > s)).cloned().collect();
         let page: Vec<Item> = rest.iter().take(size).cloned().collect();
         let next = (rest.len() > size).then(|| PageKey(page.last().unwrap().id.to_string()));
         Ok(Page { items: page, next })
@@ -111,8 +110,7 @@ async fn created_events(count: usize) -> Vec<Event> {
     for n in 0..count {
         service.create("sub-1", command(&format!("item {n}"))).await.unwrap();
     }
-    let log = events.log.lock().unwrap().clone();
-    log
+    events.log.lock().unwrap().clone()
 }
 
 #[tokio::test]
@@ -128,10 +126,7 @@ async fn create_appends_one_item_created_event_at_version_1() {
     assert_eq!(event.version, 1);
     assert_eq!(event.subject, "sub-1");
     assert_eq!(event.occurred_at, FixedClock::default().0);
-    assert_eq!(
-        event.payload,
-        EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "N/A".into() })
-    );
+    assert_eq!(event.payload, EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "N/A".into() }));
     assert_eq!(item.created_by, "sub-1");
     assert_eq!(item.version, 1);
 }
