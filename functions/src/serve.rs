@@ -78,6 +78,8 @@ fn cursor_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Registered before anything else, so a SIGTERM during start-up is a clean stop too.
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
@@ -155,7 +157,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     print_banner(&base_url, &backend, &issuer, dev_idp.is_some(), &args.data_dir);
     tracing::info!(%addr, backend, "listening");
     axum::serve(listener, gateway.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await?;
     projection.abort();
     tracing::info!("stopped");
@@ -181,24 +183,20 @@ fn print_banner(base_url: &str, backend: &str, issuer: &str, dev_idp: bool, data
     println!();
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }

@@ -50,17 +50,21 @@ impl DevIdentityProvider {
     pub fn load_or_create(data_dir: &Path, issuer: impl Into<String>) -> Result<Self, DevIdpError> {
         let path = data_dir.join(KEY_FILE);
         let io = |source| DevIdpError::Io { path: path.clone(), source };
-        let key_pair = match std::fs::read(&path) {
-            Ok(der) => RsaKeyPair::from_pkcs8(&der).map_err(|_| DevIdpError::BadKey(path.clone()))?,
+        let der = match std::fs::read(&path) {
+            Ok(der) => der,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(data_dir).map_err(io)?;
-                let key_pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| DevIdpError::Crypto)?;
+                let key_pair =
+                    RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| DevIdpError::Crypto)?;
                 let der = key_pair.as_der().map_err(|_| DevIdpError::Crypto)?;
-                write_private(&path, der.as_ref()).map_err(io)?;
-                key_pair
+                // `items serve` and `items token` may create it at the same time:
+                // the first complete file wins and both use it.
+                publish_private(&path, der.as_ref()).map_err(io)?;
+                std::fs::read(&path).map_err(io)?
             }
             Err(error) => return Err(io(error)),
         };
+        let key_pair = RsaKeyPair::from_pkcs8(&der).map_err(|_| DevIdpError::BadKey(path.clone()))?;
         Ok(Self::from_key_pair(key_pair, issuer))
     }
 
@@ -142,12 +146,42 @@ impl DevIdentityProvider {
     }
 }
 
-/// Writes a secret readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a secret readable by its owner only, whole or not at all: into a
+/// temporary file, then linked into place unless a file is already there.
+fn publish_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    let temporary = path.with_extension(format!("tmp-{}-{}", std::process::id(), Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    });
+    let _ = std::fs::remove_file(&temporary);
+    linked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_first_uses_share_one_key() {
+        let dir = std::env::temp_dir().join(format!("items-dev-idp-{}", Uuid::new_v4().simple()));
+        let kids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| DevIdentityProvider::load_or_create(&dir, "iss").unwrap().kid().to_owned()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(kids.windows(2).all(|pair| pair[0] == pair[1]), "{kids:?}");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary files left");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,0 +1,102 @@
+//! End to end: the `items` binary serving over HTTP, tokens from `items token`,
+//! on the embedded store and on a real DynamoDB Local.
+
+mod support;
+
+use std::time::Duration;
+
+use items_testkit::{DynamoDbLocal, unique_table};
+use serde_json::{Value, json};
+use support::{Server, claims, wait_until_listed};
+
+/// The quick start's story: create with the printed curl, see it in GET, and the
+/// errors a new user meets.
+async fn create_and_list(server: &Server, visible_within: Duration) {
+    let client = reqwest::Client::new();
+    let token = server.token(&[]);
+    let subject = claims(&token)["sub"].as_str().unwrap().to_owned();
+
+    let response = client
+        .post(server.url("/items"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"name":"Pen","timestamp":"2026-11-25"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "Item stored");
+    let id = body["item"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/items/{id}"));
+    assert_eq!(body["item"]["createdBy"], subject.as_str());
+
+    let listed = wait_until_listed(&client, server, &token, &id, visible_within).await;
+    assert_eq!(listed, body["item"]);
+    let one = client.get(server.url(&location)).header("Authorization", &token).send().await.unwrap();
+    assert_eq!(one.status(), 200);
+    assert_eq!(one.json::<Value>().await.unwrap(), body["item"]);
+
+    let no_token = client.post(server.url("/items")).json(&json!({"name": "x"})).send().await.unwrap();
+    assert_eq!(no_token.status(), 401);
+    assert_eq!(no_token.json::<Value>().await.unwrap(), json!({"message": "Unauthorized"}));
+
+    let read_only = server.token(&["--scope", "items/read"]);
+    let forbidden = client
+        .post(server.url("/items"))
+        .header("Authorization", format!("Bearer {read_only}"))
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+
+    let bad_json = client
+        .post(server.url("/items"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 400);
+    assert_eq!(bad_json.json::<Value>().await.unwrap(), json!({"message": "Request body is not valid JSON"}));
+
+    let all: Vec<Value> =
+        client.get(server.url("/items")).header("Authorization", &token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(all.len(), 1, "the rejected requests stored nothing");
+}
+
+#[tokio::test]
+async fn embedded_default_serves_end_to_end() {
+    let server = Server::start(&[]);
+    create_and_list(&server, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn dynamodb_mode_serves_end_to_end_through_the_stream_poller() {
+    let local = DynamoDbLocal::shared();
+    let endpoint = local.endpoint();
+    let (events, items) = (unique_table("e2e-events"), unique_table("e2e-items"));
+    let server = Server::start(&[
+        "--dynamodb",
+        "--dynamodb-endpoint",
+        &endpoint,
+        "--events-table",
+        &events,
+        "--items-table",
+        &items,
+    ]);
+    create_and_list(&server, Duration::from_secs(20)).await;
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = Server::start(&[]);
+    // SAFETY: sending a signal to our own child process.
+    let sent = unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    let status = server.wait_exit(Duration::from_secs(10)).expect("the server exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}

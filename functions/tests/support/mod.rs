@@ -1,0 +1,112 @@
+//! Runs the real `items` binary on a free port, as a user would.
+
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use items_testkit::free_port;
+use serde_json::Value;
+
+pub struct Server {
+    child: Child,
+    pub base_url: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// `items serve` with `extra` arguments, ready to take requests.
+    pub fn start(extra: &[&str]) -> Self {
+        let port = free_port();
+        let data_dir = std::env::temp_dir().join(format!("items-e2e-{}", uuid::Uuid::new_v4().simple()));
+        let child = Command::new(env!("CARGO_BIN_EXE_items"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(&data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("items serve starts");
+        let server = Self { child, base_url: format!("http://127.0.0.1:{port}"), data_dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            assert!(Instant::now() < deadline, "items serve did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// `items token` with `args`, against this server's data dir.
+    pub fn token(&self, args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_items"))
+            .arg("token")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .output()
+            .expect("items token runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// The claims of a JWT, unverified (to read back what a token says).
+pub fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Polls `GET /items` until `id` shows up; panics after `within`.
+pub async fn wait_until_listed(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    id: &str,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let response = client.get(server.url("/items")).header("Authorization", token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let items: Vec<Value> = response.json().await.unwrap();
+        if let Some(item) = items.into_iter().find(|item| item["id"] == id) {
+            return item;
+        }
+        assert!(Instant::now() < deadline, "item {id} not listed within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
