@@ -11,6 +11,7 @@
 
 pub mod apigw;
 pub mod auth;
+pub mod checkpoints;
 pub mod cursor;
 pub mod dynamodb;
 pub mod embedded;

@@ -12,6 +12,7 @@ pub mod event;
 pub mod item;
 pub mod ports;
 pub mod projection;
+pub mod replay;
 pub mod service;
 
 /// Deterministic clock and ids for tests (also used by the adapters' tests).

@@ -26,7 +26,11 @@ pub async fn clients(endpoint: Option<String>) -> Clients {
         loader = loader.endpoint_url(endpoint.clone());
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
             loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "local", "local", None, None, "dynamodb-local",
+                "local",
+                "local",
+                None,
+                None,
+                "dynamodb-local",
             ));
         }
         if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
@@ -34,8 +38,5 @@ pub async fn clients(endpoint: Option<String>) -> Clients {
         }
     }
     let config = loader.load().await;
-    Clients {
-        dynamodb: aws_sdk_dynamodb::Client::new(&config),
-        streams: aws_sdk_dynamodbstreams::Client::new(&config),
-    }
+    Clients { dynamodb: aws_sdk_dynamodb::Client::new(&config), streams: aws_sdk_dynamodbstreams::Client::new(&config) }
 }

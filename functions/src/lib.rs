@@ -3,6 +3,7 @@
 //! reads settings and connects the pieces.
 
 pub mod aws;
+pub mod replay;
 pub mod serve;
 pub mod settings;
 pub mod token;

@@ -1,7 +1,9 @@
 //! `items`: run the API locally, issue development tokens, replay the event log.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
-use items_functions::{serve, settings, token};
+use items_functions::{replay, serve, settings, token};
 
 #[derive(Debug, Parser)]
 #[command(name = "items", version, about = "Items API: local server and tools")]
@@ -16,16 +18,26 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print an access token from the development identity provider.
     Token(token::TokenArgs),
+    /// Rebuild the read table from the event log (DynamoDB); `--verify` compares them.
+    Replay(replay::ReplayArgs),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => {
             settings::init_cli_tracing();
             serve::run(args).await
         }
         Command::Token(args) => token::run(args),
+        Command::Replay(args) => return replay::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -30,7 +30,15 @@ impl DynamoEventStore {
         &self.table
     }
 
-    fn conflict(item_id: ItemId, expected: u64, existing: Option<&std::collections::HashMap<String, AttributeValue>>) -> AppendError {
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn conflict(
+        item_id: ItemId,
+        expected: u64,
+        existing: Option<&std::collections::HashMap<String, AttributeValue>>,
+    ) -> AppendError {
         let actual = existing
             .and_then(|item| item.get(EVENTS_SORT_KEY))
             .and_then(|v| v.as_n().ok())
@@ -104,10 +112,7 @@ impl EventStore for DynamoEventStore {
             Ok(_) => Ok(()),
             Err(error) => match error.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                    if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
                 {
                     let actual = self.stream(item_id).await?.last().map_or(0, |e| e.version);
                     Err(AppendError::Conflict { item_id, expected: expected_version, actual })

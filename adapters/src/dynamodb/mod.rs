@@ -5,11 +5,13 @@
 mod event_store;
 mod poller;
 mod read_model;
+mod replay;
 mod tables;
 
 pub use event_store::DynamoEventStore;
 pub use poller::{PollerConfig, run_stream_poller};
 pub use read_model::DynamoReadModel;
+pub use replay::BatchWriter;
 pub use tables::{ensure_events_table, ensure_items_table};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

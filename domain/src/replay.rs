@@ -1,0 +1,271 @@
+//! Rebuilding the read model from the event log: scan the log in disjoint
+//! segments, fold each page's events with the projector's own code, write the
+//! states, checkpoint per page so an interrupted run can resume. Also the pure
+//! comparison behind `--verify`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::event::{Event, ItemId};
+use crate::item::Item;
+use crate::ports::{PageKey, StoreError};
+use crate::projection::{self, Outcome};
+
+/// One page of one segment of the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanPage {
+    pub events: Vec<Event>,
+    /// Records that are not events this code reads (other partitions,
+    /// unknown types): counted, not replayed.
+    pub skipped: usize,
+    pub next: Option<PageKey>,
+}
+
+/// Reads the event log in `total_segments` disjoint parts (a parallel Scan).
+/// All events of one item are in one segment, in version order.
+#[async_trait]
+pub trait EventLogScan: Send + Sync {
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        after: Option<&PageKey>,
+    ) -> Result<ScanPage, StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteStats {
+    pub written: usize,
+    /// Already at this version or newer in the target: left alone.
+    pub stale: usize,
+    /// Writes the store asked to repeat (throttling, unprocessed items).
+    pub retries: usize,
+}
+
+impl std::ops::AddAssign for WriteStats {
+    fn add_assign(&mut self, other: Self) {
+        self.written += other.written;
+        self.stale += other.stale;
+        self.retries += other.retries;
+    }
+}
+
+/// Where replayed states go.
+#[async_trait]
+pub trait ReplayTarget: Send + Sync {
+    async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError>;
+}
+
+/// How far a segment got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentProgress {
+    /// Pages up to this position are written.
+    After(PageKey),
+    Done,
+}
+
+/// Where per-segment checkpoints are kept between runs.
+pub trait Checkpoints: Send + Sync {
+    fn load(&self, segment: u32) -> Option<SegmentProgress>;
+    fn save(&self, segment: u32, progress: &SegmentProgress) -> Result<(), StoreError>;
+}
+
+/// Checkpoints that are not kept (a run that will not be resumed).
+#[derive(Debug, Default)]
+pub struct NoCheckpoints;
+
+impl Checkpoints for NoCheckpoints {
+    fn load(&self, _segment: u32) -> Option<SegmentProgress> {
+        None
+    }
+    fn save(&self, _segment: u32, _progress: &SegmentProgress) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Told after every page, for progress displays.
+pub trait ReplayObserver: Send + Sync {
+    fn page_done(&self, segment: u32, events: usize, stats: WriteStats);
+}
+
+impl ReplayObserver for () {
+    fn page_done(&self, _segment: u32, _events: usize, _stats: WriteStats) {}
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplaySummary {
+    pub events: usize,
+    pub skipped: usize,
+    pub items: usize,
+    pub writes: WriteStats,
+    pub pages: usize,
+}
+
+impl std::ops::AddAssign for ReplaySummary {
+    fn add_assign(&mut self, other: Self) {
+        self.events += other.events;
+        self.skipped += other.skipped;
+        self.items += other.items;
+        self.writes += other.writes;
+        self.pages += other.pages;
+    }
+}
+
+/// The latest state of each item in `events` (any order), by the projector's rules.
+pub fn fold_states<'a>(events: impl IntoIterator<Item = &'a Event>) -> HashMap<ItemId, Item> {
+    let mut states: HashMap<ItemId, Item> = HashMap::new();
+    for event in events {
+        if let Outcome::Apply(item) = projection::evolve(states.get(&event.item_id), event) {
+            states.insert(item.id, item);
+        }
+    }
+    states
+}
+
+/// Writes through the read model's own version-guarded upsert, the
+/// projector's path: safe next to live projection and other replays.
+pub struct ReadModelTarget {
+    read_model: Arc<dyn crate::ports::ReadModel>,
+    concurrency: usize,
+}
+
+impl ReadModelTarget {
+    pub fn new(read_model: Arc<dyn crate::ports::ReadModel>, concurrency: usize) -> Self {
+        Self { read_model, concurrency: concurrency.max(1) }
+    }
+}
+
+#[async_trait]
+impl ReplayTarget for ReadModelTarget {
+    async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError> {
+        use futures::StreamExt;
+        let results: Vec<Result<crate::ports::Upsert, StoreError>> = futures::stream::iter(items)
+            .map(|item| {
+                let read_model = self.read_model.clone();
+                async move { read_model.upsert_if_newer(&item).await }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut stats = WriteStats::default();
+        for result in results {
+            match result? {
+                crate::ports::Upsert::Applied => stats.written += 1,
+                crate::ports::Upsert::Stale => stats.stale += 1,
+            }
+        }
+        Ok(stats)
+    }
+}
+
+pub struct ReplayService {
+    scan: Arc<dyn EventLogScan>,
+    /// `None` for a dry run: read and validate, write nothing.
+    target: Option<Arc<dyn ReplayTarget>>,
+    checkpoints: Arc<dyn Checkpoints>,
+    observer: Arc<dyn ReplayObserver>,
+}
+
+impl ReplayService {
+    pub fn new(
+        scan: Arc<dyn EventLogScan>,
+        target: Option<Arc<dyn ReplayTarget>>,
+        checkpoints: Arc<dyn Checkpoints>,
+        observer: Arc<dyn ReplayObserver>,
+    ) -> Self {
+        Self { scan, target, checkpoints, observer }
+    }
+
+    /// Replays every segment concurrently; the first error stops the run
+    /// (what was checkpointed stays done).
+    pub async fn run(&self, total_segments: u32) -> Result<ReplaySummary, StoreError> {
+        let total_segments = total_segments.max(1);
+        let runs = (0..total_segments).map(|segment| self.run_segment(segment, total_segments));
+        let mut summary = ReplaySummary::default();
+        for result in futures::future::join_all(runs).await {
+            summary += result?;
+        }
+        Ok(summary)
+    }
+
+    async fn run_segment(&self, segment: u32, total_segments: u32) -> Result<ReplaySummary, StoreError> {
+        let mut summary = ReplaySummary::default();
+        let mut after = match self.checkpoints.load(segment) {
+            Some(SegmentProgress::Done) => return Ok(summary),
+            Some(SegmentProgress::After(key)) => Some(key),
+            None => None,
+        };
+        loop {
+            let page = self.scan.scan_page(segment, total_segments, after.as_ref()).await?;
+            let states: Vec<Item> = fold_states(&page.events).into_values().collect();
+            let stats = match &self.target {
+                Some(target) if !states.is_empty() => target.write(states.clone()).await?,
+                _ => WriteStats::default(),
+            };
+            summary += ReplaySummary {
+                events: page.events.len(),
+                skipped: page.skipped,
+                items: states.len(),
+                writes: stats,
+                pages: 1,
+            };
+            self.observer.page_done(segment, page.events.len(), stats);
+            let progress = match page.next {
+                Some(next) => SegmentProgress::After(next),
+                None => SegmentProgress::Done,
+            };
+            if self.target.is_some() {
+                self.checkpoints.save(segment, &progress)?;
+            }
+            match progress {
+                SegmentProgress::After(next) => after = Some(next),
+                SegmentProgress::Done => return Ok(summary),
+            }
+        }
+    }
+}
+
+/// How the read table differs from what the event log says it should hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifyReport {
+    pub expected: usize,
+    pub actual: usize,
+    /// In the log, not in the table.
+    pub missing: Vec<ItemId>,
+    /// In both, but the table's copy is not the log's latest state.
+    pub stale: Vec<ItemId>,
+    /// In the table, not in the log.
+    pub extra: Vec<ItemId>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.stale.is_empty() && self.extra.is_empty()
+    }
+}
+
+/// Compares the expected states (from [`fold_states`] over the whole log) with
+/// the table's items.
+pub fn verify(expected: &HashMap<ItemId, Item>, actual: impl IntoIterator<Item = Item>) -> VerifyReport {
+    let mut report = VerifyReport { expected: expected.len(), ..VerifyReport::default() };
+    let mut seen = std::collections::HashSet::new();
+    for item in actual {
+        report.actual += 1;
+        seen.insert(item.id);
+        match expected.get(&item.id) {
+            None => report.extra.push(item.id),
+            Some(want) if *want != item => report.stale.push(item.id),
+            Some(_) => {}
+        }
+    }
+    report.missing = expected.keys().filter(|id| !seen.contains(id)).copied().collect();
+    report.missing.sort();
+    report.stale.sort();
+    report.extra.sort();
+    report
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+use std::sync::Mutex;
+
+use super::*;
+use crate::event::{EventPayload, ItemCreated};
+use crate::testing::at;
+
+fn created(item: u128, version: u64, name: &str) -> Event {
+    Event {
+        event_id: uuid::Uuid::from_u128(1000 + item * 10 + u128::from(version)),
+        item_id: ItemId(uuid::Uuid::from_u128(item)),
+        version,
+        occurred_at: at("2026-01-02T03:04:05.678Z"),
+        subject: "sub".into(),
+        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "N/A".into() }),
+    }
+}
+
+/// A log split into segments by item id, served two events a page; can fail
+/// once at a given (segment, page).
+struct PagedLog {
+    events: Vec<Event>,
+    fail_at: Mutex<Option<(u32, usize)>>,
+}
+
+#[async_trait]
+impl EventLogScan for PagedLog {
+    async fn scan_page(&self, segment: u32, total: u32, after: Option<&PageKey>) -> Result<ScanPage, StoreError> {
+        let mine: Vec<&Event> =
+            self.events.iter().filter(|e| (e.item_id.0.as_u128() % u128::from(total)) as u32 == segment).collect();
+        let start: usize = after.map_or(0, |k| k.0.parse().unwrap());
+        let mut fail_at = self.fail_at.lock().unwrap();
+        if *fail_at == Some((segment, start)) {
+            *fail_at = None;
+            return Err(StoreError::Unavailable("interrupted".into()));
+        }
+        drop(fail_at);
+        let events: Vec<Event> = mine.iter().skip(start).take(2).map(|e| (*e).clone()).collect();
+        let next = (start + 2 < mine.len()).then(|| PageKey((start + 2).to_string()));
+        Ok(ScanPage { events, skipped: 0, next })
+    }
+}
+
+#[derive(Default)]
+struct Table(Mutex<HashMap<ItemId, Item>>);
+
+#[async_trait]
+impl ReplayTarget for Table {
+    async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError> {
+        let mut table = self.0.lock().unwrap();
+        let mut stats = WriteStats::default();
+        for item in items {
+            match table.get(&item.id) {
+                Some(current) if current.version >= item.version => stats.stale += 1,
+                _ => {
+                    table.insert(item.id, item);
+                    stats.written += 1;
+                }
+            }
+        }
+        Ok(stats)
+    }
+}
+
+#[derive(Default)]
+struct MemoryCheckpoints(Mutex<HashMap<u32, SegmentProgress>>);
+
+impl Checkpoints for MemoryCheckpoints {
+    fn load(&self, segment: u32) -> Option<SegmentProgress> {
+        self.0.lock().unwrap().get(&segment).cloned()
+    }
+    fn save(&self, segment: u32, progress: &SegmentProgress) -> Result<(), StoreError> {
+        self.0.lock().unwrap().insert(segment, progress.clone());
+        Ok(())
+    }
+}
+
+fn log() -> Vec<Event> {
+    (1..=9).flat_map(|item| [created(item, 1, "first"), created(item, 2, &format!("item {item}"))]).collect()
+}
+
+fn service(log: Arc<PagedLog>, table: Arc<Table>, checkpoints: Arc<MemoryCheckpoints>) -> ReplayService {
+    ReplayService::new(log, Some(table), checkpoints, Arc::new(()))
+}
+
+#[test]
+fn folding_keeps_the_latest_state_of_each_item() {
+    let states = fold_states(&[created(1, 2, "new"), created(1, 1, "old"), created(2, 1, "other")]);
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[&ItemId(uuid::Uuid::from_u128(1))].name, "new");
+}
+
+#[tokio::test]
+async fn given_a_log_when_replayed_then_the_table_equals_the_folded_log() {
+    let table = Arc::new(Table::default());
+    let log = Arc::new(PagedLog { events: log(), fail_at: Mutex::new(None) });
+    let summary = service(log.clone(), table.clone(), Arc::default()).run(3).await.unwrap();
+
+    assert_eq!(summary.events, 18);
+    let expected = fold_states(&log.events);
+    let report = verify(&expected, table.0.lock().unwrap().values().cloned());
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.expected, 9);
+}
+
+#[tokio::test]
+async fn replaying_twice_changes_nothing_the_second_time() {
+    let table = Arc::new(Table::default());
+    let log = Arc::new(PagedLog { events: log(), fail_at: Mutex::new(None) });
+    service(log.clone(), table.clone(), Arc::default()).run(2).await.unwrap();
+    let snapshot = table.0.lock().unwrap().clone();
+    let again = service(log, table.clone(), Arc::default()).run(2).await.unwrap();
+    assert_eq!(again.writes.written, 0);
+    assert_eq!(*table.0.lock().unwrap(), snapshot);
+}
+
+#[tokio::test]
+async fn an_interrupted_replay_resumes_from_its_checkpoints() {
+    let table = Arc::new(Table::default());
+    let checkpoints = Arc::new(MemoryCheckpoints::default());
+    let log = Arc::new(PagedLog { events: log(), fail_at: Mutex::new(Some((1, 4))) });
+
+    let first = service(log.clone(), table.clone(), checkpoints.clone()).run(2).await;
+    assert!(first.is_err(), "the run stops at the failure");
+    assert_eq!(checkpoints.load(1), Some(SegmentProgress::After(PageKey("4".into()))));
+
+    let resumed = service(log.clone(), table.clone(), checkpoints.clone()).run(2).await.unwrap();
+    assert!(resumed.events < 18, "finished segments and pages were not read again");
+    assert!(verify(&fold_states(&log.events), table.0.lock().unwrap().values().cloned()).is_clean());
+    assert_eq!(checkpoints.load(0), Some(SegmentProgress::Done));
+    assert_eq!(checkpoints.load(1), Some(SegmentProgress::Done));
+}
+
+#[tokio::test]
+async fn a_dry_run_reads_everything_and_writes_nothing() {
+    let log = Arc::new(PagedLog { events: log(), fail_at: Mutex::new(None) });
+    let checkpoints = Arc::new(MemoryCheckpoints::default());
+    let summary = ReplayService::new(log, None, checkpoints.clone(), Arc::new(())).run(2).await.unwrap();
+    assert_eq!(summary.events, 18);
+    assert_eq!(summary.writes, WriteStats::default());
+    assert_eq!(checkpoints.load(0), None, "a dry run leaves no checkpoints");
+}
+
+#[test]
+fn verify_reports_missing_stale_and_extra_items() {
+    let expected = fold_states(&log());
+    let mut actual: Vec<Item> = expected.values().cloned().collect();
+    actual.sort_by_key(|i| i.id);
+    let missing = actual.remove(0).id;
+    actual[0].name = "corrupted".into();
+    let stale = actual[0].id;
+    let mut extra = actual[1].clone();
+    extra.id = ItemId(uuid::Uuid::from_u128(999));
+    actual.push(extra);
+
+    let report = verify(&expected, actual);
+    assert_eq!(report.missing, vec![missing]);
+    assert_eq!(report.stale, vec![stale]);
+    assert_eq!(report.extra, vec![ItemId(uuid::Uuid::from_u128(999))]);
+    assert!(!report.is_clean());
+}
