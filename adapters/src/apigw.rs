@@ -15,14 +15,19 @@ use http::header::{CONTENT_TYPE, HeaderValue, LINK, LOCATION};
 use http::{HeaderMap, Method};
 use items_domain::ItemId;
 use items_domain::command::CreateItem;
+use items_domain::idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 use items_domain::ports::StoreError;
-use items_domain::service::{CreateError, CreateItemService, QueryError, QueryService};
+use items_domain::service::{CreateError, CreateItemService, Created, QueryError, QueryService};
 use serde::Serialize;
 
 /// Largest accepted `POST /items` body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest `?limit`.
 pub const MAX_PAGE_LIMIT: u32 = 1000;
+/// Request header that makes `POST /items` idempotent.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Response header on a replayed idempotent response.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 pub const READ_SCOPE: &str = "items/read";
 pub const WRITE_SCOPE: &str = "items/write";
 
@@ -128,18 +133,37 @@ async fn create(
         return Err(ApiError::new(413, format!("Request body is larger than {MAX_BODY_BYTES} bytes")));
     }
     let command = CreateItem::from_json(&body).map_err(|e| ApiError::new(400, e.to_string()))?;
-    let item = service.create(&caller.subject, command).await.map_err(|error| match error {
+    let key = match request.headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| InvalidIdempotencyKey)
+                .and_then(IdempotencyKey::parse)
+                .map_err(|e| ApiError::new(400, e.to_string()))?,
+        ),
+    };
+    let created = match &key {
+        Some(key) => service.create_idempotent(&caller.subject, command, key).await,
+        None => service.create(&caller.subject, command).await.map(Created::New),
+    }
+    .map_err(|error| match error {
         CreateError::Store(error) => ApiError::from(error),
+        CreateError::KeyReused => ApiError::new(422, "Idempotency-Key was already used with a different request"),
         CreateError::Conflict(conflict) => {
             tracing::error!(%conflict, "new item's stream already existed");
             ApiError::new(500, "Internal server error")
         }
     })?;
+    let item = created.item();
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("{}/{}", collection_path(request), item.id)) {
         headers.insert(LOCATION, location);
     }
-    Ok(json_response(201, &Stored { message: "Item stored", item: &item }, headers))
+    if matches!(created, Created::Replayed(_)) {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(json_response(201, &Stored { message: "Item stored", item }, headers))
 }
 
 /// The classic response shape, `message` first.

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use items_domain::ports::{AppendError, EventStore, Page, PageKey, ReadModel, StoreError, Upsert};
 use items_domain::service::ProjectorService;
 use items_domain::{Event, Item, ItemId};
@@ -22,6 +24,38 @@ struct Log {
     events: Vec<Event>,
     /// Positions in `events` of each stream's events, in version order.
     streams: HashMap<ItemId, Vec<usize>>,
+    idempotency: HashMap<(String, IdempotencyKey), IdempotencyRecord>,
+}
+
+impl Log {
+    fn version(&self, item_id: ItemId) -> u64 {
+        self.streams.get(&item_id).and_then(|positions| positions.last()).map_or(0, |&p| self.events[p].version)
+    }
+
+    /// Checks that `events` continue `item_id`'s stream at `expected_version`.
+    fn check_append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+        let Some(first) = events.first() else { return Ok(()) };
+        let item_id = first.item_id;
+        let actual = self.version(item_id);
+        if actual != expected_version {
+            return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
+        }
+        for (offset, event) in events.iter().enumerate() {
+            if event.item_id != item_id || event.version != expected_version + offset as u64 + 1 {
+                return Err(StoreError::Corrupt("events must be consecutive versions of one item".into()).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, events: &[Event]) -> u64 {
+        for event in events {
+            let position = self.events.len();
+            self.events.push(event.clone());
+            self.streams.entry(event.item_id).or_default().push(position);
+        }
+        self.events.len() as u64
+    }
 }
 
 /// An in-process event log with a change feed.
@@ -81,34 +115,44 @@ impl EmbeddedEventStore {
 impl EventStore for EmbeddedEventStore {
     async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
         self.check_available()?;
-        let Some(first) = events.first() else {
-            return Ok(());
-        };
-        let item_id = first.item_id;
         let head = {
             let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-            let actual = log
-                .streams
-                .get(&item_id)
-                .and_then(|positions| positions.last())
-                .map_or(0, |&position| log.events[position].version);
-            if actual != expected_version {
-                return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
-            }
-            for (offset, event) in events.iter().enumerate() {
-                if event.item_id != item_id || event.version != expected_version + offset as u64 + 1 {
-                    return Err(StoreError::Corrupt("events must be consecutive versions of one item".into()).into());
-                }
-            }
-            for event in events {
-                let position = log.events.len();
-                log.events.push(event.clone());
-                log.streams.entry(item_id).or_default().push(position);
-            }
-            log.events.len() as u64
+            log.check_append(expected_version, events)?;
+            log.push(events)
         };
         self.head.send_replace(head);
         Ok(())
+    }
+
+    async fn append_idempotent(
+        &self,
+        record: &IdempotencyRecord,
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> Result<(), AppendError> {
+        self.check_available()?;
+        let head = {
+            let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+            let slot = (record.subject.clone(), record.key.clone());
+            if log.idempotency.get(&slot).is_some_and(|existing| existing.is_live(now)) {
+                return Err(AppendError::KeyTaken);
+            }
+            log.check_append(0, events)?;
+            log.idempotency.insert(slot, record.clone());
+            log.push(events)
+        };
+        self.head.send_replace(head);
+        Ok(())
+    }
+
+    async fn idempotency_record(
+        &self,
+        subject: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.check_available()?;
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(log.idempotency.get(&(subject.to_owned(), key.clone())).cloned())
     }
 
     async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {

@@ -301,3 +301,45 @@ async fn get_by_id_finds_the_item_or_404s() {
     assert_error(&api.get(one("8d0f7c8e-0000-4000-8000-000000000000")).await, 404, "Item not found");
     assert_error(&api.get(one("not-a-uuid")).await, 404, "Item not found");
 }
+
+fn with_key(body: &str, key: &str) -> ApiGatewayProxyRequest {
+    let mut request = post_request(Some(body));
+    request.headers.insert("idempotency-key", key.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_response() {
+    let api = Api::new();
+    let first = api.post(with_key(r#"{"name":"Pen"}"#, "order-1")).await;
+    assert_eq!(first.status_code, 201);
+    assert_eq!(header(&first, "idempotent-replayed"), None);
+
+    let retry = api.post(with_key(r#"{"name":"Pen"}"#, "order-1")).await;
+    assert_eq!(retry.status_code, 201);
+    assert_eq!(body_json(&retry), body_json(&first));
+    assert_eq!(header(&retry, "location"), header(&first, "location"));
+    assert_eq!(header(&retry, "idempotent-replayed"), Some("true"));
+    assert_eq!(api.events.len(), 1);
+
+    assert_error(
+        &api.post(with_key(r#"{"name":"Pencil"}"#, "order-1")).await,
+        422,
+        "Idempotency-Key was already used with a different request",
+    );
+    assert_eq!(api.events.len(), 1);
+}
+
+#[tokio::test]
+async fn a_malformed_idempotency_key_gets_a_400() {
+    let api = Api::new();
+    let long = "k".repeat(256);
+    for key in ["has space", long.as_str()] {
+        assert_error(
+            &api.post(with_key(r#"{"name":"Pen"}"#, key)).await,
+            400,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        );
+    }
+    assert!(api.events.is_empty());
+}

@@ -9,6 +9,7 @@
 
 pub mod command;
 pub mod event;
+pub mod idempotency;
 pub mod item;
 pub mod ports;
 pub mod projection;

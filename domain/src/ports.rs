@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::event::{Event, ItemId};
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::item::Item;
 
 /// A dependency failed. The text is for logs only, never for clients.
@@ -23,6 +24,9 @@ pub enum AppendError {
     /// Someone else appended first: the stream is not at `expected`.
     #[error("stream {item_id} is at version {actual}, not {expected}")]
     Conflict { item_id: ItemId, expected: u64, actual: u64 },
+    /// A live idempotency record for this subject and key already exists.
+    #[error("idempotency key already used")]
+    KeyTaken,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -36,6 +40,23 @@ pub trait EventStore: Send + Sync {
 
     /// One item's events in version order (empty when the item does not exist).
     async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError>;
+
+    /// Appends `events` to a new stream together with `record`, atomically:
+    /// both or neither. Fails with `KeyTaken` when a record for the same subject
+    /// and key exists that has not expired at `now`.
+    async fn append_idempotent(
+        &self,
+        record: &IdempotencyRecord,
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> Result<(), AppendError>;
+
+    /// The record for `subject` and `key`, if any (expired or not), read consistently.
+    async fn idempotency_record(
+        &self,
+        subject: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
 }
 
 /// Result of a version-guarded write to the read model.

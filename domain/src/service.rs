@@ -5,12 +5,16 @@ use std::sync::Arc;
 
 use crate::command::CreateItem;
 use crate::event::{Event, EventPayload, ItemCreated, ItemId};
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::item::Item;
 use crate::ports::{AppendError, Clock, CursorCodec, EventStore, IdGenerator, ReadModel, StoreError, Upsert};
 use crate::projection::{self, Outcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreateError {
+    /// The idempotency key was used by this caller for a different request.
+    #[error("idempotency key reused with a different request")]
+    KeyReused,
     /// Another writer took the new item's stream first. With random ids this
     /// points at a broken id generator, not at the client.
     #[error(transparent)]
@@ -19,40 +23,115 @@ pub enum CreateError {
     Store(#[from] StoreError),
 }
 
+/// What a create did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New(Item),
+    /// A retry with the same idempotency key: the first request's item.
+    Replayed(Item),
+}
+
+impl Created {
+    pub fn item(&self) -> &Item {
+        match self {
+            Created::New(item) | Created::Replayed(item) => item,
+        }
+    }
+}
+
+/// How long idempotency keys are remembered unless configured.
+pub const DEFAULT_IDEMPOTENCY_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
 /// `POST /items`: appends `ItemCreated` to the event log.
 pub struct CreateItemService {
     events: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
+    idempotency_ttl: chrono::TimeDelta,
 }
 
 impl CreateItemService {
     pub fn new(events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
-        Self { events, clock, ids }
+        Self { events, clock, ids, idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL }
+    }
+
+    pub fn with_idempotency_ttl(mut self, ttl: chrono::TimeDelta) -> Self {
+        self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// Like [`create`](Self::create), remembering `key` for this subject: a retry
+    /// with the same key and request gets the first item back and appends
+    /// nothing, also when the retries race; a different request with the key is
+    /// refused.
+    pub async fn create_idempotent(
+        &self,
+        subject: &str,
+        command: CreateItem,
+        key: &IdempotencyKey,
+    ) -> Result<Created, CreateError> {
+        // Racing requests: one appends, the others find its record. Two rounds
+        // cover a record that expired between our read and our write.
+        for _ in 0..3 {
+            let now = self.clock.now();
+            if let Some(record) = self.events.idempotency_record(subject, key).await?
+                && record.is_live(now)
+            {
+                return replay(record, &command);
+            }
+            let event = self.new_event(subject, command.clone());
+            let item = created_item(&event)?;
+            let record = IdempotencyRecord {
+                subject: subject.to_owned(),
+                key: key.clone(),
+                name: command.name.clone(),
+                timestamp: command.timestamp.clone(),
+                item: item.clone(),
+                expires_at: now + self.idempotency_ttl,
+            };
+            match self.events.append_idempotent(&record, std::slice::from_ref(&event), now).await {
+                Ok(()) => return Ok(Created::New(item)),
+                Err(AppendError::KeyTaken) => continue,
+                Err(AppendError::Store(e)) => return Err(CreateError::Store(e)),
+                Err(conflict @ AppendError::Conflict { .. }) => return Err(CreateError::Conflict(conflict)),
+            }
+        }
+        Err(CreateError::Store(StoreError::Unavailable("idempotency record kept changing".into())))
     }
 
     /// Records the item's creation by `subject` and returns the item as the read
     /// model will show it once projected.
     pub async fn create(&self, subject: &str, command: CreateItem) -> Result<Item, CreateError> {
-        let event = Event {
+        let event = self.new_event(subject, command);
+        match self.events.append(0, std::slice::from_ref(&event)).await {
+            Ok(()) => created_item(&event),
+            Err(AppendError::Store(e)) => Err(CreateError::Store(e)),
+            Err(other) => Err(CreateError::Conflict(other)),
+        }
+    }
+
+    fn new_event(&self, subject: &str, command: CreateItem) -> Event {
+        Event {
             event_id: self.ids.new_id(),
             item_id: ItemId(self.ids.new_id()),
             version: 1,
             occurred_at: self.clock.now(),
             subject: subject.to_owned(),
             payload: EventPayload::ItemCreated(ItemCreated { name: command.name, timestamp: command.timestamp }),
-        };
-        match self.events.append(0, std::slice::from_ref(&event)).await {
-            Ok(()) => {}
-            Err(AppendError::Store(e)) => return Err(CreateError::Store(e)),
-            Err(conflict @ AppendError::Conflict { .. }) => return Err(CreateError::Conflict(conflict)),
-        }
-        match projection::evolve(None, &event) {
-            Outcome::Apply(item) => Ok(item),
-            // evolve(None, ItemCreated) always applies.
-            Outcome::Ignore => Err(CreateError::Store(StoreError::Corrupt("creation was ignored".into()))),
         }
     }
+}
+
+fn created_item(event: &Event) -> Result<Item, CreateError> {
+    match projection::evolve(None, event) {
+        Outcome::Apply(item) => Ok(item),
+        // evolve(None, ItemCreated) always applies.
+        Outcome::Ignore => Err(CreateError::Store(StoreError::Corrupt("creation was ignored".into()))),
+    }
+}
+
+fn replay(record: IdempotencyRecord, command: &CreateItem) -> Result<Created, CreateError> {
+    if record.same_request(command) { Ok(Created::Replayed(record.item)) } else { Err(CreateError::KeyReused) }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,6 +9,18 @@ pub fn required_env(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("the environment variable {name} must be set"))
 }
 
+/// `IDEMPOTENCY_TTL_SECONDS` (how long idempotency keys are remembered), default 24 h.
+pub fn idempotency_ttl_from_env() -> anyhow::Result<chrono::TimeDelta> {
+    match std::env::var("IDEMPOTENCY_TTL_SECONDS") {
+        Err(_) => Ok(items_domain::service::DEFAULT_IDEMPOTENCY_TTL),
+        Ok(text) => {
+            let seconds: i64 =
+                text.trim().parse().context("IDEMPOTENCY_TTL_SECONDS must be a whole number of seconds")?;
+            chrono::TimeDelta::try_seconds(seconds.max(0)).context("IDEMPOTENCY_TTL_SECONDS is too large")
+        }
+    }
+}
+
 /// Where local state lives (the development signing key, the cursor key):
 /// `$ITEMS_DATA_DIR`, else `$XDG_DATA_HOME/items-api`, else `~/.local/share/items-api`.
 pub fn default_data_dir() -> PathBuf {

@@ -123,6 +123,72 @@ pub async fn projection_is_idempotent_and_order_independent(backend: Backend) {
     }
 }
 
+pub async fn concurrent_idempotent_creates_make_one_item(backend: Backend) {
+    use items_adapters::system::{RandomIds, SystemClock};
+    use items_domain::command::CreateItem;
+    use items_domain::idempotency::IdempotencyKey;
+    use items_domain::service::{CreateError, CreateItemService, Created};
+
+    let service = Arc::new(CreateItemService::new(backend.events.clone(), Arc::new(SystemClock), Arc::new(RandomIds)));
+    let key = IdempotencyKey::parse(&format!("key-{}", Uuid::new_v4())).unwrap();
+    let pen = CreateItem { name: "Pen".into(), timestamp: "N/A".into() };
+    let attempts: Vec<_> = (0..10)
+        .map(|_| {
+            let (service, key, pen) = (service.clone(), key.clone(), pen.clone());
+            tokio::spawn(async move { service.create_idempotent("sub-1", pen, &key).await })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    let mut new = 0;
+    for attempt in attempts {
+        let created = attempt.await.unwrap().unwrap();
+        if matches!(created, Created::New(_)) {
+            new += 1;
+        }
+        ids.insert(created.item().id);
+    }
+    assert_eq!(new, 1, "exactly one request created");
+    assert_eq!(ids.len(), 1, "every retry got the same item");
+    let id = *ids.iter().next().unwrap();
+    assert_eq!(backend.events.stream(id).await.unwrap().len(), 1);
+
+    let other = CreateItem { name: "Pencil".into(), timestamp: "N/A".into() };
+    assert_eq!(service.create_idempotent("sub-1", other, &key).await, Err(CreateError::KeyReused));
+    let theirs = service.create_idempotent("sub-2", pen, &key).await.unwrap();
+    assert!(matches!(theirs, Created::New(_)), "another subject's key is independent");
+    assert_ne!(theirs.item().id, id);
+}
+
+pub async fn an_expired_idempotency_record_frees_its_key(backend: Backend) {
+    use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
+    let key = IdempotencyKey::parse("reused-later").unwrap();
+    let (first_id, second_id) = (new_id(), new_id());
+    let record = |id, expires| IdempotencyRecord {
+        subject: format!("sub-{}", Uuid::new_v4()),
+        key: key.clone(),
+        name: "Pen".into(),
+        timestamp: "N/A".into(),
+        item: item(id, 1, "Pen"),
+        expires_at: at(expires),
+    };
+    let expired = record(first_id, "2026-01-01T00:00:00Z");
+    let now = at("2026-06-01T00:00:00Z");
+    backend.events.append_idempotent(&expired, &[event(first_id, 1, "Pen")], now).await.unwrap();
+    assert_eq!(backend.events.idempotency_record(&expired.subject, &key).await.unwrap(), Some(expired.clone()));
+
+    let mut renewed = record(second_id, "2026-06-02T00:00:00Z");
+    renewed.subject = expired.subject.clone();
+    backend.events.append_idempotent(&renewed, &[event(second_id, 1, "Pen")], now).await.unwrap();
+    assert_eq!(backend.events.idempotency_record(&renewed.subject, &key).await.unwrap(), Some(renewed.clone()));
+
+    let third = new_id();
+    let mut again = record(third, "2026-06-03T00:00:00Z");
+    again.subject = renewed.subject.clone();
+    let taken = backend.events.append_idempotent(&again, &[event(third, 1, "Pen")], now).await;
+    assert_eq!(taken, Err(AppendError::KeyTaken), "a live record keeps its key");
+    assert!(backend.events.stream(third).await.unwrap().is_empty(), "and nothing was appended");
+}
+
 /// Writes `count` items with long names so that the listing spans more than
 /// one 1 MB DynamoDB Scan page when `count` is large enough.
 pub async fn fill(read_model: &Arc<dyn ReadModel>, count: usize) -> HashSet<ItemId> {
@@ -212,6 +278,14 @@ macro_rules! conformance_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn projection_is_idempotent_and_order_independent() {
             support::conformance::projection_is_idempotent_and_order_independent($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_idempotent_creates_make_one_item() {
+            support::conformance::concurrent_idempotent_creates_make_one_item($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn an_expired_idempotency_record_frees_its_key() {
+            support::conformance::an_expired_idempotency_record_frees_its_key($backend).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn listing_pages_through_everything_exactly_once() {

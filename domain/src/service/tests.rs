@@ -7,12 +7,14 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::*;
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::ports::{InvalidCursor, Page, PageKey};
 use crate::testing::{FixedClock, SequentialIds};
 
 #[derive(Default)]
 struct FakeEvents {
     log: Mutex<Vec<Event>>,
+    records: Mutex<Vec<IdempotencyRecord>>,
     down: bool,
 }
 
@@ -34,6 +36,33 @@ impl EventStore for FakeEvents {
 
     async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
         Ok(self.log.lock().unwrap().iter().filter(|e| e.item_id == item_id).cloned().collect())
+    }
+
+    async fn append_idempotent(
+        &self,
+        record: &IdempotencyRecord,
+        events: &[Event],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AppendError> {
+        let mut records = self.records.lock().unwrap();
+        if records.iter().any(|r| r.subject == record.subject && r.key == record.key && r.is_live(now)) {
+            return Err(AppendError::KeyTaken);
+        }
+        if self.down {
+            return Err(StoreError::Unavailable("down".into()).into());
+        }
+        self.log.lock().unwrap().extend_from_slice(events);
+        records.retain(|r| !(r.subject == record.subject && r.key == record.key));
+        records.push(record.clone());
+        Ok(())
+    }
+
+    async fn idempotency_record(
+        &self,
+        subject: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.records.lock().unwrap().iter().find(|r| r.subject == subject && &r.key == key).cloned())
     }
 }
 
@@ -217,4 +246,50 @@ async fn get_returns_the_projected_item_or_none() {
     let item = queries.get(events[0].item_id).await.unwrap().unwrap();
     assert_eq!(item.name, "item 0");
     assert_eq!(queries.get(ItemId(uuid::Uuid::from_u128(999))).await.unwrap(), None);
+}
+
+fn key(text: &str) -> IdempotencyKey {
+    IdempotencyKey::parse(text).unwrap()
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_returns_the_first_item_and_appends_nothing() {
+    let events = Arc::new(FakeEvents::default());
+    let service = create_service(events.clone());
+    let Created::New(first) = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap() else {
+        panic!("the first request creates");
+    };
+    let retry = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
+    assert_eq!(retry, Created::Replayed(first));
+    assert_eq!(events.log.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_request_is_refused() {
+    let events = Arc::new(FakeEvents::default());
+    let service = create_service(events.clone());
+    service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
+    assert_eq!(service.create_idempotent("sub-1", command("Pencil"), &key("k1")).await, Err(CreateError::KeyReused));
+    assert_eq!(events.log.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn keys_are_per_subject() {
+    let events = Arc::new(FakeEvents::default());
+    let service = create_service(events.clone());
+    let mine = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
+    let theirs = service.create_idempotent("sub-2", command("Pen"), &key("k1")).await.unwrap();
+    assert!(matches!(theirs, Created::New(_)));
+    assert_ne!(mine.item().id, theirs.item().id);
+    assert_eq!(events.log.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_expired_key_creates_a_new_item() {
+    let events = Arc::new(FakeEvents::default());
+    let service = create_service(events.clone()).with_idempotency_ttl(chrono::TimeDelta::zero());
+    let first = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
+    let second = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
+    assert!(matches!(second, Created::New(_)));
+    assert_ne!(first.item().id, second.item().id);
 }

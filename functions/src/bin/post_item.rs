@@ -6,7 +6,7 @@ use items_adapters::apigw::post_item;
 use items_adapters::dynamodb::DynamoEventStore;
 use items_adapters::system::{RandomIds, SystemClock};
 use items_domain::service::CreateItemService;
-use items_functions::settings::required_env;
+use items_functions::settings::{idempotency_ttl_from_env, required_env};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -14,7 +14,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let events = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("EVENTS_TABLE")?);
-    let service = CreateItemService::new(Arc::new(events), Arc::new(SystemClock), Arc::new(RandomIds));
+    let service = CreateItemService::new(Arc::new(events), Arc::new(SystemClock), Arc::new(RandomIds))
+        .with_idempotency_ttl(idempotency_ttl_from_env()?);
     let service = &service;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
         Ok::<_, std::convert::Infallible>(post_item(service, event.payload).await)

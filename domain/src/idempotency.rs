@@ -1,0 +1,69 @@
+//! Idempotent creation: a client's `Idempotency-Key` makes retries of one
+//! `POST /items` create one item. Keys are scoped to the caller (`sub`) and
+//! remembered for a limited time.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::command::CreateItem;
+use crate::item::Item;
+
+pub const MAX_KEY_CHARS: usize = 255;
+
+/// A validated `Idempotency-Key` header value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IdempotencyKey(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Idempotency-Key must be 1 to 255 visible ASCII characters")]
+pub struct InvalidIdempotencyKey;
+
+impl IdempotencyKey {
+    pub fn parse(text: &str) -> Result<Self, InvalidIdempotencyKey> {
+        let valid = (1..=MAX_KEY_CHARS).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic());
+        if valid { Ok(Self(text.to_owned())) } else { Err(InvalidIdempotencyKey) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the first request with a key asked for and what it created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub subject: String,
+    pub key: IdempotencyKey,
+    /// The validated request, to tell a retry from a different request.
+    pub name: String,
+    pub timestamp: String,
+    /// The item the first request created (its response, replayed to retries).
+    pub item: Item,
+    #[serde(with = "crate::event::rfc3339")]
+    pub expires_at: DateTime<Utc>,
+}
+
+impl IdempotencyRecord {
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+    }
+
+    pub fn same_request(&self, command: &CreateItem) -> bool {
+        self.name == command.name && self.timestamp == command.timestamp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_visible_ascii_of_bounded_length() {
+        assert!(IdempotencyKey::parse("order-42_retry.1").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        for bad in ["", " ", "has space", "tab\t", "é", &"k".repeat(256)] {
+            assert_eq!(IdempotencyKey::parse(bad), Err(InvalidIdempotencyKey), "{bad:?}");
+        }
+    }
+}
