@@ -146,7 +146,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let gateway = router(GatewayConfig {
         verifier: Arc::new(AccessTokenVerifier::new(verifier_config)),
         functions: Functions {
-            post_item: Arc::new(CreateItemService::new(events, Arc::new(SystemClock), Arc::new(RandomIds))),
+            post_item: Arc::new(
+                CreateItemService::new(events, Arc::new(SystemClock), Arc::new(RandomIds))
+                    .with_idempotency_ttl(crate::settings::idempotency_ttl_from_env()?),
+            ),
             get_items: Arc::new(QueryService::new(read_model, cursors)),
         },
         dev_idp: dev_idp.clone(),
