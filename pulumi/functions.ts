@@ -89,6 +89,9 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
         EVENTS_TABLE: tables.events.name,
         ITEMS_TABLE: tables.items.name,
     };
+    // The API functions add Access-Control-Allow-Origin for this origin to their
+    // own responses (API Gateway only adds it to preflights and its own errors).
+    const corsEnv = { CORS_ALLOWED_ORIGINS: settings.api.corsAllowedOrigin };
 
     const postItem = createLambda(settings, {
         key: "post-item",
@@ -97,6 +100,7 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
         timeout: settings.apiTimeoutSeconds,
         environment: {
             ...tableEnv,
+            ...corsEnv,
             IDEMPOTENCY_TTL_SECONDS: String(settings.idempotencyTtlSeconds),
         },
         statements: [
@@ -121,6 +125,7 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
         timeout: settings.apiTimeoutSeconds,
         environment: {
             ...tableEnv,
+            ...corsEnv,
             CURSOR_SIGNING_KEY: pulumi.secret(cursorSigningKey.result),
         },
         statements: [

@@ -261,6 +261,31 @@ fn query_error(error: QueryError) -> ApiError {
     }
 }
 
+/// Adds `Access-Control-Allow-Origin` (and what goes with it) to a function's
+/// response when the request's `Origin` is one of `allowed_origins`: behind API
+/// Gateway's Lambda proxy integration, the function's own responses must carry
+/// it for a browser page on another origin to read them.
+pub fn allow_origin(response: &mut ApiGatewayProxyResponse, request_origin: Option<&str>, allowed_origins: &[String]) {
+    let any = allowed_origins.iter().any(|allowed| allowed == "*");
+    let Some(origin) = request_origin.filter(|o| any || allowed_origins.iter().any(|allowed| allowed == o)) else {
+        return;
+    };
+    let origin = if any { "*" } else { origin };
+    if let Ok(origin) = HeaderValue::from_str(origin) {
+        response.headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        response.headers.insert(
+            http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Location, Link, Idempotent-Replayed, x-amzn-requestid"),
+        );
+        response.headers.append(http::header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+/// The request's `Origin` header, if any.
+pub fn request_origin(request: &ApiGatewayProxyRequest) -> Option<String> {
+    request.headers.get(http::header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_owned)
+}
+
 /// One structured line per request.
 fn log_request(
     request: &ApiGatewayProxyRequest,

@@ -343,3 +343,22 @@ async fn a_malformed_idempotency_key_gets_a_400() {
     }
     assert!(api.events.is_empty());
 }
+
+#[test]
+fn function_responses_carry_cors_headers_only_for_allowed_origins() {
+    use items_adapters::apigw::{allow_origin, json_response};
+    let allowed = vec!["https://app.example.com".to_owned()];
+    let mut response = json_response(200, &json!([]), http::HeaderMap::new());
+    allow_origin(&mut response, Some("https://app.example.com"), &allowed);
+    assert_eq!(header(&response, "access-control-allow-origin"), Some("https://app.example.com"));
+    assert!(header(&response, "access-control-expose-headers").unwrap().contains("Location"));
+
+    let mut other = json_response(200, &json!([]), http::HeaderMap::new());
+    allow_origin(&mut other, Some("https://evil.example.com"), &allowed);
+    allow_origin(&mut other, None, &allowed);
+    assert_eq!(header(&other, "access-control-allow-origin"), None);
+
+    let mut wildcard = json_response(200, &json!([]), http::HeaderMap::new());
+    allow_origin(&mut wildcard, Some("https://anyone.example.com"), &["*".to_owned()]);
+    assert_eq!(header(&wildcard, "access-control-allow-origin"), Some("*"));
+}

@@ -9,6 +9,17 @@ pub fn required_env(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("the environment variable {name} must be set"))
 }
 
+/// `CORS_ALLOWED_ORIGINS`: comma-separated origins whose pages may read the API's responses.
+pub fn cors_origins_from_env() -> Vec<String> {
+    std::env::var("CORS_ALLOWED_ORIGINS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// `IDEMPOTENCY_TTL_SECONDS` (how long idempotency keys are remembered), default 24 h.
 pub fn idempotency_ttl_from_env() -> anyhow::Result<chrono::TimeDelta> {
     match std::env::var("IDEMPOTENCY_TTL_SECONDS") {

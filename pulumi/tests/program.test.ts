@@ -103,11 +103,13 @@ test("each function: runtime, handler, architecture, code path, sizing, env vars
         "post-item": {
             EVENTS_TABLE: "events-1a2b3c4",
             ITEMS_TABLE: "items-1a2b3c4",
+            CORS_ALLOWED_ORIGINS: "http://localhost:3000",
             IDEMPOTENCY_TTL_SECONDS: "86400",
         },
         "get-items": {
             EVENTS_TABLE: "events-1a2b3c4",
             ITEMS_TABLE: "items-1a2b3c4",
+            CORS_ALLOWED_ORIGINS: "http://localhost:3000",
             CURSOR_SIGNING_KEY: password.state.result,
         },
         "project-events": { EVENTS_TABLE: "events-1a2b3c4", ITEMS_TABLE: "items-1a2b3c4" },
