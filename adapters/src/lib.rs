@@ -8,6 +8,8 @@
 //! - [`dynamodb`]: the DynamoDB event store and read model, tables, stream poller.
 //! - [`auth`]: Cognito access-token verification and the development identity provider.
 //! - [`gateway`]: the local API Gateway emulation (axum) used by `items serve`.
+//! - [`hosted_ui`]: a local Cognito Hosted UI (OAuth2 endpoints, sign-in form, users).
+//! - [`web_app`]: the browser page served at `/`.
 
 pub mod apigw;
 pub mod auth;
@@ -17,6 +19,8 @@ pub mod dynamodb;
 pub mod embedded;
 pub mod feed;
 pub mod gateway;
+pub mod hosted_ui;
 pub mod records;
 pub mod stream;
 pub mod system;
+pub mod web_app;

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use items_adapters::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider, TokenRequest};
-use uuid::Uuid;
 
 use crate::settings::{DEV_ISSUER, default_data_dir};
 
@@ -27,10 +26,8 @@ pub struct TokenArgs {
     pub data_dir: PathBuf,
 }
 
-/// A stable user id for a development username.
-pub fn dev_subject(username: &str) -> String {
-    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("items-api-dev-user:{username}").as_bytes()).to_string()
-}
+/// A stable user id for a development username (the local Hosted UI uses it too).
+pub use items_adapters::auth::dev_idp::dev_subject;
 
 pub fn run(args: TokenArgs) -> anyhow::Result<()> {
     let idp = DevIdentityProvider::load_or_create(&args.data_dir, DEV_ISSUER)?;

@@ -146,6 +146,12 @@ impl DevIdentityProvider {
     }
 }
 
+/// A stable user id (`sub`) for a development username: `items token` and the
+/// local Hosted UI give one user the same id.
+pub fn dev_subject(username: &str) -> String {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("items-api-dev-user:{username}").as_bytes()).to_string()
+}
+
 /// Writes a secret readable by its owner only, whole or not at all: into a
 /// temporary file, then linked into place unless a file is already there.
 fn publish_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -1,0 +1,402 @@
+// Items: sign in on the Hosted UI (local or Cognito), then list and create items.
+//
+// - Sign-in: authorization code + PKCE (S256) by default, implicit grant with
+//   "responseType": "token" in config.json.
+// - Keeps only the ACCESS token (and, for the code flow, the refresh token) in
+//   sessionStorage; the id token is dropped on arrival and never sent anywhere.
+// - Reads the access token's `exp`: refreshes when it can, otherwise asks the
+//   person to sign in again.
+// No build step, no dependencies; all text goes through textContent.
+
+const KEYS = {
+  access: "items.accessToken",
+  refresh: "items.refreshToken",
+  signIn: "items.pendingSignIn",
+};
+const EXPIRY_MARGIN_MS = 5000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+class SessionExpired extends Error {
+  constructor() {
+    super("Your session has expired. Please sign in again.");
+  }
+}
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $("status"),
+  error: $("error"),
+  account: $("account"),
+  username: $("username"),
+  signedOut: $("signed-out"),
+  signedOutReason: $("signed-out-reason"),
+  signedIn: $("signed-in"),
+  signIn: $("sign-in"),
+  signOut: $("sign-out"),
+  create: $("create"),
+  name: $("name"),
+  createButton: $("create-button"),
+  refresh: $("refresh"),
+  rows: document.querySelector("#items tbody"),
+  empty: $("empty"),
+};
+
+let config;
+let hostedUi;
+let redirectUri;
+let expiryTimer;
+let listed = [];
+/** Items created here that GET /items does not show yet (the read model is eventually consistent). */
+const pending = new Map();
+
+// ---- small helpers ---------------------------------------------------------
+
+function setStatus(text) {
+  ui.status.textContent = text;
+}
+
+function showError(text) {
+  ui.error.textContent = text;
+  ui.error.hidden = false;
+}
+
+function clearError() {
+  ui.error.textContent = "";
+  ui.error.hidden = true;
+}
+
+function base64UrlEncode(bytes) {
+  let binary = "";
+  for (const byte of new Uint8Array(bytes)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomString() {
+  return base64UrlEncode(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+async function s256(text) {
+  return base64UrlEncode(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
+
+/** The claims of a JWT, unverified: the API verifies; the page only reads `exp` and `username`. */
+function claimsOf(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const padded = payload + "=".repeat((4 - (payload.length % 4)) % 4);
+    const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+}
+
+function endpoint(path) {
+  return new URL(path, hostedUi).toString();
+}
+
+function apiUrl(path) {
+  return (config.apiUrl || "").replace(/\/+$/, "") + path;
+}
+
+// ---- tokens ------------------------------------------------------------------
+
+/** Keeps the access token (and a refresh token); ignores any id token. */
+function storeTokens(tokens) {
+  const claims = tokens.access_token ? claimsOf(tokens.access_token) : null;
+  if (!claims || claims.token_use !== "access" || typeof claims.exp !== "number") {
+    throw new Error("The Hosted UI did not return an access token.");
+  }
+  sessionStorage.setItem(KEYS.access, tokens.access_token);
+  if (tokens.refresh_token) sessionStorage.setItem(KEYS.refresh, tokens.refresh_token);
+}
+
+function forgetTokens() {
+  sessionStorage.removeItem(KEYS.access);
+  sessionStorage.removeItem(KEYS.refresh);
+}
+
+/** The stored access token and its claims, or null; `expired` a few seconds early. */
+function session() {
+  const token = sessionStorage.getItem(KEYS.access);
+  const claims = token ? claimsOf(token) : null;
+  if (!claims || typeof claims.exp !== "number") return null;
+  return { token, claims, expired: claims.exp * 1000 <= Date.now() + EXPIRY_MARGIN_MS };
+}
+
+async function tokenRequest(fields) {
+  const response = await fetch(endpoint("/oauth2/token"), {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(fields),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(`The token request failed: ${body.error || response.status}.`);
+  return body;
+}
+
+/** A valid access token: the stored one, or a refreshed one; else SessionExpired. */
+async function accessToken() {
+  const current = session();
+  if (current && !current.expired) return current.token;
+  const refreshToken = sessionStorage.getItem(KEYS.refresh);
+  if (refreshToken) {
+    try {
+      storeTokens(await tokenRequest({ grant_type: "refresh_token", client_id: config.clientId, refresh_token: refreshToken }));
+      scheduleExpiry();
+      return session().token;
+    } catch {
+      // The refresh token is gone or expired: sign in again.
+    }
+  }
+  throw new SessionExpired();
+}
+
+function scheduleExpiry() {
+  clearTimeout(expiryTimer);
+  const current = session();
+  if (!current) return;
+  const delay = Math.min(Math.max(current.claims.exp * 1000 - EXPIRY_MARGIN_MS - Date.now(), 0), MAX_TIMER_MS);
+  expiryTimer = setTimeout(onExpiry, delay);
+}
+
+async function onExpiry() {
+  try {
+    await accessToken();
+  } catch (error) {
+    if (error instanceof SessionExpired) sessionExpired();
+  }
+}
+
+// ---- sign-in and sign-out ----------------------------------------------------
+
+async function signIn() {
+  const responseType = config.responseType === "token" ? "token" : "code";
+  const flow = { state: randomString(), responseType, redirectUri };
+  const url = new URL(endpoint("/oauth2/authorize"));
+  url.searchParams.set("response_type", responseType);
+  url.searchParams.set("client_id", config.clientId);
+  url.searchParams.set("redirect_uri", redirectUri);
+  url.searchParams.set("scope", config.scopes || "openid items/read items/write");
+  url.searchParams.set("state", flow.state);
+  if (responseType === "code") {
+    flow.verifier = randomString();
+    url.searchParams.set("code_challenge_method", "S256");
+    url.searchParams.set("code_challenge", await s256(flow.verifier));
+  }
+  sessionStorage.setItem(KEYS.signIn, JSON.stringify(flow));
+  location.assign(url.toString());
+}
+
+/** Back from the Hosted UI: `?code=` (code flow) or `#access_token=` (implicit), or an error. */
+async function completeSignIn() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const query = new URLSearchParams(location.search);
+  let params;
+  if (fragment.has("access_token") || fragment.has("error")) params = fragment;
+  else if (query.has("code") || query.has("error")) params = query;
+  else return;
+
+  // Codes and tokens leave the address bar and the history at once.
+  history.replaceState(null, "", location.pathname);
+  const flow = JSON.parse(sessionStorage.getItem(KEYS.signIn) || "null");
+  sessionStorage.removeItem(KEYS.signIn);
+  if (!flow || params.get("state") !== flow.state) {
+    throw new Error("This sign-in response was not requested by this page. Please sign in again.");
+  }
+  if (params.has("error")) {
+    throw new Error(`Sign-in failed: ${params.get("error_description") || params.get("error")}.`);
+  }
+  if (flow.responseType === "token" && params === fragment) {
+    storeTokens({ access_token: params.get("access_token") });
+  } else if (flow.responseType === "code" && params === query) {
+    storeTokens(
+      await tokenRequest({
+        grant_type: "authorization_code",
+        client_id: config.clientId,
+        code: params.get("code"),
+        redirect_uri: flow.redirectUri,
+        code_verifier: flow.verifier,
+      }),
+    );
+  } else {
+    throw new Error("The sign-in response does not match the sign-in that was started. Please sign in again.");
+  }
+}
+
+async function signOut() {
+  clearTimeout(expiryTimer);
+  const refreshToken = sessionStorage.getItem(KEYS.refresh);
+  forgetTokens();
+  if (refreshToken) {
+    await fetch(endpoint("/oauth2/revoke"), {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: refreshToken, client_id: config.clientId }),
+    }).catch(() => {});
+  }
+  const url = new URL(endpoint("/logout"));
+  url.searchParams.set("client_id", config.clientId);
+  url.searchParams.set("logout_uri", redirectUri);
+  location.assign(url.toString());
+}
+
+function sessionExpired() {
+  clearTimeout(expiryTimer);
+  forgetTokens();
+  showSignedOut(new SessionExpired().message);
+  ui.signIn.focus();
+}
+
+// ---- the API -------------------------------------------------------------------
+
+async function api(path, init = {}) {
+  const token = await accessToken();
+  const response = await fetch(apiUrl(path), {
+    ...init,
+    headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` },
+  });
+  if (response.status === 401) throw new SessionExpired();
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = body && typeof body.message === "string" ? body.message : response.statusText;
+    throw new Error(`${message} (HTTP ${response.status}).`);
+  }
+  return body;
+}
+
+/** Runs an API action; shows its error, or the sign-in prompt when the session is over. */
+async function attempt(action) {
+  try {
+    clearError();
+    await action();
+  } catch (error) {
+    if (error instanceof SessionExpired) sessionExpired();
+    else if (error instanceof TypeError) showError(`The API cannot be reached: ${error.message}.`);
+    else showError(error.message);
+  }
+}
+
+function render() {
+  const me = session()?.claims;
+  const shown = new Map(listed.map((item) => [item.id, item]));
+  for (const [id, item] of pending) {
+    if (shown.has(id)) pending.delete(id);
+    else shown.set(id, item);
+  }
+  const items = [...shown.values()].sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)));
+  const rows = items.map((item) => {
+    const row = document.createElement("tr");
+    const name = document.createElement("td");
+    name.textContent = item.name;
+    const created = document.createElement("td");
+    const time = document.createElement("time");
+    time.dateTime = item.createdAt;
+    time.textContent = new Date(item.createdAt).toLocaleString();
+    created.append(time);
+    const by = document.createElement("td");
+    by.className = "by";
+    by.textContent = me && item.createdBy === me.sub ? `${me.username} (you)` : item.createdBy;
+    row.append(name, created, by);
+    return row;
+  });
+  ui.rows.replaceChildren(...rows);
+  ui.empty.hidden = items.length > 0;
+  return items.length;
+}
+
+async function loadItems() {
+  await attempt(async () => {
+    setStatus("Loading items…");
+    listed = await api("/items");
+    const count = render();
+    setStatus(`${count} ${count === 1 ? "item" : "items"}.`);
+  });
+}
+
+async function createItem(event) {
+  event.preventDefault();
+  const name = ui.name.value.trim();
+  if (!name) {
+    showError("Enter a name for the item.");
+    ui.name.focus();
+    return;
+  }
+  ui.createButton.disabled = true;
+  await attempt(async () => {
+    const body = await api("/items", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name, timestamp: new Date().toISOString() }),
+    });
+    pending.set(body.item.id, body.item);
+    ui.name.value = "";
+    render();
+    setStatus(`Created “${body.item.name}”.`);
+    setTimeout(loadItems, 1000);
+  });
+  ui.createButton.disabled = false;
+  ui.name.focus();
+}
+
+// ---- views ---------------------------------------------------------------------
+
+function showSignedOut(reason) {
+  ui.account.hidden = true;
+  ui.signedIn.hidden = true;
+  ui.signedOut.hidden = false;
+  ui.signedOutReason.textContent = reason || "";
+  listed = [];
+  pending.clear();
+  ui.rows.replaceChildren();
+  setStatus(reason ? "Signed out." : "Not signed in.");
+}
+
+async function showSignedIn() {
+  const { claims } = session();
+  ui.username.textContent = claims.username || claims.sub;
+  ui.account.hidden = false;
+  ui.signedOut.hidden = true;
+  ui.signedIn.hidden = false;
+  scheduleExpiry();
+  await loadItems();
+}
+
+async function main() {
+  ui.signIn.addEventListener("click", () => signIn().catch((error) => showError(error.message)));
+  ui.signOut.addEventListener("click", () => signOut());
+  ui.create.addEventListener("submit", createItem);
+  ui.refresh.addEventListener("click", loadItems);
+
+  try {
+    const response = await fetch("config.json", { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    config = await response.json();
+  } catch (error) {
+    setStatus("");
+    showError(`The page's configuration (config.json) cannot be loaded: ${error.message}.`);
+    return;
+  }
+  hostedUi = config.hostedUiUrl || location.origin;
+  redirectUri = config.redirectUri || `${location.origin}${location.pathname}`;
+
+  try {
+    await completeSignIn();
+  } catch (error) {
+    forgetTokens();
+    showSignedOut();
+    showError(error.message);
+    return;
+  }
+  try {
+    await accessToken();
+  } catch (error) {
+    const hadSession = sessionStorage.getItem(KEYS.access) || sessionStorage.getItem(KEYS.refresh);
+    forgetTokens();
+    showSignedOut(hadSession && error instanceof SessionExpired ? error.message : "");
+    return;
+  }
+  await showSignedIn();
+}
+
+main();
