@@ -7,3 +7,5 @@ pub mod replay;
 pub mod serve;
 pub mod settings;
 pub mod token;
+pub mod user;
+pub mod web;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use items_functions::{replay, serve, settings, token};
+use items_functions::{replay, serve, settings, token, user};
 
 #[derive(Debug, Parser)]
 #[command(name = "items", version, about = "Items API: local server and tools")]
@@ -18,6 +18,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print an access token from the development identity provider.
     Token(token::TokenArgs),
+    /// Manage the development users who sign in on the local Hosted UI.
+    User(user::UserArgs),
     /// Rebuild the read table from the event log (DynamoDB); `--verify` compares them.
     Replay(replay::ReplayArgs),
 }
@@ -31,6 +33,7 @@ async fn main() -> ExitCode {
             serve::run(args).await
         }
         Command::Token(args) => token::run(args),
+        Command::User(args) => user::run(args),
         Command::Replay(args) => return replay::run(args).await,
     };
     match result {

@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// Clock skew tolerated on token times, in seconds.
     #[arg(long, default_value_t = 60)]
     pub token_leeway: u64,
+    /// The browser page at `/` and the local Hosted UI.
+    #[command(flatten)]
+    pub web: crate::web::WebArgs,
 }
 
 /// Reads the cursor signing key from the data dir, creating it on first use.
@@ -143,6 +146,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let issuer = verifier_config.issuer.clone();
     let cursors = Arc::new(HmacCursorCodec::new(&cursor_key(&args.data_dir)?));
+    let mut web = crate::web::build(&args.web, addr, dev_idp.clone(), &args.data_dir, &args.client_ids)?;
     let gateway = router(GatewayConfig {
         verifier: Arc::new(AccessTokenVerifier::new(verifier_config)),
         functions: Functions {
@@ -156,8 +160,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cors_origins: args.cors_origins.clone(),
         function_timeout: Duration::from_secs(29),
     });
+    // The page and the Hosted UI are explicit routes: they win over the API's fallback.
+    let gateway = gateway.merge(std::mem::take(&mut web.router));
 
     print_banner(&base_url, &backend, &issuer, dev_idp.is_some(), &args.data_dir);
+    web.print_banner(&base_url, &args.data_dir);
     tracing::info!(%addr, backend, "listening");
     axum::serve(listener, gateway.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
