@@ -305,10 +305,9 @@ impl HostedUi {
             format!("The request has no {parameter}.")
         } else {
             format!(
-                "The application asked to return to a URL that is not an allowed {kind} URL of this client. \
-                 Allowed URLs are compared character for character, trailing slash included. Locally, \
-                 allow more with `items serve --redirect-uris URL,...`; on Cognito, add it to the app \
-                 client's {kind} URLs."
+                "The application asked to return to a URL that is not an allowed {kind} URL of this client \
+                 (they are compared character for character, trailing slash included). Locally, restart \
+                 items serve with --redirect-uris URL; on Cognito, add the URL to the app client's {kind} URLs."
             )
         };
         let mut details = vec![(parameter, uri.to_owned())];
