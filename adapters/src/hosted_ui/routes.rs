@@ -154,7 +154,8 @@ async fn login(State(ui): State<Arc<HostedUi>>, uri: Uri, body: Bytes) -> Respon
     let user = match checked {
         Ok(Ok(Some(user))) => user,
         Ok(Ok(None)) => {
-            tracing::info!(username, "sign-in failed: wrong username or password");
+            // Not the name tried: people type passwords into the wrong field.
+            tracing::info!("sign-in failed: wrong username or password");
             let page =
                 html::sign_in_page(&action, &request.client_id, &username, Some("Incorrect username or password."));
             return html_page(&ui, StatusCode::UNAUTHORIZED, page);
