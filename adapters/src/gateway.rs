@@ -32,6 +32,8 @@ use crate::auth::{AccessTokenVerifier, AuthError};
 
 /// Largest body the gateway reads; the functions apply their own, smaller limits.
 pub const MAX_GATEWAY_BODY_BYTES: usize = 1024 * 1024;
+/// Time a client has to send the whole body once the head is in.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Path of the development identity provider's JWKS on this server.
 pub const DEV_JWKS_PATH: &str = "/dev-idp/.well-known/jwks.json";
 pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
@@ -222,8 +224,9 @@ async fn proxy_request(
     source_ip: Option<String>,
 ) -> Result<ApiGatewayProxyRequest, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = to_bytes(body, MAX_GATEWAY_BODY_BYTES)
+    let body = tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, MAX_GATEWAY_BODY_BYTES))
         .await
+        .map_err(|_| ApiError::new(408, "Request body was not received in time"))?
         .map_err(|_| ApiError::new(413, format!("Request body is larger than {MAX_GATEWAY_BODY_BYTES} bytes")))?;
 
     let mut single: HashMap<String, String> = HashMap::new();

@@ -21,6 +21,7 @@ pub mod feed;
 pub mod gateway;
 pub mod hosted_ui;
 pub mod records;
+pub mod server;
 pub mod stream;
 pub mod system;
 pub mod web_app;

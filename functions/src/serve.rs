@@ -16,6 +16,7 @@ use items_adapters::dynamodb::{
 };
 use items_adapters::embedded::{EmbeddedEventStore, EmbeddedReadModel, run_change_feed};
 use items_adapters::gateway::{DEV_JWKS_PATH, Functions, GatewayConfig, router};
+use items_adapters::server::ServerLimits;
 use items_adapters::system::{RandomIds, SystemClock};
 use items_domain::ports::{EventStore, ReadModel};
 use items_domain::service::{CreateItemService, ProjectorService, QueryService};
@@ -166,9 +167,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     print_banner(&base_url, &backend, &issuer, dev_idp.is_some(), &args.data_dir);
     web.print_banner(&base_url, &args.data_dir);
     tracing::info!(%addr, backend, "listening");
-    axum::serve(listener, gateway.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    items_adapters::server::serve(listener, gateway, ServerLimits::default(), shutdown).await?;
     projection.abort();
     tracing::info!("stopped");
     Ok(())
