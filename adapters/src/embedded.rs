@@ -58,32 +58,52 @@ impl Log {
     }
 }
 
+/// An on/off switch that simulates an outage (for fault tests): while off,
+/// every call fails as unavailable.
+struct Availability(AtomicBool);
+
+impl Default for Availability {
+    fn default() -> Self {
+        Self(AtomicBool::new(true))
+    }
+}
+
+impl Availability {
+    fn set(&self, available: bool) {
+        self.0.store(available, Ordering::SeqCst);
+    }
+
+    fn check(&self, what: &str) -> Result<(), StoreError> {
+        if self.0.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!("embedded {what} is switched off")))
+        }
+    }
+}
+
 /// An in-process event log with a change feed.
 pub struct EmbeddedEventStore {
     log: Mutex<Log>,
     /// The sequence number of the newest event.
     head: watch::Sender<u64>,
-    available: AtomicBool,
+    available: Availability,
 }
 
 impl Default for EmbeddedEventStore {
     fn default() -> Self {
-        Self { log: Mutex::default(), head: watch::Sender::new(0), available: AtomicBool::new(true) }
+        Self { log: Mutex::default(), head: watch::Sender::new(0), available: Availability::default() }
     }
 }
 
 impl EmbeddedEventStore {
     /// Simulates an outage (for fault tests): every call fails as unavailable.
     pub fn set_available(&self, available: bool) {
-        self.available.store(available, Ordering::SeqCst);
+        self.available.set(available);
     }
 
     fn check_available(&self) -> Result<(), StoreError> {
-        if self.available.load(Ordering::SeqCst) {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable("embedded store is switched off".into()))
-        }
+        self.available.check("event store")
     }
 
     /// Up to `max` events after sequence number `after`, with their numbers.
@@ -202,31 +222,23 @@ impl items_domain::replay::EventLogScan for EmbeddedEventStore {
 /// An in-process read model, ordered by id.
 pub struct EmbeddedReadModel {
     items: RwLock<BTreeMap<ItemId, Item>>,
-    available: AtomicBool,
+    available: Availability,
 }
 
 impl Default for EmbeddedReadModel {
     fn default() -> Self {
-        Self { items: RwLock::default(), available: AtomicBool::new(true) }
+        Self { items: RwLock::default(), available: Availability::default() }
     }
 }
 
 impl EmbeddedReadModel {
+    /// Simulates an outage (for fault tests): every call fails as unavailable.
     pub fn set_available(&self, available: bool) {
-        self.available.store(available, Ordering::SeqCst);
+        self.available.set(available);
     }
 
     fn check_available(&self) -> Result<(), StoreError> {
-        if self.available.load(Ordering::SeqCst) {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable("embedded read model is switched off".into()))
-        }
-    }
-
-    /// Empties the read model (for replays into a fresh model).
-    pub fn clear(&self) {
-        self.items.write().unwrap_or_else(PoisonError::into_inner).clear();
+        self.available.check("read model")
     }
 }
 

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -82,11 +84,18 @@ impl DynamoEventStore {
         &self.client
     }
 
-    fn conflict(
-        item_id: ItemId,
-        expected: u64,
-        existing: Option<&std::collections::HashMap<String, AttributeValue>>,
-    ) -> AppendError {
+    /// A transaction write of an event at a version that must not exist yet.
+    fn put_new_version(&self, item: HashMap<String, AttributeValue>) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NO_SUCH_VERSION)
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn conflict(item_id: ItemId, expected: u64, existing: Option<&HashMap<String, AttributeValue>>) -> AppendError {
         let actual = existing
             .and_then(|item| item.get(EVENTS_SORT_KEY))
             .and_then(|v| v.as_n().ok())
@@ -148,13 +157,7 @@ impl EventStore for DynamoEventStore {
             writes.push(TransactWriteItem::builder().condition_check(check).build());
         }
         for item in items {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(NO_SUCH_VERSION)
-                .build()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            writes.push(TransactWriteItem::builder().put(put).build());
+            writes.push(self.put_new_version(item)?);
         }
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
@@ -192,13 +195,7 @@ impl EventStore for DynamoEventStore {
                 return Err(StoreError::Corrupt("an idempotent append starts a new stream".into()).into());
             }
             let item = event_to_item(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(NO_SUCH_VERSION)
-                .build()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            writes.push(TransactWriteItem::builder().put(put).build());
+            writes.push(self.put_new_version(item)?);
         }
         // Transactions touching the same record at once are refused with
         // TransactionConflict: the loser tries again, then sees the winner's record.
