@@ -220,15 +220,10 @@ impl items_domain::replay::EventLogScan for EmbeddedEventStore {
 }
 
 /// An in-process read model, ordered by id.
+#[derive(Default)]
 pub struct EmbeddedReadModel {
     items: RwLock<BTreeMap<ItemId, Item>>,
     available: Availability,
-}
-
-impl Default for EmbeddedReadModel {
-    fn default() -> Self {
-        Self { items: RwLock::default(), available: Availability::default() }
-    }
 }
 
 impl EmbeddedReadModel {

@@ -61,7 +61,11 @@ pub async fn run_stream_poller(
         if last_refresh.is_none_or(|at| at.elapsed() >= config.shard_refresh) {
             match discover_shards(&dynamodb, &streams, &config.events_table, &mut shards).await {
                 Ok(arn) => {
-                    stream_arn = arn;
+                    if arn != stream_arn {
+                        // A new stream (the table was recreated): the old shards are gone.
+                        shards.clear();
+                        stream_arn = arn;
+                    }
                     last_refresh = Some(Instant::now());
                 }
                 Err(error) => {
@@ -78,6 +82,7 @@ pub async fn run_stream_poller(
             .filter(|(_, shard)| shard.parent.as_ref().is_none_or(|p| shards.get(p).is_none_or(|p| p.done)))
             .map(|(id, _)| id.clone())
             .collect();
+        let mut failed = false;
         for shard_id in ready {
             match poll_shard(&streams, &stream_arn, &config, &projector, &shard_id, &mut shards).await {
                 Ok(count) => received += count,
@@ -86,10 +91,16 @@ pub async fn run_stream_poller(
                     if let Some(shard) = shards.get_mut(&shard_id) {
                         shard.iterator = None;
                     }
-                    last_refresh = None;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    failed = true;
                 }
             }
+        }
+        if failed {
+            // Look at the stream again (shards may be gone) after one pause per
+            // pass, not one per failing shard.
+            last_refresh = None;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
         }
         if received == 0 {
             tokio::time::sleep(config.idle_wait).await;
@@ -108,6 +119,7 @@ async fn discover_shards(
         return Err(format!("table {table} has no stream"));
     };
     let mut start: Option<String> = None;
+    let mut listed = std::collections::HashSet::new();
     loop {
         let output = streams
             .describe_stream()
@@ -121,6 +133,7 @@ async fn discover_shards(
         };
         for shard in description.shards.unwrap_or_default() {
             let Some(shard_id) = shard.shard_id else { continue };
+            listed.insert(shard_id.clone());
             shards.entry(shard_id).or_insert_with(|| Shard { parent: shard.parent_shard_id, ..Shard::default() });
         }
         start = description.last_evaluated_shard_id;
@@ -128,6 +141,9 @@ async fn discover_shards(
             break;
         }
     }
+    // Shards the stream no longer lists were trimmed (older than 24 h) or
+    // belong to a stream that is gone: nothing more to read there.
+    shards.retain(|shard_id, _| listed.contains(shard_id));
     Ok(stream_arn)
 }
 
