@@ -63,6 +63,18 @@ impl Server {
         self.child.id()
     }
 
+    /// Whether the process is still running (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM, as a service manager would to stop the server.
+    pub fn terminate(&self) {
+        // SAFETY: sending a signal to our own child process.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(sent, 0, "cannot signal items serve");
+    }
+
     /// Waits for the process to exit by itself.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
