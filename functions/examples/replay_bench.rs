@@ -30,7 +30,11 @@ async fn batch_write(client: &Client, table: &str, records: Vec<Record>) -> anyh
     for chunk in records.chunks(25) {
         let mut requests: Vec<WriteRequest> = chunk
             .iter()
-            .map(|r| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(r.clone())).build().unwrap()).build())
+            .map(|r| {
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(r.clone())).build().unwrap())
+                    .build()
+            })
             .collect();
         while !requests.is_empty() {
             let output = client.batch_write_item().request_items(table, requests).send().await?;
