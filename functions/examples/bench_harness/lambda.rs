@@ -34,6 +34,9 @@ pub struct LambdaArgs {
     /// Folder with post-item, get-items, project-events (release builds).
     #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
+    /// The Runtime API floor: `lambda_echo` (answers at once, no AWS call).
+    #[arg(long, default_value = "target/release/examples/lambda_echo")]
+    pub echo_bin: PathBuf,
     /// The classic handler (copied into a temporary folder at run time).
     #[arg(long)]
     pub classic_handler: PathBuf,
@@ -501,6 +504,11 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
             _ => bail!("unexpected response: {}", truncate(&r.to_string())),
         },
     );
+    let echo = {
+        let mut function = rust("lambda-echo", vec![], post(post_body.clone()), |r| status_is(r, 200));
+        function.program = args.echo_bin.clone();
+        function
+    };
     let classic_post = classic("classic-post", CLASSIC_POST_TABLE, post(post_body), |r| status_is(r, 200));
     let classic_get = classic("classic-get", CLASSIC_GET_TABLE, post(get_body), |r| status_is(r, 200));
 
@@ -509,7 +517,7 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
 
     // 1. Cold starts, round-robin over the functions. One unmeasured start of
     // each first: page cache, Python's bytecode cache.
-    let cold_functions = [&post_item, &classic_post, &get_items, &classic_get, &project_events];
+    let cold_functions = [&post_item, &classic_post, &get_items, &classic_get, &project_events, &echo];
     eprintln!("lambda: {} cold starts of each of {} functions", args.cold, cold_functions.len());
     for function in cold_functions {
         cold_start(function, log_dir)?;
@@ -530,13 +538,17 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
     eprintln!("lambda: warm POST x{}", args.warm_post);
     let mut rust_post = post_item.spawn(log_dir)?;
     let mut classic_post_run = classic_post.spawn(log_dir)?;
+    let mut echo_run = echo.spawn(log_dir)?;
     for i in 0..args.warmup + args.warm_post {
+        let (echo_ms, echo_e2e_ms, _) = invoke(&echo, &mut echo_run)?;
         let (rt_ms, e2e_ms, _) = invoke(&post_item, &mut rust_post)?;
         let (ct_ms, ce2e_ms, _) = invoke(&classic_post, &mut classic_post_run)?;
         let floor_ms = rt.block_on(floor_put(&client))?;
         let classic_floor_ms = rt.block_on(floor_classic_put(&client))?;
         let no_stream_ms = rt.block_on(floor_put_into(&client, EVENTS_NO_STREAM_TABLE))?;
         if i >= args.warmup {
+            series.push("warm.post.echo.runtime_ms", echo_ms);
+            series.push("warm.post.echo.e2e_ms", echo_e2e_ms);
             series.push("warm.post.floor_no_stream.ms", no_stream_ms);
             series.push("warm.post.classic_floor.ms", classic_floor_ms);
             series.push("warm.post.rust.runtime_ms", rt_ms);
@@ -548,6 +560,7 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
     }
     series.push("rss.post-item.kib", stop(rust_post)? as f64);
     series.push("rss.classic-post.kib", stop(classic_post_run)? as f64);
+    series.push("rss.lambda-echo.kib", stop(echo_run)? as f64);
 
     // 3. Warm GET with 100, then 1,000 items.
     let mut rust_get = get_items.spawn(log_dir)?;
