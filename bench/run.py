@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").resolve()
 
 PROFILES = {
     "full": {
@@ -200,9 +201,9 @@ def stop(process):
 def bench_lambda(profile, results, classic_handler):
     out = results / "lambda.json"
     run([
-        ROOT / "target/release/examples/bench_harness", "lambda",
-        "--bin-dir", ROOT / "target/release",
-        "--echo-bin", ROOT / "target/release/examples/lambda_echo",
+        TARGET / "release/examples/bench_harness", "lambda",
+        "--bin-dir", TARGET / "release",
+        "--echo-bin", TARGET / "release/examples/lambda_echo",
         "--classic-handler", classic_handler,
         "--python", sys.executable,
         "--fixtures", ROOT / "adapters/tests/fixtures",
@@ -220,8 +221,8 @@ def bench_lambda(profile, results, classic_handler):
 def bench_projection(profile, results):
     out = results / "projection.json"
     run([
-        ROOT / "target/release/examples/bench_harness", "projection",
-        "--items-bin", ROOT / "target/release/items",
+        TARGET / "release/examples/bench_harness", "projection",
+        "--items-bin", TARGET / "release/items",
         "--backlog", str(profile["backlog"]),
         "--samples", str(profile["lag"]),
         "--log-dir", results / "logs",
@@ -242,7 +243,7 @@ def wrk(url, seconds, method="GET", token=None, body=None):
 
 
 def bench_gateway(profile, results):
-    items = ROOT / "target/release/items"
+    items = TARGET / "release/items"
     data_dir = Path(tempfile.mkdtemp(prefix="items-bench-gateway-"))
     logs = results / "logs"
     port, hello_port = free_port(), free_port()
@@ -250,7 +251,7 @@ def bench_gateway(profile, results):
     serve_log = open(logs / "items-serve-embedded.log", "w")
     serve = subprocess.Popen([items, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir],
                              stdout=serve_log, stderr=serve_log, stdin=subprocess.DEVNULL, env=clean_env())
-    hello = subprocess.Popen([ROOT / "target/release/examples/hello_axum", f"127.0.0.1:{hello_port}"],
+    hello = subprocess.Popen([TARGET / "release/examples/hello_axum", f"127.0.0.1:{hello_port}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         wait_http(f"{base}/items")
@@ -855,7 +856,7 @@ def main():
 
     profile_name = "quick" if args.quick else "full"
     profile = PROFILES[profile_name]
-    results = ROOT / "target/bench" / profile_name
+    results = TARGET / "bench" / profile_name
     shutil.rmtree(results, ignore_errors=True)
     (results / "logs").mkdir(parents=True)
     out = Path(args.out) if args.out else (results / "benchmarks.md" if args.quick else ROOT / "docs/benchmarks.md")
