@@ -42,6 +42,7 @@ PROFILES = {
         "wrk_seconds": 8,
         "wrk_rounds": 3,
         "criterion": ["--warm-up-time", "1", "--measurement-time", "3"],
+        "replay_events": 10000,
     },
     "quick": {
         "cold": 5,
@@ -54,6 +55,7 @@ PROFILES = {
         "wrk_seconds": 2,
         "wrk_rounds": 1,
         "criterion": ["--warm-up-time", "0.5", "--measurement-time", "1"],
+        "replay_events": 1000,
     },
 }
 
@@ -131,7 +133,7 @@ def build(results):
         "cargo", "build", "--release",
         "-p", "items-functions", "-p", "items-adapters",
         "--bin", "items", "--bin", "post-item", "--bin", "get-items", "--bin", "project-events",
-        "--example", "bench_harness", "--example", "hello_axum", "--example", "lambda_echo",
+        "--example", "bench_harness", "--example", "hello_axum", "--example", "lambda_echo", "--example", "replay_bench",
         "--bench", "token_verify", "--bench", "event_codec",
         "--message-format", "json-render-diagnostics",
     ]
@@ -314,6 +316,19 @@ def bench_micro(profile, results, executables):
         micro[meta["full_id"]] = {"us": [t / 1000 for t in per_iter_ns]}
     (results / "micro.json").write_text(json.dumps(micro, indent=2))
     return micro
+
+
+def bench_replay(profile, results):
+    """functions/examples/replay_bench.rs: replay vs a parallel Scan + BatchWriteItem floor."""
+    out = subprocess.run([TARGET / "release/examples/replay_bench", str(profile["replay_events"]), "4"],
+                         cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    (results / "replay.md").write_text("\n".join(table) + "\n")
+    ratios = {}
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        ratios[cells[0]] = float(cells[-1])
+    return {"table": table, "ratios": ratios}
 
 
 # ---------------------------------------------------------------- machine
@@ -719,6 +734,23 @@ class Report:
         if verify:
             self.readme["verify_us"] = stats(verify["us"])["median"]
 
+    def replay_section(self, data):
+        self.add("## 6. Replay", "")
+        self.add("`functions/examples/replay_bench.rs` on its own DynamoDB Local: the events table is seeded, "
+                 "DynamoDB Local is warmed up, then the floor (a parallel Scan of the events table and "
+                 "BatchWriteItem of the same records, as they are, into a copy without a stream: no decoding, no "
+                 "domain logic) and the replay service (the code `items replay` runs) with 4 segments each. "
+                 "`replay --into` writes with BatchWriteItem into a new table; a replay into the live table uses the "
+                 "projector's version-guarded PutItem, one item at a time (32 in flight), because BatchWriteItem "
+                 "cannot carry a condition.", "")
+        self.add(*data["table"], "")
+        into = next((v for k, v in data["ratios"].items() if k.startswith("replay --into")), None)
+        if into is not None:
+            self.headline.append(("Replay at least 0.8× the parallel Scan + BatchWriteItem floor (events/s)",
+                                  f"`replay --into` {into:.2f}× (live-table, version-guarded: "
+                                  f"{next((v for k, v in data['ratios'].items() if 'live' in k), 0):.2f}×)",
+                                  into >= 0.8))
+
     def render(self):
         f = self.facts
         head = [
@@ -849,8 +881,8 @@ def main():
     parser.add_argument("--classic-handler", default=os.environ.get("BENCH_CLASSIC_HANDLER",
                                                                     str(ROOT.parent / "shared/reference/seed_lambda.py")))
     parser.add_argument("--skip-build", action="store_true", help="use the binaries already in target/release")
-    parser.add_argument("--only", default="lambda,projection,gateway,micro",
-                        help="comma-separated subset of lambda,projection,gateway,micro")
+    parser.add_argument("--only", default="lambda,projection,gateway,micro,replay",
+                        help="comma-separated subset of lambda,projection,gateway,micro,replay")
     parser.add_argument("--command", default="scripts/bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -881,7 +913,7 @@ def main():
     loads["after build"] = loadavg()
 
     facts = machine_facts()
-    lambda_data = projection_data = gateway_data = micro_data = None
+    lambda_data = projection_data = gateway_data = micro_data = replay_data = None
     cpu = {}
     measuring = cpu_snapshot()
 
@@ -901,6 +933,8 @@ def main():
         gateway_data = phase("gateway", lambda: bench_gateway(profile, results))
     if "micro" in only:
         micro_data = phase("micro", lambda: bench_micro(profile, results, executables))
+    if "replay" in only:
+        replay_data = phase("replay", lambda: bench_replay(profile, results))
     cpu["all"] = others_share(measuring, cpu_snapshot())
     finished = time.monotonic()
 
@@ -919,6 +953,8 @@ def main():
         report.projection_section(projection_data, lambda_data)
     if micro_data:
         report.micro_section(micro_data)
+    if replay_data:
+        report.replay_section(replay_data)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.render())
     (results / "summary.json").write_text(json.dumps({"headline": report.headline, "readme": report.readme,

@@ -7,7 +7,7 @@
 //!   version-guarded PutItem.
 //!
 //! `cargo run --release --example replay_bench -- [EVENTS] [SEGMENTS]`
-//! (defaults 20000 and 4). Prints a Markdown table. Loopback only.
+//! (defaults 10000 and 4). Prints a Markdown table. Loopback only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +67,29 @@ async fn seed(client: &Client, table: &str, count: usize) -> anyhow::Result<()> 
         .collect()
 }
 
+/// A table with the events table's key and no stream.
+async fn copy_table(client: &Client, name: &str) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("stream_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("version").attribute_type(ScalarAttributeType::N).build()?,
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("stream_id").key_type(KeyType::Hash).build()?)
+        .key_schema(KeySchemaElement::builder().attribute_name("version").key_type(KeyType::Range).build()?)
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// The floor: parallel Scan, BatchWriteItem of the raw records.
 async fn floor(client: &Client, from: &str, to: &str, segments: i32) -> anyhow::Result<usize> {
     let runs = (0..segments).map(|segment| async move {
@@ -100,14 +123,15 @@ async fn floor(client: &Client, from: &str, to: &str, segments: i32) -> anyhow::
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let events: usize = args.next().map_or(Ok(20_000), |a| a.parse())?;
+    let events: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
     let segments: u32 = args.next().map_or(Ok(4), |a| a.parse())?;
     let local = DynamoDbLocal::start()?;
     let client = local.client().await;
     let (log, copy, fresh, live) = ("bench-events", "bench-copy", "bench-fresh", "bench-live");
     ensure_events_table(&client, log).await?;
-    ensure_events_table(&client, copy).await?;
-    ensure_events_table(&client, "bench-warm-up").await?;
+    // The copies have no stream, like the items tables replay writes to.
+    copy_table(&client, copy).await?;
+    copy_table(&client, "bench-warm-up").await?;
     ensure_items_table(&client, live).await?;
     seed(&client, log, events).await?;
     // DynamoDB Local runs on the JVM: warm it up so the first contender does
