@@ -38,7 +38,7 @@ pub struct IdempotencyRecord {
     /// The validated request, to tell a retry from a different request.
     pub name: String,
     pub timestamp: String,
-    /// The item the first request created (its response, replayed to retries).
+    /// The item the first request created (its response, repeated to retries).
     pub item: Item,
     #[serde(with = "crate::event::rfc3339")]
     pub expires_at: DateTime<Utc>,

@@ -6,17 +6,22 @@
 //! - [`projection`]: event -> state, pure and version-guarded.
 //! - [`ports`]: the traits adapters implement (event store, read model, clock, ids, cursors).
 //! - [`service`]: the application services the handlers call.
+//! - [`idempotency`]: `Idempotency-Key` records: a retried request is a repeat, not a new item.
+//! - [`replay`]: rebuilding a read model from the event log, and `--verify`'s comparison.
+//! - [`memory`]: in-memory event store and read model (tests, volatile local runs).
 
 pub mod command;
 pub mod event;
 pub mod idempotency;
 pub mod item;
+pub mod memory;
 pub mod ports;
 pub mod projection;
 pub mod replay;
 pub mod service;
 
-/// Deterministic clock and ids for tests (also used by the adapters' tests).
+/// Deterministic clock and ids for tests; other crates' tests enable the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use command::{CreateItem, ValidationError};

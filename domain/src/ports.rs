@@ -63,8 +63,8 @@ pub trait EventStore: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upsert {
     Applied,
-    /// The read model already had this version or a newer one.
-    Stale,
+    /// Already newer: the read model had this version or a newer one, so nothing was written.
+    AlreadyNewer,
 }
 
 /// A position in the read model, as the backend understands it. Never shown to

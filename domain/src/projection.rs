@@ -10,14 +10,14 @@ use crate::item::Item;
 pub enum Outcome {
     /// The event is newer: this is the new state.
     Apply(Item),
-    /// The state already reflects this event (duplicate) or a later one.
-    Ignore,
+    /// Already newer: the state reflects this event (a duplicate) or a later one.
+    AlreadyNewer,
 }
 
 /// Applies `event` to `state` (the item as the read model has it, if any).
 pub fn evolve(state: Option<&Item>, event: &Event) -> Outcome {
     if state.is_some_and(|current| current.version >= event.version) {
-        return Outcome::Ignore;
+        return Outcome::AlreadyNewer;
     }
     match &event.payload {
         // ItemCreated carries the whole state, so it needs nothing from `state`.
@@ -36,7 +36,7 @@ pub fn evolve(state: Option<&Item>, event: &Event) -> Outcome {
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Item> {
     events.into_iter().fold(None, |state, event| match evolve(state.as_ref(), event) {
         Outcome::Apply(item) => Some(item),
-        Outcome::Ignore => state,
+        Outcome::AlreadyNewer => state,
     })
 }
 
@@ -75,13 +75,13 @@ mod tests {
     fn given_the_item_when_the_same_event_arrives_again_then_nothing_changes() {
         let event = created(1, "Pen");
         let state = fold([&event]).unwrap();
-        assert_eq!(evolve(Some(&state), &event), Outcome::Ignore);
+        assert_eq!(evolve(Some(&state), &event), Outcome::AlreadyNewer);
     }
 
     #[test]
     fn given_a_newer_state_when_an_older_event_arrives_then_nothing_changes() {
         let newer = fold([&created(3, "New")]).unwrap();
-        assert_eq!(evolve(Some(&newer), &created(2, "Old")), Outcome::Ignore);
+        assert_eq!(evolve(Some(&newer), &created(2, "Old")), Outcome::AlreadyNewer);
     }
 
     #[test]

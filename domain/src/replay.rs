@@ -39,7 +39,7 @@ pub trait EventLogScan: Send + Sync {
 pub struct WriteStats {
     pub written: usize,
     /// Already at this version or newer in the target: left alone.
-    pub stale: usize,
+    pub already_newer: usize,
     /// Writes the store asked to repeat (throttling, unprocessed items).
     pub retries: usize,
 }
@@ -47,7 +47,7 @@ pub struct WriteStats {
 impl std::ops::AddAssign for WriteStats {
     fn add_assign(&mut self, other: Self) {
         self.written += other.written;
-        self.stale += other.stale;
+        self.already_newer += other.already_newer;
         self.retries += other.retries;
     }
 }
@@ -153,7 +153,7 @@ impl ReplayTarget for ReadModelTarget {
         for result in results {
             match result? {
                 crate::ports::Upsert::Applied => stats.written += 1,
-                crate::ports::Upsert::Stale => stats.stale += 1,
+                crate::ports::Upsert::AlreadyNewer => stats.already_newer += 1,
             }
         }
         Ok(stats)

@@ -28,13 +28,13 @@ pub enum CreateError {
 pub enum Created {
     New(Item),
     /// A retry with the same idempotency key: the first request's item.
-    Replayed(Item),
+    Repeated(Item),
 }
 
 impl Created {
     pub fn item(&self) -> &Item {
         match self {
-            Created::New(item) | Created::Replayed(item) => item,
+            Created::New(item) | Created::Repeated(item) => item,
         }
     }
 }
@@ -77,7 +77,7 @@ impl CreateItemService {
             if let Some(record) = self.events.idempotency_record(subject, key).await?
                 && record.is_live(now)
             {
-                return replay(record, &command);
+                return repeat(record, &command);
             }
             let event = self.new_event(subject, command.clone());
             let item = created_item(&event)?;
@@ -126,12 +126,12 @@ fn created_item(event: &Event) -> Result<Item, CreateError> {
     match projection::evolve(None, event) {
         Outcome::Apply(item) => Ok(item),
         // evolve(None, ItemCreated) always applies.
-        Outcome::Ignore => Err(CreateError::Store(StoreError::Corrupt("creation was ignored".into()))),
+        Outcome::AlreadyNewer => Err(CreateError::Store(StoreError::Corrupt("creation had no effect".into()))),
     }
 }
 
-fn replay(record: IdempotencyRecord, command: &CreateItem) -> Result<Created, CreateError> {
-    if record.same_request(command) { Ok(Created::Replayed(record.item)) } else { Err(CreateError::KeyReused) }
+fn repeat(record: IdempotencyRecord, command: &CreateItem) -> Result<Created, CreateError> {
+    if record.same_request(command) { Ok(Created::Repeated(record.item)) } else { Err(CreateError::KeyReused) }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,7 +192,7 @@ impl QueryService {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchOutcome {
     pub applied: usize,
-    pub ignored: usize,
+    pub already_newer: usize,
     /// Index of the first event that could not be applied, and why.
     pub failed: Option<(usize, StoreError)>,
 }
@@ -213,7 +213,7 @@ impl ProjectorService {
         // types that patch state will load the current item here.
         match projection::evolve(None, event) {
             Outcome::Apply(item) => self.read_model.upsert_if_newer(&item).await,
-            Outcome::Ignore => Ok(Upsert::Stale),
+            Outcome::AlreadyNewer => Ok(Upsert::AlreadyNewer),
         }
     }
 
@@ -223,7 +223,7 @@ impl ProjectorService {
         for (index, event) in events.iter().enumerate() {
             match self.apply(event).await {
                 Ok(Upsert::Applied) => outcome.applied += 1,
-                Ok(Upsert::Stale) => outcome.ignored += 1,
+                Ok(Upsert::AlreadyNewer) => outcome.already_newer += 1,
                 Err(error) => {
                     outcome.failed = Some((index, error));
                     break;

@@ -50,7 +50,7 @@ impl ReplayTarget for Table {
         let mut stats = WriteStats::default();
         for item in items {
             match table.get(&item.id) {
-                Some(current) if current.version >= item.version => stats.stale += 1,
+                Some(current) if current.version >= item.version => stats.already_newer += 1,
                 _ => {
                     table.insert(item.id, item);
                     stats.written += 1;

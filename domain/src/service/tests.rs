@@ -90,7 +90,7 @@ impl ReadModel for FakeReadModel {
         }
         let mut items = self.items.lock().unwrap();
         match items.get(&item.id) {
-            Some(current) if current.version >= item.version => Ok(Upsert::Stale),
+            Some(current) if current.version >= item.version => Ok(Upsert::AlreadyNewer),
             _ => {
                 items.insert(item.id, item.clone());
                 Ok(Upsert::Applied)
@@ -175,11 +175,11 @@ async fn projecting_a_batch_twice_gives_the_same_read_model() {
     let projector = ProjectorService::new(read_model.clone());
 
     let first = projector.project_batch(&events).await;
-    assert_eq!((first.applied, first.ignored, first.failed), (3, 0, None));
+    assert_eq!((first.applied, first.already_newer, first.failed), (3, 0, None));
     let snapshot = read_model.items.lock().unwrap().clone();
 
     let second = projector.project_batch(&events).await;
-    assert_eq!((second.applied, second.ignored, second.failed), (0, 3, None));
+    assert_eq!((second.applied, second.already_newer, second.failed), (0, 3, None));
     assert_eq!(*read_model.items.lock().unwrap(), snapshot);
 }
 
@@ -260,7 +260,7 @@ async fn a_retry_with_the_same_key_returns_the_first_item_and_appends_nothing() 
         panic!("the first request creates");
     };
     let retry = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
-    assert_eq!(retry, Created::Replayed(first));
+    assert_eq!(retry, Created::Repeated(first));
     assert_eq!(events.log.lock().unwrap().len(), 1);
 }
 

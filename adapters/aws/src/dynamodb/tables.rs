@@ -1,0 +1,77 @@
+//! Creates the tables when missing (local mode and tests; in AWS, Pulumi does).
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
+    StreamViewType,
+};
+use items_domain::ports::StoreError;
+
+use super::store_error;
+use crate::dynamodb_codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, ITEMS_KEY};
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+async fn exists(client: &Client, table: &str) -> Result<bool, StoreError> {
+    match client.describe_table().table_name(table).send().await {
+        Ok(_) => Ok(true),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(false),
+        Err(error) => Err(store_error("DescribeTable", error)),
+    }
+}
+
+/// The events table: (`stream_id` S, `version` N), stream `NEW_IMAGE`.
+pub async fn ensure_events_table(client: &Client, table: &str) -> Result<bool, StoreError> {
+    if exists(client, table).await? {
+        return Ok(false);
+    }
+    let stream = StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewImage)
+        .build()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(EVENTS_PARTITION_KEY, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(EVENTS_SORT_KEY, ScalarAttributeType::N)?)
+        .key_schema(key(EVENTS_PARTITION_KEY, KeyType::Hash)?)
+        .key_schema(key(EVENTS_SORT_KEY, KeyType::Range)?)
+        .stream_specification(stream)
+        .send()
+        .await
+        .map_err(|e| store_error("CreateTable", e))?;
+    Ok(true)
+}
+
+/// The items table: `id` S.
+pub async fn ensure_items_table(client: &Client, table: &str) -> Result<bool, StoreError> {
+    if exists(client, table).await? {
+        return Ok(false);
+    }
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(ITEMS_KEY, ScalarAttributeType::S)?)
+        .key_schema(key(ITEMS_KEY, KeyType::Hash)?)
+        .send()
+        .await
+        .map_err(|e| store_error("CreateTable", e))?;
+    Ok(true)
+}

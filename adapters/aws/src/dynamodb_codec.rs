@@ -1,0 +1,53 @@
+//! The DynamoDB item codec: events and items as DynamoDB items, shared by the
+//! DynamoDB adapter, the projector's stream decoder and the local change feeds
+//! (so a local feed hands the projector exactly what a DynamoDB stream would).
+
+use items_domain::Event;
+use items_domain::event::{DecodeError, STREAM_PREFIX, StoredEvent};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Attribute names of the events table's key.
+pub const EVENTS_PARTITION_KEY: &str = "stream_id";
+pub const EVENTS_SORT_KEY: &str = "version";
+/// Attribute name of the items table's key.
+pub const ITEMS_KEY: &str = "id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot map record: {0}")]
+    Mapping(#[from] serde_dynamo::Error),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// An event as a DynamoDB item (SDK or Lambda-event attribute values).
+pub fn event_to_item<I: From<serde_dynamo::Item>>(event: &Event) -> Result<I, serde_dynamo::Error> {
+    serde_dynamo::to_item(event.to_stored())
+}
+
+/// Reads an event back. Records that are not events (other partitions of the
+/// table, such as idempotency records) give `Ok(None)`.
+pub fn event_from_item<I>(item: I) -> Result<Option<Event>, RecordError>
+where
+    I: Into<serde_dynamo::Item>,
+{
+    let item: serde_dynamo::Item = item.into();
+    let is_event = matches!(
+        item.get(EVENTS_PARTITION_KEY),
+        Some(serde_dynamo::AttributeValue::S(stream_id)) if stream_id.starts_with(STREAM_PREFIX)
+    );
+    if !is_event {
+        return Ok(None);
+    }
+    let stored: StoredEvent = serde_dynamo::from_item(item)?;
+    Ok(Some(stored.decode()?))
+}
+
+pub fn to_item<T: Serialize, I: From<serde_dynamo::Item>>(value: &T) -> Result<I, serde_dynamo::Error> {
+    serde_dynamo::to_item(value)
+}
+
+pub fn from_item<T: DeserializeOwned, I: Into<serde_dynamo::Item>>(item: I) -> Result<T, serde_dynamo::Error> {
+    serde_dynamo::from_item(item.into())
+}

@@ -1,0 +1,25 @@
+//! Items API production adapters: what the three Lambdas link, and nothing of
+//! the laptop stack (that is `items-local`).
+//!
+//! - [`apigw`]: the API handlers (API Gateway REST proxy events in and out) that the
+//!   Lambdas and the local gateway both run.
+//! - [`projector`]: the projector's handler for DynamoDB stream batches, with partial
+//!   batch failures.
+//! - [`response_headers`]: the CORS and security headers of every API response, in
+//!   Lambda and locally.
+//! - [`dynamodb`]: the DynamoDB event store, read model, replay scan and batch writer,
+//!   and table creation for local runs and tests.
+//! - [`dynamodb_codec`]: the DynamoDB item codec: events and items as DynamoDB items,
+//!   for the SDK and for stream records.
+//! - [`cursor`]: opaque, tamper-evident page cursors.
+//! - [`system`]: the real clock and id generator.
+//! - [`lambda_env`]: the functions' settings and their AWS SDK configuration.
+
+pub mod apigw;
+pub mod cursor;
+pub mod dynamodb;
+pub mod dynamodb_codec;
+pub mod lambda_env;
+pub mod projector;
+pub mod response_headers;
+pub mod system;

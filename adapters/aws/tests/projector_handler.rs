@@ -1,0 +1,133 @@
+//! The projector handler on real DynamoDB stream event JSON: applies inserts,
+//! skips what is not an event, reports the first failure for Lambda to retry.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use items_aws::dynamodb_codec::event_to_item;
+use items_aws::projector::project_events;
+use items_domain::event::ItemCreated;
+use items_domain::memory::InMemoryReadModel;
+use items_domain::ports::ReadModel;
+use items_domain::service::ProjectorService;
+use items_domain::testing::at;
+use items_domain::{Event, EventPayload, ItemId};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const INSERT_EVENT: &str = include_str!("fixtures/dynamodb-stream-insert.json");
+
+fn fixture() -> Value {
+    serde_json::from_str(INSERT_EVENT).unwrap()
+}
+
+fn batch(records: Vec<Value>) -> DynamoDbEvent {
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+fn created(name: &str) -> Event {
+    Event {
+        event_id: Uuid::new_v4(),
+        item_id: ItemId(Uuid::new_v4()),
+        version: 1,
+        occurred_at: at("2026-11-25T12:20:05.123Z"),
+        subject: "sub-1".into(),
+        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "N/A".into() }),
+    }
+}
+
+/// The fixture's record from AWS, carrying `event` instead, as JSON.
+fn record(event: &Event, sequence: u32) -> Value {
+    let mut record = fixture()["Records"][0].clone();
+    let image: serde_dynamo::Item = event_to_item(event).unwrap();
+    let image = serde_json::to_value(image).unwrap();
+    record["eventID"] = json!(event.event_id.to_string());
+    record["dynamodb"]["Keys"] = json!({"stream_id": image["stream_id"], "version": image["version"]});
+    record["dynamodb"]["NewImage"] = image;
+    record["dynamodb"]["SequenceNumber"] = json!(format!("{sequence:024}"));
+    record
+}
+
+/// Version `version` of the item `id`, named `name`.
+fn version_of(id: ItemId, version: u64, name: &str) -> Event {
+    Event { item_id: id, version, ..created(name) }
+}
+
+fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
+    response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap_or_default()).collect()
+}
+
+#[tokio::test]
+async fn an_insert_from_aws_is_projected() {
+    let read_model = Arc::new(InMemoryReadModel::default());
+    let projector = ProjectorService::new(read_model.clone());
+    let event: DynamoDbEvent = serde_json::from_value(fixture()).unwrap();
+
+    let response = project_events(&projector, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let id = ItemId::parse("0b9c2f4e-3d1a-4c5b-8e7f-6a5b4c3d2e1f").unwrap();
+    let item = read_model.get(id).await.unwrap().unwrap();
+    assert_eq!(item.name, "Pen");
+    assert_eq!(item.timestamp, "2026-11-25T12:20:00Z");
+    assert_eq!(item.created_by, "4f1e8a52-7c3b-4d59-9a41-0c6b2f2e9d11");
+    assert_eq!(item.version, 1);
+}
+
+#[tokio::test]
+async fn duplicates_and_out_of_order_records_converge() {
+    let read_model = Arc::new(InMemoryReadModel::default());
+    let projector = ProjectorService::new(read_model.clone());
+    let id = ItemId(Uuid::new_v4());
+    let (older, newer) = (version_of(id, 1, "older"), version_of(id, 2, "newer"));
+    let other = created("other");
+
+    let batch_of = batch(vec![record(&newer, 1), record(&older, 2), record(&other, 3), record(&newer, 4), record(&older, 5)]);
+    let response = project_events(&projector, batch_of).await;
+    assert!(response.batch_item_failures.is_empty());
+    let item = read_model.get(id).await.unwrap().unwrap();
+    assert_eq!((item.name.as_str(), item.version), ("newer", 2), "an older version never overwrites a newer one");
+    assert_eq!(read_model.get(other.item_id).await.unwrap().unwrap().name, "other");
+    let all = read_model.list_page(None, None).await.unwrap();
+    assert_eq!(all.items.len(), 2);
+}
+
+#[tokio::test]
+async fn a_malformed_record_is_reported_and_nothing_after_it_is_applied() {
+    let read_model = Arc::new(InMemoryReadModel::default());
+    let projector = ProjectorService::new(read_model.clone());
+    let (good, after) = (created("good"), created("after"));
+    let mut malformed = record(&created("bad"), 2);
+    malformed["dynamodb"]["NewImage"]["data"] = json!({"M": {"name": {"N": "5"}}});
+
+    let response = project_events(&projector, batch(vec![record(&good, 1), malformed, record(&after, 3)])).await;
+    assert_eq!(failures(&response), vec![format!("{:024}", 2)]);
+    assert!(read_model.get(good.item_id).await.unwrap().is_some());
+    assert!(read_model.get(after.item_id).await.unwrap().is_none(), "Lambda retries from the failed record");
+}
+
+#[tokio::test]
+async fn unknown_event_types_modifies_and_other_partitions_are_skipped() {
+    let read_model = Arc::new(InMemoryReadModel::default());
+    let projector = ProjectorService::new(read_model.clone());
+    let mut future_type = record(&created("future"), 1);
+    future_type["dynamodb"]["NewImage"]["type"] = json!({"S": "ItemArchived"});
+    let mut modify = record(&created("modified"), 2);
+    modify["eventName"] = json!("MODIFY");
+    let mut idempotency = record(&created("not an event"), 3);
+    idempotency["dynamodb"]["NewImage"]["stream_id"] = json!({"S": "idem#abc"});
+    let real = created("real");
+
+    let response = project_events(&projector, batch(vec![future_type, modify, idempotency, record(&real, 4)])).await;
+    assert!(response.batch_item_failures.is_empty());
+    let all = read_model.list_page(None, None).await.unwrap();
+    assert_eq!(all.items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["real"]);
+}
+
+#[tokio::test]
+async fn a_store_failure_reports_the_failed_record() {
+    let read_model = Arc::new(InMemoryReadModel::default());
+    let projector = ProjectorService::new(read_model.clone());
+    read_model.set_available(false);
+    let response = project_events(&projector, batch(vec![record(&created("x"), 7), record(&created("y"), 8)])).await;
+    assert_eq!(failures(&response), vec![format!("{:024}", 7)]);
+}

@@ -1,0 +1,274 @@
+//! A local API Gateway (REST, Lambda proxy, Cognito authorizer) in front of the
+//! same handler functions the Lambdas run.
+//!
+//! Per request, in API Gateway's order: match the resource and method, verify
+//! the access token (401), check the method's scope (403), map the HTTP request
+//! to the proxy event with the claims in `requestContext.authorizer.claims`, call
+//! the function, map its proxy response back to HTTP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::encodings::Body as LambdaBody;
+use aws_lambda_events::query_map::QueryMap;
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+use items_aws::apigw::{self, ApiError, READ_SCOPE, WRITE_SCOPE};
+use items_aws::response_headers::{self, CorsPolicy};
+use items_domain::service::{CreateItemService, QueryService};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::dev_idp::DevIdentityProvider;
+use crate::auth::{AccessTokenVerifier, AuthError};
+
+/// Largest body the gateway reads; the functions apply their own, smaller limits.
+pub const MAX_GATEWAY_BODY_BYTES: usize = 1024 * 1024;
+/// Time a client has to send the whole body once the head is in.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Path of the development identity provider's JWKS on this server.
+pub const DEV_JWKS_PATH: &str = "/dev-idp/.well-known/jwks.json";
+pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
+
+/// The functions behind the API, one per Lambda.
+pub struct Functions {
+    pub post_item: Arc<CreateItemService>,
+    pub get_items: Arc<QueryService>,
+}
+
+pub struct GatewayConfig {
+    pub verifier: Arc<AccessTokenVerifier>,
+    pub functions: Functions,
+    /// Serves the development identity provider's JWKS when set.
+    pub dev_idp: Option<Arc<DevIdentityProvider>>,
+    /// Origins allowed by CORS, as the Lambdas' `CORS_ALLOWED_ORIGINS`.
+    pub cors: CorsPolicy,
+    /// Integration timeout, as API Gateway's (it answers 504 past it).
+    pub function_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Function {
+    PostItem,
+    GetItems,
+}
+
+struct Route {
+    resource: &'static str,
+    function: Function,
+    scope: &'static str,
+    path_parameters: HashMap<String, String>,
+}
+
+/// Matches a path and method to a resource, as API Gateway does.
+fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let (resource, allowed): (&'static str, &[Method]) = match segments.as_slice() {
+        ["items"] => ("/items", &[Method::GET, Method::POST]),
+        ["items", id] if !id.is_empty() => ("/items/{id}", &[Method::GET]),
+        _ => return Err(ApiError::new(404, "Not found")),
+    };
+    if !allowed.contains(method) {
+        return Err(ApiError::new(405, "Method not allowed"));
+    }
+    let mut path_parameters = HashMap::new();
+    if let ["items", id] = segments.as_slice() {
+        path_parameters.insert("id".to_owned(), (*id).to_owned());
+    }
+    let (function, scope) =
+        if *method == Method::POST { (Function::PostItem, WRITE_SCOPE) } else { (Function::GetItems, READ_SCOPE) };
+    Ok(Route { resource, function, scope, path_parameters })
+}
+
+fn allow_header(path: &str) -> &'static str {
+    if path.trim_end_matches('/') == "/items" { "GET, POST, OPTIONS" } else { "GET, OPTIONS" }
+}
+
+/// The token from `Authorization: <token>` (as the classic clients send it) or
+/// `Authorization: Bearer <token>` (any case, any spacing).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let token = match value.split_once(char::is_whitespace) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        Some(_) => return None,
+        None => value,
+    };
+    (!token.is_empty()).then_some(token)
+}
+
+pub fn router(config: GatewayConfig) -> Router {
+    let state = Arc::new(config);
+    let mut router = Router::new();
+    if state.dev_idp.is_some() {
+        router = router.route(DEV_JWKS_PATH, get(dev_jwks));
+    }
+    router.fallback(handle).with_state(state)
+}
+
+async fn dev_jwks(State(gateway): State<Arc<GatewayConfig>>) -> Response {
+    match &gateway.dev_idp {
+        Some(idp) => axum::Json(idp.jwks()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn handle(State(gateway): State<Arc<GatewayConfig>>, request: Request) -> Response {
+    let request_id = Uuid::new_v4().to_string();
+    let origin = response_headers::origin(request.headers()).map(str::to_owned);
+    let path = request.uri().path().to_owned();
+    let mut response = if request.method() == Method::OPTIONS {
+        preflight(&path)
+    } else {
+        match invoke(&gateway, request, &request_id).await {
+            Ok(response) => response,
+            Err(error) => {
+                let status = error.status;
+                let mut response = proxy_to_http(error.into_response());
+                if status == 405 {
+                    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow_header(&path)));
+                }
+                response
+            }
+        }
+    };
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
+    }
+    response_headers::decorate(response.headers_mut(), origin.as_deref(), &gateway.cors);
+    response
+}
+
+fn preflight(path: &str) -> Response {
+    if let Err(error) = route(&Method::GET, path) {
+        return proxy_to_http(error.into_response());
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::ALLOW, HeaderValue::from_static(allow_header(path)));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(allow_header(path)));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, Idempotency-Key"),
+    );
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    response
+}
+
+async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> Result<Response, ApiError> {
+    let route = route(request.method(), request.uri().path())?;
+    let token = bearer_token(request.headers()).ok_or_else(ApiError::unauthorized)?;
+    let claims = match gateway.verifier.verify(token).await {
+        Ok(claims) => claims,
+        Err(AuthError::Invalid(reason)) => {
+            // The reason, never the token.
+            tracing::info!(request_id, %reason, "rejected token");
+            return Err(ApiError::unauthorized());
+        }
+        Err(AuthError::KeysUnavailable(reason)) => {
+            tracing::error!(request_id, %reason, "cannot verify tokens: JWKS unavailable");
+            return Err(ApiError::new(503, "Service unavailable, please retry"));
+        }
+    };
+    if !claims.has_scope(route.scope) {
+        return Err(ApiError::forbidden());
+    }
+    let source_ip = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+    let event = proxy_request(request, &route, claims.gateway_claims(), request_id, source_ip).await?;
+    let call = async {
+        match route.function {
+            Function::PostItem => apigw::post_item(&gateway.functions.post_item, event).await,
+            Function::GetItems => apigw::get_items(&gateway.functions.get_items, event).await,
+        }
+    };
+    match tokio::time::timeout(gateway.function_timeout, call).await {
+        Ok(response) => Ok(proxy_to_http(response)),
+        Err(_) => Err(ApiError::new(504, "Endpoint request timed out")),
+    }
+}
+
+/// The Lambda proxy event API Gateway would send for this request.
+async fn proxy_request(
+    request: Request,
+    route: &Route,
+    claims: serde_json::Map<String, Value>,
+    request_id: &str,
+    source_ip: Option<String>,
+) -> Result<ApiGatewayProxyRequest, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, MAX_GATEWAY_BODY_BYTES))
+        .await
+        .map_err(|_| ApiError::new(408, "Request body was not received in time"))?
+        .map_err(|_| ApiError::new(413, format!("Request body is larger than {MAX_GATEWAY_BODY_BYTES} bytes")))?;
+
+    let mut single: HashMap<String, String> = HashMap::new();
+    let mut multi: HashMap<String, Vec<String>> = HashMap::new();
+    for (name, value) in url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        single.insert(name.to_string(), value.to_string());
+        multi.entry(name.to_string()).or_default().push(value.to_string());
+    }
+    let mut multi_value_headers = HeaderMap::new();
+    for (name, value) in &parts.headers {
+        multi_value_headers.append(name.clone(), value.clone());
+    }
+
+    let mut event = ApiGatewayProxyRequest::default();
+    event.resource = Some(route.resource.to_owned());
+    event.path = Some(parts.uri.path().to_owned());
+    event.http_method = parts.method.clone();
+    event.headers = parts.headers;
+    event.multi_value_headers = multi_value_headers;
+    event.query_string_parameters = QueryMap::from(single);
+    event.multi_value_query_string_parameters = QueryMap::from(multi);
+    event.path_parameters = route.path_parameters.clone();
+    if !body.is_empty() {
+        match std::str::from_utf8(&body) {
+            Ok(text) => event.body = Some(text.to_owned()),
+            Err(_) => {
+                event.body = Some(STANDARD.encode(&body));
+                event.is_base64_encoded = true;
+            }
+        }
+    }
+    let context = &mut event.request_context;
+    context.request_id = Some(request_id.to_owned());
+    context.stage = Some("local".into());
+    context.resource_path = Some(route.resource.to_owned());
+    context.path = Some(parts.uri.path().to_owned());
+    context.http_method = parts.method;
+    context.protocol = Some("HTTP/1.1".into());
+    context.request_time_epoch = chrono::Utc::now().timestamp_millis();
+    context.identity.source_ip = source_ip;
+    context.authorizer.fields.insert("claims".into(), Value::Object(claims));
+    Ok(event)
+}
+
+fn proxy_to_http(proxy: ApiGatewayProxyResponse) -> Response {
+    let status = u16::try_from(proxy.status_code)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = match proxy.body {
+        Some(LambdaBody::Text(text)) => Body::from(text),
+        Some(LambdaBody::Binary(bytes)) => Body::from(bytes),
+        _ => Body::empty(),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in &proxy.multi_value_headers {
+        headers.append(name.clone(), value.clone());
+    }
+    for (name, value) in &proxy.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    response
+}

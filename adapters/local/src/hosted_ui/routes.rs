@@ -1,0 +1,263 @@
+//! The Hosted UI's HTTP endpoints (axum), over [`HostedUi`]'s logic.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{StatusCode, Uri};
+
+use super::html::{self, STYLESHEET_PATH};
+use super::{AuthorizeError, HostedUi, Params, TokenError};
+
+const STYLESHEET: &str = include_str!("../../../../web/style.css");
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// The Hosted UI's routes, to merge into the local gateway's router.
+pub fn router(ui: Arc<HostedUi>) -> Router {
+    Router::new()
+        .route("/oauth2/authorize", get(authorize))
+        .route("/login", get(login_form).post(login))
+        .route("/oauth2/token", post(token).options(preflight))
+        .route("/oauth2/revoke", post(revoke).options(preflight))
+        .route("/logout", get(logout))
+        .route(STYLESHEET_PATH, get(stylesheet))
+        .with_state(ui)
+}
+
+/// Security headers of every Hosted UI answer; `csp` for HTML pages.
+fn secure(mut response: Response, csp: Option<&str>) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Codes and tokens travel in URLs: never in a Referer.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let csp = csp.unwrap_or("default-src 'none'; frame-ancestors 'none'");
+    if let Ok(value) = HeaderValue::from_str(csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+/// The pages' policy: no script at all, our stylesheet, and a form that may
+/// only post here (and follow the redirect to an allowed callback's origin).
+fn page_csp(ui: &HostedUi) -> String {
+    format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' {}; \
+         frame-ancestors 'none'; base-uri 'none'",
+        ui.redirect_origins().join(" ")
+    )
+}
+
+fn html_page(ui: &HostedUi, status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    secure(response, Some(&page_csp(ui)))
+}
+
+fn redirect(ui: &HostedUi, location: &str) -> Response {
+    let Ok(value) = HeaderValue::from_str(location) else {
+        return html_page(
+            ui,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            html::error_page("Error", "server_error", "The redirect cannot be sent.", &[]),
+        );
+    };
+    let mut response = StatusCode::FOUND.into_response();
+    response.headers_mut().insert(header::LOCATION, value);
+    secure(response, None)
+}
+
+fn refused(ui: &HostedUi, error: AuthorizeError) -> Response {
+    match error {
+        AuthorizeError::Page { error, message, details } => {
+            tracing::info!(error, "authorization request refused with an error page");
+            let details: Vec<(&str, &str)> = details.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            html_page(
+                ui,
+                StatusCode::BAD_REQUEST,
+                html::error_page("Sign-in is not possible", error, &message, &details),
+            )
+        }
+        AuthorizeError::Redirect(location) => redirect(ui, &location),
+    }
+}
+
+fn repeated(ui: &HostedUi, name: &str) -> Response {
+    html_page(
+        ui,
+        StatusCode::BAD_REQUEST,
+        html::error_page(
+            "Sign-in is not possible",
+            "invalid_request",
+            "A parameter appears more than once.",
+            &[("Parameter", name)],
+        ),
+    )
+}
+
+async fn authorize(State(ui): State<Arc<HostedUi>>, uri: Uri) -> Response {
+    let query = uri.query().unwrap_or_default();
+    let params = match Params::parse(query) {
+        Ok(params) => params,
+        Err(name) => return repeated(&ui, &name),
+    };
+    match ui.authorize(&params) {
+        // As Cognito: the form lives at /login, with the same request.
+        Ok(_) => redirect(&ui, &format!("/login?{query}")),
+        Err(error) => refused(&ui, error),
+    }
+}
+
+async fn login_form(State(ui): State<Arc<HostedUi>>, uri: Uri) -> Response {
+    let query = uri.query().unwrap_or_default();
+    let params = match Params::parse(query) {
+        Ok(params) => params,
+        Err(name) => return repeated(&ui, &name),
+    };
+    match ui.authorize(&params) {
+        Ok(request) => {
+            html_page(&ui, StatusCode::OK, html::sign_in_page(&format!("/login?{query}"), &request.client_id, "", None))
+        }
+        Err(error) => refused(&ui, error),
+    }
+}
+
+async fn login(State(ui): State<Arc<HostedUi>>, uri: Uri, body: Bytes) -> Response {
+    let query = uri.query().unwrap_or_default();
+    let params = match Params::parse(query) {
+        Ok(params) => params,
+        Err(name) => return repeated(&ui, &name),
+    };
+    let request = match ui.authorize(&params) {
+        Ok(request) => request,
+        Err(error) => return refused(&ui, error),
+    };
+    let form = std::str::from_utf8(&body).ok().and_then(|text| Params::parse(text).ok()).unwrap_or_default();
+    let username = form.get("username").unwrap_or_default().trim().to_owned();
+    let password = form.get("password").unwrap_or_default().to_owned();
+    let action = format!("/login?{query}");
+    if username.is_empty() || password.is_empty() {
+        let page =
+            html::sign_in_page(&action, &request.client_id, &username, Some("Enter your username and password."));
+        return html_page(&ui, StatusCode::BAD_REQUEST, page);
+    }
+
+    let users = ui.config().users.clone();
+    let name = username.clone();
+    let checked = tokio::task::spawn_blocking(move || users.authenticate(&name, &password)).await;
+    let user = match checked {
+        Ok(Ok(Some(user))) => user,
+        Ok(Ok(None)) => {
+            // Not the name tried: people type passwords into the wrong field.
+            tracing::info!("sign-in failed: wrong username or password");
+            let page =
+                html::sign_in_page(&action, &request.client_id, &username, Some("Incorrect username or password."));
+            return html_page(&ui, StatusCode::UNAUTHORIZED, page);
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot read the development users");
+            let page = html::error_page("Error", "server_error", "The users of this server cannot be read.", &[]);
+            return html_page(&ui, StatusCode::INTERNAL_SERVER_ERROR, page);
+        }
+        Err(error) => {
+            tracing::error!(%error, "password check failed");
+            let page = html::error_page("Error", "server_error", "The password cannot be checked.", &[]);
+            return html_page(&ui, StatusCode::INTERNAL_SERVER_ERROR, page);
+        }
+    };
+    match ui.complete(&request, &user, Instant::now()) {
+        Ok(location) => {
+            tracing::info!(username, flow = ?request.response_type, "signed in");
+            redirect(&ui, &location)
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot complete the sign-in");
+            let page = html::error_page("Error", error.code(), "The sign-in cannot be completed.", &[]);
+            html_page(&ui, StatusCode::INTERNAL_SERVER_ERROR, page)
+        }
+    }
+}
+
+/// A form body, or `invalid_request`.
+fn form_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, TokenError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case(FORM_CONTENT_TYPE) {
+        return Err(TokenError::InvalidRequest);
+    }
+    let text = std::str::from_utf8(body).map_err(|_| TokenError::InvalidRequest)?;
+    Params::parse(text).map_err(|_| TokenError::InvalidRequest)
+}
+
+/// Cognito's token endpoint answers browsers of any allowed callback origin.
+fn with_cors(ui: &HostedUi, request_headers: &HeaderMap, mut response: Response) -> Response {
+    let origin = request_headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if let Some(origin) = origin.filter(|o| ui.redirect_origins().iter().any(|allowed| allowed == o))
+        && let Ok(value) = HeaderValue::from_str(origin)
+    {
+        response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    response.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+    response
+}
+
+fn token_error(error: TokenError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, axum::Json(serde_json::json!({ "error": error.code() }))).into_response()
+}
+
+async fn token(State(ui): State<Arc<HostedUi>>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = form_params(&headers, &body).and_then(|params| {
+        let grant_type = params.get("grant_type").unwrap_or_default().to_owned();
+        ui.token(&params, Instant::now()).inspect_err(|error| {
+            // The kind of failure, never the code, verifier or token.
+            tracing::info!(error = error.code(), grant_type, "token request refused");
+        })
+    });
+    let mut response = match result {
+        Ok(tokens) => axum::Json(tokens).into_response(),
+        Err(error) => token_error(error),
+    };
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    with_cors(&ui, &headers, secure(response, None))
+}
+
+async fn revoke(State(ui): State<Arc<HostedUi>>, headers: HeaderMap, body: Bytes) -> Response {
+    let response = match form_params(&headers, &body).and_then(|params| ui.revoke(&params)) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(error) => token_error(error),
+    };
+    with_cors(&ui, &headers, secure(response, None))
+}
+
+async fn preflight(State(ui): State<Arc<HostedUi>>, headers: HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let out = response.headers_mut();
+    out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+    out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type, Authorization"));
+    out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    with_cors(&ui, &headers, secure(response, None))
+}
+
+async fn logout(State(ui): State<Arc<HostedUi>>, uri: Uri) -> Response {
+    let params = match Params::parse(uri.query().unwrap_or_default()) {
+        Ok(params) => params,
+        Err(name) => return repeated(&ui, &name),
+    };
+    match ui.logout(&params) {
+        Ok(location) => redirect(&ui, &location),
+        Err(error) => refused(&ui, error),
+    }
+}
+
+async fn stylesheet() -> Response {
+    let mut response = Response::new(Body::from(STYLESHEET));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    secure(response, None)
+}

@@ -1,0 +1,24 @@
+//! Items API laptop stack: what emulates AWS on a developer's machine, in front
+//! of the same handlers the Lambdas run (`items-aws`). Nothing here is deployed.
+//!
+//! - [`gateway`]: the local API Gateway (REST, Lambda proxy, Cognito authorizer) on axum.
+//! - [`server`]: the HTTP server under it, with the limits a public endpoint needs.
+//! - [`auth`]: Cognito access-token verification (JWT/JWKS) and the development identity provider.
+//! - [`hosted_ui`]: a local Cognito Hosted UI (OAuth2 endpoints, sign-in form, users).
+//! - [`web_app`]: the browser page served at `/`.
+//! - [`embedded`]: the in-process event store and read model, and the change feed that
+//!   drives the projector from the log.
+//! - [`event_source_mapping`]: what Lambda's event source mapping does for the projector:
+//!   batches in, partial batch failures honoured, retries, records set aside.
+//! - [`stream_poller`]: reads a DynamoDB stream (DynamoDB Local) into that mapping.
+//! - [`checkpoints`]: replay checkpoints in a file, for `items replay --resume`.
+
+pub mod auth;
+pub mod checkpoints;
+pub mod embedded;
+pub mod event_source_mapping;
+pub mod gateway;
+pub mod hosted_ui;
+pub mod server;
+pub mod stream_poller;
+pub mod web_app;

@@ -1,0 +1,262 @@
+//! In-memory implementations of the event store and read model: the ports'
+//! reference behaviour, used by tests and by the volatile local mode. No I/O;
+//! everything is lost with the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::event::{Event, ItemId};
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::item::Item;
+use crate::ports::{AppendError, EventStore, Page, PageKey, ReadModel, StoreError, Upsert};
+use crate::replay::{EventLogScan, ScanPage};
+
+/// Events a replay scan page holds at most.
+const SCAN_PAGE_EVENTS: usize = 1000;
+
+#[derive(Default)]
+struct Log {
+    /// Every event in append order; its index + 1 is its sequence number.
+    events: Vec<Event>,
+    /// Positions in `events` of each stream's events, in version order.
+    streams: HashMap<ItemId, Vec<usize>>,
+    idempotency: HashMap<(String, IdempotencyKey), IdempotencyRecord>,
+}
+
+impl Log {
+    fn version(&self, item_id: ItemId) -> u64 {
+        self.streams.get(&item_id).and_then(|positions| positions.last()).map_or(0, |&p| self.events[p].version)
+    }
+
+    fn push(&mut self, events: &[Event]) -> u64 {
+        for event in events {
+            let position = self.events.len();
+            self.events.push(event.clone());
+            self.streams.entry(event.item_id).or_default().push(position);
+        }
+        self.events.len() as u64
+    }
+}
+
+/// Checks that `events` continue a stream that is at `actual` when the caller
+/// expects `expected_version`: the conditional append every backend makes.
+pub fn check_append(expected_version: u64, actual: u64, events: &[Event]) -> Result<(), AppendError> {
+    let Some(first) = events.first() else { return Ok(()) };
+    let item_id = first.item_id;
+    if actual != expected_version {
+        return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
+    }
+    for (offset, event) in events.iter().enumerate() {
+        if event.item_id != item_id || event.version != expected_version + offset as u64 + 1 {
+            return Err(StoreError::Corrupt("events must be consecutive versions of one item".into()).into());
+        }
+    }
+    Ok(())
+}
+
+/// An on/off switch that simulates an outage (for fault tests): while off,
+/// every call fails as unavailable.
+struct Availability(AtomicBool);
+
+impl Default for Availability {
+    fn default() -> Self {
+        Self(AtomicBool::new(true))
+    }
+}
+
+impl Availability {
+    fn set(&self, available: bool) {
+        self.0.store(available, Ordering::SeqCst);
+    }
+
+    fn check(&self, what: &str) -> Result<(), StoreError> {
+        if self.0.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!("in-memory {what} is switched off")))
+        }
+    }
+}
+
+/// An in-memory event log. Sequence numbers (1, 2, ...) follow append order.
+#[derive(Default)]
+pub struct InMemoryEventStore {
+    log: Mutex<Log>,
+    available: Availability,
+}
+
+impl InMemoryEventStore {
+    /// Simulates an outage (for fault tests): every call fails as unavailable.
+    pub fn set_available(&self, available: bool) {
+        self.available.set(available);
+    }
+
+    /// Up to `max` events after sequence number `after`, with their numbers.
+    pub fn read_after(&self, after: u64, max: usize) -> Vec<(u64, Event)> {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(log.events.len());
+        log.events[start..]
+            .iter()
+            .take(max)
+            .enumerate()
+            .map(|(offset, event)| ((start + offset + 1) as u64, event.clone()))
+            .collect()
+    }
+
+    /// The sequence number of the newest event (0 when empty).
+    pub fn head(&self) -> u64 {
+        self.len() as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner).events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+        self.available.check("event store")?;
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let actual = events.first().map_or(0, |first| log.version(first.item_id));
+        check_append(expected_version, actual, events)?;
+        log.push(events);
+        Ok(())
+    }
+
+    async fn append_idempotent(
+        &self,
+        record: &IdempotencyRecord,
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> Result<(), AppendError> {
+        self.available.check("event store")?;
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = (record.subject.clone(), record.key.clone());
+        if log.idempotency.get(&slot).is_some_and(|existing| existing.is_live(now)) {
+            return Err(AppendError::KeyTaken);
+        }
+        let actual = events.first().map_or(0, |first| log.version(first.item_id));
+        check_append(0, actual, events)?;
+        log.idempotency.insert(slot, record.clone());
+        log.push(events);
+        Ok(())
+    }
+
+    async fn idempotency_record(
+        &self,
+        subject: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.available.check("event store")?;
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(log.idempotency.get(&(subject.to_owned(), key.clone())).cloned())
+    }
+
+    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        self.available.check("event store")?;
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(log
+            .streams
+            .get(&item_id)
+            .map(|positions| positions.iter().map(|&p| log.events[p].clone()).collect())
+            .unwrap_or_default())
+    }
+}
+
+/// Replay reads: segment `s` of `n` holds the items whose id is `s` modulo `n`;
+/// pages of up to 1,000 events in append order (so each item's in version order).
+#[async_trait]
+impl EventLogScan for InMemoryEventStore {
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        after: Option<&PageKey>,
+    ) -> Result<ScanPage, StoreError> {
+        self.available.check("event store")?;
+        let start: usize = match after {
+            Some(key) => key.0.parse().map_err(|_| StoreError::Corrupt("bad scan position".into()))?,
+            None => 0,
+        };
+        let total = u128::from(total_segments.max(1));
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut page = ScanPage::default();
+        let mut position = start;
+        while position < log.events.len() && page.events.len() < SCAN_PAGE_EVENTS {
+            let event = &log.events[position];
+            if event.item_id.0.as_u128() % total == u128::from(segment) {
+                page.events.push(event.clone());
+            }
+            position += 1;
+        }
+        if position < log.events.len() {
+            page.next = Some(PageKey(position.to_string()));
+        }
+        Ok(page)
+    }
+}
+
+/// An in-memory read model, ordered by id.
+#[derive(Default)]
+pub struct InMemoryReadModel {
+    items: RwLock<BTreeMap<ItemId, Item>>,
+    available: Availability,
+}
+
+impl InMemoryReadModel {
+    /// Simulates an outage (for fault tests): every call fails as unavailable.
+    pub fn set_available(&self, available: bool) {
+        self.available.set(available);
+    }
+}
+
+#[async_trait]
+impl ReadModel for InMemoryReadModel {
+    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
+        self.available.check("read model")?;
+        let mut items = self.items.write().unwrap_or_else(PoisonError::into_inner);
+        match items.get(&item.id) {
+            Some(current) if current.version >= item.version => Ok(Upsert::AlreadyNewer),
+            _ => {
+                items.insert(item.id, item.clone());
+                Ok(Upsert::Applied)
+            }
+        }
+    }
+
+    async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
+        self.available.check("read model")?;
+        Ok(self.items.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned())
+    }
+
+    async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
+        self.available.check("read model")?;
+        let start = match after {
+            Some(key) => Bound::Excluded(
+                ItemId::parse(&key.0).ok_or_else(|| StoreError::Corrupt("page key is not an item id".into()))?,
+            ),
+            None => Bound::Unbounded,
+        };
+        let items = self.items.read().unwrap_or_else(PoisonError::into_inner);
+        let mut rest = items.range((start, Bound::Unbounded)).map(|(_, item)| item);
+        let page: Vec<Item> = match limit {
+            Some(limit) => rest.by_ref().take(limit as usize).cloned().collect(),
+            None => rest.by_ref().cloned().collect(),
+        };
+        let next = match (rest.next(), page.last()) {
+            (Some(_), Some(last)) => Some(PageKey(last.id.to_string())),
+            _ => None,
+        };
+        Ok(Page { items: page, next })
+    }
+}

@@ -1,0 +1,46 @@
+//! `items`: run the API locally, issue development tokens, replay the event log.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use items_cli::{replay, serve, settings, token, user};
+
+#[derive(Debug, Parser)]
+#[command(name = "items", version, about = "Items API: local server and tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API locally (embedded store by default; `--dynamodb` for DynamoDB).
+    Serve(serve::ServeArgs),
+    /// Print an access token from the development identity provider.
+    Token(token::TokenArgs),
+    /// Manage the development users who sign in on the local Hosted UI.
+    User(user::UserArgs),
+    /// Rebuild the read table from the event log (DynamoDB); `--verify` compares them.
+    Replay(replay::ReplayArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            settings::init_cli_tracing();
+            serve::run(args).await
+        }
+        Command::Token(args) => token::run(args),
+        Command::User(args) => user::run(args),
+        Command::Replay(args) => return replay::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

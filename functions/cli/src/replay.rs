@@ -1,0 +1,275 @@
+//! `items replay`: rebuilds the read table from the event log on DynamoDB.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use indicatif::{ProgressBar, ProgressStyle};
+use items_local::checkpoints::FileCheckpoints;
+use items_aws::dynamodb::{BatchWriter, DynamoEventStore, DynamoReadModel, TableNames, ensure_items_table};
+use items_domain::ports::{ReadModel, StoreError};
+use items_domain::replay::{
+    NoCheckpoints, ReadModelTarget, ReplayObserver, ReplayService, ReplaySummary, ReplayTarget, VerifyReport,
+    WriteStats, verify,
+};
+use items_domain::{Item, ItemId};
+
+use crate::aws::{clients, dynamodb_endpoint};
+use crate::settings::default_data_dir;
+
+/// Exit codes, for scripts.
+pub const EXIT_DIFFERENT: u8 = 1;
+pub const EXIT_STORE: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// DynamoDB endpoint; defaults to `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`.
+    #[arg(long)]
+    pub dynamodb_endpoint: Option<String>,
+    #[arg(long, env = "EVENTS_TABLE", default_value_t = TableNames::default().events)]
+    pub events_table: String,
+    /// The live read table: replayed into (version-guarded) unless `--into` is given.
+    #[arg(long, env = "ITEMS_TABLE", default_value_t = TableNames::default().items)]
+    pub items_table: String,
+    /// Build into this table instead (created if missing) with BatchWriteItem;
+    /// the live table is untouched until you switch `ITEMS_TABLE` to it.
+    #[arg(long, value_name = "TABLE")]
+    pub into: Option<String>,
+    /// Parallel Scan segments; default sized to the table and this machine.
+    #[arg(long)]
+    pub segments: Option<u32>,
+    /// Read and validate every event, write nothing.
+    #[arg(long, conflicts_with = "verify")]
+    pub dry_run: bool,
+    /// Compare the read table (or `--into`) with the event log; exit 1 if they differ.
+    #[arg(long)]
+    pub verify: bool,
+    /// Continue an interrupted replay from its checkpoints.
+    #[arg(long, conflicts_with_all = ["dry_run", "verify"])]
+    pub resume: bool,
+    /// Where checkpoints are kept (default: in the data dir, named after the tables).
+    #[arg(long)]
+    pub checkpoint_file: Option<PathBuf>,
+    #[arg(long, env = "ITEMS_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Concurrent version-guarded writes per segment page (live-table replays).
+    #[arg(long, default_value_t = 32)]
+    pub write_concurrency: usize,
+}
+
+/// Progress: a bar on a terminal, a line every few seconds otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    events: AtomicUsize,
+    written: AtomicUsize,
+    started: Instant,
+    last_line: Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(expected_events: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(expected_events);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  ETA {eta}  {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let now = Instant::now();
+        Self {
+            bar,
+            events: AtomicUsize::new(0),
+            written: AtomicUsize::new(0),
+            started: now,
+            last_line: Mutex::new(now),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl ReplayObserver for Progress {
+    fn page_done(&self, _segment: u32, events: usize, stats: WriteStats) {
+        let total = self.events.fetch_add(events, Ordering::Relaxed) + events;
+        let written = self.written.fetch_add(stats.written, Ordering::Relaxed) + stats.written;
+        if let Some(bar) = &self.bar {
+            bar.set_position(total as u64);
+            bar.set_message(format!("{written} written"));
+            return;
+        }
+        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= Duration::from_secs(2) {
+            *last = Instant::now();
+            let rate = total as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+            eprintln!("replay: {total} events read, {written} items written, {rate:.0} events/s");
+        }
+    }
+}
+
+/// Collects the latest state per item (for `--verify`).
+#[derive(Default)]
+struct Collect(Mutex<HashMap<ItemId, Item>>);
+
+#[async_trait]
+impl ReplayTarget for Collect {
+    async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError> {
+        let mut states = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for item in items {
+            let newer = states.get(&item.id).is_none_or(|current| current.version < item.version);
+            if newer {
+                states.insert(item.id, item);
+            }
+        }
+        Ok(WriteStats::default())
+    }
+}
+
+fn default_segments(approximate_items: i64) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as i64;
+    (approximate_items / 2_000 + 1).clamp(1, (cores * 4).max(4)) as u32
+}
+
+pub async fn run(args: ReplayArgs) -> ExitCode {
+    match replay(args).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("replay failed: {error:#}");
+            ExitCode::from(EXIT_STORE)
+        }
+    }
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let clients = clients(dynamodb_endpoint(args.dynamodb_endpoint.as_deref())).await;
+    let described = clients.dynamodb.describe_table().table_name(&args.events_table).send().await.map_err(|e| {
+        anyhow::anyhow!("events table {}: {}", args.events_table, aws_sdk_dynamodb::error::DisplayErrorContext(e))
+    })?;
+    let approximate_events = described.table.and_then(|t| t.item_count).unwrap_or(0);
+    let events = Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &args.events_table));
+    let target_table = args.into.clone().unwrap_or_else(|| args.items_table.clone());
+    let checkpoint_file = args
+        .checkpoint_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join(format!("replay-{}-{}.json", args.events_table, target_table)));
+    let segments = args
+        .segments
+        .or_else(|| args.resume.then(|| FileCheckpoints::previous_segments(&checkpoint_file)).flatten())
+        .unwrap_or_else(|| default_segments(approximate_events));
+    let progress = Arc::new(Progress::new(approximate_events.max(0) as u64));
+    let started = Instant::now();
+
+    if args.verify {
+        let collect = Arc::new(Collect::default());
+        let service = ReplayService::new(events, Some(collect.clone()), Arc::new(NoCheckpoints), progress.clone());
+        let summary = service.run(segments).await?;
+        let read_model = DynamoReadModel::new(clients.dynamodb.clone(), &target_table);
+        let mut actual = Vec::new();
+        let mut after = None;
+        loop {
+            let page = read_model.list_page(None, after.as_ref()).await?;
+            actual.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        progress.finish();
+        let expected = std::mem::take(&mut *collect.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let report = verify(&expected, actual);
+        print_verify(&target_table, &summary, &report, started.elapsed());
+        return Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DIFFERENT) });
+    }
+
+    let (target, checkpoints): (Option<Arc<dyn ReplayTarget>>, Option<Arc<FileCheckpoints>>) = if args.dry_run {
+        (None, None)
+    } else {
+        let run = format!("{}->{}", args.events_table, target_table);
+        let checkpoints = Arc::new(FileCheckpoints::open(&checkpoint_file, &run, segments, args.resume)?);
+        let target: Arc<dyn ReplayTarget> = match &args.into {
+            Some(into) => {
+                if ensure_items_table(&clients.dynamodb, into).await? {
+                    eprintln!("created table {into}");
+                }
+                Arc::new(BatchWriter::new(clients.dynamodb.clone(), into))
+            }
+            None => Arc::new(ReadModelTarget::new(
+                Arc::new(DynamoReadModel::new(clients.dynamodb.clone(), &args.items_table)),
+                args.write_concurrency,
+            )),
+        };
+        (Some(target), Some(checkpoints))
+    };
+    let service = ReplayService::new(
+        events,
+        target,
+        checkpoints.clone().map_or_else(|| Arc::new(NoCheckpoints) as Arc<_>, |c| c as Arc<_>),
+        progress.clone(),
+    );
+    eprintln!(
+        "replaying {} into {}{} with {segments} segments",
+        args.events_table,
+        target_table,
+        if args.dry_run { " (dry run)" } else { "" }
+    );
+    let summary = tokio::select! {
+        result = service.run(segments) => result?,
+        _ = tokio::signal::ctrl_c() => {
+            progress.finish();
+            eprintln!("interrupted; run again with --resume to continue from the checkpoints in {}", checkpoint_file.display());
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+    };
+    progress.finish();
+    if let Some(checkpoints) = checkpoints {
+        checkpoints.finish();
+    }
+    print_summary(&summary, started.elapsed(), args.dry_run);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(summary: &ReplaySummary, elapsed: Duration, dry_run: bool) {
+    let seconds = elapsed.as_secs_f64();
+    println!("events read:    {}", summary.events);
+    println!("records skipped: {}", summary.skipped);
+    if !dry_run {
+        println!("items written:  {}", summary.writes.written);
+        println!("already newer:  {}", summary.writes.already_newer);
+        println!("retries:        {}", summary.writes.retries);
+    }
+    println!("duration:       {seconds:.2} s ({:.0} events/s)", summary.events as f64 / seconds.max(0.001));
+}
+
+fn print_verify(table: &str, summary: &ReplaySummary, report: &VerifyReport, elapsed: Duration) {
+    println!("events read:    {}", summary.events);
+    println!("expected items: {}", report.expected);
+    println!("items in {table}: {}", report.actual);
+    for (label, ids) in [("missing", &report.missing), ("stale", &report.stale), ("extra", &report.extra)] {
+        let shown: Vec<String> = ids.iter().take(10).map(ToString::to_string).collect();
+        let more = if ids.len() > 10 { format!(" (+{} more)", ids.len() - 10) } else { String::new() };
+        println!(
+            "{label}: {}{}{more}",
+            ids.len(),
+            if shown.is_empty() { String::new() } else { format!(" {}", shown.join(" ")) }
+        );
+    }
+    println!("duration:       {:.2} s", elapsed.as_secs_f64());
+    println!(
+        "{}",
+        if report.is_clean() {
+            "the read table matches the event log"
+        } else {
+            "the read table DIFFERS from the event log"
+        }
+    );
+}

@@ -1,0 +1,211 @@
+//! `items serve`: the local API Gateway in front of the same handlers as the
+//! Lambdas, on the embedded store (default) or DynamoDB.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider};
+use items_local::auth::{AccessTokenVerifier, VerifierConfig};
+use items_aws::cursor::HmacCursorCodec;
+use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, TableNames, ensure_events_table, ensure_items_table};
+use items_aws::lambda_env;
+use items_aws::response_headers::{CORS_SETTING, CorsPolicy};
+use items_local::stream_poller::{PollerConfig, run_stream_poller};
+use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel, run_change_feed};
+use items_local::gateway::{DEV_JWKS_PATH, Functions, GatewayConfig, router};
+use items_local::server::ServerLimits;
+use items_aws::system::{RandomIds, SystemClock};
+use items_domain::ports::{EventStore, ReadModel};
+use items_domain::service::{CreateItemService, ProjectorService, QueryService};
+use tokio::task::JoinHandle;
+
+use crate::aws::{clients, dynamodb_endpoint};
+use crate::settings::{DEV_ISSUER, default_data_dir};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ITEMS_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Local state: the development signing key and the cursor key.
+    #[arg(long, env = "ITEMS_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Use DynamoDB (e.g. DynamoDB Local) instead of the embedded store.
+    #[arg(long)]
+    pub dynamodb: bool,
+    /// DynamoDB endpoint; defaults to `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`.
+    #[arg(long)]
+    pub dynamodb_endpoint: Option<String>,
+    #[arg(long, env = "EVENTS_TABLE", default_value_t = TableNames::default().events)]
+    pub events_table: String,
+    #[arg(long, env = "ITEMS_TABLE", default_value_t = TableNames::default().items)]
+    pub items_table: String,
+    /// Trust this issuer (e.g. `https://cognito-idp.<region>.amazonaws.com/<pool id>`)
+    /// instead of the built-in development identity provider.
+    #[arg(long, env = "ITEMS_ISSUER", requires = "jwks_url")]
+    pub issuer: Option<String>,
+    /// The issuer's JWKS URL (for Cognito: `<issuer>/.well-known/jwks.json`).
+    #[arg(long, env = "ITEMS_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Accepted app client ids (comma-separated); empty accepts any.
+    #[arg(long, env = "ITEMS_CLIENT_IDS", value_delimiter = ',')]
+    pub client_ids: Vec<String>,
+    /// Origins allowed by CORS (comma-separated; `*` allows any): the Lambdas' setting.
+    #[arg(long, env = CORS_SETTING, value_delimiter = ',', alias = "cors-origins")]
+    pub cors_allowed_origins: Vec<String>,
+    /// Clock skew tolerated on token times, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub token_leeway: u64,
+    /// The browser page at `/` and the local Hosted UI.
+    #[command(flatten)]
+    pub web: crate::web::WebArgs,
+}
+
+/// Reads the cursor signing key from the data dir, creating it on first use.
+fn cursor_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(key) = std::env::var("CURSOR_SIGNING_KEY") {
+        return Ok(key.into_bytes());
+    }
+    let path = data_dir.join("cursor.key");
+    match std::fs::read(&path) {
+        Ok(key) => Ok(key),
+        Err(_) => {
+            std::fs::create_dir_all(data_dir)?;
+            let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()).into_bytes();
+            std::fs::write(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+            Ok(key)
+        }
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Registered before anything else, so a SIGTERM during start-up is a clean stop too.
+    let shutdown = shutdown_signal()?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+
+    let (events, read_model, projection, backend): (Arc<dyn EventStore>, Arc<dyn ReadModel>, JoinHandle<()>, String) =
+        if args.dynamodb {
+            let endpoint = dynamodb_endpoint(args.dynamodb_endpoint.as_deref());
+            let clients = clients(endpoint.clone()).await;
+            ensure_events_table(&clients.dynamodb, &args.events_table).await.context("creating the events table")?;
+            ensure_items_table(&clients.dynamodb, &args.items_table).await.context("creating the items table")?;
+            let read_model = Arc::new(DynamoReadModel::new(clients.dynamodb.clone(), &args.items_table));
+            let projector = Arc::new(ProjectorService::new(read_model.clone()));
+            let poller = tokio::spawn(run_stream_poller(
+                clients.dynamodb.clone(),
+                clients.streams.clone(),
+                PollerConfig::new(&args.events_table),
+                projector,
+            ));
+            let events = Arc::new(DynamoEventStore::new(clients.dynamodb, &args.events_table));
+            let backend = format!(
+                "DynamoDB at {} (tables {}, {})",
+                endpoint.as_deref().unwrap_or("the default AWS endpoint"),
+                args.events_table,
+                args.items_table
+            );
+            (events, read_model, poller, backend)
+        } else {
+            let events = Arc::new(EmbeddedEventStore::default());
+            let read_model = Arc::new(EmbeddedReadModel::default());
+            let projector = Arc::new(ProjectorService::new(read_model.clone()));
+            let feed = tokio::spawn(run_change_feed(events.clone(), projector, 100));
+            (events, read_model, feed, "embedded in-memory store".to_owned())
+        };
+
+    let (dev_idp, verifier_config) = match (&args.issuer, &args.jwks_url) {
+        (Some(issuer), Some(jwks_url)) => (
+            None,
+            VerifierConfig {
+                issuer: issuer.clone(),
+                jwks_url: jwks_url.clone(),
+                client_ids: args.client_ids.clone(),
+                leeway: Duration::from_secs(args.token_leeway),
+                min_jwks_refresh: Duration::from_secs(30),
+            },
+        ),
+        _ => {
+            let idp = DevIdentityProvider::load_or_create(&args.data_dir, DEV_ISSUER)?;
+            let client_ids =
+                if args.client_ids.is_empty() { vec![DEV_CLIENT_ID.to_owned()] } else { args.client_ids.clone() };
+            (
+                Some(Arc::new(idp)),
+                VerifierConfig {
+                    issuer: DEV_ISSUER.to_owned(),
+                    jwks_url: format!("{base_url}{DEV_JWKS_PATH}"),
+                    client_ids,
+                    leeway: Duration::from_secs(args.token_leeway),
+                    min_jwks_refresh: Duration::from_secs(5),
+                },
+            )
+        }
+    };
+    let issuer = verifier_config.issuer.clone();
+    let cursors = Arc::new(HmacCursorCodec::new(&cursor_key(&args.data_dir)?));
+    let mut web = crate::web::build(&args.web, addr, dev_idp.clone(), &args.data_dir, &args.client_ids)?;
+    let gateway = router(GatewayConfig {
+        verifier: Arc::new(AccessTokenVerifier::new(verifier_config)),
+        functions: Functions {
+            post_item: Arc::new(
+                CreateItemService::new(events, Arc::new(SystemClock), Arc::new(RandomIds))
+                    .with_idempotency_ttl(lambda_env::idempotency_ttl()?),
+            ),
+            get_items: Arc::new(QueryService::new(read_model, cursors)),
+        },
+        dev_idp: dev_idp.clone(),
+        cors: CorsPolicy::new(args.cors_allowed_origins.clone()),
+        function_timeout: Duration::from_secs(29),
+    });
+    // The page and the Hosted UI are explicit routes: they win over the API's fallback.
+    let gateway = gateway.merge(std::mem::take(&mut web.router));
+
+    print_banner(&base_url, &backend, &issuer, dev_idp.is_some(), &args.data_dir);
+    web.print_banner(&base_url, &args.data_dir);
+    tracing::info!(%addr, backend, "listening");
+    items_local::server::serve(listener, gateway, ServerLimits::default(), shutdown).await?;
+    projection.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_banner(base_url: &str, backend: &str, issuer: &str, dev_idp: bool, data_dir: &Path) {
+    println!("Items API listening on {base_url}");
+    println!("  store:  {backend}");
+    println!("  tokens: issuer {issuer}");
+    if dev_idp {
+        let data_dir = data_dir.display();
+        println!();
+        println!("Get an access token (another terminal):");
+        println!("  TOKEN=$(cargo run -q --bin items -- token --data-dir '{data_dir}')");
+        println!("Create and list items:");
+        println!(
+            "  curl -i -X POST {base_url}/items -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"name\":\"Pen\"}}'"
+        );
+        println!("  curl -s {base_url}/items -H \"Authorization: Bearer $TOKEN\"");
+        println!("A read-only token: items token --scope items/read");
+    }
+    println!();
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+}

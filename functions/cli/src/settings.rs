@@ -1,0 +1,33 @@
+//! Settings of the `items` CLI.
+
+use std::path::PathBuf;
+
+
+/// Where local state lives (the development signing key, the cursor key):
+/// `$ITEMS_DATA_DIR`, else `$XDG_DATA_HOME/items-api`, else `~/.local/share/items-api`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ITEMS_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".local/share")
+    });
+    base.join("items-api")
+}
+
+/// The development identity provider's issuer. A fixed name, not an address:
+/// the JWKS URL is a separate setting, as it is for a real user pool.
+pub const DEV_ISSUER: &str = "https://dev-idp.items-api.localhost";
+
+/// Log setup for the CLI: human-readable, or JSON with `ITEMS_LOG_FORMAT=json`;
+/// level from `RUST_LOG` (default `info`).
+pub fn init_cli_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("ITEMS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,278 @@
+//! `items replay` on a real DynamoDB Local: rebuild, verify, resume, and
+//! replay next to live traffic.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::StreamExt;
+use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, ensure_events_table, ensure_items_table};
+use items_aws::system::{RandomIds, SystemClock};
+use items_domain::command::CreateItem;
+use items_domain::ports::{EventStore, ReadModel};
+use items_domain::service::{CreateItemService, ProjectorService};
+use items_domain::{Item, ItemId};
+use items_testkit::{DynamoDbLocal, unique_table};
+use serde_json::json;
+use support::Server;
+
+struct Tables {
+    client: Client,
+    events: String,
+    items: String,
+    data_dir: std::path::PathBuf,
+}
+
+impl Tables {
+    async fn new() -> Self {
+        let client = DynamoDbLocal::shared().client().await;
+        let (events, items) = (unique_table("replay-events"), unique_table("replay-items"));
+        ensure_events_table(&client, &events).await.unwrap();
+        ensure_items_table(&client, &items).await.unwrap();
+        let data_dir = std::env::temp_dir().join(format!("items-replay-{}", uuid::Uuid::new_v4().simple()));
+        Self { client, events, items, data_dir }
+    }
+
+    /// Creates `count` items through the real create service (one event each).
+    async fn create_items(&self, count: usize) {
+        let service = Arc::new(CreateItemService::new(
+            Arc::new(DynamoEventStore::new(self.client.clone(), &self.events)) as Arc<dyn EventStore>,
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+        ));
+        futures::stream::iter(0..count)
+            .map(|n| {
+                let service = service.clone();
+                async move {
+                    let command = CreateItem { name: format!("item {n}"), timestamp: format!("t{n}") };
+                    service.create("sub-replay", command).await.unwrap();
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    /// Projects every event as live projection would (the projector's code).
+    async fn project_live(&self, table: &str) {
+        let events = DynamoEventStore::new(self.client.clone(), &self.events);
+        let projector = ProjectorService::new(Arc::new(DynamoReadModel::new(self.client.clone(), table)));
+        let mut after = None;
+        loop {
+            use items_domain::replay::EventLogScan;
+            let page = events.scan_page(0, 1, after.as_ref()).await.unwrap();
+            assert_eq!(projector.project_batch(&page.events).await.failed, None);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+
+    async fn snapshot(&self, table: &str) -> HashMap<ItemId, Item> {
+        let read_model = DynamoReadModel::new(self.client.clone(), table);
+        let mut items = HashMap::new();
+        let mut after = None;
+        loop {
+            let page = read_model.list_page(None, after.as_ref()).await.unwrap();
+            items.extend(page.items.into_iter().map(|item| (item.id, item)));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return items,
+            }
+        }
+    }
+
+    async fn recreate_items_table(&self) {
+        self.client.delete_table().table_name(&self.items).send().await.unwrap();
+        ensure_items_table(&self.client, &self.items).await.unwrap();
+        assert!(self.snapshot(&self.items).await.is_empty());
+    }
+
+    fn replay_command(&self, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_items"));
+        command
+            .args(["replay", "--dynamodb-endpoint", &DynamoDbLocal::shared().endpoint()])
+            .args(["--events-table", &self.events, "--items-table", &self.items, "--data-dir"])
+            .arg(&self.data_dir)
+            .args(extra)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn replay(&self, extra: &[&str]) -> Output {
+        self.replay_command(extra).output().expect("items replay runs")
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_read_table_is_rebuilt_to_what_live_projection_made() {
+    let tables = Tables::new().await;
+    tables.create_items(10_000).await;
+    tables.project_live(&tables.items).await;
+    let live = tables.snapshot(&tables.items).await;
+    assert_eq!(live.len(), 10_000);
+
+    tables.recreate_items_table().await;
+    let replayed = tables.replay(&["--segments", "4"]);
+    assert!(replayed.status.success(), "{}", text(&replayed));
+    assert!(text(&replayed).contains("events read:    10000"), "{}", text(&replayed));
+
+    let verified = tables.replay(&["--verify"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(text(&verified).contains("missing: 0") && text(&verified).contains("stale: 0"));
+    assert_eq!(tables.snapshot(&tables.items).await, live, "the replayed table equals the live one");
+
+    // Replaying again changes nothing.
+    let again = tables.replay(&[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("items written:  0"), "{}", text(&again));
+    assert_eq!(tables.snapshot(&tables.items).await, live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_detects_a_corrupted_a_missing_and_an_extra_item() {
+    let tables = Tables::new().await;
+    tables.create_items(50).await;
+    tables.project_live(&tables.items).await;
+    assert!(tables.replay(&["--verify"]).status.success());
+
+    let live = tables.snapshot(&tables.items).await;
+    let mut ids = live.keys().copied().collect::<Vec<_>>();
+    ids.sort();
+    let mut corrupted = live[&ids[0]].clone();
+    corrupted.name = "corrupted".into();
+    let item: HashMap<String, AttributeValue> = items_aws::dynamodb_codec::to_item(&corrupted).unwrap();
+    tables.client.put_item().table_name(&tables.items).set_item(Some(item)).send().await.unwrap();
+    tables
+        .client
+        .delete_item()
+        .table_name(&tables.items)
+        .key("id", AttributeValue::S(ids[1].to_string()))
+        .send()
+        .await
+        .unwrap();
+    let mut extra = live[&ids[2]].clone();
+    extra.id = ItemId(uuid::Uuid::new_v4());
+    let item: HashMap<String, AttributeValue> = items_aws::dynamodb_codec::to_item(&extra).unwrap();
+    tables.client.put_item().table_name(&tables.items).set_item(Some(item)).send().await.unwrap();
+
+    let verified = tables.replay(&["--verify"]);
+    assert_eq!(verified.status.code(), Some(1), "{}", text(&verified));
+    let report = text(&verified);
+    assert!(report.contains(&format!("stale: 1 {}", ids[0])), "{report}");
+    assert!(report.contains(&format!("missing: 1 {}", ids[1])), "{report}");
+    assert!(report.contains(&format!("extra: 1 {}", extra.id)), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_interrupted_replay_resumes_and_ends_the_same() {
+    let tables = Tables::new().await;
+    tables.create_items(3_000).await;
+    tables.project_live(&tables.items).await;
+    let live = tables.snapshot(&tables.items).await;
+    tables.recreate_items_table().await;
+
+    // Slow enough (one write at a time) to be interrupted half way.
+    let mut child = tables
+        .replay_command(&["--segments", "2", "--write-concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = tables.data_dir.join(format!("replay-{}-{}.json", tables.events, tables.items));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !checkpoint.exists() {
+        assert!(Instant::now() < deadline, "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child, as Ctrl-C would.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted, not finished");
+    let partial = tables.snapshot(&tables.items).await.len();
+    assert!(partial < live.len(), "the first run stopped part way ({partial} items)");
+    assert!(checkpoint.exists(), "checkpoints are kept for --resume");
+
+    let resumed = tables.replay(&["--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let read: usize =
+        text(&resumed).lines().find_map(|l| l.strip_prefix("events read:").map(|n| n.trim().parse().unwrap())).unwrap();
+    assert!(read < 3_000, "resumed from the checkpoints, not from the start ({read} events read)");
+    assert!(!checkpoint.exists(), "a finished run removes its checkpoints");
+    assert_eq!(tables.snapshot(&tables.items).await, live);
+    assert!(tables.replay(&["--verify"]).status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replay_into_a_new_table_leaves_the_live_one_alone() {
+    let tables = Tables::new().await;
+    tables.create_items(200).await;
+    tables.project_live(&tables.items).await;
+    let fresh = unique_table("replay-fresh");
+
+    let dry = tables.replay(&["--into", &fresh, "--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(text(&dry).contains("events read:    200"));
+
+    let replayed = tables.replay(&["--into", &fresh]);
+    assert!(replayed.status.success(), "{}", text(&replayed));
+    assert!(text(&replayed).contains(&format!("created table {fresh}")), "{}", text(&replayed));
+    assert_eq!(tables.snapshot(&fresh).await, tables.snapshot(&tables.items).await);
+    let verified = tables.replay(&["--into", &fresh, "--verify"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replay_next_to_live_posts_converges() {
+    let tables = Tables::new().await;
+    tables.create_items(2_000).await;
+    let endpoint = DynamoDbLocal::shared().endpoint();
+    let server = Server::start(&[
+        "--dynamodb",
+        "--dynamodb-endpoint",
+        &endpoint,
+        "--events-table",
+        &tables.events,
+        "--items-table",
+        &tables.items,
+    ]);
+    let token = server.token(&[]);
+    let client = reqwest::Client::new();
+    let replay = tables.replay_command(&["--segments", "3"]).stdout(Stdio::piped()).spawn().unwrap();
+    for n in 0..200 {
+        let response = client
+            .post(server.url("/items"))
+            .header("Authorization", &token)
+            .json(&json!({ "name": format!("live {n}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let replayed = replay.wait_with_output().unwrap();
+    assert!(replayed.status.success(), "{}", text(&replayed));
+
+    // The poller projects the whole stream (2,000 + 200 events); then the
+    // table must match the log exactly.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let verified = tables.replay(&["--verify"]);
+        if verified.status.success() {
+            assert!(text(&verified).contains("expected items: 2200"), "{}", text(&verified));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never converged: {}", text(&verified));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,21 @@
+//! The `project-events` Lambda: the events table's stream -> the items table.
+
+use std::sync::Arc;
+
+use items_aws::dynamodb::DynamoReadModel;
+use items_aws::lambda_env;
+use items_aws::projector::project_events;
+use items_domain::service::ProjectorService;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let read_model = DynamoReadModel::new(lambda_env::dynamodb_client().await, lambda_env::required("ITEMS_TABLE")?);
+    let projector = ProjectorService::new(Arc::new(read_model));
+    let projector = &projector;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
+        Ok::<_, std::convert::Infallible>(project_events(projector, event.payload).await)
+    }))
+    .await
+}

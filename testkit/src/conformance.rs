@@ -1,0 +1,318 @@
+//! One conformance suite for the ports, run against every backend: the same
+//! tests, so the embedded stores and DynamoDB behave alike. A backend's test
+//! file calls [`conformance_suite!`](crate::conformance_suite) with a way to
+//! make a fresh backend.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use items_domain::event::ItemCreated;
+use items_domain::ports::{AppendError, CursorCodec, EventStore, InvalidCursor, PageKey, ReadModel, Upsert};
+use items_domain::service::{ProjectorService, QueryService};
+use items_domain::testing::at;
+use items_domain::{Event, EventPayload, Item, ItemId};
+use uuid::Uuid;
+
+/// Page keys shown as they are: the suite checks the backends' paging, not the sealing.
+struct PlainCursors;
+
+impl CursorCodec for PlainCursors {
+    fn seal(&self, key: &PageKey) -> String {
+        key.0.clone()
+    }
+
+    fn open(&self, cursor: &str) -> Result<PageKey, InvalidCursor> {
+        Ok(PageKey(cursor.to_owned()))
+    }
+}
+
+pub struct Backend {
+    pub events: Arc<dyn EventStore>,
+    pub read_model: Arc<dyn ReadModel>,
+}
+
+pub fn event(item_id: ItemId, version: u64, name: &str) -> Event {
+    Event {
+        event_id: Uuid::new_v4(),
+        item_id,
+        version,
+        occurred_at: at("2026-01-02T03:04:05.678Z"),
+        subject: "sub-1".into(),
+        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "N/A".into() }),
+    }
+}
+
+pub fn item(id: ItemId, version: u64, name: &str) -> Item {
+    Item {
+        id,
+        name: name.into(),
+        timestamp: "N/A".into(),
+        created_by: "sub-1".into(),
+        created_at: at("2026-01-02T03:04:05.678Z"),
+        version,
+    }
+}
+
+fn new_id() -> ItemId {
+    ItemId(Uuid::new_v4())
+}
+
+pub async fn append_then_stream_in_version_order(backend: Backend) {
+    let id = new_id();
+    let (one, two, three) = (event(id, 1, "a"), event(id, 2, "b"), event(id, 3, "c"));
+    backend.events.append(0, std::slice::from_ref(&one)).await.unwrap();
+    backend.events.append(1, &[two.clone(), three.clone()]).await.unwrap();
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one, two, three]);
+    assert_eq!(backend.events.stream(new_id()).await.unwrap(), vec![]);
+}
+
+pub async fn append_at_a_taken_version_is_a_conflict(backend: Backend) {
+    let id = new_id();
+    let original = event(id, 1, "original");
+    backend.events.append(0, std::slice::from_ref(&original)).await.unwrap();
+
+    let result = backend.events.append(0, &[event(id, 1, "intruder")]).await;
+    assert_eq!(result, Err(AppendError::Conflict { item_id: id, expected: 0, actual: 1 }));
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![original], "nothing was overwritten");
+}
+
+pub async fn a_multi_event_append_is_all_or_nothing(backend: Backend) {
+    let id = new_id();
+    let (one, two) = (event(id, 1, "a"), event(id, 2, "b"));
+    backend.events.append(0, &[one.clone(), two.clone()]).await.unwrap();
+
+    // Stale writer: thinks the stream is at 1 and appends 2 and 3.
+    let result = backend.events.append(1, &[event(id, 2, "x"), event(id, 3, "y")]).await;
+    assert!(matches!(result, Err(AppendError::Conflict { expected: 1, actual: 2, .. })), "{result:?}");
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one, two], "version 3 was not written");
+}
+
+pub async fn concurrent_appends_at_one_version_have_exactly_one_winner(backend: Backend) {
+    let id = new_id();
+    let attempts: Vec<_> = (0..8)
+        .map(|n| {
+            let events = backend.events.clone();
+            tokio::spawn(async move { events.append(0, &[event(id, 1, &format!("writer {n}"))]).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => wins += 1,
+            Err(AppendError::Conflict { expected: 0, actual: 1, .. }) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(backend.events.stream(id).await.unwrap().len(), 1);
+}
+
+pub async fn upserts_only_apply_newer_versions(backend: Backend) {
+    let id = new_id();
+    let read_model = &backend.read_model;
+    assert_eq!(read_model.get(id).await.unwrap(), None);
+    assert_eq!(read_model.upsert_if_newer(&item(id, 2, "v2")).await.unwrap(), Upsert::Applied);
+    assert_eq!(read_model.upsert_if_newer(&item(id, 2, "v2 again")).await.unwrap(), Upsert::AlreadyNewer);
+    assert_eq!(read_model.upsert_if_newer(&item(id, 1, "v1 late")).await.unwrap(), Upsert::AlreadyNewer);
+    assert_eq!(read_model.get(id).await.unwrap(), Some(item(id, 2, "v2")));
+    assert_eq!(read_model.upsert_if_newer(&item(id, 3, "v3")).await.unwrap(), Upsert::Applied);
+    assert_eq!(read_model.get(id).await.unwrap().unwrap().name, "v3");
+}
+
+pub async fn projection_is_idempotent_and_order_independent(backend: Backend) {
+    let projector = ProjectorService::new(backend.read_model.clone());
+    let ids: Vec<ItemId> = (0..5).map(|_| new_id()).collect();
+    let events: Vec<Event> = ids.iter().map(|&id| event(id, 1, &format!("item {id}"))).collect();
+    let mut shuffled: Vec<Event> = events.iter().rev().cloned().collect();
+    shuffled.extend(events.iter().cloned());
+
+    let first = projector.project_batch(&events).await;
+    assert_eq!((first.applied, first.already_newer, first.failed), (5, 0, None));
+    let again = projector.project_batch(&shuffled).await;
+    assert_eq!((again.applied, again.already_newer, again.failed), (0, 10, None));
+    for (id, event) in ids.iter().zip(&events) {
+        let stored = backend.read_model.get(*id).await.unwrap().unwrap();
+        assert_eq!(stored.name, format!("item {id}"));
+        assert_eq!(stored.version, event.version);
+    }
+}
+
+pub async fn concurrent_idempotent_creates_make_one_item(backend: Backend) {
+    use items_domain::testing::{FixedClock, SequentialIds};
+    use items_domain::command::CreateItem;
+    use items_domain::idempotency::IdempotencyKey;
+    use items_domain::service::{CreateError, CreateItemService, Created};
+
+    let service = Arc::new(CreateItemService::new(
+        backend.events.clone(),
+        Arc::new(FixedClock::default()),
+        Arc::new(SequentialIds::default()),
+    ));
+    let key = IdempotencyKey::parse(&format!("key-{}", Uuid::new_v4())).unwrap();
+    let pen = CreateItem { name: "Pen".into(), timestamp: "N/A".into() };
+    let attempts: Vec<_> = (0..10)
+        .map(|_| {
+            let (service, key, pen) = (service.clone(), key.clone(), pen.clone());
+            tokio::spawn(async move { service.create_idempotent("sub-1", pen, &key).await })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    let mut new = 0;
+    for attempt in attempts {
+        let created = attempt.await.unwrap().unwrap();
+        if matches!(created, Created::New(_)) {
+            new += 1;
+        }
+        ids.insert(created.item().id);
+    }
+    assert_eq!(new, 1, "exactly one request created");
+    assert_eq!(ids.len(), 1, "every retry got the same item");
+    let id = *ids.iter().next().unwrap();
+    assert_eq!(backend.events.stream(id).await.unwrap().len(), 1);
+
+    let other = CreateItem { name: "Pencil".into(), timestamp: "N/A".into() };
+    assert_eq!(service.create_idempotent("sub-1", other, &key).await, Err(CreateError::KeyReused));
+    let theirs = service.create_idempotent("sub-2", pen, &key).await.unwrap();
+    assert!(matches!(theirs, Created::New(_)), "another subject's key is independent");
+    assert_ne!(theirs.item().id, id);
+}
+
+pub async fn an_expired_idempotency_record_frees_its_key(backend: Backend) {
+    use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
+    let key = IdempotencyKey::parse("reused-later").unwrap();
+    let (first_id, second_id) = (new_id(), new_id());
+    let record = |id, expires| IdempotencyRecord {
+        subject: format!("sub-{}", Uuid::new_v4()),
+        key: key.clone(),
+        name: "Pen".into(),
+        timestamp: "N/A".into(),
+        item: item(id, 1, "Pen"),
+        expires_at: at(expires),
+    };
+    let expired = record(first_id, "2026-01-01T00:00:00Z");
+    let now = at("2026-06-01T00:00:00Z");
+    backend.events.append_idempotent(&expired, &[event(first_id, 1, "Pen")], now).await.unwrap();
+    assert_eq!(backend.events.idempotency_record(&expired.subject, &key).await.unwrap(), Some(expired.clone()));
+
+    let mut renewed = record(second_id, "2026-06-02T00:00:00Z");
+    renewed.subject = expired.subject.clone();
+    backend.events.append_idempotent(&renewed, &[event(second_id, 1, "Pen")], now).await.unwrap();
+    assert_eq!(backend.events.idempotency_record(&renewed.subject, &key).await.unwrap(), Some(renewed.clone()));
+
+    let third = new_id();
+    let mut again = record(third, "2026-06-03T00:00:00Z");
+    again.subject = renewed.subject.clone();
+    let taken = backend.events.append_idempotent(&again, &[event(third, 1, "Pen")], now).await;
+    assert_eq!(taken, Err(AppendError::KeyTaken), "a live record keeps its key");
+    assert!(backend.events.stream(third).await.unwrap().is_empty(), "and nothing was appended");
+}
+
+/// Writes `count` items with long names so that the listing spans more than
+/// one 1 MB DynamoDB Scan page when `count` is large enough.
+pub async fn fill(read_model: &Arc<dyn ReadModel>, count: usize) -> HashSet<ItemId> {
+    let name = "n".repeat(256);
+    let mut ids = HashSet::new();
+    let mut writes = Vec::new();
+    for _ in 0..count {
+        let id = new_id();
+        ids.insert(id);
+        let read_model = read_model.clone();
+        let name = name.clone();
+        writes.push(tokio::spawn(async move { read_model.upsert_if_newer(&item(id, 1, &name)).await }));
+        if writes.len() == 32 {
+            for write in writes.drain(..) {
+                write.await.unwrap().unwrap();
+            }
+        }
+    }
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    ids
+}
+
+pub async fn listing_pages_through_everything_exactly_once(backend: Backend, count: usize, min_backend_pages: usize) {
+    let ids = fill(&backend.read_model, count).await;
+    let mut backend_pages = 0;
+    let mut after = None;
+    loop {
+        let page = backend.read_model.list_page(None, after.as_ref()).await.unwrap();
+        backend_pages += 1;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert!(backend_pages >= min_backend_pages, "the backend served {backend_pages} page(s)");
+    let queries = QueryService::new(backend.read_model.clone(), Arc::new(PlainCursors));
+
+    let everything = queries.list(None, None).await.unwrap();
+    assert_eq!(everything.items.len(), count, "the unlimited listing is complete");
+    assert_eq!(everything.items.iter().map(|i| i.id).collect::<HashSet<_>>(), ids);
+    assert_eq!(everything.next_cursor, None);
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = queries.list(Some(997), cursor.as_deref()).await.unwrap();
+        assert!(page.items.len() <= 997);
+        pages += 1;
+        seen.extend(page.items.iter().map(|i| i.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages >= count.div_ceil(997), "{pages} pages");
+    assert_eq!(seen.len(), count, "no item twice");
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), ids);
+}
+
+/// Expands to one `#[tokio::test]` per conformance case for a backend.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:expr, $large_listing:expr, $min_backend_pages:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn append_then_stream_in_version_order() {
+            $crate::conformance::append_then_stream_in_version_order($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn append_at_a_taken_version_is_a_conflict() {
+            $crate::conformance::append_at_a_taken_version_is_a_conflict($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_multi_event_append_is_all_or_nothing() {
+            $crate::conformance::a_multi_event_append_is_all_or_nothing($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_appends_at_one_version_have_exactly_one_winner() {
+            $crate::conformance::concurrent_appends_at_one_version_have_exactly_one_winner($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn upserts_only_apply_newer_versions() {
+            $crate::conformance::upserts_only_apply_newer_versions($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn projection_is_idempotent_and_order_independent() {
+            $crate::conformance::projection_is_idempotent_and_order_independent($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_idempotent_creates_make_one_item() {
+            $crate::conformance::concurrent_idempotent_creates_make_one_item($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn an_expired_idempotency_record_frees_its_key() {
+            $crate::conformance::an_expired_idempotency_record_frees_its_key($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn listing_pages_through_everything_exactly_once() {
+            $crate::conformance::listing_pages_through_everything_exactly_once(
+                $backend,
+                $large_listing,
+                $min_backend_pages,
+            )
+            .await;
+        }
+    };
+}
