@@ -131,7 +131,7 @@ def build(results):
     """One cargo command for everything; returns the bench executables."""
     cmd = [
         "cargo", "build", "--release",
-        "-p", "items-functions", "-p", "items-adapters",
+        "-p", "items-cli", "-p", "items-lambda", "-p", "items-aws", "-p", "items-local",
         "--bin", "items", "--bin", "post-item", "--bin", "get-items", "--bin", "project-events",
         "--example", "bench_harness", "--example", "hello_axum", "--example", "lambda_echo", "--example", "replay_bench",
         "--bench", "token_verify", "--bench", "event_codec",
@@ -208,7 +208,7 @@ def bench_lambda(profile, results, classic_handler):
         "--echo-bin", TARGET / "release/examples/lambda_echo",
         "--classic-handler", classic_handler,
         "--python", sys.executable,
-        "--fixtures", ROOT / "adapters/tests/fixtures",
+        "--fixtures", ROOT / "adapters/aws/tests/fixtures",
         "--cold", str(profile["cold"]),
         "--warm-post", str(profile["warm_post"]),
         "--warm-get100", str(profile["warm_get100"]),
@@ -305,8 +305,8 @@ def bench_gateway(profile, results):
 def bench_micro(profile, results, executables):
     home = results / "criterion"
     shutil.rmtree(home, ignore_errors=True)
-    for name in ["token_verify", "event_codec"]:
-        run([executables[name], "--bench", *profile["criterion"]], cwd=ROOT / "adapters",
+    for name, crate in [("token_verify", "local"), ("event_codec", "aws")]:
+        run([executables[name], "--bench", *profile["criterion"]], cwd=ROOT / "adapters" / crate,
             env=dict(os.environ, CRITERION_HOME=str(home)))
     micro = {}
     for benchmark in sorted(home.glob("*/*/new/benchmark.json")):
@@ -319,7 +319,7 @@ def bench_micro(profile, results, executables):
 
 
 def bench_replay(profile, results):
-    """functions/examples/replay_bench.rs: replay vs a parallel Scan + BatchWriteItem floor."""
+    """functions/cli/examples/replay_bench.rs: replay vs a parallel Scan + BatchWriteItem floor."""
     out = subprocess.run([TARGET / "release/examples/replay_bench", str(profile["replay_events"]), "4"],
                          cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
     table = [line for line in out.splitlines() if line.startswith("|")]
@@ -711,7 +711,7 @@ class Report:
 
     def micro_section(self, data):
         self.add("## 5. Micro benchmarks (criterion)", "")
-        self.add("`adapters/benches/token_verify.rs` and `adapters/benches/event_codec.rs`, criterion with short "
+        self.add("`adapters/local/benches/token_verify.rs` and `adapters/aws/benches/event_codec.rs`, criterion with short "
                  f"runs (`{' '.join(self.args_profile['criterion'])}`). Each sample is the mean time per iteration "
                  "of one criterion sample; median / p90 / p99 are over those samples. No classic baseline exists "
                  "(API Gateway verifies tokens for the classic stack, and it stores no events).", "")
@@ -736,7 +736,7 @@ class Report:
 
     def replay_section(self, data):
         self.add("## 6. Replay", "")
-        self.add("`functions/examples/replay_bench.rs` on its own DynamoDB Local: the events table is seeded, "
+        self.add("`functions/cli/examples/replay_bench.rs` on its own DynamoDB Local: the events table is seeded, "
                  "DynamoDB Local is warmed up, then the floor (a parallel Scan of the events table and "
                  "BatchWriteItem of the same records, as they are, into a copy without a stream: no decoding, no "
                  "domain logic) and the replay service (the code `items replay` runs) with 4 segments each. "
@@ -810,7 +810,7 @@ class Report:
             "- **One machine, loopback only.** The functions, the Runtime API emulator, DynamoDB Local and the "
             "load generator share the same cores. DynamoDB Local (a JVM with SQLite) is much slower than DynamoDB "
             "and dominates every warm figure; the ratios to the floor say how much each function adds on top.",
-            "- **Runtime API emulator** (`functions/examples/bench_harness/emulator.rs`): blocking threads, "
+            "- **Runtime API emulator** (`functions/cli/examples/bench_harness/emulator.rs`): blocking threads, "
             "`TCP_NODELAY` on every accepted socket, one emulator per process so a stopped process can never take "
             "another's invocation. Both runtimes (`lambda_runtime` for Rust, `awslambdaric` for Python) talk to "
             "the same emulator code.",

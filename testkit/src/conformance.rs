@@ -138,10 +138,10 @@ pub async fn projection_is_idempotent_and_order_independent(backend: Backend) {
 }
 
 pub async fn concurrent_idempotent_creates_make_one_item(backend: Backend) {
-    use items_domain::testing::{FixedClock, SequentialIds};
     use items_domain::command::CreateItem;
     use items_domain::idempotency::IdempotencyKey;
     use items_domain::service::{CreateError, CreateItemService, Created};
+    use items_domain::testing::{FixedClock, SequentialIds};
 
     let service = Arc::new(CreateItemService::new(
         backend.events.clone(),

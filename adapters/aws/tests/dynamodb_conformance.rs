@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, ensure_events_table, ensure_items_table};
-use items_testkit::{DynamoDbLocal, unique_table};
 use items_testkit::conformance::Backend;
 use items_testkit::conformance_suite;
+use items_testkit::{DynamoDbLocal, unique_table};
 
 async fn dynamodb() -> Backend {
     let local = DynamoDbLocal::shared();

@@ -81,7 +81,8 @@ async fn duplicates_and_out_of_order_records_converge() {
     let (older, newer) = (version_of(id, 1, "older"), version_of(id, 2, "newer"));
     let other = created("other");
 
-    let batch_of = batch(vec![record(&newer, 1), record(&older, 2), record(&other, 3), record(&newer, 4), record(&older, 5)]);
+    let batch_of =
+        batch(vec![record(&newer, 1), record(&older, 2), record(&other, 3), record(&newer, 4), record(&older, 5)]);
     let response = project_events(&projector, batch_of).await;
     assert!(response.batch_item_failures.is_empty());
     let item = read_model.get(id).await.unwrap().unwrap();

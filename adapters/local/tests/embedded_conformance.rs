@@ -1,4 +1,4 @@
-//! The ports' conformance suite on the embedded backend.
+//! The ports' conformance suite on the volatile embedded backend (in memory).
 
 use std::sync::Arc;
 

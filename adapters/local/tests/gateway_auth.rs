@@ -16,14 +16,15 @@ use items_aws::system::{RandomIds, SystemClock};
 use items_domain::service::{CreateItemService, ProjectorService, QueryService};
 use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider, TokenRequest};
 use items_local::auth::{AccessTokenVerifier, VerifierConfig};
-use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel, run_change_feed};
+use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel};
+use items_local::event_source_mapping::run_change_feed;
 use items_local::gateway::{DEV_JWKS_PATH, Functions, GatewayConfig, router};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use support::jwks_server::{JwksServer, jwks_of};
 use support::tokens::*;
+use tokio::net::TcpListener;
 use uuid::Uuid;
 
 /// A Cognito-shaped issuer; the keys are served elsewhere (the JWKS server).

@@ -12,9 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, Request, StatusCode, header};
 use items_local::auth::dev_idp::{DevIdentityProvider, dev_subject};
 use items_local::hosted_ui::users::UserStore;
-use items_local::hosted_ui::{
-    self, AuthorizeError, HostedUi, HostedUiConfig, Params, TokenError, check_redirect_uri,
-};
+use items_local::hosted_ui::{self, AuthorizeError, HostedUi, HostedUiConfig, Params, TokenError, check_redirect_uri};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde_json::Value;
 use tower::ServiceExt;

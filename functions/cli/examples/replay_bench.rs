@@ -17,7 +17,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::StreamExt;
 use items_aws::dynamodb::{
-    BatchWriter, DynamoEventStore, DynamoReadModel, ensure_events_table, ensure_items_table,
+    BatchWriter, DynamoEventStore, DynamoReadModel, ensure_events_table, ensure_events_table_without_stream,
+    ensure_items_table,
 };
 use items_aws::dynamodb_codec::event_to_item;
 use items_domain::event::{Event, EventPayload, ItemCreated, ItemId};
@@ -67,29 +68,6 @@ async fn seed(client: &Client, table: &str, count: usize) -> anyhow::Result<()> 
         .collect()
 }
 
-/// A table with the events table's key and no stream.
-async fn copy_table(client: &Client, name: &str) -> anyhow::Result<()> {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("stream_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("version").attribute_type(ScalarAttributeType::N).build()?,
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("stream_id").key_type(KeyType::Hash).build()?)
-        .key_schema(KeySchemaElement::builder().attribute_name("version").key_type(KeyType::Range).build()?)
-        .send()
-        .await?;
-    Ok(())
-}
-
 /// The floor: parallel Scan, BatchWriteItem of the raw records.
 async fn floor(client: &Client, from: &str, to: &str, segments: i32) -> anyhow::Result<usize> {
     let runs = (0..segments).map(|segment| async move {
@@ -130,8 +108,8 @@ async fn main() -> anyhow::Result<()> {
     let (log, copy, fresh, live) = ("bench-events", "bench-copy", "bench-fresh", "bench-live");
     ensure_events_table(&client, log).await?;
     // The copies have no stream, like the items tables replay writes to.
-    copy_table(&client, copy).await?;
-    copy_table(&client, "bench-warm-up").await?;
+    ensure_events_table_without_stream(&client, copy).await?;
+    ensure_events_table_without_stream(&client, "bench-warm-up").await?;
     ensure_items_table(&client, live).await?;
     seed(&client, log, events).await?;
     // DynamoDB Local runs on the JVM: warm it up so the first contender does

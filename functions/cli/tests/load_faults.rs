@@ -410,7 +410,7 @@ impl Traffic {
                 let mut n = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    let (what, outcome) = if n % 2 == 0 {
+                    let (what, outcome) = if n.is_multiple_of(2) {
                         let body = json!({"name": format!("traffic-{w}-{n}")});
                         ("POST /items", post(&client, &url, &token, &body, None).await)
                     } else {

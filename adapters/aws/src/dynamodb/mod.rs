@@ -9,7 +9,7 @@ mod tables;
 pub use event_store::DynamoEventStore;
 pub use read_model::DynamoReadModel;
 pub use replay::BatchWriter;
-pub use tables::{ensure_events_table, ensure_items_table};
+pub use tables::{ensure_events_table, ensure_events_table_without_stream, ensure_items_table};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use items_domain::ports::StoreError;

@@ -36,30 +36,39 @@ async fn exists(client: &Client, table: &str) -> Result<bool, StoreError> {
 
 /// The events table: (`stream_id` S, `version` N), stream `NEW_IMAGE`.
 pub async fn ensure_events_table(client: &Client, table: &str) -> Result<bool, StoreError> {
+    ensure_events_table_with(client, table, true).await
+}
+
+/// The events table's key schema without a stream (benchmarks: what the stream costs).
+pub async fn ensure_events_table_without_stream(client: &Client, table: &str) -> Result<bool, StoreError> {
+    ensure_events_table_with(client, table, false).await
+}
+
+async fn ensure_events_table_with(client: &Client, table: &str, with_stream: bool) -> Result<bool, StoreError> {
     if exists(client, table).await? {
         return Ok(false);
     }
-    let stream = StreamSpecification::builder()
-        .stream_enabled(true)
-        .stream_view_type(StreamViewType::NewImage)
-        .build()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    client
+    let mut create = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attribute(EVENTS_PARTITION_KEY, ScalarAttributeType::S)?)
         .attribute_definitions(attribute(EVENTS_SORT_KEY, ScalarAttributeType::N)?)
         .key_schema(key(EVENTS_PARTITION_KEY, KeyType::Hash)?)
-        .key_schema(key(EVENTS_SORT_KEY, KeyType::Range)?)
-        .stream_specification(stream)
-        .send()
-        .await
-        .map_err(|e| store_error("CreateTable", e))?;
+        .key_schema(key(EVENTS_SORT_KEY, KeyType::Range)?);
+    if with_stream {
+        let stream = StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::NewImage)
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        create = create.stream_specification(stream);
+    }
+    create.send().await.map_err(|e| store_error("CreateTable", e))?;
     Ok(true)
 }
 
-/// The items table: `id` S.
+/// The items table: `id` S (also the classic single table's shape).
 pub async fn ensure_items_table(client: &Client, table: &str) -> Result<bool, StoreError> {
     if exists(client, table).await? {
         return Ok(false);

@@ -12,7 +12,6 @@ use serde_json::{Map, Value, json};
 pub const SUB: &str = "0b6c3c1e-5d7f-4a8e-9e2b-7f1d2c3b4a59";
 pub const READ_WRITE: &[&str] = &["items/read", "items/write"];
 
-
 pub fn token_request(scopes: &[&str]) -> TokenRequest {
     TokenRequest {
         subject: SUB.to_owned(),

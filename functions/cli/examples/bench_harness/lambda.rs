@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest, ScalarAttributeType,
-    WriteRequest,
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use items_aws::dynamodb::{
+    DynamoReadModel, ensure_events_table, ensure_events_table_without_stream, ensure_items_table,
 };
-use items_aws::dynamodb::{DynamoReadModel, ensure_events_table, ensure_items_table};
 use items_aws::dynamodb_codec::event_to_item;
 use items_domain::Item;
 use items_domain::event::{Event, EventPayload, ItemCreated, ItemId};
@@ -44,7 +43,7 @@ pub struct LambdaArgs {
     #[arg(long)]
     pub python: PathBuf,
     /// API Gateway / DynamoDB stream event fixtures.
-    #[arg(long, default_value = "adapters/tests/fixtures")]
+    #[arg(long, default_value = "adapters/aws/tests/fixtures")]
     pub fixtures: PathBuf,
     /// Cold starts per function.
     #[arg(long, default_value_t = 40)]
@@ -341,41 +340,6 @@ fn sample_item() -> Item {
     }
 }
 
-async fn create_events_table_without_stream(client: &Client) -> anyhow::Result<()> {
-    client
-        .create_table()
-        .table_name(EVENTS_NO_STREAM_TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("stream_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("version").attribute_type(ScalarAttributeType::N).build()?,
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("stream_id").key_type(KeyType::Hash).build()?)
-        .key_schema(KeySchemaElement::builder().attribute_name("version").key_type(KeyType::Range).build()?)
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await?;
-    Ok(())
-}
-
-async fn create_classic_table(client: &Client, table: &str) -> anyhow::Result<()> {
-    client
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build()?,
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build()?)
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await?;
-    Ok(())
-}
-
 /// Adds `count` items to both GET tables: the Items API's items table (as the
 /// projector writes them) and the classic table (as the classic POST writes them).
 async fn seed(client: &Client, count: usize) -> anyhow::Result<()> {
@@ -406,126 +370,154 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     std::fs::create_dir_all(&args.log_dir)?;
     let work = std::env::temp_dir().join(format!("items-bench-{}", std::process::id()));
-    let home = work.join("home");
-    std::fs::create_dir_all(&home)?;
+    std::fs::create_dir_all(work.join("home"))?;
     std::fs::copy(&args.classic_handler, work.join("seed_lambda.py"))
         .with_context(|| format!("copying {}", args.classic_handler.display()))?;
 
     eprintln!("lambda: starting DynamoDB Local");
     let ddb = items_testkit::DynamoDbLocal::start()?;
     let client = rt.block_on(ddb.client());
-    rt.block_on(async {
-        ensure_events_table(&client, EVENTS_TABLE).await?;
-        create_events_table_without_stream(&client).await?;
-        ensure_items_table(&client, ITEMS_GET_TABLE).await?;
-        ensure_items_table(&client, ITEMS_PROJECTED_TABLE).await?;
-        create_classic_table(&client, CLASSIC_POST_TABLE).await?;
-        create_classic_table(&client, CLASSIC_GET_TABLE).await?;
-        seed(&client, 100).await?;
-        // DynamoDB Local runs on a JVM: let it compile its hot paths first.
-        for _ in 0..args.warmup * 3 {
-            floor_put(&client).await?;
-            floor_put_into(&client, EVENTS_NO_STREAM_TABLE).await?;
-            floor_classic_put(&client).await?;
-            floor_project(&client).await?;
-        }
-        for _ in 0..args.warmup / 2 {
-            floor_scan(&client, ITEMS_GET_TABLE, 100).await?;
-            floor_scan(&client, CLASSIC_GET_TABLE, 100).await?;
-        }
-        anyhow::Ok(())
-    })?;
-
-    let python_version = Command::new(&args.python)
-        .args(["-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"])
-        .output()?;
-    let python_version = String::from_utf8_lossy(&python_version.stdout).trim().to_owned();
-
-    let base_env = |name: &str| -> Vec<(String, String)> {
-        [
-            ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
-            ("HOME", home.display().to_string()),
-            ("LANG", "C.UTF-8".to_owned()),
-            ("TZ", "UTC".to_owned()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "local".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
-            ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/25/[$LATEST]bench".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-    };
-    let endpoint = ddb.endpoint();
-    let rust = |key: &'static str, table_env: Vec<(&str, &str)>, event: Box<dyn Fn() -> Vec<u8>>, check| {
-        let mut env = base_env(key);
-        env.push(("AWS_ENDPOINT_URL".into(), endpoint.clone()));
-        env.push(("CURSOR_SIGNING_KEY".into(), "bench-cursor-signing-key-0123456789abcdef".into()));
-        env.extend(table_env.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
-        Function { key, program: args.bin_dir.join(key), args: vec![], cwd: work.clone(), env, event, check }
-    };
-    let classic = |key: &'static str, table: &str, event: Box<dyn Fn() -> Vec<u8>>, check| {
-        let mut env = base_env(key);
-        env.push(("TABLE_NAME".into(), table.to_owned()));
-        env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
-        env.push(("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_python{python_version}")));
-        Function {
-            key,
-            program: args.python.clone(),
-            args: ["-m", "awslambdaric", "seed_lambda.lambda_handler"].map(str::to_owned).to_vec(),
-            cwd: work.clone(),
-            env,
-            event,
-            check,
-        }
-    };
-
-    let post_fixture = load_json(&args.fixtures.join("apigw-post-items.json"))?;
-    let stream_fixture = load_json(&args.fixtures.join("dynamodb-stream-insert.json"))?;
-    let post_body = post_event(&post_fixture);
-    let get_body = get_event(&post_fixture);
-    let post = |body: Vec<u8>| -> Box<dyn Fn() -> Vec<u8>> { Box::new(move || body.clone()) };
-
-    let post_item =
-        rust("post-item", vec![("EVENTS_TABLE", EVENTS_TABLE)], post(post_body.clone()), |r| status_is(r, 201));
-    let get_items =
-        rust("get-items", vec![("ITEMS_TABLE", ITEMS_GET_TABLE)], post(get_body.clone()), |r| status_is(r, 200));
-    let project_events = rust(
-        "project-events",
-        vec![("ITEMS_TABLE", ITEMS_PROJECTED_TABLE)],
-        Box::new(move || stream_event(&stream_fixture)),
-        |r| match r["batchItemFailures"].as_array() {
-            Some(failures) if failures.is_empty() => Ok(()),
-            _ => bail!("unexpected response: {}", truncate(&r.to_string())),
-        },
-    );
-    let echo = {
-        let mut function = rust("lambda-echo", vec![], post(post_body.clone()), |r| status_is(r, 200));
-        function.program = args.echo_bin.clone();
-        function
-    };
-    let classic_post = classic("classic-post", CLASSIC_POST_TABLE, post(post_body), |r| status_is(r, 200));
-    let classic_get = classic("classic-get", CLASSIC_GET_TABLE, post(get_body), |r| status_is(r, 200));
+    rt.block_on(prepare_tables(&client, args.warmup))?;
+    let functions = Functions::define(&args, &work, &ddb.endpoint())?;
 
     let mut series = Series::default();
-    let log_dir = &args.log_dir;
+    cold_starts(&args, &functions, &mut series)?;
+    warm_post(&args, &functions, &rt, &client, &mut series)?;
+    warm_get(&args, &functions, &rt, &client, &mut series)?;
+    warm_project(&args, &functions, &rt, &client, &mut series)?;
 
-    // 1. Cold starts, round-robin over the functions. One unmeasured start of
-    // each first: page cache, Python's bytecode cache.
-    let cold_functions = [&post_item, &classic_post, &get_items, &classic_get, &project_events, &echo];
+    drop(ddb);
+    let _ = std::fs::remove_dir_all(&work);
+    series.write(&args.out, json!({ "classic_python": functions.python_version }))
+}
+
+/// Creates and seeds the tables, then warms DynamoDB Local up (it runs on a
+/// JVM: let it compile its hot paths first).
+async fn prepare_tables(client: &Client, warmup: usize) -> anyhow::Result<()> {
+    ensure_events_table(client, EVENTS_TABLE).await?;
+    ensure_events_table_without_stream(client, EVENTS_NO_STREAM_TABLE).await?;
+    for table in [ITEMS_GET_TABLE, ITEMS_PROJECTED_TABLE, CLASSIC_POST_TABLE, CLASSIC_GET_TABLE] {
+        ensure_items_table(client, table).await?;
+    }
+    seed(client, 100).await?;
+    for _ in 0..warmup * 3 {
+        floor_put(client).await?;
+        floor_put_into(client, EVENTS_NO_STREAM_TABLE).await?;
+        floor_classic_put(client).await?;
+        floor_project(client).await?;
+    }
+    for _ in 0..warmup / 2 {
+        floor_scan(client, ITEMS_GET_TABLE, 100).await?;
+        floor_scan(client, CLASSIC_GET_TABLE, 100).await?;
+    }
+    Ok(())
+}
+
+/// The functions under test, each with its environment and event.
+struct Functions {
+    post_item: Function,
+    get_items: Function,
+    project_events: Function,
+    echo: Function,
+    classic_post: Function,
+    classic_get: Function,
+    python_version: String,
+}
+
+impl Functions {
+    fn define(args: &LambdaArgs, work: &Path, endpoint: &str) -> anyhow::Result<Self> {
+        let python_version = Command::new(&args.python)
+            .args(["-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"])
+            .output()?;
+        let python_version = String::from_utf8_lossy(&python_version.stdout).trim().to_owned();
+        let home = work.join("home");
+        let base_env = |name: &str| -> Vec<(String, String)> {
+            [
+                ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
+                ("HOME", home.display().to_string()),
+                ("LANG", "C.UTF-8".to_owned()),
+                ("TZ", "UTC".to_owned()),
+                ("AWS_REGION", "us-east-1".to_owned()),
+                ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+                ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+                ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+                ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+                ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+                ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/25/[$LATEST]bench".to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
+        };
+        let rust = |key: &'static str, table_env: Vec<(&str, &str)>, event: Box<dyn Fn() -> Vec<u8>>, check| {
+            let mut env = base_env(key);
+            env.push(("AWS_ENDPOINT_URL".into(), endpoint.to_owned()));
+            env.push(("CURSOR_SIGNING_KEY".into(), "bench-cursor-signing-key-0123456789abcdef".into()));
+            env.extend(table_env.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+            Function { key, program: args.bin_dir.join(key), args: vec![], cwd: work.to_owned(), env, event, check }
+        };
+        let classic = |key: &'static str, table: &str, event: Box<dyn Fn() -> Vec<u8>>, check| {
+            let mut env = base_env(key);
+            env.push(("TABLE_NAME".into(), table.to_owned()));
+            env.push(("DYNAMODB_ENDPOINT".into(), endpoint.to_owned()));
+            env.push(("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_python{python_version}")));
+            Function {
+                key,
+                program: args.python.clone(),
+                args: ["-m", "awslambdaric", "seed_lambda.lambda_handler"].map(str::to_owned).to_vec(),
+                cwd: work.to_owned(),
+                env,
+                event,
+                check,
+            }
+        };
+
+        let post_fixture = load_json(&args.fixtures.join("apigw-post-items.json"))?;
+        let stream_fixture = load_json(&args.fixtures.join("dynamodb-stream-insert.json"))?;
+        let post_body = post_event(&post_fixture);
+        let get_body = get_event(&post_fixture);
+        let fixed = |body: Vec<u8>| -> Box<dyn Fn() -> Vec<u8>> { Box::new(move || body.clone()) };
+
+        let mut echo = rust("lambda-echo", vec![], fixed(post_body.clone()), |r| status_is(r, 200));
+        echo.program = args.echo_bin.clone();
+        Ok(Self {
+            post_item: rust("post-item", vec![("EVENTS_TABLE", EVENTS_TABLE)], fixed(post_body.clone()), |r| {
+                status_is(r, 201)
+            }),
+            get_items: rust("get-items", vec![("ITEMS_TABLE", ITEMS_GET_TABLE)], fixed(get_body.clone()), |r| {
+                status_is(r, 200)
+            }),
+            project_events: rust(
+                "project-events",
+                vec![("ITEMS_TABLE", ITEMS_PROJECTED_TABLE)],
+                Box::new(move || stream_event(&stream_fixture)),
+                |r| match r["batchItemFailures"].as_array() {
+                    Some(failures) if failures.is_empty() => Ok(()),
+                    _ => bail!("unexpected response: {}", truncate(&r.to_string())),
+                },
+            ),
+            echo,
+            classic_post: classic("classic-post", CLASSIC_POST_TABLE, fixed(post_body), |r| status_is(r, 200)),
+            classic_get: classic("classic-get", CLASSIC_GET_TABLE, fixed(get_body), |r| status_is(r, 200)),
+            python_version,
+        })
+    }
+}
+
+/// Phase 1, cold starts: round-robin over the functions, after one unmeasured
+/// start of each (page cache, Python's bytecode cache).
+fn cold_starts(args: &LambdaArgs, f: &Functions, series: &mut Series) -> anyhow::Result<()> {
+    let cold_functions = [&f.post_item, &f.classic_post, &f.get_items, &f.classic_get, &f.project_events, &f.echo];
     eprintln!("lambda: {} cold starts of each of {} functions", args.cold, cold_functions.len());
     for function in cold_functions {
-        cold_start(function, log_dir)?;
+        cold_start(function, &args.log_dir)?;
     }
     for round in 0..args.cold {
         for function in cold_functions {
-            let sample =
-                cold_start(function, log_dir).with_context(|| format!("cold start {round} of {}", function.key))?;
+            let sample = cold_start(function, &args.log_dir)
+                .with_context(|| format!("cold start {round} of {}", function.key))?;
             let key = function.key;
             series.push(&format!("cold.{key}.total_ms"), sample.total);
             series.push(&format!("cold.{key}.init_ms"), sample.init);
@@ -533,19 +525,28 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
             series.push(&format!("cold.{key}.rss_kib"), sample.rss_kib as f64);
         }
     }
+    Ok(())
+}
 
-    // 2. Warm POST: post-item, classic, floor PutItem, interleaved.
+/// Phase 2, warm POST: post-item, classic, floor PutItem, interleaved.
+fn warm_post(
+    args: &LambdaArgs,
+    f: &Functions,
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    series: &mut Series,
+) -> anyhow::Result<()> {
     eprintln!("lambda: warm POST x{}", args.warm_post);
-    let mut rust_post = post_item.spawn(log_dir)?;
-    let mut classic_post_run = classic_post.spawn(log_dir)?;
-    let mut echo_run = echo.spawn(log_dir)?;
+    let mut rust_post = f.post_item.spawn(&args.log_dir)?;
+    let mut classic_post_run = f.classic_post.spawn(&args.log_dir)?;
+    let mut echo_run = f.echo.spawn(&args.log_dir)?;
     for i in 0..args.warmup + args.warm_post {
-        let (echo_ms, echo_e2e_ms, _) = invoke(&echo, &mut echo_run)?;
-        let (rt_ms, e2e_ms, _) = invoke(&post_item, &mut rust_post)?;
-        let (ct_ms, ce2e_ms, _) = invoke(&classic_post, &mut classic_post_run)?;
-        let floor_ms = rt.block_on(floor_put(&client))?;
-        let classic_floor_ms = rt.block_on(floor_classic_put(&client))?;
-        let no_stream_ms = rt.block_on(floor_put_into(&client, EVENTS_NO_STREAM_TABLE))?;
+        let (echo_ms, echo_e2e_ms, _) = invoke(&f.echo, &mut echo_run)?;
+        let (rt_ms, e2e_ms, _) = invoke(&f.post_item, &mut rust_post)?;
+        let (ct_ms, ce2e_ms, _) = invoke(&f.classic_post, &mut classic_post_run)?;
+        let floor_ms = rt.block_on(floor_put(client))?;
+        let classic_floor_ms = rt.block_on(floor_classic_put(client))?;
+        let no_stream_ms = rt.block_on(floor_put_into(client, EVENTS_NO_STREAM_TABLE))?;
         if i >= args.warmup {
             series.push("warm.post.echo.runtime_ms", echo_ms);
             series.push("warm.post.echo.e2e_ms", echo_e2e_ms);
@@ -561,21 +562,30 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
     series.push("rss.post-item.kib", stop(rust_post)? as f64);
     series.push("rss.classic-post.kib", stop(classic_post_run)? as f64);
     series.push("rss.lambda-echo.kib", stop(echo_run)? as f64);
+    Ok(())
+}
 
-    // 3. Warm GET with 100, then 1,000 items.
-    let mut rust_get = get_items.spawn(log_dir)?;
-    let mut classic_get_run = classic_get.spawn(log_dir)?;
+/// Phase 3, warm GET with 100, then 1,000 items.
+fn warm_get(
+    args: &LambdaArgs,
+    f: &Functions,
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    series: &mut Series,
+) -> anyhow::Result<()> {
+    let mut rust_get = f.get_items.spawn(&args.log_dir)?;
+    let mut classic_get_run = f.classic_get.spawn(&args.log_dir)?;
     for (label, items, count) in [("get100", 100, args.warm_get100), ("get1000", 1000, args.warm_get1000)] {
         if items > 100 {
-            rt.block_on(seed(&client, items - 100))?;
+            rt.block_on(seed(client, items - 100))?;
         }
         eprintln!("lambda: warm GET with {items} items x{count}");
         let warmup = if items > 100 { args.warmup / 4 } else { args.warmup };
         for i in 0..warmup + count {
-            let (rt_ms, e2e_ms, rust_response) = invoke(&get_items, &mut rust_get)?;
-            let (ct_ms, ce2e_ms, classic_response) = invoke(&classic_get, &mut classic_get_run)?;
-            let floor_ms = rt.block_on(floor_scan(&client, ITEMS_GET_TABLE, items))?;
-            let classic_floor_ms = rt.block_on(floor_scan(&client, CLASSIC_GET_TABLE, items))?;
+            let (rt_ms, e2e_ms, rust_response) = invoke(&f.get_items, &mut rust_get)?;
+            let (ct_ms, ce2e_ms, classic_response) = invoke(&f.classic_get, &mut classic_get_run)?;
+            let floor_ms = rt.block_on(floor_scan(client, ITEMS_GET_TABLE, items))?;
+            let classic_floor_ms = rt.block_on(floor_scan(client, CLASSIC_GET_TABLE, items))?;
             if i == 0 {
                 for (name, response) in [("get-items", &rust_response), ("classic-get", &classic_response)] {
                     if item_count(response) != Some(items) {
@@ -595,13 +605,22 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
     }
     series.push("rss.get-items.kib", stop(rust_get)? as f64);
     series.push("rss.classic-get.kib", stop(classic_get_run)? as f64);
+    Ok(())
+}
 
-    // 4. Warm projector invocations (one record per batch) and their floor.
+/// Phase 4, warm projector invocations (one record per batch) and their floor.
+fn warm_project(
+    args: &LambdaArgs,
+    f: &Functions,
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    series: &mut Series,
+) -> anyhow::Result<()> {
     eprintln!("lambda: warm project-events x{}", args.warm_post);
-    let mut projector = project_events.spawn(log_dir)?;
+    let mut projector = f.project_events.spawn(&args.log_dir)?;
     for i in 0..args.warmup + args.warm_post {
-        let (rt_ms, e2e_ms, _) = invoke(&project_events, &mut projector)?;
-        let floor_ms = rt.block_on(floor_project(&client))?;
+        let (rt_ms, e2e_ms, _) = invoke(&f.project_events, &mut projector)?;
+        let floor_ms = rt.block_on(floor_project(client))?;
         if i >= args.warmup {
             series.push("warm.project.rust.runtime_ms", rt_ms);
             series.push("warm.project.rust.e2e_ms", e2e_ms);
@@ -609,8 +628,5 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
         }
     }
     series.push("rss.project-events.kib", stop(projector)? as f64);
-
-    drop(ddb);
-    let _ = std::fs::remove_dir_all(&work);
-    series.write(&args.out, json!({ "classic_python": python_version }))
+    Ok(())
 }
