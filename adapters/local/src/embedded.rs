@@ -1,9 +1,9 @@
-//! The embedded backend: an in-process event log and read model (the domain's
-//! in-memory ports) and a change feed that drives the projector
-//! asynchronously, like a DynamoDB stream. Reads are eventually consistent, as
-//! in AWS.
+//! The volatile embedded backend (`items serve --in-memory`): an in-process
+//! event log and read model (the domain's in-memory ports) whose change feed
+//! drives the projector asynchronously, like a DynamoDB stream. Everything is
+//! lost when the process stops; the durable default is [`crate::sqlite`].
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,10 +13,9 @@ use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use items_domain::memory::InMemoryEventStore;
 use items_domain::ports::{AppendError, EventStore, PageKey, StoreError};
 use items_domain::replay::{EventLogScan, ScanPage};
-use items_domain::service::ProjectorService;
 use tokio::sync::watch;
 
-use crate::event_source_mapping::{MAX_ATTEMPTS, RETRY_BACKOFF, deliver, insert_record};
+use crate::event_source_mapping::ChangeLog;
 
 pub use items_domain::memory::InMemoryReadModel as EmbeddedReadModel;
 
@@ -25,11 +24,13 @@ pub struct EmbeddedEventStore {
     log: InMemoryEventStore,
     /// The sequence number of the newest event.
     head: watch::Sender<u64>,
+    /// Where the projector got to (kept in memory, like everything else here).
+    projected: AtomicU64,
 }
 
 impl Default for EmbeddedEventStore {
     fn default() -> Self {
-        Self { log: InMemoryEventStore::default(), head: watch::Sender::new(0) }
+        Self { log: InMemoryEventStore::default(), head: watch::Sender::new(0), projected: AtomicU64::new(0) }
     }
 }
 
@@ -42,10 +43,6 @@ impl EmbeddedEventStore {
     /// Up to `max` events after sequence number `after`, with their numbers.
     pub fn read_after(&self, after: u64, max: usize) -> Vec<(u64, Event)> {
         self.log.read_after(after, max)
-    }
-
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.head.subscribe()
     }
 
     pub fn len(&self) -> usize {
@@ -111,50 +108,22 @@ impl EventLogScan for EmbeddedEventStore {
     }
 }
 
-/// Feeds every appended event to the projector handler, in order, as stream
-/// records in batches of up to `batch_size`, through the local event source
-/// mapping. Runs until dropped.
-pub async fn run_change_feed(store: Arc<EmbeddedEventStore>, projector: Arc<ProjectorService>, batch_size: usize) {
-    let mut head = store.subscribe();
-    let mut checkpoint = 0u64;
-    let mut attempts = 0u32;
-    loop {
-        let batch = store.read_after(checkpoint, batch_size);
-        if batch.is_empty() {
-            if head.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        let records = batch
-            .iter()
-            .map(|(sequence, event)| {
-                insert_record(event, sequence.to_string()).unwrap_or_else(|error| {
-                    // The handler reports an empty image as malformed.
-                    tracing::error!(%error, "cannot encode stream record");
-                    let mut record = aws_lambda_events::event::dynamodb::EventRecord::default();
-                    record.event_name = "INSERT".into();
-                    record.change.sequence_number = Some(sequence.to_string());
-                    record
-                })
-            })
-            .collect();
-        match deliver(&projector, records).await {
-            None => {
-                checkpoint = batch.last().map_or(checkpoint, |(sequence, _)| *sequence);
-                attempts = 0;
-            }
-            Some(failed) => {
-                checkpoint = batch[failed].0 - 1;
-                attempts = if failed == 0 { attempts + 1 } else { 1 };
-                if attempts >= MAX_ATTEMPTS {
-                    tracing::error!(sequence = batch[failed].0, "setting aside a record that keeps failing");
-                    checkpoint += 1;
-                    attempts = 0;
-                } else {
-                    tokio::time::sleep(RETRY_BACKOFF).await;
-                }
-            }
-        }
+#[async_trait]
+impl ChangeLog for EmbeddedEventStore {
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        Ok(self.log.read_after(after, max))
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    async fn projected_position(&self) -> Result<u64, StoreError> {
+        Ok(self.projected.load(Ordering::SeqCst))
+    }
+
+    async fn save_projected_position(&self, position: u64) -> Result<(), StoreError> {
+        self.projected.store(position, Ordering::SeqCst);
+        Ok(())
     }
 }

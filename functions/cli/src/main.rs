@@ -14,13 +14,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the API locally (embedded store by default; `--dynamodb` for DynamoDB).
+    /// Run the API locally (durable embedded store by default; `--in-memory`, `--dynamodb`).
     Serve(serve::ServeArgs),
     /// Print an access token from the development identity provider.
     Token(token::TokenArgs),
     /// Manage the development users who sign in on the local Hosted UI.
     User(user::UserArgs),
-    /// Rebuild the read table from the event log (DynamoDB); `--verify` compares them.
+    /// Rebuild the read model from the event log (embedded store, or `--dynamodb`); `--verify` compares them.
     Replay(replay::ReplayArgs),
 }
 

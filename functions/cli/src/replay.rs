@@ -1,4 +1,6 @@
-//! `items replay`: rebuilds the read table from the event log on DynamoDB.
+//! `items replay`: rebuilds the read model from the event log, on the embedded
+//! store (the data dir's database, as `items serve` uses by default) or on
+//! DynamoDB (`--dynamodb`, or a `--dynamodb-endpoint`).
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -10,14 +12,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use indicatif::{ProgressBar, ProgressStyle};
-use items_local::checkpoints::FileCheckpoints;
 use items_aws::dynamodb::{BatchWriter, DynamoEventStore, DynamoReadModel, TableNames, ensure_items_table};
 use items_domain::ports::{ReadModel, StoreError};
 use items_domain::replay::{
-    NoCheckpoints, ReadModelTarget, ReplayObserver, ReplayService, ReplaySummary, ReplayTarget, VerifyReport,
-    WriteStats, verify,
+    EventLogScan, NoCheckpoints, ReadModelTarget, ReplayObserver, ReplayService, ReplaySummary, ReplayTarget,
+    VerifyReport, WriteStats, verify,
 };
 use items_domain::{Item, ItemId};
+use items_local::checkpoints::FileCheckpoints;
+use items_local::sqlite::{Database, Rebuild, SqliteEventStore, SqliteReadModel};
 
 use crate::aws::{clients, dynamodb_endpoint};
 use crate::settings::default_data_dir;
@@ -29,7 +32,10 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// DynamoDB endpoint; defaults to `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`.
+    /// Replay on DynamoDB instead of the embedded store in the data dir.
+    #[arg(long)]
+    pub dynamodb: bool,
+    /// DynamoDB endpoint (implies `--dynamodb`); defaults to `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`.
     #[arg(long)]
     pub dynamodb_endpoint: Option<String>,
     #[arg(long, env = "EVENTS_TABLE", default_value_t = TableNames::default().events)]
@@ -37,8 +43,8 @@ pub struct ReplayArgs {
     /// The live read table: replayed into (version-guarded) unless `--into` is given.
     #[arg(long, env = "ITEMS_TABLE", default_value_t = TableNames::default().items)]
     pub items_table: String,
-    /// Build into this table instead (created if missing) with BatchWriteItem;
-    /// the live table is untouched until you switch `ITEMS_TABLE` to it.
+    /// DynamoDB: build into this table instead (created if missing) with
+    /// BatchWriteItem; the live table is untouched until you switch `ITEMS_TABLE` to it.
     #[arg(long, value_name = "TABLE")]
     pub into: Option<String>,
     /// Parallel Scan segments; default sized to the table and this machine.
@@ -50,12 +56,13 @@ pub struct ReplayArgs {
     /// Compare the read table (or `--into`) with the event log; exit 1 if they differ.
     #[arg(long)]
     pub verify: bool,
-    /// Continue an interrupted replay from its checkpoints.
+    /// DynamoDB: continue an interrupted replay from its checkpoints.
     #[arg(long, conflicts_with_all = ["dry_run", "verify"])]
     pub resume: bool,
     /// Where checkpoints are kept (default: in the data dir, named after the tables).
     #[arg(long)]
     pub checkpoint_file: Option<PathBuf>,
+    /// The embedded store's data dir (and where DynamoDB replays keep checkpoints).
     #[arg(long, env = "ITEMS_DATA_DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
     /// Concurrent version-guarded writes per segment page (live-table replays).
@@ -151,6 +158,87 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if args.dynamodb || args.dynamodb_endpoint.is_some() {
+        replay_dynamodb(args).await
+    } else {
+        replay_embedded(args).await
+    }
+}
+
+/// Rebuilds the embedded store's read model: into a staging table that
+/// replaces it at the end, so it is never half rebuilt. Takes the data dir's
+/// lock, so it refuses to run beside `items serve`.
+async fn replay_embedded(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if args.into.is_some() || args.resume || args.checkpoint_file.is_some() {
+        anyhow::bail!(
+            "--into, --resume and --checkpoint-file are for DynamoDB (add --dynamodb or --dynamodb-endpoint)"
+        );
+    }
+    let database = Database::open(&args.data_dir)?;
+    let events = Arc::new(SqliteEventStore::new(database.clone()));
+    let segments = args.segments.unwrap_or(1);
+    let progress = Arc::new(Progress::new(database.head()));
+    let started = Instant::now();
+    let label = format!("the read model of {}", database.path().display());
+    if args.verify {
+        let read_model = SqliteReadModel::new(database);
+        return verify_read_model(events, &read_model, segments, progress, &label, started).await;
+    }
+    let rebuild = if args.dry_run { None } else { Some(Arc::new(Rebuild::start(database.clone()).await?)) };
+    let service = ReplayService::new(
+        events,
+        rebuild.clone().map(|r| r as Arc<dyn ReplayTarget>),
+        Arc::new(NoCheckpoints),
+        progress.clone(),
+    );
+    eprintln!("replaying the event log into {label}{}", if args.dry_run { " (dry run)" } else { "" });
+    let summary = tokio::select! {
+        result = service.run(segments) => result?,
+        _ = tokio::signal::ctrl_c() => {
+            progress.finish();
+            eprintln!("interrupted; the read model is unchanged");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+    };
+    if let Some(rebuild) = rebuild {
+        rebuild.finish().await?;
+    }
+    progress.finish();
+    print_summary(&summary, started.elapsed(), args.dry_run);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--verify`: folds the log with the projector's code and compares the result
+/// with the read model; exit 1 when they differ.
+async fn verify_read_model(
+    scan: Arc<dyn EventLogScan>,
+    read_model: &dyn ReadModel,
+    segments: u32,
+    progress: Arc<Progress>,
+    label: &str,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let collect = Arc::new(Collect::default());
+    let service = ReplayService::new(scan, Some(collect.clone()), Arc::new(NoCheckpoints), progress.clone());
+    let summary = service.run(segments).await?;
+    let mut actual = Vec::new();
+    let mut after = None;
+    loop {
+        let page = read_model.list_page(None, after.as_ref()).await?;
+        actual.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    progress.finish();
+    let expected = std::mem::take(&mut *collect.0.lock().unwrap_or_else(|e| e.into_inner()));
+    let report = verify(&expected, actual);
+    print_verify(label, &summary, &report, started.elapsed());
+    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DIFFERENT) })
+}
+
+async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let clients = clients(dynamodb_endpoint(args.dynamodb_endpoint.as_deref())).await;
     let described = clients.dynamodb.describe_table().table_name(&args.events_table).send().await.map_err(|e| {
         anyhow::anyhow!("events table {}: {}", args.events_table, aws_sdk_dynamodb::error::DisplayErrorContext(e))
@@ -170,25 +258,8 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
 
     if args.verify {
-        let collect = Arc::new(Collect::default());
-        let service = ReplayService::new(events, Some(collect.clone()), Arc::new(NoCheckpoints), progress.clone());
-        let summary = service.run(segments).await?;
         let read_model = DynamoReadModel::new(clients.dynamodb.clone(), &target_table);
-        let mut actual = Vec::new();
-        let mut after = None;
-        loop {
-            let page = read_model.list_page(None, after.as_ref()).await?;
-            actual.extend(page.items);
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-        progress.finish();
-        let expected = std::mem::take(&mut *collect.0.lock().unwrap_or_else(|e| e.into_inner()));
-        let report = verify(&expected, actual);
-        print_verify(&target_table, &summary, &report, started.elapsed());
-        return Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DIFFERENT) });
+        return verify_read_model(events, &read_model, segments, progress, &target_table, started).await;
     }
 
     let (target, checkpoints): (Option<Arc<dyn ReplayTarget>>, Option<Arc<FileCheckpoints>>) = if args.dry_run {
@@ -250,10 +321,10 @@ fn print_summary(summary: &ReplaySummary, elapsed: Duration, dry_run: bool) {
     println!("duration:       {seconds:.2} s ({:.0} events/s)", summary.events as f64 / seconds.max(0.001));
 }
 
-fn print_verify(table: &str, summary: &ReplaySummary, report: &VerifyReport, elapsed: Duration) {
+fn print_verify(label: &str, summary: &ReplaySummary, report: &VerifyReport, elapsed: Duration) {
     println!("events read:    {}", summary.events);
     println!("expected items: {}", report.expected);
-    println!("items in {table}: {}", report.actual);
+    println!("items in {label}: {}", report.actual);
     for (label, ids) in [("missing", &report.missing), ("stale", &report.stale), ("extra", &report.extra)] {
         let shown: Vec<String> = ids.iter().take(10).map(ToString::to_string).collect();
         let more = if ids.len() > 10 { format!(" (+{} more)", ids.len() - 10) } else { String::new() };

@@ -7,19 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider};
-use items_local::auth::{AccessTokenVerifier, VerifierConfig};
 use items_aws::cursor::HmacCursorCodec;
 use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, TableNames, ensure_events_table, ensure_items_table};
 use items_aws::lambda_env;
 use items_aws::response_headers::{CORS_SETTING, CorsPolicy};
-use items_local::stream_poller::{PollerConfig, run_stream_poller};
-use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel, run_change_feed};
-use items_local::gateway::{DEV_JWKS_PATH, Functions, GatewayConfig, router};
-use items_local::server::ServerLimits;
 use items_aws::system::{RandomIds, SystemClock};
 use items_domain::ports::{EventStore, ReadModel};
 use items_domain::service::{CreateItemService, ProjectorService, QueryService};
+use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider};
+use items_local::auth::{AccessTokenVerifier, VerifierConfig};
+use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel};
+use items_local::event_source_mapping::run_change_feed;
+use items_local::gateway::{DEV_JWKS_PATH, Functions, GatewayConfig, router};
+use items_local::server::ServerLimits;
+use items_local::sqlite::{Database, SqliteEventStore, SqliteReadModel};
+use items_local::stream_poller::{PollerConfig, run_stream_poller};
 use tokio::task::JoinHandle;
 
 use crate::aws::{clients, dynamodb_endpoint};
@@ -30,9 +32,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ITEMS_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
-    /// Local state: the development signing key and the cursor key.
+    /// Local state: the database (event log, read model), the development
+    /// signing key, the cursor key, the Hosted UI's users.
     #[arg(long, env = "ITEMS_DATA_DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
+    /// Keep everything in memory (lost when the server stops), instead of the
+    /// durable SQLite store in the data dir.
+    #[arg(long, conflicts_with = "dynamodb")]
+    pub in_memory: bool,
     /// Use DynamoDB (e.g. DynamoDB Local) instead of the embedded store.
     #[arg(long)]
     pub dynamodb: bool,
@@ -64,6 +71,9 @@ pub struct ServeArgs {
     pub web: crate::web::WebArgs,
 }
 
+/// Stream records per projector batch, as the event source mapping's batch size.
+const FEED_BATCH: usize = 100;
+
 /// Reads the cursor signing key from the data dir, creating it on first use.
 fn cursor_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(key) = std::env::var("CURSOR_SIGNING_KEY") {
@@ -84,10 +94,6 @@ fn cursor_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Registered before anything else, so a SIGTERM during start-up is a clean stop too.
     let shutdown = shutdown_signal()?;
-    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
-    let addr = listener.local_addr()?;
-    let base_url = format!("http://{addr}");
-
     let (events, read_model, projection, backend): (Arc<dyn EventStore>, Arc<dyn ReadModel>, JoinHandle<()>, String) =
         if args.dynamodb {
             let endpoint = dynamodb_endpoint(args.dynamodb_endpoint.as_deref());
@@ -110,13 +116,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 args.items_table
             );
             (events, read_model, poller, backend)
-        } else {
+        } else if args.in_memory {
             let events = Arc::new(EmbeddedEventStore::default());
             let read_model = Arc::new(EmbeddedReadModel::default());
             let projector = Arc::new(ProjectorService::new(read_model.clone()));
-            let feed = tokio::spawn(run_change_feed(events.clone(), projector, 100));
-            (events, read_model, feed, "embedded in-memory store".to_owned())
+            let feed = tokio::spawn(run_change_feed(events.clone(), projector, FEED_BATCH));
+            (events, read_model, feed, "in memory (volatile: everything is lost when the server stops)".to_owned())
+        } else {
+            let database = Database::open(&args.data_dir)?;
+            let backend = format!("SQLite at {} (durable)", database.path().display());
+            let events = Arc::new(SqliteEventStore::new(database.clone()));
+            let read_model = Arc::new(SqliteReadModel::new(database));
+            let projector = Arc::new(ProjectorService::new(read_model.clone()));
+            let feed = tokio::spawn(run_change_feed(events.clone(), projector, FEED_BATCH));
+            (events, read_model, feed, backend)
         };
+
+    // After the store: a second server on the same data dir is told so, whatever its port.
+    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
 
     let (dev_idp, verifier_config) = match (&args.issuer, &args.jwks_url) {
         (Some(issuer), Some(jwks_url)) => (

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-
 /// Where local state lives (the development signing key, the cursor key):
 /// `$ITEMS_DATA_DIR`, else `$XDG_DATA_HOME/items-api`, else `~/.local/share/items-api`.
 pub fn default_data_dir() -> PathBuf {

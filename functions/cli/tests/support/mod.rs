@@ -16,13 +16,24 @@ pub struct Server {
     child: Child,
     pub base_url: String,
     pub data_dir: PathBuf,
+    /// Whether dropping the server removes its data dir.
+    owns_data_dir: bool,
+}
+
+/// A fresh data dir path (not created).
+pub fn new_data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("items-e2e-{}", uuid::Uuid::new_v4().simple()))
 }
 
 impl Server {
-    /// `items serve` with `extra` arguments, ready to take requests.
+    /// `items serve` with `extra` arguments on a fresh data dir, ready to take requests.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_in(new_data_dir(), extra)
+    }
+
+    /// `items serve` on `data_dir` (removed when the server is dropped).
+    pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Self {
         let port = free_port();
-        let data_dir = std::env::temp_dir().join(format!("items-e2e-{}", uuid::Uuid::new_v4().simple()));
         let child = Command::new(env!("CARGO_BIN_EXE_items"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(&data_dir)
@@ -32,10 +43,11 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .expect("items serve starts");
-        let server = Self { child, base_url: format!("http://127.0.0.1:{port}"), data_dir };
+        let mut server = Self { child, base_url: format!("http://127.0.0.1:{port}"), data_dir, owns_data_dir: true };
         let deadline = Instant::now() + Duration::from_secs(30);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            assert!(server.is_running(), "items serve exited before listening");
             assert!(Instant::now() < deadline, "items serve did not listen on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -88,12 +100,61 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGKILL, as a crash would end it; returns the data dir, kept.
+    pub fn kill(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.owns_data_dir = false;
+        self.data_dir.clone()
+    }
+
+    /// SIGTERM and a clean exit; returns the data dir, kept.
+    pub fn stop(mut self) -> PathBuf {
+        self.terminate();
+        let status = self.wait_exit(Duration::from_secs(30)).expect("items serve stops after SIGTERM");
+        assert!(status.success(), "items serve exited with {status}");
+        self.owns_data_dir = false;
+        self.data_dir.clone()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
+}
+
+/// Runs `items` with `args` to its end (a command that must not hang), with
+/// what it printed.
+pub fn run_items(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_items"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("items runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while matches!(child.try_wait(), Ok(None)) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("items {args:?} did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("items output")
+}
+
+/// What a command printed, both streams.
+pub fn printed(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 /// The claims of a JWT, unverified (to read back what a token says).

@@ -1,0 +1,486 @@
+//! The durable embedded backend: the event log, the idempotency records, the
+//! read model and the projector's position in one SQLite database file (WAL
+//! mode), the default store of `items serve`.
+//!
+//! - **Durable**: an append is acknowledged only once its transaction is
+//!   committed with `synchronous = FULL`, which syncs the WAL to disk.
+//! - **Group commit**: one writer thread owns the only writing connection and
+//!   commits every write that is waiting in one transaction (each in its own
+//!   savepoint, so one failed conditional append leaves the others alone): one
+//!   fsync for many requests.
+//! - **Read model writes are not synced**: the read model and the projector's
+//!   position are disposable (rebuilt from the log by replay), so transactions
+//!   with only those commit with `synchronous = NORMAL`: they survive a crash
+//!   of the process, and a power loss rolls them back to an earlier, consistent
+//!   point from which the projector simply re-applies events.
+//! - Reads use a small pool of other connections (WAL readers never block the
+//!   writer), on tokio's blocking threads.
+
+mod schema;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use items_domain::event::{StoredEvent, rfc3339};
+use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
+use items_domain::memory::check_append;
+use items_domain::ports::{AppendError, EventStore, Page, PageKey, ReadModel, StoreError, Upsert};
+use items_domain::replay::{EventLogScan, ReplayTarget, ScanPage, WriteStats};
+use items_domain::{Event, Item, ItemId};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::watch;
+
+use crate::event_source_mapping::ChangeLog;
+pub use schema::OpenError;
+use writer::Writer;
+
+/// The database file's name in the data dir.
+pub const DATABASE_FILE: &str = "items.sqlite3";
+/// Held (an advisory lock) while a process has the database open for writing.
+pub const LOCK_FILE: &str = "items.lock";
+/// Rows a read-model page or a replay scan page holds at most (a DynamoDB Scan
+/// page is 1 MB; this is about as much).
+const PAGE_ROWS: usize = 1000;
+/// Read connections kept open for reuse.
+const READ_POOL: usize = 8;
+/// How long a reader waits for a lock before giving up (WAL readers rarely wait).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The projector position's name (one change feed per database).
+const FEED: &str = "projector";
+
+/// An open database: the writer thread, the read pool, the change-feed signal,
+/// and the data dir's lock for as long as it is open.
+pub struct Database {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    /// The sequence number of the newest committed event.
+    head: watch::Sender<u64>,
+    _lock: File,
+}
+
+impl Database {
+    /// Opens (creating, or migrating to the current schema) the database in
+    /// `data_dir`, locking the data dir. Fails with a clear error when another
+    /// process has it, when the file is not a database of ours or has a newer
+    /// schema, or when the data dir cannot be written.
+    pub fn open(data_dir: &Path) -> Result<Arc<Self>, OpenError> {
+        let lock = schema::lock_data_dir(data_dir)?;
+        let path = data_dir.join(DATABASE_FILE);
+        let connection = schema::open_writer(&path)?;
+        let head: u64 = connection
+            .query_row("SELECT coalesce(max(sequence), 0) FROM events", [], |row| row.get(0))
+            .map_err(|e| OpenError::unreadable(&path, e))?;
+        let head = watch::Sender::new(head);
+        let writer = Writer::start(connection, head.clone())
+            .map_err(|e| OpenError::Io { path: path.clone(), detail: e.to_string() })?;
+        Ok(Arc::new(Self { path, writer, readers: Mutex::new(Vec::new()), head, _lock: lock }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `query` on a read connection, on a blocking thread.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        query: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let database = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = database.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => open_reader(&database.path)?,
+            };
+            let result = query(&connection);
+            let mut readers = database.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if readers.len() < READ_POOL {
+                readers.push(connection);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    /// The highest event sequence number committed so far.
+    pub fn head(&self) -> u64 {
+        *self.head.borrow()
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).map_err(unavailable)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+    Ok(connection)
+}
+
+/// A SQLite failure as the ports see it: the detail is for logs.
+fn unavailable(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {error}"))
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+fn decode_event(stored: &str) -> Result<Event, StoreError> {
+    let stored: StoredEvent = serde_json::from_str(stored).map_err(|e| corrupt("stored event", e))?;
+    stored.decode().map_err(|e| corrupt("stored event", e))
+}
+
+fn decode_item(stored: &str) -> Result<Item, StoreError> {
+    serde_json::from_str(stored).map_err(|e| corrupt("stored item", e))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| corrupt("encoding", e))
+}
+
+/// The event log and idempotency records.
+#[derive(Clone)]
+pub struct SqliteEventStore(Arc<Database>);
+
+impl SqliteEventStore {
+    pub fn new(database: Arc<Database>) -> Self {
+        Self(database)
+    }
+}
+
+/// Appends `events` at `expected_version`, in the writer's transaction.
+fn append_in(connection: &Connection, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+    let Some(first) = events.first() else { return Ok(()) };
+    let stream_id = first.item_id.stream_id();
+    let actual: u64 = connection
+        .query_row("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1", [&stream_id], |row| row.get(0))
+        .map_err(unavailable)?;
+    check_append(expected_version, actual, events)?;
+    let mut insert = connection
+        .prepare_cached("INSERT INTO events (stream_id, version, stored) VALUES (?1, ?2, ?3)")
+        .map_err(unavailable)?;
+    for event in events {
+        let stored = encode(&event.to_stored())?;
+        insert.execute(params![stream_id, event.version, stored]).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+        let events = events.to_vec();
+        self.0.writer.durable(move |connection| append_in(connection, expected_version, &events)).await
+    }
+
+    async fn append_idempotent(
+        &self,
+        record: &IdempotencyRecord,
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> Result<(), AppendError> {
+        let (record, events) = (record.clone(), events.to_vec());
+        self.0
+            .writer
+            .durable(move |connection| {
+                let existing: Option<String> = connection
+                    .query_row(
+                        "SELECT record FROM idempotency WHERE subject = ?1 AND key = ?2",
+                        params![record.subject, record.key.as_str()],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some(existing) = existing {
+                    let existing: IdempotencyRecord =
+                        serde_json::from_str(&existing).map_err(|e| corrupt("idempotency record", e))?;
+                    if existing.is_live(now) {
+                        return Err(AppendError::KeyTaken);
+                    }
+                }
+                append_in(connection, 0, &events)?;
+                connection
+                    .execute(
+                        "INSERT INTO idempotency (subject, key, expires_at, record) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (subject, key) DO UPDATE SET expires_at = excluded.expires_at, record = excluded.record",
+                        params![record.subject, record.key.as_str(), rfc3339::format(&record.expires_at), encode(&record)?],
+                    )
+                    .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn idempotency_record(
+        &self,
+        subject: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (subject, key) = (subject.to_owned(), key.as_str().to_owned());
+        self.0
+            .read(move |connection| {
+                let stored: Option<String> = connection
+                    .query_row(
+                        "SELECT record FROM idempotency WHERE subject = ?1 AND key = ?2",
+                        params![subject, key],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                stored.map(|s| serde_json::from_str(&s).map_err(|e| corrupt("idempotency record", e))).transpose()
+            })
+            .await
+    }
+
+    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        self.0
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached("SELECT stored FROM events WHERE stream_id = ?1 ORDER BY version")
+                    .map_err(unavailable)?;
+                let rows =
+                    statement.query_map([item_id.stream_id()], |row| row.get::<_, String>(0)).map_err(unavailable)?;
+                rows.map(|row| decode_event(&row.map_err(unavailable)?)).collect()
+            })
+            .await
+    }
+}
+
+/// Replay reads: segment `s` of `n` holds the items whose id is `s` modulo `n`
+/// (as in memory); pages of up to 1,000 events in log order.
+#[async_trait]
+impl EventLogScan for SqliteEventStore {
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        after: Option<&PageKey>,
+    ) -> Result<ScanPage, StoreError> {
+        let start: u64 = match after {
+            Some(key) => key.0.parse().map_err(|_| StoreError::Corrupt("bad scan position".into()))?,
+            None => 0,
+        };
+        let total = u128::from(total_segments.max(1));
+        let rows = self.0.read(move |connection| read_events_after(connection, start, PAGE_ROWS)).await?;
+        let mut page = ScanPage::default();
+        if rows.len() == PAGE_ROWS {
+            page.next = rows.last().map(|(sequence, _)| PageKey(sequence.to_string()));
+        }
+        page.events = rows
+            .into_iter()
+            .map(|(_, event)| event)
+            .filter(|event| event.item_id.0.as_u128() % total == u128::from(segment))
+            .collect();
+        Ok(page)
+    }
+}
+
+fn read_events_after(connection: &Connection, after: u64, max: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT sequence, stored FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2")
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map(params![after, max as u64], |row| Ok((row.get::<_, u64>(0)?, row.get::<_, String>(1)?)))
+        .map_err(unavailable)?;
+    rows.map(|row| {
+        let (sequence, stored) = row.map_err(unavailable)?;
+        Ok((sequence, decode_event(&stored)?))
+    })
+    .collect()
+}
+
+#[async_trait]
+impl ChangeLog for SqliteEventStore {
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        self.0.read(move |connection| read_events_after(connection, after, max)).await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.head.subscribe()
+    }
+
+    async fn projected_position(&self) -> Result<u64, StoreError> {
+        self.0
+            .read(|connection| {
+                connection
+                    .query_row("SELECT position FROM projector WHERE feed = ?1", [FEED], |row| row.get(0))
+                    .optional()
+                    .map(Option::unwrap_or_default)
+                    .map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn save_projected_position(&self, position: u64) -> Result<(), StoreError> {
+        self.0.writer.disposable(move |connection| save_position(connection, position)).await.map_err(store_error)
+    }
+}
+
+fn save_position(connection: &Connection, position: u64) -> Result<(), AppendError> {
+    connection
+        .execute(
+            "INSERT INTO projector (feed, position) VALUES (?1, ?2)
+             ON CONFLICT (feed) DO UPDATE SET position = excluded.position",
+            params![FEED, position],
+        )
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Read-model writes only fail as the store fails.
+fn store_error(error: AppendError) -> StoreError {
+    match error {
+        AppendError::Store(error) => error,
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
+/// The read model (the items table), fed by the projector.
+#[derive(Clone)]
+pub struct SqliteReadModel(Arc<Database>);
+
+impl SqliteReadModel {
+    pub fn new(database: Arc<Database>) -> Self {
+        Self(database)
+    }
+}
+
+/// Version-guarded upsert into `table` (`items`, or the rebuild's staging table).
+fn upsert_into(connection: &Connection, table: &str, item: &Item) -> Result<Upsert, AppendError> {
+    let sql = format!(
+        "INSERT INTO {table} (id, version, item) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, item = excluded.item
+         WHERE excluded.version > {table}.version"
+    );
+    let stored = encode(item)?;
+    let changed = connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| statement.execute(params![item.id.to_string(), item.version, stored]))
+        .map_err(unavailable)?;
+    Ok(if changed > 0 { Upsert::Applied } else { Upsert::AlreadyNewer })
+}
+
+#[async_trait]
+impl ReadModel for SqliteReadModel {
+    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
+        let item = item.clone();
+        self.0.writer.disposable(move |connection| upsert_into(connection, "items", &item)).await.map_err(store_error)
+    }
+
+    async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
+        self.0
+            .read(move |connection| {
+                let stored: Option<String> = connection
+                    .query_row("SELECT item FROM items WHERE id = ?1", [id.to_string()], |row| row.get(0))
+                    .optional()
+                    .map_err(unavailable)?;
+                stored.as_deref().map(decode_item).transpose()
+            })
+            .await
+    }
+
+    async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
+        let after = match after {
+            Some(key) => {
+                Some(ItemId::parse(&key.0).ok_or_else(|| StoreError::Corrupt("page key is not an item id".into()))?)
+            }
+            None => None,
+        };
+        let page_rows = limit.map_or(PAGE_ROWS, |limit| limit as usize);
+        self.0
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached("SELECT item FROM items WHERE id > ?1 ORDER BY id LIMIT ?2")
+                    .map_err(unavailable)?;
+                // One row more than the page tells whether there is a next page.
+                let start = after.map(|id| id.to_string()).unwrap_or_default();
+                let rows = statement
+                    .query_map(params![start, page_rows as u64 + 1], |row| row.get::<_, String>(0))
+                    .map_err(unavailable)?;
+                let mut items =
+                    rows.map(|row| decode_item(&row.map_err(unavailable)?)).collect::<Result<Vec<_>, _>>()?;
+                let more = items.len() > page_rows;
+                items.truncate(page_rows);
+                let next = if more { items.last().map(|last| PageKey(last.id.to_string())) } else { None };
+                Ok(Page { items, next })
+            })
+            .await
+    }
+}
+
+/// Rebuilds the read model from the log (`items replay` on the embedded
+/// store): states go into a staging table, which then replaces the items
+/// table in one transaction, with the projector's position set to the log's
+/// head when the rebuild started. Run while no server has the database.
+pub struct Rebuild {
+    database: Arc<Database>,
+    position: u64,
+}
+
+impl Rebuild {
+    pub async fn start(database: Arc<Database>) -> Result<Self, StoreError> {
+        let position = database.head();
+        database
+            .writer
+            .disposable(|connection| {
+                connection
+                    .execute_batch(
+                        "DROP TABLE IF EXISTS items_rebuild;
+                         CREATE TABLE items_rebuild (id TEXT PRIMARY KEY, version INTEGER NOT NULL, item TEXT NOT NULL);",
+                    )
+                    .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)?;
+        Ok(Self { database, position })
+    }
+
+    /// Swaps the rebuilt table in; the items table is never half rebuilt.
+    pub async fn finish(&self) -> Result<(), StoreError> {
+        let position = self.position;
+        self.database
+            .writer
+            .durable(move |connection| {
+                connection
+                    .execute_batch(
+                        "DELETE FROM items;
+                         INSERT INTO items (id, version, item) SELECT id, version, item FROM items_rebuild;
+                         DROP TABLE items_rebuild;",
+                    )
+                    .map_err(unavailable)?;
+                save_position(connection, position)
+            })
+            .await
+            .map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl ReplayTarget for Rebuild {
+    async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError> {
+        self.database
+            .writer
+            .disposable(move |connection| {
+                let mut stats = WriteStats::default();
+                for item in &items {
+                    match upsert_into(connection, "items_rebuild", item)? {
+                        Upsert::Applied => stats.written += 1,
+                        Upsert::AlreadyNewer => stats.already_newer += 1,
+                    }
+                }
+                Ok(stats)
+            })
+            .await
+            .map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! What the SQLite store adds to the ports' contract (which the conformance
+//! suite checks): durability across reopening, the data dir's lock, refusing
+//! files it must not touch, and failing cleanly when the disk is full.
+
+use std::path::PathBuf;
+
+use items_domain::event::ItemCreated;
+use items_domain::testing::at;
+use items_domain::{EventPayload, ItemId};
+use uuid::Uuid;
+
+use super::*;
+
+/// A fresh data dir, removed when dropped.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("items-sqlite-{}", Uuid::new_v4().simple())))
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn created(item_id: ItemId, name: &str) -> Event {
+    Event {
+        event_id: Uuid::new_v4(),
+        item_id,
+        version: 1,
+        occurred_at: at("2026-01-02T03:04:05.678Z"),
+        subject: "sub-1".into(),
+        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "N/A".into() }),
+    }
+}
+
+fn item_of(event: &Event) -> Item {
+    items_domain::projection::fold([event]).unwrap()
+}
+
+#[tokio::test]
+async fn everything_survives_closing_and_reopening() {
+    let dir = DataDir::new();
+    let id = ItemId(Uuid::new_v4());
+    let event = created(id, "Pen");
+    let record = IdempotencyRecord {
+        subject: "sub-1".into(),
+        key: IdempotencyKey::parse("key-1").unwrap(),
+        name: "Cup".into(),
+        timestamp: "N/A".into(),
+        item: item_of(&created(ItemId(Uuid::new_v4()), "Cup")),
+        expires_at: at("2999-01-01T00:00:00.000Z"),
+    };
+    let idempotent_event = created(record.item.id, "Cup");
+    {
+        let database = Database::open(&dir.0).unwrap();
+        let (events, read_model) = (SqliteEventStore::new(database.clone()), SqliteReadModel::new(database.clone()));
+        events.append(0, std::slice::from_ref(&event)).await.unwrap();
+        events.append_idempotent(&record, std::slice::from_ref(&idempotent_event), Utc::now()).await.unwrap();
+        read_model.upsert_if_newer(&item_of(&event)).await.unwrap();
+        events.save_projected_position(1).await.unwrap();
+        assert_eq!(database.head(), 2);
+    }
+    let database = Database::open(&dir.0).unwrap();
+    let (events, read_model) = (SqliteEventStore::new(database.clone()), SqliteReadModel::new(database.clone()));
+    assert_eq!(events.stream(id).await.unwrap(), vec![event.clone()]);
+    assert_eq!(events.idempotency_record("sub-1", &record.key).await.unwrap(), Some(record.clone()));
+    assert_eq!(read_model.get(id).await.unwrap(), Some(item_of(&event)));
+    assert_eq!(events.projected_position().await.unwrap(), 1);
+    assert_eq!(database.head(), 2, "the head is read from the log, not replayed");
+    let after = events.read_after(1, 10).await.unwrap();
+    assert_eq!(after, vec![(2, idempotent_event)]);
+    assert!(matches!(
+        events.append(0, &[created(id, "again")]).await,
+        Err(AppendError::Conflict { expected: 0, actual: 1, .. })
+    ));
+}
+
+#[tokio::test]
+async fn one_process_per_data_dir() {
+    let dir = DataDir::new();
+    let first = Database::open(&dir.0).unwrap();
+    let second = Database::open(&dir.0).err().expect("the data dir is locked");
+    assert!(matches!(second, OpenError::Locked { .. }), "{second}");
+    assert!(second.to_string().contains("stop it first"), "{second}");
+    drop(first);
+    Database::open(&dir.0).expect("the lock goes with the first database");
+}
+
+#[tokio::test]
+async fn files_it_must_not_touch_are_refused_with_a_clear_error() {
+    let dir = DataDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = dir.0.join(DATABASE_FILE);
+
+    std::fs::write(&path, b"this is not a database, just some text that is long enough to be read").unwrap();
+    let error = Database::open(&dir.0).err().expect("garbage is refused");
+    assert!(matches!(error, OpenError::Unreadable { .. }), "{error}");
+
+    std::fs::remove_file(&path).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("CREATE TABLE notes (text TEXT)").unwrap();
+    drop(other);
+    let error = Database::open(&dir.0).err().expect("another application's database is refused");
+    assert!(matches!(error, OpenError::Foreign { .. }), "{error}");
+
+    std::fs::remove_file(&path).unwrap();
+    drop(Database::open(&dir.0).unwrap());
+    let newer = Connection::open(&path).unwrap();
+    newer.pragma_update(None, "user_version", schema::SCHEMA_VERSION + 1).unwrap();
+    drop(newer);
+    let error = Database::open(&dir.0).err().expect("a newer schema is refused");
+    assert!(matches!(error, OpenError::NewerSchema { found, .. } if found == schema::SCHEMA_VERSION + 1), "{error}");
+    assert!(error.to_string().contains("newer"), "{error}");
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_write_and_stores_nothing() {
+    let dir = DataDir::new();
+    let database = Database::open(&dir.0).unwrap();
+    let events = SqliteEventStore::new(database.clone());
+    events.append(0, &[created(ItemId(Uuid::new_v4()), "fits")]).await.unwrap();
+    // The file may not grow: as a full disk looks to SQLite.
+    let pages: u64 = database
+        .writer
+        .durable(|connection| {
+            Ok(connection.query_row("PRAGMA page_count", [], |row| row.get(0)).map_err(unavailable)?)
+        })
+        .await
+        .unwrap();
+    database
+        .writer
+        .durable(move |connection| {
+            connection.pragma_update(None, "max_page_count", pages).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let big = "x".repeat(200_000);
+    let id = ItemId(Uuid::new_v4());
+    let error = events.append(0, &[created(id, &big)]).await.unwrap_err();
+    assert!(matches!(error, AppendError::Store(StoreError::Unavailable(_))), "{error:?}");
+    assert!(events.stream(id).await.unwrap().is_empty(), "nothing of a failed write is stored");
+    assert_eq!(events.read_after(0, 10).await.unwrap().len(), 1);
+
+    database
+        .writer
+        .durable(|connection| {
+            connection.pragma_update(None, "max_page_count", 1_073_741_823).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    events.append(0, &[created(id, "fits again")]).await.expect("writes work again once there is room");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_are_committed_in_groups_with_distinct_sequence_numbers() {
+    let dir = DataDir::new();
+    let database = Database::open(&dir.0).unwrap();
+    let events = SqliteEventStore::new(database.clone());
+    let appends: Vec<_> = (0..200)
+        .map(|n| {
+            let events = events.clone();
+            tokio::spawn(
+                async move { events.append(0, &[created(ItemId(Uuid::new_v4()), &format!("item {n}"))]).await },
+            )
+        })
+        .collect();
+    for append in appends {
+        append.await.unwrap().unwrap();
+    }
+    let all = events.read_after(0, 1000).await.unwrap();
+    let sequences: Vec<u64> = all.iter().map(|(sequence, _)| *sequence).collect();
+    assert_eq!(sequences, (1..=200).collect::<Vec<_>>());
+    assert_eq!(database.head(), 200);
+}
+
+#[tokio::test]
+async fn a_rebuild_replaces_the_read_model_and_sets_the_position() {
+    let dir = DataDir::new();
+    let database = Database::open(&dir.0).unwrap();
+    let (events, read_model) = (SqliteEventStore::new(database.clone()), SqliteReadModel::new(database.clone()));
+    let kept = created(ItemId(Uuid::new_v4()), "kept");
+    events.append(0, std::slice::from_ref(&kept)).await.unwrap();
+    let mut wrong = item_of(&kept);
+    wrong.name = "tampered".into();
+    read_model.upsert_if_newer(&wrong).await.unwrap();
+    let stray = item_of(&created(ItemId(Uuid::new_v4()), "not in the log"));
+    read_model.upsert_if_newer(&stray).await.unwrap();
+
+    let rebuild = Rebuild::start(database.clone()).await.unwrap();
+    let stats = rebuild.write(vec![item_of(&kept)]).await.unwrap();
+    assert_eq!(stats.written, 1);
+    assert_eq!(read_model.get(kept.item_id).await.unwrap(), Some(wrong), "untouched until the swap");
+    rebuild.finish().await.unwrap();
+
+    assert_eq!(read_model.get(kept.item_id).await.unwrap(), Some(item_of(&kept)));
+    assert_eq!(read_model.get(stray.id).await.unwrap(), None);
+    assert_eq!(events.projected_position().await.unwrap(), 1);
+}

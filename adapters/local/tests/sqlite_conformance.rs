@@ -1,0 +1,21 @@
+//! The ports' conformance suite on the durable embedded backend (SQLite), each
+//! case on a fresh database under cargo's target tmp dir.
+
+use std::sync::Arc;
+
+use items_local::sqlite::{Database, SqliteEventStore, SqliteReadModel};
+use items_testkit::conformance::Backend;
+use items_testkit::conformance_suite;
+
+fn sqlite() -> Backend {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sqlite-conformance-{}", uuid::Uuid::new_v4().simple()));
+    let database = Database::open(&dir).expect("a fresh database opens");
+    Backend {
+        events: Arc::new(SqliteEventStore::new(database.clone())),
+        read_model: Arc::new(SqliteReadModel::new(database)),
+    }
+}
+
+// 3,000 items: more than one 1,000-row page.
+conformance_suite!(sqlite(), 3000, 2);
