@@ -5,9 +5,9 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use items_aws::apigw::post_item;
 use items_aws::dynamodb::DynamoEventStore;
+use items_aws::lambda_env;
 use items_aws::response_headers::{decorate, origin};
 use items_aws::system::{RandomIds, SystemClock};
-use items_aws::lambda_env;
 use items_domain::service::CreateItemService;
 use lambda_runtime::{LambdaEvent, service_fn};
 
