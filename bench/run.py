@@ -43,6 +43,8 @@ PROFILES = {
         "wrk_rounds": 3,
         "criterion": ["--warm-up-time", "1", "--measurement-time", "3"],
         "replay_events": 10000,
+        "store_posts": 200000,
+        "startups": 5,
     },
     "quick": {
         "cold": 5,
@@ -56,6 +58,8 @@ PROFILES = {
         "wrk_rounds": 1,
         "criterion": ["--warm-up-time", "0.5", "--measurement-time", "1"],
         "replay_events": 1000,
+        "store_posts": 10000,
+        "startups": 2,
     },
 }
 
@@ -69,6 +73,13 @@ GOAL_WARM_POST_VS_CLASSIC = 0.5
 GOAL_WARM_POST_VS_FLOOR = 1.15
 GOAL_RSS_VS_CLASSIC = 1 / 3
 GOAL_GATEWAY_VS_HELLO = 0.5
+# Issue 13: each function's cold start at most this multiple of lambda_echo's.
+GOAL_COLD_VS_ECHO = 2.5
+# Issue 14: the durable store's POST throughput vs the in-memory store's, its
+# start-up with a long log, its memory after many POSTs.
+GOAL_DURABLE_VS_MEMORY = 0.6
+GOAL_STARTUP_S = 1.0
+GOAL_STORE_RSS_MIB = 100
 
 
 def log(message):
@@ -302,6 +313,116 @@ def bench_gateway(profile, results):
     return result
 
 
+def fsync_rate(folder, seconds=2.0):
+    """This machine's raw fsync rate in `folder`: 200-byte appends, each fsynced."""
+    path = Path(folder) / "fsync-probe"
+    count, record = 0, b"x" * 199 + b"\n"
+    with open(path, "ab") as file:
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            file.write(record)
+            file.flush()
+            os.fsync(file.fileno())
+            count += 1
+        elapsed = time.monotonic() - started
+    path.unlink()
+    return count / elapsed
+
+
+def vm_rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None
+
+
+def start_serve(items, data_dir, port, log_path, extra=()):
+    log_file = open(log_path, "a")
+    process = subprocess.Popen([items, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir, *extra],
+                               stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, env=clean_env())
+    log_file.close()
+    return process
+
+
+def wait_ready(base, token, timeout=60):
+    """Until `GET /items?limit=1` answers 200 (the store is open and serving)."""
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(f"{base}/items?limit=1", headers={"Authorization": f"Bearer {token}"})
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.HTTPError, OSError):
+            pass
+        time.sleep(0.002)
+    raise RuntimeError(f"{base} was not ready within {timeout} s")
+
+
+def bench_store(profile, results):
+    """The durable embedded store (SQLite) against the in-memory one: POST
+    throughput, with the raw fsync rate as the floor reference; memory after
+    many POSTs; start-up time with that many events in the log."""
+    items = TARGET / "release/items"
+    logs = results / "logs"
+    # One data dir for both: the in-memory server only reads its keys there
+    # (so one token works on both); the durable one also keeps its database.
+    durable_dir = Path(tempfile.mkdtemp(prefix="items-bench-store-"))
+    body = json.dumps({"name": "Pen", "timestamp": "2026-11-25T12:20:00Z"})
+    processes = []
+    try:
+        token = subprocess.run([items, "token", "--data-dir", durable_dir], check=True, stdout=subprocess.PIPE,
+                               text=True, env=clean_env()).stdout.strip()
+        ports = {"durable": free_port(), "memory": free_port()}
+        servers = {
+            "durable": start_serve(items, durable_dir, ports["durable"], logs / "items-serve-durable.log"),
+            "memory": start_serve(items, durable_dir, ports["memory"], logs / "items-serve-memory.log", ["--in-memory"]),
+        }
+        processes += servers.values()
+        for key, port in ports.items():
+            wait_ready(f"http://127.0.0.1:{port}", token)
+        fsync = fsync_rate(durable_dir)
+        runs = {"durable": [], "memory": []}
+        for round_ in range(profile["wrk_rounds"]):
+            for key in ["durable", "memory"]:
+                log(f"store: wrk POST /items on the {key} store (round {round_ + 1}/{profile['wrk_rounds']})")
+                runs[key].append(wrk(f"http://127.0.0.1:{ports[key]}/items", profile["wrk_seconds"], "POST",
+                                     token, body))
+        posted = sum(r["requests"] for r in runs["durable"])
+        stop(servers["memory"])
+        # Keep POSTing to the durable server until it has taken the target count.
+        target = profile["store_posts"]
+        while posted < target:
+            seconds = max(2, min(10, math.ceil((target - posted) / max(runs["durable"][-1]["rps"], 1))))
+            log(f"store: POSTing to the durable store ({posted:,} of {target:,})")
+            posted += wrk(f"http://127.0.0.1:{ports['durable']}/items", seconds, "POST", token, body)["requests"]
+        rss = {"current_kib": vm_rss_kib(servers["durable"].pid), "peak_kib": vm_hwm_kib(servers["durable"].pid),
+               "posts": posted}
+        stop(servers["durable"])
+        db = durable_dir / "items.sqlite3"
+        sizes = {"database_bytes": db.stat().st_size,
+                 "wal_bytes": (durable_dir / "items.sqlite3-wal").stat().st_size
+                 if (durable_dir / "items.sqlite3-wal").exists() else 0}
+        startups = []
+        for n in range(profile["startups"]):
+            port = free_port()
+            log(f"store: start-up {n + 1}/{profile['startups']} with {posted:,} events in the log")
+            started = time.monotonic()
+            server = start_serve(items, durable_dir, port, logs / "items-serve-durable.log")
+            processes.append(server)
+            wait_ready(f"http://127.0.0.1:{port}", token)
+            startups.append((time.monotonic() - started) * 1000)
+            stop(server)
+    finally:
+        for process in processes:
+            stop(process)
+        shutil.rmtree(durable_dir, ignore_errors=True)
+    result = {"runs": runs, "fsync_per_s": fsync, "rss": rss, "startup_ms": startups, "sizes": sizes,
+              "seconds": profile["wrk_seconds"], "rounds": profile["wrk_rounds"]}
+    (results / "store.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
 def bench_micro(profile, results, executables):
     home = results / "criterion"
     shutil.rmtree(home, ignore_errors=True)
@@ -446,7 +567,7 @@ class Report:
                  ("project-events", "classic-post", "stream batch, 1 record"),
                  ("classic-post", None, "POST /items"), ("classic-get", None, "GET /items (100 items)"),
                  ("lambda-echo", None, "POST /items, answered without work")]
-        names = {"classic-post": "classic `seed_lambda.py` (POST)", "classic-get": "classic `seed_lambda.py` (GET)",
+        names = {"classic-post": "classic `classic_lambda.py` (POST)", "classic-get": "classic `classic_lambda.py` (GET)",
                  "lambda-echo": "`lambda_echo` (Runtime API floor)"}
         for key, baseline, request in pairs:
             if f"cold.{key}.total_ms" not in st:
@@ -470,10 +591,19 @@ class Report:
             post_init = st["cold.post-item.init_ms"]["median"]
             self.add(f"Where the Rust cold start goes: starting the process and `lambda_runtime` (`lambda_echo`'s "
                      f"init) takes {fmt_ms(echo_init)} ms; `post-item`'s init adds {fmt_ms(post_init - echo_init)} ms "
-                     "to load the AWS SDK configuration and build its client; the first invocation then opens the "
+                     "to build its DynamoDB client (from the Lambda environment's region and credentials, trusting "
+                     "only the AWS roots: `items_aws::lambda_env`); the first invocation then opens the "
                      "connection to DynamoDB. The classic handler spends its "
                      f"{fmt_ms(st['cold.classic-post.init_ms']['median'])} ms of init starting Python, importing "
                      "awslambdaric and boto3 and creating the boto3 resource.", "")
+            echo = st["cold.lambda-echo.total_ms"]["median"]
+            vs_echo = {k: st[f"cold.{k}.total_ms"]["median"] / echo for k in LAMBDA_BINS if f"cold.{k}.total_ms" in st}
+            self.headline.append((
+                f"Each function's cold start at most {GOAL_COLD_VS_ECHO}× `lambda_echo`'s",
+                "; ".join(f"`{k}` {fmt_ratio(r)} ({fmt_ms(st[f'cold.{k}.total_ms']['median'])} vs {fmt_ms(echo)} ms)"
+                          for k, r in vs_echo.items()),
+                all(r <= GOAL_COLD_VS_ECHO for r in vs_echo.values()),
+            ))
         met = all(r >= GOAL_COLD_SPEEDUP for r, _ in cold_ratios.values())
         worst = min(cold_ratios.items(), key=lambda kv: kv[1][0])
         self.headline.append((
@@ -626,7 +756,7 @@ class Report:
         self.add("## 3. Local gateway under load", "")
         self.add(
             f"`wrk -t{data['threads']} -c{data['connections']} -d{data['seconds']}s` against `items serve` "
-            "(release build, embedded store, development identity provider: every request carries a valid RS256 "
+            "(release build, its default durable store (SQLite), development identity provider: every request carries a valid RS256 "
             "access token that the gateway verifies, then the same handler functions as the Lambdas run) and "
             "against an axum hello world (same axum and tokio) as the ceiling. wrk, the server and everything "
             f"else share the machine's {self.facts['cores']} cores. {data['rounds']} round(s), the targets "
@@ -655,8 +785,8 @@ class Report:
         self.table(["target", "requests/s", "latency median ms", "p90 ms", "p99 ms", "errors / non-2xx",
                     "ratio (requests/s)"], rows)
         rss = data["rss_kib"]
-        self.add(f"Peak RSS after the load: `items serve` {fmt_mib(rss['items serve'])} MiB (it keeps every POSTed "
-                 f"item in memory), hello world {fmt_mib(rss['hello_axum'])} MiB.", "")
+        self.add(f"Peak RSS after the load: `items serve` {fmt_mib(rss['items serve'])} MiB, hello world "
+                 f"{fmt_mib(rss['hello_axum'])} MiB.", "")
         get_label = "GET /items/{id}"
         self.headline.append((f"Gateway at least {GOAL_GATEWAY_VS_HELLO}× the hello-world ceiling (requests/s)",
                               "; ".join(f"`{k}` {fmt_ratio(r)}" for k, r in gateway_ratios.items()),
@@ -751,12 +881,76 @@ class Report:
                                   f"{next((v for k, v in data['ratios'].items() if 'live' in k), 0):.2f}×)",
                                   into >= 0.8))
 
+    def store_section(self, data):
+        self.add("## 7. Durable embedded store (SQLite)", "")
+        self.add(
+            f"`items serve` on its default store (SQLite, WAL, every event committed with `synchronous = FULL` "
+            f"before its 201, concurrent appends group-committed) against `items serve --in-memory`, both under "
+            f"`wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{data['seconds']}s` with `POST /items`, "
+            f"{data['rounds']} round(s) interleaved; requests/s is the median over rounds. The floor reference is "
+            f"this machine's raw fsync rate in the same folder (200-byte appends, each fsynced): "
+            f"**{data['fsync_per_s']:,.0f} fsyncs/s**, which one fsync per request could not pass.",
+            "",
+        )
+        medians = {}
+        rows = []
+        for key, label in [("durable", "durable (SQLite)"), ("memory", "`--in-memory`")]:
+            ordered = sorted(data["runs"][key], key=lambda r: r["rps"])
+            mid = ordered[(len(ordered) - 1) // 2]
+            medians[key] = mid["rps"]
+            lat = mid["latency_us"]
+            errors = sum(sum(r["errors"].values()) for r in data["runs"][key])
+            rows.append([label, f"{mid['rps']:,.0f}", fmt_ms(lat["p50"] / 1000), fmt_ms(lat["p99"] / 1000), errors])
+        ratio = medians["durable"] / medians["memory"]
+        self.table(["store", "POST requests/s", "latency median ms", "p99 ms", "errors / non-2xx"], rows)
+        beyond = medians["durable"] / data["fsync_per_s"]
+        self.add(f"Durable / in-memory: **{ratio:.2f}×**; the durable store acknowledged "
+                 f"{beyond:.1f}× as many POSTs per second as the disk does fsyncs (group commit).", "")
+        rss, posts = data["rss"], data["rss"]["posts"]
+        startup = stats(data["startup_ms"])
+        self.add(
+            f"After {posts:,} POSTs to one durable server: RSS {fmt_mib(rss['current_kib'])} MiB (peak "
+            f"{fmt_mib(rss['peak_kib'])} MiB); the database file {data['sizes']['database_bytes'] / 2**20:.1f} MiB "
+            f"(WAL {data['sizes']['wal_bytes'] / 2**20:.1f} MiB). Start-up with those {posts:,} events in the log "
+            f"(spawn to the first `GET /items?limit=1` answered), {startup['n']} starts: median "
+            f"{fmt_ms(startup['median'])} ms, max {fmt_ms(max(data['startup_ms']))} ms; nothing already projected "
+            "is replayed at start.",
+            "",
+        )
+        self.headline.append((f"Durable store POST throughput at least {GOAL_DURABLE_VS_MEMORY}× the in-memory store's",
+                              f"{ratio:.2f}× ({medians['durable']:,.0f} vs {medians['memory']:,.0f} requests/s; "
+                              f"raw fsync {data['fsync_per_s']:,.0f}/s)", ratio >= GOAL_DURABLE_VS_MEMORY))
+        self.headline.append((f"Start-up under {GOAL_STARTUP_S:.0f} s with 100,000 events in the log",
+                              f"{fmt_ms(startup['median'])} ms with {posts:,} events",
+                              posts >= 100_000 and startup["median"] < GOAL_STARTUP_S * 1000))
+        self.headline.append((f"RSS under {GOAL_STORE_RSS_MIB} MiB after 200,000 POSTs",
+                              f"{fmt_mib(rss['current_kib'])} MiB (peak {fmt_mib(rss['peak_kib'])}) after {posts:,}",
+                              posts >= 200_000 and rss["peak_kib"] < GOAL_STORE_RSS_MIB * 1024))
+        self.readme["store"] = (ratio, data["fsync_per_s"], medians["durable"], startup["median"], posts,
+                                rss["peak_kib"])
+
+    def history_section(self):
+        """Measurements made once, at a change, kept in bench/history/*.json."""
+        records = sorted((ROOT / "bench/history").glob("*.json"))
+        if not records:
+            return
+        self.add("## History: measured once, at a change", "")
+        self.add("Not rerun by `scripts/bench` (they need the code from before the change); each says how it was "
+                 "measured.", "")
+        for path in records:
+            record = json.loads(path.read_text())
+            self.add(f"### {record['title']}", "", record["method"], "")
+            self.table(record["columns"], record["rows"])
+            for note in record.get("notes", []):
+                self.add(f"- {note}")
+            self.add("")
+
     def render(self):
         f = self.facts
         head = [
             "# Benchmarks",
             "",
-            "Items API (Rust) side by side with the classic tutorial Lambda (`seed_lambda.py`: Python, boto3, one "
+            "Items API (Rust) side by side with the classic tutorial Lambda (`bench/classic/classic_lambda.py`: Python, boto3, one "
             "table), measured in one run on one machine. Generated by `scripts/bench`; do not edit by hand, rerun "
             "it (see [Reproducing](#reproducing)).",
             "",
@@ -837,8 +1031,9 @@ class Report:
             "",
             "Both first build what they need in release (`cargo build --release`; from scratch that took about 20 "
             "minutes on these 2 busy cores, then seconds). "
-            "The classic handler is read from `../shared/reference/seed_lambda.py` (override with "
-            "`--classic-handler PATH` or `BENCH_CLASSIC_HANDLER`); it is copied to a temporary folder at run time. "
+            "The classic handler is the repository's `bench/classic/classic_lambda.py` (override with "
+            "`--classic-handler PATH` or `BENCH_CLASSIC_HANDLER`: a module with a `lambda_handler`); it is copied "
+            "to a temporary folder at run time. "
             "Python dependencies (awslambdaric, boto3) go to `.tools/bench-venv`, DynamoDB Local to "
             "`.tools/dynamodb-local` (npm), as for the tests.",
             "",
@@ -867,6 +1062,10 @@ def readme_summary(report):
     if "projection" in r:
         rate, p50, p99 = r["projection"]
         lines.append(f"projection {rate:,.0f} events/s, lag p50 {fmt_ms(p50)} / p99 {fmt_ms(p99)} ms")
+    if "store" in r:
+        ratio, fsync, rps, startup, posts, peak = r["store"]
+        lines.append(f"durable store {rps:,.0f} POST/s ({ratio:.2f}× in-memory; raw fsync {fsync:,.0f}/s), "
+                     f"start-up {fmt_ms(startup)} ms and peak RSS {fmt_mib(peak)} MiB after {posts:,} POSTs")
     return lines
 
 
@@ -879,10 +1078,11 @@ def main():
     parser.add_argument("--out", help="report path (default: docs/benchmarks.md, or target/bench/quick/benchmarks.md "
                                       "with --quick)")
     parser.add_argument("--classic-handler", default=os.environ.get("BENCH_CLASSIC_HANDLER",
-                                                                    str(ROOT.parent / "shared/reference/seed_lambda.py")))
+                                                                    str(ROOT / "bench/classic/classic_lambda.py")),
+                        help="the classic single-function handler (a Python module with lambda_handler)")
     parser.add_argument("--skip-build", action="store_true", help="use the binaries already in target/release")
-    parser.add_argument("--only", default="lambda,projection,gateway,micro,replay",
-                        help="comma-separated subset of lambda,projection,gateway,micro,replay")
+    parser.add_argument("--only", default="lambda,projection,gateway,micro,replay,store",
+                        help="comma-separated subset of lambda,projection,gateway,micro,replay,store")
     parser.add_argument("--command", default="scripts/bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -913,7 +1113,7 @@ def main():
     loads["after build"] = loadavg()
 
     facts = machine_facts()
-    lambda_data = projection_data = gateway_data = micro_data = replay_data = None
+    lambda_data = projection_data = gateway_data = micro_data = replay_data = store_data = None
     cpu = {}
     measuring = cpu_snapshot()
 
@@ -935,6 +1135,8 @@ def main():
         micro_data = phase("micro", lambda: bench_micro(profile, results, executables))
     if "replay" in only:
         replay_data = phase("replay", lambda: bench_replay(profile, results))
+    if "store" in only:
+        store_data = phase("store", lambda: bench_store(profile, results))
     cpu["all"] = others_share(measuring, cpu_snapshot())
     finished = time.monotonic()
 
@@ -955,6 +1157,9 @@ def main():
         report.micro_section(micro_data)
     if replay_data:
         report.replay_section(replay_data)
+    if store_data:
+        report.store_section(store_data)
+    report.history_section()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.render())
     (results / "summary.json").write_text(json.dumps({"headline": report.headline, "readme": report.readme,

@@ -36,7 +36,8 @@ pub struct LambdaArgs {
     /// The Runtime API floor: `lambda_echo` (answers at once, no AWS call).
     #[arg(long, default_value = "target/release/examples/lambda_echo")]
     pub echo_bin: PathBuf,
-    /// The classic handler (copied into a temporary folder at run time).
+    /// The classic handler: a Python module with `lambda_handler` (copied into
+    /// a temporary folder at run time as `classic_lambda.py`).
     #[arg(long)]
     pub classic_handler: PathBuf,
     /// Python with awslambdaric and boto3 installed.
@@ -371,7 +372,7 @@ pub fn run(args: LambdaArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.log_dir)?;
     let work = std::env::temp_dir().join(format!("items-bench-{}", std::process::id()));
     std::fs::create_dir_all(work.join("home"))?;
-    std::fs::copy(&args.classic_handler, work.join("seed_lambda.py"))
+    std::fs::copy(&args.classic_handler, work.join("classic_lambda.py"))
         .with_context(|| format!("copying {}", args.classic_handler.display()))?;
 
     eprintln!("lambda: starting DynamoDB Local");
@@ -466,7 +467,7 @@ impl Functions {
             Function {
                 key,
                 program: args.python.clone(),
-                args: ["-m", "awslambdaric", "seed_lambda.lambda_handler"].map(str::to_owned).to_vec(),
+                args: ["-m", "awslambdaric", "classic_lambda.lambda_handler"].map(str::to_owned).to_vec(),
                 cwd: work.to_owned(),
                 env,
                 event,
