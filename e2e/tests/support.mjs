@@ -1,5 +1,5 @@
 // Helpers for the browser tests: the real `items serve` on a free port with a
-// fresh data dir and a user, and headless Chromium (Debian's /usr/bin/chromium).
+// fresh data dir and a user, and a headless Chrome or Chromium (../find-browser.mjs).
 
 import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
@@ -10,11 +10,13 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
+import { findBrowser } from "../find-browser.mjs";
+
 export const E2E_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const REPO_DIR = resolve(E2E_DIR, "..");
 export const ARTIFACTS_DIR = join(E2E_DIR, "artifacts");
 export const ITEMS_BIN = process.env.ITEMS_BIN ?? join(REPO_DIR, "target", "debug", "items");
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+export const CHROMIUM = findBrowser();
 export const DEV_CLIENT_ID = "itemslocaldevclient0000000";
 
 export const USER = "alice";
