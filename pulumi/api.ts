@@ -10,6 +10,8 @@ import { assumeRolePolicy } from "./iam";
 
 export const STAGE_NAME = "v1";
 export const CORS_ALLOW_HEADERS = "Authorization,Content-Type,Idempotency-Key";
+/** The body of a 404 for an unknown path or method, as `items serve` answers it. */
+export const NOT_FOUND_BODY = '{"message":"Not found"}';
 
 /** One JSON object per request in the access log group ($context variables). */
 export const ACCESS_LOG_FORMAT = JSON.stringify({
@@ -210,17 +212,29 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
 
     // Errors produced by API Gateway itself (401 from the authorizer, 403, 429,
     // 5xx) also need the CORS headers or browsers hide them from the page.
+    const corsHeaders = {
+        "gatewayresponse.header.Access-Control-Allow-Origin": `'${origin}'`,
+        "gatewayresponse.header.Access-Control-Allow-Headers": `'${CORS_ALLOW_HEADERS}'`,
+        "gatewayresponse.header.Access-Control-Allow-Methods": "'GET,POST,OPTIONS'",
+    };
     const gatewayResponses = ["DEFAULT_4XX", "DEFAULT_5XX"].map(
         (responseType) =>
             new aws.apigateway.Response(`cors-${responseType.toLowerCase().replace("_", "-")}`, {
                 restApiId: restApi.id,
                 responseType,
-                responseParameters: {
-                    "gatewayresponse.header.Access-Control-Allow-Origin": `'${origin}'`,
-                    "gatewayresponse.header.Access-Control-Allow-Headers": `'${CORS_ALLOW_HEADERS}'`,
-                    "gatewayresponse.header.Access-Control-Allow-Methods": "'GET,POST,OPTIONS'",
-                },
+                responseParameters: corsHeaders,
             }),
+    );
+    // An unknown path or method: API Gateway's default is 403 "Missing
+    // Authentication Token", which misleads; answer 404 as `items serve` does.
+    gatewayResponses.push(
+        new aws.apigateway.Response("not-found", {
+            restApiId: restApi.id,
+            responseType: "MISSING_AUTHENTICATION_TOKEN",
+            statusCode: "404",
+            responseTemplates: { "application/json": NOT_FOUND_BODY },
+            responseParameters: corsHeaders,
+        }),
     );
 
     // Any change to a method, integration, CORS answer or gateway response
@@ -246,7 +260,11 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
                 pulumi.all([c.target.key, c.headers, c.method.id, c.integration.id, c.integrationResponse.id]),
             ),
         ),
-        pulumi.all(gatewayResponses.map((g) => pulumi.all([g.id, g.responseType, g.responseParameters]))),
+        pulumi.all(
+            gatewayResponses.map((g) =>
+                pulumi.all([g.id, g.responseType, g.statusCode, g.responseParameters, g.responseTemplates]),
+            ),
+        ),
         authorizer.id,
         cognito.userPool.arn,
     ]);

@@ -251,8 +251,13 @@ function sessionExpired() {
 // ---- the API -------------------------------------------------------------------
 
 async function api(path, init = {}) {
+  return (await apiPage(apiUrl(path), init)).body;
+}
+
+/** One API call to `url`: its JSON body and the `Link: <…>; rel="next"` URL, if any. */
+async function apiPage(url, init = {}) {
   const token = await accessToken();
-  const response = await fetch(apiUrl(path), {
+  const response = await fetch(url, {
     ...init,
     headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` },
   });
@@ -262,7 +267,22 @@ async function api(path, init = {}) {
     const message = body && typeof body.message === "string" ? body.message : response.statusText;
     throw new Error(`${message} (HTTP ${response.status}).`);
   }
-  return body;
+  const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get("Link") || "");
+  return { body, next: next ? new URL(next[1], new URL(url, window.location.href)).href : null };
+}
+
+/** Every item: `GET /items`, then each `Link: rel="next"` page (a listing stops
+ * where a Lambda response would grow too large, and says where to go on). */
+async function listAll() {
+  const items = [];
+  let url = apiUrl("/items");
+  for (let pages = 1; url; pages++) {
+    const page = await apiPage(url);
+    items.push(...page.body);
+    url = page.next;
+    if (url) setStatus(`Loading items… (${items.length} so far, page ${pages + 1})`);
+  }
+  return items;
 }
 
 /** Runs an API action; shows its error, or the sign-in prompt when the session is over. */
@@ -308,7 +328,7 @@ function render() {
 async function loadItems() {
   await attempt(async () => {
     setStatus("Loading items…");
-    listed = await api("/items");
+    listed = await listAll();
     const count = render();
     setStatus(`${count} ${count === 1 ? "item" : "items"}.`);
   });

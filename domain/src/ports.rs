@@ -90,6 +90,13 @@ pub trait ReadModel: Send + Sync {
     /// One page after `after`. With `limit`, at most that many items; without,
     /// one page of whatever size the backend serves (a DynamoDB Scan page is 1 MB).
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError>;
+
+    /// The position right after `item`, as [`list_page`](Self::list_page) takes it:
+    /// to go on after an item in the middle of a page. Every backend here
+    /// orders by, and resumes after, the item's id.
+    fn position_after(&self, item: &Item) -> PageKey {
+        PageKey(item.id.to_string())
+    }
 }
 
 pub trait Clock: Send + Sync {

@@ -2,6 +2,7 @@
 //! function gets only the ports (and so the permissions) it needs.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::command::CreateItem;
 use crate::event::{Event, EventPayload, ItemCreated, ItemId};
@@ -142,30 +143,60 @@ pub enum QueryError {
     Store(#[from] StoreError),
 }
 
-/// A list of items and, when the listing was cut by a limit, where to go on.
+/// A list of items and, when the listing was cut (by a limit or a budget), where to go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
     pub items: Vec<Item>,
     pub next_cursor: Option<String>,
 }
 
+/// How much one listing without a limit may return: its JSON body's size as
+/// carried inside a JSON envelope (a Lambda proxy response: quotes and
+/// backslashes escaped once more), and the time spent reading pages. Past
+/// either, the listing stops at a whole item and says where to go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListBudget {
+    pub max_body_bytes: usize,
+    pub max_time: Duration,
+}
+
+impl ListBudget {
+    /// No bounds: every item in one listing.
+    pub const UNBOUNDED: Self = Self { max_body_bytes: usize::MAX, max_time: Duration::MAX };
+}
+
+/// The size of `item`'s JSON as it is carried inside a JSON string (a Lambda
+/// proxy response's `body`): every `"` and `\` takes one byte more.
+pub fn embedded_size(item: &Item) -> usize {
+    let json = serde_json::to_vec(item).unwrap_or_default();
+    json.len() + json.iter().filter(|&&b| b == b'"' || b == b'\\').count()
+}
+
 /// `GET /items` and `GET /items/{id}`: reads the read model.
 pub struct QueryService {
     read_model: Arc<dyn ReadModel>,
     cursors: Arc<dyn CursorCodec>,
+    budget: ListBudget,
 }
 
 impl QueryService {
     pub fn new(read_model: Arc<dyn ReadModel>, cursors: Arc<dyn CursorCodec>) -> Self {
-        Self { read_model, cursors }
+        Self { read_model, cursors, budget: ListBudget::UNBOUNDED }
+    }
+
+    /// Bounds listings without a limit (see [`ListBudget`]).
+    pub fn with_list_budget(mut self, budget: ListBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     pub async fn get(&self, id: ItemId) -> Result<Option<Item>, QueryError> {
         Ok(self.read_model.get(id).await?)
     }
 
-    /// Without `limit`, every item from `cursor` on: pages are followed to the end,
-    /// never truncated. With `limit`, one page and the cursor of the next.
+    /// With `limit`, one page and the cursor of the next. Without, the items
+    /// from `cursor` on, pages followed until the end or until the service's
+    /// [`ListBudget`] is spent, then the cursor of the rest: never a silent cut.
     pub async fn list(&self, limit: Option<u32>, cursor: Option<&str>) -> Result<Listing, QueryError> {
         let mut after = match cursor {
             Some(cursor) => Some(self.cursors.open(cursor).map_err(|_| QueryError::InvalidCursor)?),
@@ -175,13 +206,28 @@ impl QueryService {
             let page = self.read_model.list_page(Some(limit), after.as_ref()).await?;
             return Ok(Listing { items: page.items, next_cursor: page.next.map(|key| self.cursors.seal(&key)) });
         }
-        let mut items = Vec::new();
+        let started = Instant::now();
+        let mut items: Vec<Item> = Vec::new();
+        let mut body_bytes = 2; // `[]`
         loop {
             let page = self.read_model.list_page(None, after.as_ref()).await?;
-            items.extend(page.items);
+            for item in page.items {
+                let size = embedded_size(&item) + usize::from(!items.is_empty());
+                if let Some(last) = items.last()
+                    && body_bytes + size > self.budget.max_body_bytes
+                {
+                    let rest = self.read_model.position_after(last);
+                    return Ok(Listing { next_cursor: Some(self.cursors.seal(&rest)), items });
+                }
+                body_bytes += size;
+                items.push(item);
+            }
             match page.next {
-                Some(next) => after = Some(next),
                 None => return Ok(Listing { items, next_cursor: None }),
+                Some(next) if started.elapsed() >= self.budget.max_time && !items.is_empty() => {
+                    return Ok(Listing { items, next_cursor: Some(self.cursors.seal(&next)) });
+                }
+                Some(next) => after = Some(next),
             }
         }
     }

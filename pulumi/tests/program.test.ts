@@ -302,12 +302,23 @@ test("CORS: preflight answers and gateway error responses carry the headers", ()
         assert.equal(mr.inputs.responseParameters["method.response.header.Access-Control-Allow-Origin"], true);
     }
     const gw = p.ofType("aws:apigateway/response:Response");
-    assert.deepEqual(gw.map((g) => g.inputs.responseType).sort(), ["DEFAULT_4XX", "DEFAULT_5XX"]);
+    assert.deepEqual(gw.map((g) => g.inputs.responseType).sort(), [
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+        "MISSING_AUTHENTICATION_TOKEN",
+    ]);
     for (const g of gw) {
         assert.equal(g.inputs.responseParameters["gatewayresponse.header.Access-Control-Allow-Origin"], origin);
         assert.equal(g.inputs.responseParameters["gatewayresponse.header.Access-Control-Allow-Headers"], headers);
         assert.equal(g.inputs.restApiId, "abc123api");
     }
+});
+
+test("an unknown path or method gets 404 {message: Not found}, as items serve answers", () => {
+    const notFound = p.get("aws:apigateway/response:Response", "not-found").inputs;
+    assert.equal(notFound.responseType, "MISSING_AUTHENTICATION_TOKEN");
+    assert.equal(notFound.statusCode, "404");
+    assert.deepEqual(JSON.parse(notFound.responseTemplates["application/json"]), { message: "Not found" });
 });
 
 test("REST API is regional; deployment has a trigger hash; stage v1 logs and throttles", () => {

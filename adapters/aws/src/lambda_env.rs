@@ -40,6 +40,12 @@ fn parse_ttl(text: &str) -> Result<TimeDelta, SettingError> {
     TimeDelta::try_seconds(seconds.max(0)).ok_or_else(|| invalid("is too large"))
 }
 
+/// `get-items`' listing budget: [`crate::limits::LIST_BUDGET`], lowered by
+/// `ITEMS_LIST_MAX_BODY_BYTES` when set.
+pub fn list_budget() -> items_domain::service::ListBudget {
+    crate::limits::list_budget(std::env::var(crate::limits::LIST_MAX_BODY_SETTING).ok().as_deref())
+}
+
 /// The DynamoDB client a function uses for its whole life, built once at init.
 ///
 /// In Lambda the runtime hands the function its region and credentials in the
@@ -189,7 +195,9 @@ mod tests {
     fn without_credentials_or_region_it_is_not_lambda() {
         assert_eq!(environment(&LAMBDA[1..]), None);
         assert_eq!(environment(&LAMBDA[..1]), None);
-        assert_eq!(environment(&[LAMBDA, &[("AWS_ACCESS_KEY_ID", " ")]].concat()), None);
+        let blank_key: Vec<_> =
+            LAMBDA.iter().map(|&(k, v)| if k == "AWS_ACCESS_KEY_ID" { (k, " ") } else { (k, v) }).collect();
+        assert_eq!(environment(&blank_key), None);
     }
 
     #[test]

@@ -14,12 +14,15 @@
 //! - [`cursor`]: opaque, tamper-evident page cursors.
 //! - [`system`]: the real clock and id generator.
 //! - [`lambda_env`]: the functions' settings and their AWS SDK configuration.
+//! - [`limits`]: the limits AWS puts on the API (Lambda's response size, API Gateway's
+//!   timeout, payload and header sizes), in one place.
 
 pub mod apigw;
 pub mod cursor;
 pub mod dynamodb;
 pub mod dynamodb_codec;
 pub mod lambda_env;
+pub mod limits;
 pub mod projector;
 pub mod response_headers;
 pub mod system;

@@ -8,7 +8,7 @@ use aws_lambda_events::encodings::Body;
 use items_aws::apigw::{get_items, post_item};
 use items_aws::cursor::HmacCursorCodec;
 use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
-use items_domain::ports::EventStore;
+use items_domain::ports::{EventStore, ReadModel};
 use items_domain::service::{CreateItemService, ProjectorService, QueryService};
 use items_domain::testing::{FixedClock, SequentialIds};
 use items_domain::{EventPayload, ItemId};
@@ -363,4 +363,48 @@ fn function_responses_carry_cors_headers_only_for_allowed_origins() {
     let mut wildcard = json_response(200, &json!([]), http::HeaderMap::new());
     decorate(&mut wildcard.headers, Some("https://anyone.example.com"), &CorsPolicy::parse("*"));
     assert_eq!(header(&wildcard, "access-control-allow-origin"), Some("*"));
+}
+
+#[tokio::test]
+async fn a_listing_without_limit_stays_within_lambdas_response_limit_and_links_every_item_once() {
+    use items_aws::limits::{LAMBDA_RESPONSE_MAX_BYTES, LIST_BUDGET};
+    let read_model = Arc::new(InMemoryReadModel::default());
+    // More than 6 MB of items: 24,000 with 180-character names.
+    let mut ids = std::collections::HashSet::new();
+    for n in 0..24_000u128 {
+        let item = items_domain::Item {
+            id: ItemId(uuid::Uuid::from_u128(n + 1)),
+            name: format!("{n:0>180}"),
+            timestamp: "2026-11-25T12:20:00Z".into(),
+            created_by: SUB.into(),
+            created_at: items_domain::testing::at("2026-11-25T12:20:05.123Z"),
+            version: 1,
+        };
+        ids.insert(item.id.to_string());
+        read_model.upsert_if_newer(&item).await.unwrap();
+    }
+    let query =
+        QueryService::new(read_model, Arc::new(HmacCursorCodec::new(b"test key"))).with_list_budget(LIST_BUDGET);
+
+    let mut seen = std::collections::HashSet::new();
+    let mut request = list_request(Value::Null);
+    let mut pages = 0;
+    loop {
+        let response = get_items(&query, request).await;
+        assert_eq!(response.status_code, 200);
+        // The whole proxy response, as Lambda would carry it.
+        let payload = serde_json::to_vec(&response).unwrap().len();
+        assert!(payload < LAMBDA_RESPONSE_MAX_BYTES, "{payload} bytes");
+        for item in body_json(&response).as_array().unwrap() {
+            assert!(seen.insert(item["id"].as_str().unwrap().to_owned()), "an item twice");
+        }
+        pages += 1;
+        let Some(link) = header(&response, "link") else { break };
+        let (path, cursor) = link.trim_start_matches('<').split_once("?cursor=").unwrap();
+        assert_eq!(path, "/v1/items", "the link keeps the stage");
+        let cursor = cursor.split('>').next().unwrap();
+        request = list_request(json!({ "cursor": cursor }));
+    }
+    assert_eq!(seen, ids);
+    assert!(pages >= 2);
 }

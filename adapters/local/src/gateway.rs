@@ -23,6 +23,9 @@ use base64::engine::general_purpose::STANDARD;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use items_aws::apigw::{self, ApiError, READ_SCOPE, WRITE_SCOPE};
+use items_aws::limits::{
+    BAD_GATEWAY, LAMBDA_RESPONSE_MAX_BYTES, PAYLOAD_TOO_LARGE, REQUEST_PAYLOAD_MAX_BYTES, TIMED_OUT,
+};
 use items_aws::response_headers::{self, CorsPolicy};
 use items_domain::service::{CreateItemService, QueryService};
 use serde_json::Value;
@@ -31,8 +34,6 @@ use uuid::Uuid;
 use crate::auth::dev_idp::DevIdentityProvider;
 use crate::auth::{AccessTokenVerifier, AuthError};
 
-/// Largest body the gateway reads; the functions apply their own, smaller limits.
-pub const MAX_GATEWAY_BODY_BYTES: usize = 1024 * 1024;
 /// Time a client has to send the whole body once the head is in.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Path of the development identity provider's JWKS on this server.
@@ -190,9 +191,28 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
         }
     };
     match tokio::time::timeout(gateway.function_timeout, call).await {
-        Ok(response) => Ok(proxy_to_http(response)),
-        Err(_) => Err(ApiError::new(504, "Endpoint request timed out")),
+        Ok(response) if within_lambda_limit(&response) => Ok(proxy_to_http(response)),
+        Ok(_) => {
+            tracing::error!(request_id, "function response over Lambda's {LAMBDA_RESPONSE_MAX_BYTES}-byte limit");
+            Err(ApiError::new(BAD_GATEWAY.0, BAD_GATEWAY.1))
+        }
+        Err(_) => Err(ApiError::new(TIMED_OUT.0, TIMED_OUT.1)),
     }
+}
+
+/// Whether Lambda would return `response`: its JSON payload is within the
+/// synchronous invocation limit. Serialized only when it might not be.
+fn within_lambda_limit(response: &ApiGatewayProxyResponse) -> bool {
+    let body = match &response.body {
+        Some(LambdaBody::Text(text)) => text.len(),
+        Some(LambdaBody::Binary(bytes)) => bytes.len(),
+        _ => 0,
+    };
+    // Escaping at most doubles a JSON body; 64 KiB covers headers and envelope.
+    if body * 2 + 64 * 1024 < LAMBDA_RESPONSE_MAX_BYTES {
+        return true;
+    }
+    serde_json::to_vec(response).is_ok_and(|payload| payload.len() <= LAMBDA_RESPONSE_MAX_BYTES)
 }
 
 /// The Lambda proxy event API Gateway would send for this request.
@@ -204,10 +224,10 @@ async fn proxy_request(
     source_ip: Option<String>,
 ) -> Result<ApiGatewayProxyRequest, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, MAX_GATEWAY_BODY_BYTES))
+    let body = tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, REQUEST_PAYLOAD_MAX_BYTES))
         .await
         .map_err(|_| ApiError::new(408, "Request body was not received in time"))?
-        .map_err(|_| ApiError::new(413, format!("Request body is larger than {MAX_GATEWAY_BODY_BYTES} bytes")))?;
+        .map_err(|_| ApiError::new(PAYLOAD_TOO_LARGE.0, PAYLOAD_TOO_LARGE.1))?;
 
     let mut single: HashMap<String, String> = HashMap::new();
     let mut multi: HashMap<String, Vec<String>> = HashMap::new();

@@ -17,7 +17,8 @@ use tower::ServiceExt;
 
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
-    /// Largest request head (request line and headers); larger gets 431.
+    /// Largest request head (request line and headers); larger gets 431
+    /// (API Gateway's limit; what it answers past it is unconfirmed).
     pub max_head_bytes: usize,
     /// Time a client has to send the request head (slow-loris guard).
     pub head_timeout: Duration,
@@ -30,12 +31,28 @@ pub struct ServerLimits {
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
-            max_head_bytes: 16 * 1024,
+            max_head_bytes: items_aws::limits::REQUEST_HEAD_MAX_BYTES,
             head_timeout: Duration::from_secs(10),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
         }
     }
+}
+
+/// The size of the request line and headers as the client sent them (HTTP/1.1).
+fn head_size<B>(request: &hyper::Request<B>) -> usize {
+    let line = request.method().as_str().len() + 1 + request.uri().to_string().len() + " HTTP/1.1\r\n".len();
+    let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
+    line + headers + 2
+}
+
+/// 431 for a head over the limit (what API Gateway answers is unconfirmed).
+fn head_too_large() -> axum::response::Response {
+    let body = r#"{"message":"Request Header Fields Too Large"}"#;
+    let mut response = axum::response::Response::new(axum::body::Body::from(body));
+    *response.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
@@ -47,8 +64,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
-    // hyper's floor for the read buffer is 8 KiB.
-    http.max_buf_size(limits.max_head_bytes.max(8192))
+    // hyper's read buffer bounds the head only roughly (it grows in steps; its
+    // floor is 8 KiB): a guard against absurd heads. The exact limit is
+    // checked per request below.
+    http.max_buf_size((limits.max_head_bytes * 2).max(8192))
         .timer(TokioTimer::new())
         .header_read_timeout(limits.head_timeout);
     let graceful = GracefulShutdown::new();
@@ -76,10 +95,17 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let max_head_bytes = limits.max_head_bytes;
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
-            request.extensions_mut().insert(ConnectInfo(remote));
-            app.clone().oneshot(request)
+            let app = app.clone();
+            async move {
+                if head_size(&request) > max_head_bytes {
+                    return Ok(head_too_large());
+                }
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(ConnectInfo(remote));
+                app.oneshot(request).await
+            }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -230,6 +230,68 @@ async fn listing_with_limit_pages_through_sealed_cursors() {
     assert_eq!(seen, expected);
 }
 
+/// Follows `next_cursor` to the end; every listing's ids, in order.
+async fn follow(queries: &QueryService) -> Vec<Vec<ItemId>> {
+    let mut listings = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let listing = queries.list(None, cursor.as_deref()).await.unwrap();
+        listings.push(listing.items.iter().map(|i| i.id).collect());
+        match listing.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return listings,
+        }
+    }
+}
+
+#[tokio::test]
+async fn given_a_byte_budget_when_listing_without_limit_then_it_stops_at_a_whole_item_and_the_cursor_goes_on() {
+    let events = created_events(7).await;
+    let read_model = Arc::new(FakeReadModel::new(2));
+    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    let all: Vec<Item> = read_model.items.lock().unwrap().values().cloned().collect();
+    // Room for exactly three items: `[`, three items, two commas, `]`.
+    let three = 2 + all[..3].iter().map(embedded_size).sum::<usize>() + 2;
+    let budget = ListBudget { max_body_bytes: three, max_time: Duration::from_secs(60) };
+    let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
+
+    let listings = follow(&queries).await;
+    assert_eq!(listings.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1], "cut mid-page, at whole items");
+    let seen: Vec<ItemId> = listings.concat();
+    assert_eq!(seen, all.iter().map(|i| i.id).collect::<Vec<_>>(), "every item once, in order");
+}
+
+#[tokio::test]
+async fn given_an_item_larger_than_the_budget_when_listing_then_it_still_comes_alone() {
+    let events = created_events(2).await;
+    let read_model = Arc::new(FakeReadModel::new(10));
+    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    let budget = ListBudget { max_body_bytes: 10, max_time: Duration::from_secs(60) };
+    let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
+    assert_eq!(follow(&queries).await.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1], "progress, one by one");
+}
+
+#[tokio::test]
+async fn given_a_time_budget_when_it_is_spent_then_the_listing_stops_between_pages() {
+    let events = created_events(6).await;
+    let read_model = Arc::new(FakeReadModel::new(2));
+    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    let budget = ListBudget { max_body_bytes: usize::MAX, max_time: Duration::ZERO };
+    let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
+    assert_eq!(follow(&queries).await.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 2]);
+}
+
+#[tokio::test]
+async fn embedded_size_counts_the_escapes_a_json_envelope_adds() {
+    let events = created_events(1).await;
+    let mut item = crate::projection::fold(&events).unwrap();
+    let plain = embedded_size(&item);
+    assert_eq!(plain, serde_json::to_string(&serde_json::to_string(&item).unwrap()).unwrap().len() - 2);
+    item.name = r#"say "hi" \ bye"#.into();
+    assert_eq!(embedded_size(&item), serde_json::to_string(&serde_json::to_string(&item).unwrap()).unwrap().len() - 2);
+    assert!(embedded_size(&item) > plain);
+}
+
 #[tokio::test]
 async fn a_tampered_cursor_is_refused() {
     let queries = QueryService::new(Arc::new(FakeReadModel::new(10)), Arc::new(PrefixCursors));

@@ -174,11 +174,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 CreateItemService::new(events, Arc::new(SystemClock), Arc::new(RandomIds))
                     .with_idempotency_ttl(lambda_env::idempotency_ttl()?),
             ),
-            get_items: Arc::new(QueryService::new(read_model, cursors)),
+            get_items: Arc::new(QueryService::new(read_model, cursors).with_list_budget(lambda_env::list_budget())),
         },
         dev_idp: dev_idp.clone(),
         cors: CorsPolicy::new(args.cors_allowed_origins.clone()),
-        function_timeout: Duration::from_secs(29),
+        function_timeout: items_aws::limits::INTEGRATION_TIMEOUT,
     });
     // The page and the Hosted UI are explicit routes: they win over the API's fallback.
     let gateway = gateway.merge(std::mem::take(&mut web.router));

@@ -100,3 +100,38 @@ fn sigterm_stops_the_server_cleanly() {
     let status = server.wait_exit(Duration::from_secs(10)).expect("the server exits after SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+/// A listing larger than its budget comes in pages linked by `Link`, every
+/// item once (the budget lowered with the Lambda's own setting, so a few
+/// hundred items make three pages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_listing_is_paged_by_link_headers() {
+    let server = Server::start_with(support::new_data_dir(), &[], &[("ITEMS_LIST_MAX_BODY_BYTES", "20000")]);
+    let client = reqwest::Client::new();
+    let token = server.token(&[]);
+    let mut ids = std::collections::HashSet::new();
+    for n in 0..240 {
+        let response = client
+            .post(server.url("/items"))
+            .header("Authorization", format!("Bearer {token}"))
+            .json(&json!({"name": format!("item {n:0>40}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        ids.insert(response.json::<Value>().await.unwrap()["item"]["id"].as_str().unwrap().to_owned());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (items, pages) = support::list_all(&client, &server, &token).await;
+        let listed: std::collections::HashSet<String> =
+            items.iter().map(|item| item["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(listed.len(), items.len(), "no item twice");
+        if listed == ids {
+            assert!(pages >= 3, "{pages} pages");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} of {} items listed", listed.len(), ids.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -33,11 +33,17 @@ impl Server {
 
     /// `items serve` on `data_dir` (removed when the server is dropped).
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Self {
+        Self::start_with(data_dir, extra, &[])
+    }
+
+    /// `items serve` on `data_dir` with `extra` arguments and `env` settings.
+    pub fn start_with(data_dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_items"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(&data_dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -163,7 +169,30 @@ pub fn claims(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-/// Polls `GET /items` until `id` shows up; panics after `within`.
+/// Every item `GET /items` lists, following each `Link: <…>; rel="next"`,
+/// and how many pages that took.
+pub async fn list_all(client: &reqwest::Client, server: &Server, token: &str) -> (Vec<Value>, usize) {
+    let mut url = server.url("/items");
+    let mut items = Vec::new();
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        let response = client.get(&url).header("Authorization", format!("Bearer {token}")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let next = response.headers().get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            assert!(link.ends_with("; rel=\"next\""), "{link}");
+            server.url(link.trim_start_matches('<').split('>').next().unwrap())
+        });
+        items.extend(response.json::<Vec<Value>>().await.unwrap());
+        match next {
+            Some(next) => url = next,
+            None => return (items, pages),
+        }
+    }
+}
+
+/// Polls `GET /items` (every page) until `id` shows up; panics after `within`.
 pub async fn wait_until_listed(
     client: &reqwest::Client,
     server: &Server,
@@ -173,9 +202,7 @@ pub async fn wait_until_listed(
 ) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let response = client.get(server.url("/items")).header("Authorization", token).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        let items: Vec<Value> = response.json().await.unwrap();
+        let (items, _) = list_all(client, server, token).await;
         if let Some(item) = items.into_iter().find(|item| item["id"] == id) {
             return item;
         }

@@ -16,7 +16,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let read_model = DynamoReadModel::new(lambda_env::dynamodb_client().await, lambda_env::required("ITEMS_TABLE")?);
     let cursors = HmacCursorCodec::new(lambda_env::required("CURSOR_SIGNING_KEY")?.as_bytes());
-    let service = QueryService::new(Arc::new(read_model), Arc::new(cursors));
+    let service =
+        QueryService::new(Arc::new(read_model), Arc::new(cursors)).with_list_budget(lambda_env::list_budget());
     let cors = lambda_env::cors_policy();
     let (service, cors) = (&service, &cors);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {

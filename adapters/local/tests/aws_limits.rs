@@ -1,0 +1,214 @@
+//! The local gateway enforces what API Gateway REST and Lambda enforce
+//! (`items_aws::limits`), with API Gateway's answers: a function response over
+//! Lambda's 6 MB, an integration over its timeout, a payload over 10 MB, a
+//! request head over 10 KiB. An unknown route gets 404, as the deployed API's
+//! gateway response answers it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use items_aws::cursor::HmacCursorCodec;
+use items_aws::limits::{LAMBDA_RESPONSE_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_PAYLOAD_MAX_BYTES};
+use items_aws::response_headers::CorsPolicy;
+use items_aws::system::{RandomIds, SystemClock};
+use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
+use items_domain::ports::{Page, PageKey, ReadModel, StoreError, Upsert};
+use items_domain::service::{CreateItemService, ListBudget, QueryService};
+use items_domain::{Item, ItemId};
+use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider, TokenRequest};
+use items_local::auth::{AccessTokenVerifier, VerifierConfig};
+use items_local::gateway::{DEV_JWKS_PATH, Functions, GatewayConfig, router};
+use items_local::server::{ServerLimits, serve};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const ISSUER: &str = "https://dev-idp.items-api.localhost";
+
+/// A read model that takes `delay` to answer a listing (a slow integration).
+struct Slow(InMemoryReadModel, Duration);
+
+#[async_trait]
+impl ReadModel for Slow {
+    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
+        self.0.upsert_if_newer(item).await
+    }
+    async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
+        self.0.get(id).await
+    }
+    async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
+        tokio::time::sleep(self.1).await;
+        self.0.list_page(limit, after).await
+    }
+}
+
+struct Api {
+    base: String,
+    addr: SocketAddr,
+    token: String,
+    http: reqwest::Client,
+}
+
+/// The gateway as `items serve` wires it, on `read_model`, with the given
+/// listing budget and integration timeout, behind the real server.
+async fn start(read_model: Arc<dyn ReadModel>, budget: ListBudget, function_timeout: Duration) -> Api {
+    let data_dir = std::env::temp_dir().join(format!("items-limits-{}", uuid::Uuid::new_v4().simple()));
+    let idp = Arc::new(DevIdentityProvider::load_or_create(&data_dir, ISSUER).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let config = GatewayConfig {
+        verifier: Arc::new(AccessTokenVerifier::new(VerifierConfig {
+            issuer: ISSUER.to_owned(),
+            jwks_url: format!("{base}{DEV_JWKS_PATH}"),
+            client_ids: vec![DEV_CLIENT_ID.to_owned()],
+            leeway: Duration::from_secs(60),
+            min_jwks_refresh: Duration::from_secs(60),
+        })),
+        functions: Functions {
+            post_item: Arc::new(CreateItemService::new(
+                Arc::new(InMemoryEventStore::default()),
+                Arc::new(SystemClock),
+                Arc::new(RandomIds),
+            )),
+            get_items: Arc::new(
+                QueryService::new(read_model, Arc::new(HmacCursorCodec::new(b"limits test"))).with_list_budget(budget),
+            ),
+        },
+        dev_idp: Some(idp.clone()),
+        cors: CorsPolicy::default(),
+        function_timeout,
+    };
+    tokio::spawn(serve(listener, router(config), ServerLimits::default(), std::future::pending()));
+    let token = idp
+        .issue_access_token(&TokenRequest {
+            subject: "sub-1".into(),
+            username: "alice".into(),
+            scopes: vec!["items/read".into(), "items/write".into()],
+            client_id: DEV_CLIENT_ID.into(),
+            ttl: Duration::from_secs(600),
+        })
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Api { base, addr, token, http: reqwest::Client::builder().no_proxy().build().unwrap() }
+}
+
+/// Items whose listing is `bytes` long or more.
+async fn fill(read_model: &InMemoryReadModel, bytes: usize) -> usize {
+    let name = "n".repeat(200);
+    let mut count = 0;
+    while count * 300 < bytes {
+        let item = Item {
+            id: ItemId(uuid::Uuid::new_v4()),
+            name: name.clone(),
+            timestamp: "N/A".into(),
+            created_by: "sub-1".into(),
+            created_at: chrono::Utc::now(),
+            version: 1,
+        };
+        read_model.upsert_if_newer(&item).await.unwrap();
+        count += 1;
+    }
+    count
+}
+
+async fn assert_answer(response: reqwest::Response, status: u16, message: &str) {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({ "message": message }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_response_over_lambdas_limit_gets_502() {
+    let read_model = InMemoryReadModel::default();
+    fill(&read_model, LAMBDA_RESPONSE_MAX_BYTES + 100_000).await;
+    let api = start(Arc::new(read_model), ListBudget::UNBOUNDED, Duration::from_secs(29)).await;
+    let response = api.http.get(format!("{}/items", api.base)).bearer_auth(&api.token).send().await.unwrap();
+    assert_answer(response, 502, "Internal server error").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_within_its_budget_is_served_and_links_the_rest() {
+    let read_model = InMemoryReadModel::default();
+    let count = fill(&read_model, LAMBDA_RESPONSE_MAX_BYTES + 100_000).await;
+    let api = start(Arc::new(read_model), items_aws::limits::LIST_BUDGET, Duration::from_secs(29)).await;
+    let mut url = format!("{}/items", api.base);
+    let mut seen = std::collections::HashSet::new();
+    let mut pages = 0;
+    loop {
+        let response = api.http.get(&url).bearer_auth(&api.token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let link = response.headers().get("link").map(|l| l.to_str().unwrap().to_owned());
+        let body = response.bytes().await.unwrap();
+        assert!(body.len() < LAMBDA_RESPONSE_MAX_BYTES);
+        for item in serde_json::from_slice::<Vec<Value>>(&body).unwrap() {
+            assert!(seen.insert(item["id"].as_str().unwrap().to_owned()), "an item twice");
+        }
+        pages += 1;
+        match link {
+            Some(link) => {
+                let path = link.trim_start_matches('<').split('>').next().unwrap();
+                url = format!("{}{path}", api.base);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), count);
+    assert!(pages >= 2, "{pages} pages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_over_the_timeout_gets_504() {
+    let slow = Slow(InMemoryReadModel::default(), Duration::from_secs(2));
+    let api = start(Arc::new(slow), ListBudget::UNBOUNDED, Duration::from_millis(200)).await;
+    let response = api.http.get(format!("{}/items", api.base)).bearer_auth(&api.token).send().await.unwrap();
+    assert_answer(response, 504, "Endpoint request timed out").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_over_10_mb_gets_413_and_one_under_it_reaches_the_function() {
+    let api = start(Arc::new(InMemoryReadModel::default()), ListBudget::UNBOUNDED, Duration::from_secs(29)).await;
+    let post = |bytes: usize| {
+        api.http
+            .post(format!("{}/items", api.base))
+            .bearer_auth(&api.token)
+            .header("content-type", "application/json")
+            .body(vec![b' '; bytes])
+            .send()
+    };
+    assert_answer(post(REQUEST_PAYLOAD_MAX_BYTES + 1).await.unwrap(), 413, "Request Too Long").await;
+    // Under the gateway's limit: the function's own (16 KiB) answers.
+    assert_answer(post(2 * 1024 * 1024).await.unwrap(), 413, "Request body is larger than 16384 bytes").await;
+}
+
+/// Sends a raw request with one header of `value_bytes` and reads the status line.
+async fn status_with_header(addr: SocketAddr, value_bytes: usize) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET /items HTTP/1.1\r\nhost: local\r\nx-filler: {}\r\n\r\n", "h".repeat(value_bytes));
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 64];
+    let read = stream.read(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer[..read]).lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_10_kib_gets_431() {
+    let api = start(Arc::new(InMemoryReadModel::default()), ListBudget::UNBOUNDED, Duration::from_secs(29)).await;
+    // The head around the filler: request line, host and the header's name.
+    let around = "GET /items HTTP/1.1\r\nhost: local\r\nx-filler: \r\n\r\n".len();
+    let over = status_with_header(api.addr, REQUEST_HEAD_MAX_BYTES - around + 1).await;
+    assert!(over.starts_with("HTTP/1.1 431"), "{over}");
+    // At the limit the request gets through to the authorizer (no token: 401).
+    let at = status_with_header(api.addr, REQUEST_HEAD_MAX_BYTES - around).await;
+    assert!(at.starts_with("HTTP/1.1 401"), "{at}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_route_gets_404_as_the_deployed_api_answers() {
+    let api = start(Arc::new(InMemoryReadModel::default()), ListBudget::UNBOUNDED, Duration::from_secs(29)).await;
+    for path in ["/nothing", "/items/a/b", "/v1/items"] {
+        let response = api.http.get(format!("{}{path}", api.base)).bearer_auth(&api.token).send().await.unwrap();
+        assert_answer(response, 404, "Not found").await;
+    }
+}
