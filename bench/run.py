@@ -7,7 +7,9 @@ and boto3 versions for the report.
 
 Steps: build (release), Lambda cold/warm + floor (bench_harness lambda),
 projection (bench_harness projection), local gateway under wrk vs an axum
-hello world, criterion micro benchmarks; then docs/benchmarks.md.
+hello world, criterion micro benchmarks, replay vs its floor, the durable
+embedded store vs the in-memory one; then docs/benchmarks.md (with the
+one-off records in bench/history/).
 """
 
 import argparse
@@ -1025,7 +1027,7 @@ class Report:
             "From a fresh clone, with Rust, Python 3, Java 17, npm and `wrk` (or apt, to install it):",
             "",
             "```sh",
-            "scripts/bench           # full run: about 4 minutes of measuring; writes docs/benchmarks.md",
+            "scripts/bench           # full run: about 6 minutes of measuring; writes docs/benchmarks.md",
             "scripts/bench --quick   # smoke run: under a minute of measuring; writes target/bench/quick/benchmarks.md",
             "```",
             "",
