@@ -25,17 +25,21 @@ let browser;
 let server;
 /** Tokens live 8 s here: the page treats them as expired 5 s early. */
 let shortLived;
+/** GET /items answers at most about 2 KB here, so a dozen items take pages. */
+let smallPages;
 
 before(async () => {
   browser = await launchBrowser();
   server = await startServer();
   shortLived = await startServer(["--token-ttl", "8", "--token-leeway", "0"]);
+  smallPages = await startServer([], { ITEMS_LIST_MAX_BODY_BYTES: "2000" });
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
   await shortLived?.stop();
+  await smallPages?.stop();
 });
 
 /** A fresh browser context (its own sessionStorage), optionally with another config.json. */
@@ -80,6 +84,30 @@ async function createItem(page, name) {
 }
 
 describe("the web page with the local Hosted UI", () => {
+  test("lists every item when GET /items answers in pages (Link: rel=next)", TIMEOUT, async () => {
+    const { page, context, consoleErrors } = await newPage();
+    await signIn(page, smallPages.baseUrl);
+    await waitSignedIn(page);
+    const names = Array.from({ length: 12 }, (_, n) => `paged item ${String(n).padStart(2, "0")}`);
+    for (const name of names) await createItem(page, name);
+    // A fresh load shows only what GET /items lists, page after page.
+    const listings = [];
+    page.on("response", (response) => {
+      if (new URL(response.url()).pathname === "/items" && response.request().method() === "GET") {
+        listings.push(response.headers().link ?? null);
+      }
+    });
+    await page.reload();
+    await waitSignedIn(page);
+    await page.waitForFunction((count) => document.querySelectorAll("#items tbody tr").length === count, names.length);
+    for (const name of names) await page.getByRole("row").filter({ hasText: name }).waitFor();
+    assert.ok(listings.length >= 2, `pages fetched: ${listings.length}`);
+    assert.ok(listings[0]?.includes('rel="next"'), "the first page links the next");
+    assert.equal(listings.at(-1), null, "the last page links nothing");
+    assert.deepEqual(consoleErrors, []);
+    await context.close();
+  });
+
   test("signs in (code + PKCE), creates two items, lists them with the user, signs out", TIMEOUT, async () => {
     const { page, context, consoleErrors } = await newPage();
     const apiTokens = [];

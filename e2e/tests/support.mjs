@@ -44,13 +44,13 @@ let servers = 0;
  * `items serve --addr 127.0.0.1:0` (the kernel picks a free port; the banner
  * says which) with a fresh data dir holding the user alice.
  */
-export async function startServer(extraArgs = []) {
+export async function startServer(extraArgs = [], extraEnv = {}) {
   const dataDir = await mkdtemp(join(tmpdir(), "items-e2e-"));
   await items(["user", "add", USER, "--password-stdin", "--data-dir", dataDir], `${PASSWORD}\n`);
   await mkdir(ARTIFACTS_DIR, { recursive: true });
   const log = createWriteStream(join(ARTIFACTS_DIR, `server-${++servers}.log`));
   const child = spawn(ITEMS_BIN, ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, ...extraArgs], {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", ITEMS_LOG_FORMAT: "" },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", ITEMS_LOG_FORMAT: "", ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stderr.pipe(log);
