@@ -31,6 +31,7 @@ fn token_verification(c: &mut Criterion) {
         client_ids: vec![DEV_CLIENT_ID.to_owned()],
         leeway: Duration::from_secs(60),
         min_jwks_refresh: Duration::from_secs(3600),
+        max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
     });
     let token = idp
         .issue_access_token(&TokenRequest {

@@ -14,9 +14,11 @@
 //!   change feed that drives it from an embedded store's log.
 //! - [`stream_poller`]: reads a DynamoDB stream (DynamoDB Local) into that mapping.
 //! - [`checkpoints`]: replay checkpoints in a file, for `items replay --resume`.
+//! - [`data_dir`]: the private data dir and the secrets in it.
 
 pub mod auth;
 pub mod checkpoints;
+pub mod data_dir;
 pub mod embedded;
 pub mod event_source_mapping;
 pub mod gateway;

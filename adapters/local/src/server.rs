@@ -26,6 +26,10 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// `Host` values served (`name:port`, lowercase); any other is refused,
+    /// so a page on another site cannot reach this server through DNS
+    /// rebinding. Empty serves any.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerLimits {
@@ -35,6 +39,7 @@ impl Default for ServerLimits {
             head_timeout: Duration::from_secs(10),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -48,11 +53,24 @@ fn head_size<B>(request: &hyper::Request<B>) -> usize {
 
 /// 431 for a head over the limit (what API Gateway answers is unconfirmed).
 fn head_too_large() -> axum::response::Response {
-    let body = r#"{"message":"Request Header Fields Too Large"}"#;
+    json_error(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request Header Fields Too Large")
+}
+
+fn json_error(status: http::StatusCode, message: &str) -> axum::response::Response {
+    let body = serde_json::json!({ "message": message }).to_string();
     let mut response = axum::response::Response::new(axum::body::Body::from(body));
-    *response.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    *response.status_mut() = status;
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     response
+}
+
+/// Whether the request's `Host` is one this server answers for.
+fn host_allowed<B>(allowed: &[String], request: &hyper::Request<B>) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let host = request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
+    host.is_some_and(|host| allowed.iter().any(|a| a.eq_ignore_ascii_case(host.trim())))
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
@@ -71,6 +89,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.head_timeout);
     let graceful = GracefulShutdown::new();
+    let allowed_hosts: Arc<[String]> = limits.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
@@ -96,11 +115,16 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let max_head_bytes = limits.max_head_bytes;
+        let allowed_hosts = allowed_hosts.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let app = app.clone();
+            let host_allowed = host_allowed(&allowed_hosts, &request);
             async move {
                 if head_size(&request) > max_head_bytes {
                     return Ok(head_too_large());
+                }
+                if !host_allowed {
+                    return Ok(json_error(http::StatusCode::FORBIDDEN, "This server does not answer for that Host"));
                 }
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(ConnectInfo(remote));

@@ -66,6 +66,7 @@ async fn start(read_model: Arc<dyn ReadModel>, budget: ListBudget, function_time
             client_ids: vec![DEV_CLIENT_ID.to_owned()],
             leeway: Duration::from_secs(60),
             min_jwks_refresh: Duration::from_secs(60),
+            max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
         })),
         functions: Functions {
             post_item: Arc::new(CreateItemService::new(

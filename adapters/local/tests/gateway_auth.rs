@@ -45,11 +45,16 @@ const PAST_SHORT_REFRESH: Duration = Duration::from_millis(250);
 struct Setup {
     client_ids: Vec<String>,
     min_jwks_refresh: Duration,
+    max_jwks_age: Duration,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { client_ids: vec![DEV_CLIENT_ID.to_owned()], min_jwks_refresh: Duration::from_secs(60) }
+        Self {
+            client_ids: vec![DEV_CLIENT_ID.to_owned()],
+            min_jwks_refresh: Duration::from_secs(60),
+            max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
+        }
     }
 }
 
@@ -91,6 +96,7 @@ impl Gateway {
                 client_ids: setup.client_ids,
                 leeway: Duration::from_secs(LEEWAY_SECS),
                 min_jwks_refresh: setup.min_jwks_refresh,
+                max_jwks_age: setup.max_jwks_age,
             })),
             functions: Functions {
                 post_item: Arc::new(CreateItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))),
@@ -534,6 +540,58 @@ async fn the_handler_sees_the_tokens_sub_as_the_creator() {
 }
 
 // --------------------------------------------------------- 3. key rotation
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_removed_from_the_jwks_stops_verifying_after_the_maximum_age() {
+    let key_a = DevIdentityProvider::ephemeral(ISSUER).unwrap();
+    let key_b = DevIdentityProvider::ephemeral(ISSUER).unwrap();
+    let jwks = JwksServer::start(jwks_of(&[&key_a, &key_b])).await;
+    let setup = Setup { min_jwks_refresh: SHORT_REFRESH, max_jwks_age: SHORT_REFRESH, ..Setup::default() };
+    let gateway = Gateway::start(&jwks.url, setup).await;
+    let token_a = format!("Bearer {}", issue(&key_a, READ));
+    assert_eq!(gateway.get_items(&token_a).await.status, 200);
+
+    jwks.set_keys(jwks_of(&[&key_b]));
+    assert_eq!(gateway.get_items(&token_a).await.status, 200, "still within the maximum age");
+    tokio::time::sleep(PAST_SHORT_REFRESH).await;
+    assert_eq!(gateway.get_items(&token_a).await.status, 401, "refetched: key A is gone");
+    assert_eq!(gateway.get_items(&format!("Bearer {}", issue(&key_b, READ))).await.status, 200);
+
+    // Past the maximum age with the JWKS down, the cached keys keep working.
+    tokio::time::sleep(PAST_SHORT_REFRESH).await;
+    jwks.set_failing(true);
+    assert_eq!(gateway.get_items(&format!("Bearer {}", issue(&key_b, READ))).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_that_redirects_is_not_followed() {
+    let key = DevIdentityProvider::ephemeral(ISSUER).unwrap();
+    let real = JwksServer::start(jwks_of(&[&key])).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let moved = format!("http://{}/moved/jwks.json", listener.local_addr().unwrap());
+    let target = real.url.clone();
+    let app = axum::Router::new().route(
+        "/moved/jwks.json",
+        axum::routing::get(move || async move { axum::response::Redirect::temporary(&target) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let gateway = Gateway::start(&moved, Setup::default()).await;
+    let reply = gateway.get_items(&format!("Bearer {}", issue(&key, READ))).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(real.hits(), 0, "the redirect was not followed");
+}
+
+#[test]
+fn a_jwks_url_off_this_machine_must_be_https() {
+    use items_local::auth::jwks::check_jwks_url;
+    assert!(check_jwks_url("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_x/.well-known/jwks.json").is_ok());
+    for local in ["http://127.0.0.1:3000/jwks.json", "http://localhost:8080/k", "http://[::1]:9/k"] {
+        assert!(check_jwks_url(local).is_ok(), "{local}");
+    }
+    for refused in ["http://cognito-idp.eu-west-1.amazonaws.com/x/.well-known/jwks.json", "ftp://x/k", "not a url"] {
+        assert!(check_jwks_url(refused).is_err(), "{refused}");
+    }
+}
 
 #[tokio::test]
 async fn a_rotated_key_is_picked_up_without_a_restart() {

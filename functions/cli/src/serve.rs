@@ -16,6 +16,7 @@ use items_domain::ports::{EventStore, ReadModel};
 use items_domain::service::{CreateItemService, ProjectorService, QueryService};
 use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider};
 use items_local::auth::{AccessTokenVerifier, VerifierConfig};
+use items_local::data_dir::{create_private_dir, publish_secret, read_secret};
 use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel};
 use items_local::event_source_mapping::run_change_feed;
 use items_local::gateway::{DEV_JWKS_PATH, Functions, GatewayConfig, router};
@@ -63,6 +64,12 @@ pub struct ServeArgs {
     /// Origins allowed by CORS (comma-separated; `*` allows any): the Lambdas' setting.
     #[arg(long, env = CORS_SETTING, value_delimiter = ',', alias = "cors-origins")]
     pub cors_allowed_origins: Vec<String>,
+    /// More `Host` names (with their port) the server answers for, e.g. the
+    /// address a phone uses with `--addr 0.0.0.0:3000` (comma-separated). The
+    /// bound address and `localhost:<port>` always are; any other `Host` is
+    /// refused (DNS rebinding).
+    #[arg(long, env = "ITEMS_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// Clock skew tolerated on token times, in seconds.
     #[arg(long, default_value_t = 60)]
     pub token_leeway: u64,
@@ -80,14 +87,15 @@ fn cursor_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
         return Ok(key.into_bytes());
     }
     let path = data_dir.join("cursor.key");
-    match std::fs::read(&path) {
+    match read_secret(&path) {
         Ok(key) => Ok(key),
-        Err(_) => {
-            std::fs::create_dir_all(data_dir)?;
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            create_private_dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
             let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()).into_bytes();
-            std::fs::write(&path, &key).with_context(|| format!("writing {}", path.display()))?;
-            Ok(key)
+            publish_secret(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+            Ok(read_secret(&path)?)
         }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
     }
 }
 
@@ -137,6 +145,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
 
+    if let Some(jwks_url) = &args.jwks_url {
+        items_local::auth::jwks::check_jwks_url(jwks_url).map_err(anyhow::Error::msg)?;
+    }
     let (dev_idp, verifier_config) = match (&args.issuer, &args.jwks_url) {
         (Some(issuer), Some(jwks_url)) => (
             None,
@@ -146,6 +157,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 client_ids: args.client_ids.clone(),
                 leeway: Duration::from_secs(args.token_leeway),
                 min_jwks_refresh: Duration::from_secs(30),
+                max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
             },
         ),
         _ => {
@@ -160,6 +172,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     client_ids,
                     leeway: Duration::from_secs(args.token_leeway),
                     min_jwks_refresh: Duration::from_secs(5),
+                    max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
                 },
             )
         }
@@ -180,16 +193,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cors: CorsPolicy::new(args.cors_allowed_origins.clone()),
         function_timeout: items_aws::limits::INTEGRATION_TIMEOUT,
     });
-    // The page and the Hosted UI are explicit routes: they win over the API's fallback.
-    let gateway = gateway.merge(std::mem::take(&mut web.router));
+    // The page and the Hosted UI are explicit routes: they win over the API's
+    // fallback. They get the whole request within the gateway's body time
+    // (the API's routes have their own limits and API Gateway's timeout).
+    let web_routes = std::mem::take(&mut web.router).layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        http::StatusCode::REQUEST_TIMEOUT,
+        items_local::gateway::BODY_READ_TIMEOUT,
+    ));
+    let gateway = gateway.merge(web_routes);
 
     print_banner(&base_url, &backend, &issuer, dev_idp.is_some(), &args.data_dir);
     web.print_banner(&base_url, &args.data_dir);
     tracing::info!(%addr, backend, "listening");
-    items_local::server::serve(listener, gateway, ServerLimits::default(), shutdown).await?;
+    let limits = ServerLimits { allowed_hosts: allowed_hosts(addr, &args.allowed_hosts), ..ServerLimits::default() };
+    items_local::server::serve(listener, gateway, limits, shutdown).await?;
     projection.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The `Host` values served: the bound address (127.0.0.1 when bound to all
+/// addresses), `localhost`, both with the port, and the configured ones.
+fn allowed_hosts(addr: SocketAddr, configured: &[String]) -> Vec<String> {
+    let port = addr.port();
+    let bound = if addr.ip().is_unspecified() { format!("127.0.0.1:{port}") } else { addr.to_string() };
+    let mut hosts = vec![bound, format!("localhost:{port}")];
+    hosts.extend(configured.iter().map(|host| host.trim().to_ascii_lowercase()).filter(|host| !host.is_empty()));
+    hosts
 }
 
 fn print_banner(base_url: &str, backend: &str, issuer: &str, dev_idp: bool, data_dir: &Path) {

@@ -69,7 +69,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
 }
 
 /// From standard input when asked to or when it is not a terminal; otherwise
-/// prompts twice (the password is echoed: this is a development tool).
+/// prompts twice on the terminal, without echo.
 fn read_password(username: &str, from_stdin: bool) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     let read_line = |prompt: Option<&str>| -> anyhow::Result<String> {
@@ -88,8 +88,9 @@ fn read_password(username: &str, from_stdin: bool) -> anyhow::Result<String> {
         }
         return Ok(password);
     }
-    let password = read_line(Some(&format!("Password for {username} (shown as you type): ")))?;
-    let again = read_line(Some("Repeat it: "))?;
+    let hidden = |prompt: &str| rpassword::prompt_password(prompt).context("reading the password");
+    let password = hidden(&format!("Password for {username}: "))?;
+    let again = hidden("Repeat it: ")?;
     if password != again {
         bail!("the passwords differ");
     }

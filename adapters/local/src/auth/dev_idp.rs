@@ -13,6 +13,8 @@ use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+
+use crate::data_dir::{create_private_dir, publish_secret, read_secret};
 use uuid::Uuid;
 
 pub const KEY_FILE: &str = "dev-idp-key.pk8";
@@ -50,17 +52,17 @@ impl DevIdentityProvider {
     pub fn load_or_create(data_dir: &Path, issuer: impl Into<String>) -> Result<Self, DevIdpError> {
         let path = data_dir.join(KEY_FILE);
         let io = |source| DevIdpError::Io { path: path.clone(), source };
-        let der = match std::fs::read(&path) {
+        let der = match read_secret(&path) {
             Ok(der) => der,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir).map_err(io)?;
+                create_private_dir(data_dir).map_err(io)?;
                 let key_pair =
                     RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| DevIdpError::Crypto)?;
                 let der = key_pair.as_der().map_err(|_| DevIdpError::Crypto)?;
                 // `items serve` and `items token` may create it at the same time:
                 // the first complete file wins and both use it.
-                publish_private(&path, der.as_ref()).map_err(io)?;
-                std::fs::read(&path).map_err(io)?
+                publish_secret(&path, der.as_ref()).map_err(io)?;
+                read_secret(&path).map_err(io)?
             }
             Err(error) => return Err(io(error)),
         };
@@ -150,27 +152,6 @@ impl DevIdentityProvider {
 /// local Hosted UI give one user the same id.
 pub fn dev_subject(username: &str) -> String {
     Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("items-api-dev-user:{username}").as_bytes()).to_string()
-}
-
-/// Writes a secret readable by its owner only, whole or not at all: into a
-/// temporary file, then linked into place unless a file is already there.
-fn publish_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let temporary = path.with_extension(format!("tmp-{}-{}", std::process::id(), Uuid::new_v4().simple()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options.open(&temporary).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    let linked = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other,
-    });
-    let _ = std::fs::remove_file(&temporary);
-    linked
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub struct VerifierConfig {
     pub leeway: Duration,
     /// An unknown `kid` refetches the JWKS at most this often.
     pub min_jwks_refresh: Duration,
+    /// Fetched keys are used at most this long before the JWKS is fetched again.
+    pub max_jwks_age: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,7 +80,7 @@ impl AccessTokenVerifier {
         validation.validate_aud = false;
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let jwks = JwksCache::new(config.jwks_url.clone(), config.min_jwks_refresh);
+        let jwks = JwksCache::with_max_age(config.jwks_url.clone(), config.min_jwks_refresh, config.max_jwks_age);
         Self { config, jwks, validation }
     }
 

@@ -120,7 +120,7 @@ impl UserStore {
     }
 
     fn read(&self) -> Result<UsersFile, UserError> {
-        match std::fs::read(&self.path) {
+        match crate::data_dir::read_secret(&self.path) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|source| UserError::Corrupt { path: self.path.clone(), source })
             }
@@ -134,17 +134,13 @@ impl UserStore {
         use std::io::Write;
         let io = |source| UserError::Io { path: self.path.clone(), source };
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::data_dir::create_private_dir(dir).map_err(io)?;
         }
         let mut bytes =
             serde_json::to_vec_pretty(file).map_err(|source| UserError::Corrupt { path: self.path.clone(), source })?;
         bytes.push(b'\n');
         let temporary = self.path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let written = options.open(&temporary).and_then(|mut out| {
+        let written = crate::data_dir::open_private(&temporary).and_then(|mut out| {
             out.write_all(&bytes)?;
             out.sync_all()
         });

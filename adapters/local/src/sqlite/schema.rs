@@ -78,7 +78,7 @@ impl OpenError {
 pub(super) fn lock_data_dir(dir: &Path) -> Result<File, OpenError> {
     let not_writable =
         |error: std::io::Error| OpenError::NotWritable { dir: dir.to_owned(), detail: error.to_string() };
-    std::fs::create_dir_all(dir).map_err(not_writable)?;
+    crate::data_dir::create_private_dir(dir).map_err(not_writable)?;
     let lock =
         OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE)).map_err(not_writable)?;
     match lock.try_lock() {
