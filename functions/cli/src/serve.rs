@@ -213,11 +213,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The `Host` values served: the bound address (127.0.0.1 when bound to all
-/// addresses), `localhost`, both with the port, and the configured ones.
+/// addresses) and `localhost`, with the port or without (a rebinding page
+/// comes with its own name, never these), and the configured ones.
 fn allowed_hosts(addr: SocketAddr, configured: &[String]) -> Vec<String> {
     let port = addr.port();
-    let bound = if addr.ip().is_unspecified() { format!("127.0.0.1:{port}") } else { addr.to_string() };
-    let mut hosts = vec![bound, format!("localhost:{port}")];
+    let ip = if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
+    let bound = SocketAddr::new(ip, port).to_string();
+    let bound_ip = bound.rsplit_once(':').map_or(bound.clone(), |(ip, _)| ip.to_owned());
+    let mut hosts = vec![bound, bound_ip, format!("localhost:{port}"), "localhost".to_owned()];
     hosts.extend(configured.iter().map(|host| host.trim().to_ascii_lowercase()).filter(|host| !host.is_empty()));
     hosts
 }

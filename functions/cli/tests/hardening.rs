@@ -65,7 +65,9 @@ fn a_foreign_host_is_refused_and_a_configured_one_is_served() {
         assert!(answer.starts_with("HTTP/1.1 403"), "{foreign}: {answer}");
         assert!(answer.contains("does not answer for that Host"), "{answer}");
     }
-    for served in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), "items.lan:8443".to_owned()] {
+    for served in
+        [format!("127.0.0.1:{port}"), "127.0.0.1".into(), format!("localhost:{port}"), "items.lan:8443".into()]
+    {
         let (answer, _) = send_raw(&server, &request(&served), Duration::from_secs(10));
         assert!(answer.starts_with("HTTP/1.1 401"), "{served}: the API answers (no token): {answer}");
     }
