@@ -478,6 +478,31 @@ async fn refresh_tokens_expire() {
 }
 
 #[tokio::test]
+async fn a_refresh_token_ends_with_its_users_removal_or_password_change() {
+    let fixture = fixture();
+    let refresh_after = async |change: &dyn Fn()| {
+        let code = code_for(&fixture, CALLBACK).await;
+        let tokens = token(&fixture, &exchange(&code, CALLBACK, VERIFIER)).await.json();
+        let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let refresh = [("grant_type", "refresh_token"), ("client_id", CLIENT), ("refresh_token", &refresh_token)];
+        assert_eq!(token(&fixture, &refresh).await.status, StatusCode::OK, "before the change");
+        change();
+        let after = token(&fixture, &refresh).await;
+        assert_eq!(after.status, StatusCode::BAD_REQUEST, "{}", after.body);
+        assert_eq!(after.json()["error"], "invalid_grant");
+    };
+    let users = UserStore::in_dir(&fixture.dir);
+    refresh_after(&|| {
+        users.add("alice", "a brand new password", true).unwrap();
+    })
+    .await;
+    let users = UserStore::in_dir(&fixture.dir);
+    let sign_in_again = || users.add("alice", PASSWORD, true).unwrap();
+    sign_in_again();
+    refresh_after(&|| users.remove("alice").unwrap()).await;
+}
+
+#[tokio::test]
 async fn token_lifetime_follows_the_settings() {
     let fixture = fixture_with(|config| config.token_ttl = Duration::from_secs(8));
     let code = code_for(&fixture, CALLBACK).await;

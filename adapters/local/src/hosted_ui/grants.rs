@@ -16,6 +16,9 @@ pub struct Grant {
     pub username: String,
     pub subject: String,
     pub scopes: Vec<String>,
+    /// The user's password hash when they signed in: a refresh is refused once
+    /// the user is removed or their password changed.
+    pub credential: String,
 }
 
 /// An authorization code's binding, checked at the token endpoint.

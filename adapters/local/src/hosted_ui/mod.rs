@@ -323,6 +323,7 @@ impl HostedUi {
             username: user.username.clone(),
             subject: user.sub.clone(),
             scopes: request.scopes.clone(),
+            credential: user.password_hash.clone(),
         };
         let mut url = Url::parse(&request.redirect_uri).map_err(|_| TokenError::ServerError)?;
         match (request.response_type, &request.code_challenge) {
@@ -369,6 +370,11 @@ impl HostedUi {
             let refresh_token = params.get("refresh_token").ok_or(TokenError::InvalidRequest)?;
             let grant =
                 lock(&self.refresh_tokens).get(refresh_token, now).map_err(|_| TokenError::InvalidGrant)?.clone();
+            if !self.still_signed_in(&grant)? {
+                // Removed, or the password changed: the session ends here.
+                lock(&self.refresh_tokens).remove(refresh_token);
+                return Err(TokenError::InvalidGrant);
+            }
             return self.issue(&grant, false);
         }
 
@@ -388,6 +394,15 @@ impl HostedUi {
             lock(&self.refresh_tokens).insert(refresh_token.clone(), bound.grant, now);
         }
         Ok(tokens)
+    }
+
+    /// Whether the grant's user still exists with the password they signed in with.
+    fn still_signed_in(&self, grant: &Grant) -> Result<bool, TokenError> {
+        let users = self.config.users.list().map_err(|error| {
+            tracing::error!(%error, "cannot read the users file");
+            TokenError::ServerError
+        })?;
+        Ok(users.iter().any(|user| user.username == grant.username && user.password_hash == grant.credential))
     }
 
     /// `POST /oauth2/revoke`: forgets a refresh token (unknown tokens are fine, RFC 7009).
