@@ -1,6 +1,6 @@
 //! `items user`: the development users who sign in on the local Hosted UI.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -71,18 +71,10 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
 /// From standard input when asked to or when it is not a terminal; otherwise
 /// prompts twice on the terminal, without echo.
 fn read_password(username: &str, from_stdin: bool) -> anyhow::Result<String> {
-    let stdin = std::io::stdin();
-    let read_line = |prompt: Option<&str>| -> anyhow::Result<String> {
-        if let Some(prompt) = prompt {
-            eprint!("{prompt}");
-            std::io::stderr().flush()?;
-        }
-        let mut line = String::new();
-        stdin.lock().read_line(&mut line).context("reading the password")?;
-        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-    };
     if from_stdin || !std::io::stdin().is_terminal() {
-        let password = read_line(None)?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
         if password.is_empty() {
             bail!("no password on standard input");
         }
