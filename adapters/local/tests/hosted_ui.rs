@@ -71,9 +71,16 @@ impl Reply {
 }
 
 async fn send(app: &Router, method: Method, uri: &str, form: Option<&str>) -> Reply {
+    send_with_cookie(app, method, uri, form, None).await
+}
+
+async fn send_with_cookie(app: &Router, method: Method, uri: &str, form: Option<&str>, cookie: Option<&str>) -> Reply {
     let mut request = Request::builder().method(method).uri(uri);
     if form.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
     }
     let request = request.body(Body::from(form.unwrap_or_default().to_owned())).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
@@ -114,15 +121,30 @@ fn url_params(url: &str, fragment: bool) -> HashMap<String, String> {
     url::form_urlencoded::parse(part.as_bytes()).into_owned().collect()
 }
 
-/// Signs in through the form; returns the redirect's location.
+/// The form's CSRF token (its hidden field).
+fn form_token(page: &str) -> String {
+    let start = page.find(r#"name="_csrf" value=""#).expect("a CSRF field") + r#"name="_csrf" value=""#.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The `name=value` of a `Set-Cookie`.
+fn set_cookie(reply: &Reply) -> String {
+    let cookie = reply.headers[header::SET_COOKIE].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// Opens the sign-in form and posts it, as a browser does (its cookie and token).
+async fn post_form(fixture: &Fixture, request: &str, username: &str, password: &str) -> Reply {
+    let form = send(&fixture.app, Method::GET, &format!("/login?{request}"), None).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let fields = query(&[("_csrf", &form_token(&form.body)), ("username", username), ("password", password)]);
+    let cookie = set_cookie(&form);
+    send_with_cookie(&fixture.app, Method::POST, &format!("/login?{request}"), Some(&fields), Some(&cookie)).await
+}
+
+/// Signs in through the form as alice; returns the redirect's location.
 async fn sign_in(fixture: &Fixture, request: &str, password: &str) -> Reply {
-    send(
-        &fixture.app,
-        Method::POST,
-        &format!("/login?{request}"),
-        Some(&query(&[("username", "alice"), ("password", password)])),
-    )
-    .await
+    post_form(fixture, request, "alice", password).await
 }
 
 async fn code_for(fixture: &Fixture, redirect_uri: &str) -> String {
@@ -230,13 +252,7 @@ async fn code_flow_with_pkce_issues_access_id_and_refresh_tokens() {
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert!(wrong.body.contains("Incorrect username or password."));
     assert!(wrong.headers.get(header::LOCATION).is_none());
-    let unknown = send(
-        &fixture.app,
-        Method::POST,
-        &format!("/login?{request}"),
-        Some(&query(&[("username", "carol"), ("password", PASSWORD)])),
-    )
-    .await;
+    let unknown = post_form(&fixture, &request, "carol", PASSWORD).await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED, "unknown users get the same answer");
     assert!(unknown.body.contains("Incorrect username or password."));
 
@@ -560,14 +576,91 @@ async fn pages_escape_what_the_request_carries() {
     let form = send(&fixture.app, Method::GET, &format!("/login?{request}"), None).await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(!form.body.contains("<script>"), "{}", form.body);
-    let wrong = send(
-        &fixture.app,
-        Method::POST,
-        &format!("/login?{request}"),
-        Some(&query(&[("username", hostile), ("password", "whatever password")])),
-    )
-    .await;
+    let wrong = post_form(&fixture, &request, hostile, "whatever password").await;
     assert!(!wrong.body.contains("<script>"), "{}", wrong.body);
     let mismatch = send(&fixture.app, Method::GET, &format!("/oauth2/authorize?{}", code_request(hostile)), None).await;
     assert!(!mismatch.body.contains("<script>"), "{}", mismatch.body);
+}
+
+#[tokio::test]
+async fn the_form_carries_the_token_of_its_cookie_which_scripts_and_other_sites_never_get() {
+    let fixture = fixture();
+    let request = code_request(CALLBACK);
+    let first = send(&fixture.app, Method::GET, &format!("/login?{request}"), None).await;
+    let cookie = first.headers[header::SET_COOKIE].to_str().unwrap();
+    for attribute in ["Path=/login", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let cookie = set_cookie(&first);
+    assert_eq!(cookie, format!("XSRF-TOKEN={}", form_token(&first.body)));
+
+    let again = send_with_cookie(&fixture.app, Method::GET, &format!("/login?{request}"), None, Some(&cookie)).await;
+    assert!(again.headers.get(header::SET_COOKIE).is_none(), "a usable cookie is kept");
+    assert_eq!(format!("XSRF-TOKEN={}", form_token(&again.body)), cookie);
+}
+
+#[tokio::test]
+async fn a_forged_cross_site_form_post_is_refused_and_checks_no_password() {
+    let fixture = fixture();
+    let request = code_request(CALLBACK);
+    let login = format!("/login?{request}");
+    let form = send(&fixture.app, Method::GET, &login, None).await;
+    let (token, cookie) = (form_token(&form.body), set_cookie(&form));
+    let other_token = form_token(&send(&fixture.app, Method::GET, &login, None).await.body);
+    let fields = |csrf: &str| query(&[("_csrf", csrf), ("username", "alice"), ("password", PASSWORD)]);
+
+    let forgeries = [
+        // A page on another site: the browser sends no cookie (SameSite=Strict).
+        (fields(&token), None),
+        (query(&[("username", "alice"), ("password", PASSWORD)]), Some(cookie.as_str())),
+        (fields(&other_token), Some(cookie.as_str())),
+        (fields(""), Some("XSRF-TOKEN=")),
+    ];
+    for _ in 0..2 {
+        for (body, cookie) in &forgeries {
+            let reply = send_with_cookie(&fixture.app, Method::POST, &login, Some(body), *cookie).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{body} {cookie:?}");
+            assert!(reply.headers.get(header::LOCATION).is_none(), "nobody is signed in");
+            assert!(reply.body.contains("expired or was sent from another site"), "{}", reply.body);
+            assert!(reply.headers.get(header::SET_COOKIE).is_some(), "a fresh form to sign in with");
+        }
+    }
+
+    // Eight refused posts checked no password, so counted no failure.
+    let signed_in = send_with_cookie(&fixture.app, Method::POST, &login, Some(&fields(&token)), Some(&cookie)).await;
+    assert_eq!(signed_in.status, StatusCode::FOUND, "{}", signed_in.body);
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_username_and_answer_429_until_the_lock_ends() {
+    let fixture = fixture();
+    let request = code_request(CALLBACK);
+    for attempt in 1..=5 {
+        let wrong = sign_in(&fixture, &request, "not the password").await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+
+    let locked = sign_in(&fixture, &request, PASSWORD).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert_eq!(locked.headers[header::RETRY_AFTER], "1");
+    assert!(locked.headers.get(header::LOCATION).is_none());
+    assert!(locked.body.contains("Too many failed sign-ins for this username"), "{}", locked.body);
+    assert!(locked.body.contains(r#"name="password""#), "the page keeps the form to try again");
+    assert_eq!(post_form(&fixture, &request, "bob", "a guess").await.status, StatusCode::UNAUTHORIZED);
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let after = sign_in(&fixture, &request, PASSWORD).await;
+    assert_eq!(after.status, StatusCode::FOUND, "{}", after.body);
+}
+
+#[tokio::test]
+async fn failures_across_usernames_hold_back_the_client_address() {
+    let fixture = fixture_with(|config| config.sign_in_limits.per_address.failures_before_hold = 3);
+    let request = code_request(CALLBACK);
+    for name in ["ann", "ben", "cat"] {
+        assert_eq!(post_form(&fixture, &request, name, "a guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let held = sign_in(&fixture, &request, PASSWORD).await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(held.body.contains("from your address"), "{}", held.body);
 }

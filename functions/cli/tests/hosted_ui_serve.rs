@@ -45,6 +45,61 @@ fn form(pairs: &[(&str, &str)]) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
 }
 
+/// Opens the sign-in form at `login` and posts it as a browser does: with the
+/// form's CSRF token and the cookie that came with it.
+async fn post_sign_in(
+    client: &reqwest::Client,
+    server: &Server,
+    login: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = client.get(server.url(login)).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let body = page.text().await.unwrap();
+    let marker = r#"name="_csrf" value=""#;
+    let token = body[body.find(marker).unwrap() + marker.len()..].split('"').next().unwrap().to_owned();
+    client
+        .post(server.url(login))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(form(&[("_csrf", &token), ("username", username), ("password", password)]))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn login_path() -> String {
+    let request = form(&[
+        ("response_type", "code"),
+        ("client_id", CLIENT),
+        ("redirect_uri", "http://localhost:3000/"),
+        ("code_challenge_method", "S256"),
+        ("code_challenge", CHALLENGE),
+    ]);
+    format!("/login?{request}")
+}
+
+#[tokio::test]
+async fn a_burst_of_sign_ins_is_throttled_and_locks_the_username_while_the_api_keeps_answering() {
+    let server = Server::start(&["--redirect-uris", "http://localhost:3000/"]);
+    assert!(user(&server, &["add", "alice", "--password-stdin"], "correct horse battery\n").status.success());
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = login_path();
+
+    let attempts = (0..40).map(|_| post_sign_in(&client, &server, &login, "alice", "a wrong guess"));
+    let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| matches!(s, 401 | 429)), "{statuses:?}");
+    let api = client.get(server.url("/items")).send().await.unwrap();
+    assert_eq!(api.status(), 401, "the API answers during and after the burst");
+
+    // Every admitted guess failed, and at least five were admitted: locked.
+    let locked = post_sign_in(&client, &server, &login, "alice", "correct horse battery").await;
+    assert_eq!(locked.status(), 429);
+    assert!(locked.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(locked.text().await.unwrap().contains("Too many failed sign-ins for this username"));
+}
+
 #[test]
 fn items_user_adds_lists_and_removes_users() {
     let server = Server::start(&[]);
@@ -110,13 +165,7 @@ async fn signing_in_gives_an_access_token_the_api_accepts_and_an_id_token_it_ref
     let authorize = client.get(server.url(&format!("/oauth2/authorize?{request}"))).send().await.unwrap();
     assert_eq!(authorize.status(), 302);
     let login = authorize.headers()["location"].to_str().unwrap().to_owned();
-    let signed_in = client
-        .post(server.url(&login))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("username", "alice"), ("password", "correct horse battery")]))
-        .send()
-        .await
-        .unwrap();
+    let signed_in = post_sign_in(&client, &server, &login, "alice", "correct horse battery").await;
     assert_eq!(signed_in.status(), 302);
     let location = signed_in.headers()["location"].to_str().unwrap().to_owned();
     let code = location.strip_prefix(&format!("{callback}?code=")).unwrap().split('&').next().unwrap().to_owned();

@@ -44,8 +44,8 @@ fn page(title: &str, body: &str) -> String {
 pub const STYLESHEET_PATH: &str = "/hosted-ui/style.css";
 
 /// The sign-in form. `action` is the `/login?…` URL carrying the authorization
-/// request; `error` is shown above the form.
-pub fn sign_in_page(action: &str, client_id: &str, username: &str, error: Option<&str>) -> String {
+/// request; `csrf_token` the token of the form's cookie; `error` is shown above the form.
+pub fn sign_in_page(action: &str, client_id: &str, csrf_token: &str, username: &str, error: Option<&str>) -> String {
     let error = match error {
         Some(message) => format!(r#"<p class="error" role="alert" id="sign-in-error">{}</p>"#, escape(message)),
         None => String::new(),
@@ -60,6 +60,7 @@ pub fn sign_in_page(action: &str, client_id: &str, username: &str, error: Option
 <p class="muted">to the app <code>{client_id}</code></p>
 {error}
 <form method="post" action="{action}">
+<input type="hidden" name="{csrf_field}" value="{csrf_token}">
 <label for="username">Username</label>
 <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="128" value="{username}"{described_by}{autofocus_user}>
 <label for="password">Password</label>
@@ -69,6 +70,8 @@ pub fn sign_in_page(action: &str, client_id: &str, username: &str, error: Option
 <p class="muted small">Users of this server are added with <code>items user add NAME</code>.</p>"#,
             client_id = escape(client_id),
             action = escape(action),
+            csrf_field = super::csrf::FIELD_NAME,
+            csrf_token = escape(csrf_token),
             username = escape(username),
         ),
     )
@@ -108,7 +111,7 @@ mod tests {
     #[test]
     fn pages_escape_every_value() {
         let hostile = r#""><script>alert(1)</script>"#;
-        let form = sign_in_page(hostile, hostile, hostile, Some(hostile));
+        let form = sign_in_page(hostile, hostile, hostile, hostile, Some(hostile));
         assert!(!form.contains("<script>"), "{form}");
         let error = error_page(hostile, hostile, hostile, &[(hostile, hostile)]);
         assert!(!error.contains("<script>"), "{error}");

@@ -5,7 +5,8 @@
 //!   `token` (implicit); checks the client and the redirect URI against the
 //!   allowlist (an error page, never a redirect, when they are wrong), then
 //!   sends the browser to the sign-in form at `/login`.
-//! - `POST /login`: checks the password (Argon2id, `users.json`), then
+//! - `POST /login`: checks the form's CSRF token ([`csrf`]) and the sign-in
+//!   limits ([`sign_in_guard`]), then the password (Argon2id, `users.json`), then
 //!   redirects to `redirect_uri?code=…&state=…` or
 //!   `redirect_uri#access_token=…&id_token=…&token_type=Bearer&expires_in=…&state=…`.
 //! - `POST /oauth2/token`: `authorization_code` (single-use codes bound to
@@ -17,9 +18,11 @@
 //! scopes, `username`, the user's stable `sub`), id tokens with
 //! `token_use: id` and `aud` = the client id (which the API refuses).
 
+pub mod csrf;
 pub mod grants;
 pub mod html;
 mod routes;
+pub mod sign_in_guard;
 pub mod users;
 
 use std::collections::HashMap;
@@ -33,6 +36,7 @@ use url::Url;
 use crate::auth::dev_idp::{DevIdentityProvider, TokenRequest};
 use grants::{CodeGrant, Expiring, Grant, is_s256_challenge, pkce_s256_matches, random_token};
 pub use routes::router;
+use sign_in_guard::{SignInGuard, SignInLimits};
 use users::{DevUser, UserStore};
 
 /// The scopes the development app client may ask for (as the Pulumi stack's client).
@@ -52,6 +56,8 @@ pub struct HostedUiConfig {
     pub code_ttl: Duration,
     pub refresh_ttl: Duration,
     pub users: UserStore,
+    /// Concurrent password checks, address backoff and username lockout.
+    pub sign_in_limits: SignInLimits,
 }
 
 impl HostedUiConfig {
@@ -65,6 +71,7 @@ impl HostedUiConfig {
             code_ttl: DEFAULT_CODE_TTL,
             refresh_ttl: DEFAULT_REFRESH_TTL,
             users,
+            sign_in_limits: SignInLimits::default(),
         }
     }
 }
@@ -194,6 +201,7 @@ pub struct HostedUi {
     redirect_origins: Vec<String>,
     codes: Mutex<Expiring<CodeGrant>>,
     refresh_tokens: Mutex<Expiring<Grant>>,
+    sign_in_guard: SignInGuard,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -214,7 +222,8 @@ impl HostedUi {
         }
         let codes = Mutex::new(Expiring::new(config.code_ttl));
         let refresh_tokens = Mutex::new(Expiring::new(config.refresh_ttl));
-        Ok(Self { config, idp, redirect_origins, codes, refresh_tokens })
+        let sign_in_guard = SignInGuard::new(&config.sign_in_limits);
+        Ok(Self { config, idp, redirect_origins, codes, refresh_tokens, sign_in_guard })
     }
 
     pub fn config(&self) -> &HostedUiConfig {
@@ -223,6 +232,10 @@ impl HostedUi {
 
     pub fn redirect_origins(&self) -> &[String] {
         &self.redirect_origins
+    }
+
+    pub fn sign_in_guard(&self) -> &SignInGuard {
+        &self.sign_in_guard
     }
 
     /// Checks a request to `/oauth2/authorize` (or `/login`), in Cognito's

@@ -1,18 +1,20 @@
 //! The Hosted UI's HTTP endpoints (axum), over [`HostedUi`]'s logic.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{StatusCode, Uri};
 
 use super::html::{self, STYLESHEET_PATH};
-use super::{AuthorizeError, HostedUi, Params, TokenError};
+use super::sign_in_guard::Throttled;
+use super::{AuthorizeError, HostedUi, Params, TokenError, csrf, grants};
 
 const STYLESHEET: &str = include_str!("../../../../web/style.css");
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
@@ -114,7 +116,31 @@ async fn authorize(State(ui): State<Arc<HostedUi>>, uri: Uri) -> Response {
     }
 }
 
-async fn login_form(State(ui): State<Arc<HostedUi>>, uri: Uri) -> Response {
+/// The sign-in form for `query`, carrying `csrf_token` (and setting its
+/// cookie when `set_cookie`).
+fn sign_in_form(
+    ui: &HostedUi,
+    status: StatusCode,
+    query: &str,
+    client_id: &str,
+    (csrf_token, set_cookie): (&str, bool),
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let page = html::sign_in_page(&format!("/login?{query}"), client_id, csrf_token, username, error);
+    let mut response = html_page(ui, status, page);
+    if set_cookie && let Some(cookie) = csrf::set_cookie(csrf_token) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn no_token_page(ui: &HostedUi) -> Response {
+    let page = html::error_page("Error", "server_error", "The sign-in form cannot be made.", &[]);
+    html_page(ui, StatusCode::INTERNAL_SERVER_ERROR, page)
+}
+
+async fn login_form(State(ui): State<Arc<HostedUi>>, uri: Uri, headers: HeaderMap) -> Response {
     let query = uri.query().unwrap_or_default();
     let params = match Params::parse(query) {
         Ok(params) => params,
@@ -122,13 +148,62 @@ async fn login_form(State(ui): State<Arc<HostedUi>>, uri: Uri) -> Response {
     };
     match ui.authorize(&params) {
         Ok(request) => {
-            html_page(&ui, StatusCode::OK, html::sign_in_page(&format!("/login?{query}"), &request.client_id, "", None))
+            let Ok((token, set_cookie)) = csrf::token_for(&headers) else {
+                return no_token_page(&ui);
+            };
+            sign_in_form(&ui, StatusCode::OK, query, &request.client_id, (&token, set_cookie), "", None)
         }
         Err(error) => refused(&ui, error),
     }
 }
 
-async fn login(State(ui): State<Arc<HostedUi>>, uri: Uri, body: Bytes) -> Response {
+/// The client's address as the server accepted it (none in-process).
+fn client_address(extensions: &http::Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(address)| address.ip())
+}
+
+/// 429 with the form and why, and when to try again.
+fn throttled(
+    ui: &HostedUi,
+    query: &str,
+    client_id: &str,
+    csrf_token: &str,
+    username: &str,
+    why: Throttled,
+) -> Response {
+    let seconds = why.retry_after_secs();
+    let message = match why {
+        Throttled::Username { .. } => {
+            format!("Too many failed sign-ins for this username. It is locked for {seconds} s; try again then.")
+        }
+        Throttled::Address { .. } => {
+            format!("Too many failed sign-ins from your address. Try again in {seconds} s.")
+        }
+        Throttled::Busy => "The server is busy checking other sign-ins. Try again in a moment.".to_owned(),
+    };
+    tracing::warn!(?why, "sign-in throttled");
+    let mut response = sign_in_form(
+        ui,
+        StatusCode::TOO_MANY_REQUESTS,
+        query,
+        client_id,
+        (csrf_token, false),
+        username,
+        Some(&message),
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+async fn login(
+    State(ui): State<Arc<HostedUi>>,
+    uri: Uri,
+    headers: HeaderMap,
+    extensions: http::Extensions,
+    body: Bytes,
+) -> Response {
     let query = uri.query().unwrap_or_default();
     let params = match Params::parse(query) {
         Ok(params) => params,
@@ -138,27 +213,59 @@ async fn login(State(ui): State<Arc<HostedUi>>, uri: Uri, body: Bytes) -> Respon
         Ok(request) => request,
         Err(error) => return refused(&ui, error),
     };
+    let client_id = request.client_id.as_str();
     let form = std::str::from_utf8(&body).ok().and_then(|text| Params::parse(text).ok()).unwrap_or_default();
+    let cookie_token = csrf::cookie_token(&headers);
+    if !csrf::matches(cookie_token.as_deref(), form.get(csrf::FIELD_NAME)) {
+        // A form from another site, or one whose cookie is gone: a fresh form,
+        // and no password check.
+        tracing::warn!(has_cookie = cookie_token.is_some(), "sign-in refused: CSRF token missing or wrong");
+        let Ok(token) = grants::random_token() else {
+            return no_token_page(&ui);
+        };
+        let message = "This sign-in form has expired or was sent from another site. Sign in again.";
+        return sign_in_form(&ui, StatusCode::FORBIDDEN, query, client_id, (&token, true), "", Some(message));
+    }
+    let csrf_token = cookie_token.unwrap_or_default();
     let username = form.get("username").unwrap_or_default().trim().to_owned();
     let password = form.get("password").unwrap_or_default().to_owned();
-    let action = format!("/login?{query}");
     if username.is_empty() || password.is_empty() {
-        let page =
-            html::sign_in_page(&action, &request.client_id, &username, Some("Enter your username and password."));
-        return html_page(&ui, StatusCode::BAD_REQUEST, page);
+        let message = Some("Enter your username and password.");
+        return sign_in_form(&ui, StatusCode::BAD_REQUEST, query, client_id, (&csrf_token, false), &username, message);
     }
 
+    let address = client_address(&extensions);
+    let guard = ui.sign_in_guard();
+    let slot = match guard.admit(address, &username, Instant::now()) {
+        Ok(()) => guard.check_slot().await,
+        Err(why) => Err(why),
+    };
+    let _slot = match slot {
+        Ok(slot) => slot,
+        Err(why) => return throttled(&ui, query, client_id, &csrf_token, &username, why),
+    };
     let users = ui.config().users.clone();
     let name = username.clone();
     let checked = tokio::task::spawn_blocking(move || users.authenticate(&name, &password)).await;
     let user = match checked {
-        Ok(Ok(Some(user))) => user,
+        Ok(Ok(Some(user))) => {
+            guard.succeeded(address, &username);
+            user
+        }
         Ok(Ok(None)) => {
+            guard.failed(address, &username, Instant::now());
             // Not the name tried: people type passwords into the wrong field.
             tracing::info!("sign-in failed: wrong username or password");
-            let page =
-                html::sign_in_page(&action, &request.client_id, &username, Some("Incorrect username or password."));
-            return html_page(&ui, StatusCode::UNAUTHORIZED, page);
+            let message = Some("Incorrect username or password.");
+            return sign_in_form(
+                &ui,
+                StatusCode::UNAUTHORIZED,
+                query,
+                client_id,
+                (&csrf_token, false),
+                &username,
+                message,
+            );
         }
         Ok(Err(error)) => {
             tracing::error!(%error, "cannot read the development users");
