@@ -32,6 +32,7 @@ fn token_verification(c: &mut Criterion) {
         leeway: Duration::from_secs(60),
         min_jwks_refresh: Duration::from_secs(3600),
         max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
+        cached_tokens: items_local::auth::verifier::DEFAULT_CACHED_TOKENS,
     });
     let token = idp
         .issue_access_token(&TokenRequest {

@@ -67,6 +67,7 @@ async fn start(read_model: Arc<dyn ReadModel>, budget: ListBudget, function_time
             leeway: Duration::from_secs(60),
             min_jwks_refresh: Duration::from_secs(60),
             max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
+            cached_tokens: items_local::auth::verifier::DEFAULT_CACHED_TOKENS,
         })),
         functions: Functions {
             post_item: Arc::new(CreateItemService::new(

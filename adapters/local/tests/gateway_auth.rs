@@ -46,6 +46,7 @@ struct Setup {
     client_ids: Vec<String>,
     min_jwks_refresh: Duration,
     max_jwks_age: Duration,
+    cached_tokens: usize,
 }
 
 impl Default for Setup {
@@ -54,6 +55,7 @@ impl Default for Setup {
             client_ids: vec![DEV_CLIENT_ID.to_owned()],
             min_jwks_refresh: Duration::from_secs(60),
             max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
+            cached_tokens: items_local::auth::verifier::DEFAULT_CACHED_TOKENS,
         }
     }
 }
@@ -97,6 +99,7 @@ impl Gateway {
                 leeway: Duration::from_secs(LEEWAY_SECS),
                 min_jwks_refresh: setup.min_jwks_refresh,
                 max_jwks_age: setup.max_jwks_age,
+                cached_tokens: setup.cached_tokens,
             })),
             functions: Functions {
                 post_item: Arc::new(CreateItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))),
@@ -561,6 +564,60 @@ async fn a_key_removed_from_the_jwks_stops_verifying_after_the_maximum_age() {
     tokio::time::sleep(PAST_SHORT_REFRESH).await;
     jwks.set_failing(true);
     assert_eq!(gateway.get_items(&format!("Bearer {}", issue(&key_b, READ))).await.status, 200);
+}
+
+// ------------------------------------------------- verified-token cache
+
+fn verifier_for(jwks_url: &str, max_jwks_age: Duration) -> AccessTokenVerifier {
+    AccessTokenVerifier::new(VerifierConfig {
+        issuer: ISSUER.to_owned(),
+        jwks_url: jwks_url.to_owned(),
+        client_ids: vec![DEV_CLIENT_ID.to_owned()],
+        leeway: Duration::from_secs(LEEWAY_SECS),
+        min_jwks_refresh: SHORT_REFRESH,
+        max_jwks_age,
+        cached_tokens: items_local::auth::verifier::DEFAULT_CACHED_TOKENS,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_token_is_cached_until_its_key_leaves_the_jwks() {
+    let key_a = DevIdentityProvider::ephemeral(ISSUER).unwrap();
+    let key_b = DevIdentityProvider::ephemeral(ISSUER).unwrap();
+    let jwks = JwksServer::start(jwks_of(&[&key_a, &key_b])).await;
+    let verifier = verifier_for(&jwks.url, SHORT_REFRESH);
+    let token = issue(&key_a, READ);
+
+    let first = verifier.verify(&token).await.unwrap();
+    let again = verifier.verify(&token).await.unwrap();
+    assert!(Arc::ptr_eq(&first, &again), "the second request is answered from the cache");
+    assert_eq!(verifier.cached_tokens(), 1);
+    assert!(verifier.verify(&tamper_signature(&token)).await.is_err(), "only the exact token hits");
+
+    jwks.set_keys(jwks_of(&[&key_b]));
+    tokio::time::sleep(PAST_SHORT_REFRESH).await;
+    assert!(verifier.verify(&token).await.is_err(), "key A left the JWKS: the cached token goes with it");
+    assert_eq!(verifier.cached_tokens(), 0);
+}
+
+#[tokio::test]
+async fn a_cache_hit_still_needs_the_routes_scope() {
+    let idp = DevIdentityProvider::ephemeral(ISSUER).unwrap();
+    let jwks = JwksServer::start(jwks_of(&[&idp])).await;
+    let gateway = Gateway::start(&jwks.url, Setup::default()).await;
+    let read_only = format!("Bearer {}", issue(&idp, READ));
+    for _ in 0..3 {
+        assert_eq!(gateway.get_items(&read_only).await.status, 200);
+        let reply = gateway.post_item(&read_only).await;
+        assert_eq!((reply.status, reply.body.as_str()), (403, FORBIDDEN));
+    }
+    assert!(gateway.events.is_empty());
+    let write_only = format!("Bearer {}", issue(&idp, WRITE));
+    for _ in 0..3 {
+        assert_eq!(gateway.post_item(&write_only).await.status, 201);
+        assert_eq!(gateway.get_items(&write_only).await.status, 403);
+    }
+    assert_eq!(jwks.hits(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

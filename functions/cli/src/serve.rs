@@ -158,6 +158,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 leeway: Duration::from_secs(args.token_leeway),
                 min_jwks_refresh: Duration::from_secs(30),
                 max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
+                cached_tokens: items_local::auth::verifier::DEFAULT_CACHED_TOKENS,
             },
         ),
         _ => {
@@ -173,6 +174,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     leeway: Duration::from_secs(args.token_leeway),
                     min_jwks_refresh: Duration::from_secs(5),
                     max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
+                    cached_tokens: items_local::auth::verifier::DEFAULT_CACHED_TOKENS,
                 },
             )
         }
