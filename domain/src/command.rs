@@ -1,4 +1,4 @@
-//! Validation of the `POST /items` body.
+//! Validation of the `POST /items` and `PATCH /items/{id}` bodies.
 
 use serde_json::{Map, Value};
 
@@ -25,6 +25,32 @@ pub enum ValidationError {
     NotAString { field: &'static str },
     #[error("`{field}` must be {min} to {max} characters")]
     BadLength { field: &'static str, min: usize, max: usize },
+    #[error("Request body must set `name` or `timestamp`")]
+    NothingToChange,
+}
+
+/// A validated request to change an item: the fields given, at least one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateItem {
+    pub name: Option<String>,
+    pub timestamp: Option<String>,
+}
+
+impl UpdateItem {
+    /// Parses a `PATCH` body: the same rules per field as [`CreateItem`], and
+    /// an object with neither field (empty, or unknown fields only) is refused.
+    pub fn from_json(body: &[u8]) -> Result<Self, ValidationError> {
+        let value: Value = serde_json::from_slice(body).map_err(|_| ValidationError::InvalidJson)?;
+        let Value::Object(fields) = value else {
+            return Err(ValidationError::NotAnObject);
+        };
+        let name = optional_string(&fields, "name", 1, NAME_MAX_CHARS)?.map(str::to_owned);
+        let timestamp = optional_string(&fields, "timestamp", 0, TIMESTAMP_MAX_CHARS)?.map(str::to_owned);
+        if name.is_none() && timestamp.is_none() {
+            return Err(ValidationError::NothingToChange);
+        }
+        Ok(Self { name, timestamp })
+    }
 }
 
 impl CreateItem {
@@ -115,6 +141,19 @@ mod tests {
             parse(&format!(r#"{{"timestamp":"{long_timestamp}"}}"#)),
             Err(ValidationError::BadLength { field: "timestamp", min: 0, max: 64 })
         );
+    }
+
+    #[test]
+    fn an_update_sets_only_the_fields_given_and_at_least_one() {
+        let update = |body: &str| UpdateItem::from_json(body.as_bytes());
+        assert_eq!(update(r#"{"name":"Ink"}"#), Ok(UpdateItem { name: Some("Ink".into()), timestamp: None }));
+        assert_eq!(update(r#"{"timestamp":""}"#), Ok(UpdateItem { name: None, timestamp: Some(String::new()) }));
+        assert_eq!(update("{}"), Err(ValidationError::NothingToChange));
+        assert_eq!(update(r#"{"colour":"blue"}"#), Err(ValidationError::NothingToChange));
+        assert_eq!(update(r#"{"name":""}"#), Err(ValidationError::BadLength { field: "name", min: 1, max: 256 }));
+        assert_eq!(update(r#"{"name":null}"#), Err(ValidationError::NotAString { field: "name" }));
+        assert_eq!(update("[]"), Err(ValidationError::NotAnObject));
+        assert_eq!(update("{"), Err(ValidationError::InvalidJson));
     }
 
     #[test]

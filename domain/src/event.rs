@@ -53,6 +53,8 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventPayload {
     ItemCreated(ItemCreated),
+    ItemUpdated(ItemUpdated),
+    ItemDeleted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,10 +63,41 @@ pub struct ItemCreated {
     pub timestamp: String,
 }
 
+/// A rename or a new `timestamp`: only the fields that changed, at least one.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ItemUpdated {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
 impl EventPayload {
     pub fn type_name(&self) -> &'static str {
         match self {
             EventPayload::ItemCreated(_) => "ItemCreated",
+            EventPayload::ItemUpdated(_) => "ItemUpdated",
+            EventPayload::ItemDeleted => "ItemDeleted",
+        }
+    }
+
+    /// What the event changed, as the history shows it: the fields set.
+    pub fn changes(&self) -> serde_json::Value {
+        match self {
+            EventPayload::ItemCreated(created) => {
+                serde_json::json!({ "name": created.name, "timestamp": created.timestamp })
+            }
+            EventPayload::ItemUpdated(updated) => {
+                let mut changes = serde_json::Map::new();
+                if let Some(name) = &updated.name {
+                    changes.insert("name".into(), name.clone().into());
+                }
+                if let Some(timestamp) = &updated.timestamp {
+                    changes.insert("timestamp".into(), timestamp.clone().into());
+                }
+                serde_json::Value::Object(changes)
+            }
+            EventPayload::ItemDeleted => serde_json::json!({}),
         }
     }
 }
@@ -97,13 +130,8 @@ pub enum DecodeError {
 
 impl Event {
     pub fn to_stored(&self) -> StoredEvent {
-        let data = match &self.payload {
-            // Serializing a struct of strings to a JSON value cannot fail.
-            EventPayload::ItemCreated(created) => serde_json::json!({
-                "name": created.name,
-                "timestamp": created.timestamp,
-            }),
-        };
+        // Each type's `data` is exactly its changes: the stored form is the history's.
+        let data = self.payload.changes();
         StoredEvent {
             stream_id: self.item_id.stream_id(),
             version: self.version,
@@ -128,6 +156,23 @@ impl StoredEvent {
                 let created: ItemCreated = serde_json::from_value(self.data)
                     .map_err(|e| DecodeError::Malformed(format!("ItemCreated data: {e}")))?;
                 EventPayload::ItemCreated(created)
+            }
+            "ItemUpdated" => {
+                if self.schema != 1 {
+                    return Err(DecodeError::UnsupportedSchema { event_type: self.event_type, schema: self.schema });
+                }
+                let updated: ItemUpdated = serde_json::from_value(self.data)
+                    .map_err(|e| DecodeError::Malformed(format!("ItemUpdated data: {e}")))?;
+                if updated.name.is_none() && updated.timestamp.is_none() {
+                    return Err(DecodeError::Malformed("ItemUpdated changes nothing".into()));
+                }
+                EventPayload::ItemUpdated(updated)
+            }
+            "ItemDeleted" => {
+                if self.schema != 1 {
+                    return Err(DecodeError::UnsupportedSchema { event_type: self.event_type, schema: self.schema });
+                }
+                EventPayload::ItemDeleted
             }
             other => return Err(DecodeError::UnknownType(other.to_owned())),
         };
@@ -232,6 +277,57 @@ mod tests {
         let event = written.decode().unwrap();
         assert_eq!(event.occurred_at, at("2026-01-02T03:04:05.678Z"));
         assert_eq!(event.payload, created_event().payload);
+    }
+
+    fn later_event(version: u64, payload: EventPayload) -> Event {
+        Event { event_id: Uuid::from_u128(u128::from(version)), version, payload, ..created_event() }
+    }
+
+    #[test]
+    fn updates_and_deletes_store_only_what_changed() {
+        let renamed =
+            later_event(2, EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None }));
+        let stored = serde_json::to_value(renamed.to_stored()).unwrap();
+        assert_eq!(stored["type"], "ItemUpdated");
+        assert_eq!(stored["version"], 2);
+        assert_eq!(stored["data"], serde_json::json!({"name": "Ink"}));
+        assert_eq!(renamed.to_stored().decode().unwrap(), renamed);
+
+        let deleted = later_event(3, EventPayload::ItemDeleted);
+        let stored = serde_json::to_value(deleted.to_stored()).unwrap();
+        assert_eq!((stored["type"].as_str(), &stored["data"]), (Some("ItemDeleted"), &serde_json::json!({})));
+        assert_eq!(deleted.to_stored().decode().unwrap(), deleted);
+    }
+
+    #[test]
+    fn stored_updates_and_deletes_stay_readable() {
+        // Frozen copies of this release's ItemUpdated and ItemDeleted.
+        let updated: StoredEvent = serde_json::from_str(
+            r#"{"stream_id":"item#00000000-0000-0000-0000-000000000002","version":2,
+                "event_id":"00000000-0000-0000-0000-000000000003",
+                "item_id":"00000000-0000-0000-0000-000000000002","type":"ItemUpdated","schema":1,
+                "occurred_at":"2026-01-02T04:00:00.000Z","subject":"sub-2","data":{"timestamp":"tomorrow"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            updated.decode().unwrap().payload,
+            EventPayload::ItemUpdated(ItemUpdated { name: None, timestamp: Some("tomorrow".into()) })
+        );
+        let deleted: StoredEvent = serde_json::from_str(
+            r#"{"stream_id":"item#00000000-0000-0000-0000-000000000002","version":3,
+                "event_id":"00000000-0000-0000-0000-000000000004",
+                "item_id":"00000000-0000-0000-0000-000000000002","type":"ItemDeleted","schema":1,
+                "occurred_at":"2026-01-02T05:00:00.000Z","subject":"sub-2","data":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(deleted.decode().unwrap().payload, EventPayload::ItemDeleted);
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_is_malformed() {
+        let mut stored = later_event(2, EventPayload::ItemDeleted).to_stored();
+        stored.event_type = "ItemUpdated".into();
+        assert!(matches!(stored.decode(), Err(DecodeError::Malformed(_))));
     }
 
     #[test]

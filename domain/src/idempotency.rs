@@ -1,6 +1,7 @@
-//! Idempotent creation: a client's `Idempotency-Key` makes retries of one
-//! `POST /items` create one item. Keys are scoped to the caller (`sub`) and
-//! remembered for a limited time.
+//! Idempotent requests: a client's `Idempotency-Key` makes retries of one
+//! `POST /items` create one item, and retries of one `PATCH` or `DELETE`
+//! change it once. Keys are scoped to the caller (`sub`) and remembered for a
+//! limited time.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,10 +39,14 @@ pub struct IdempotencyRecord {
     /// The validated request, to tell a retry from a different request.
     pub name: String,
     pub timestamp: String,
-    /// The item the first request created (its response, repeated to retries).
+    /// The item the first request created or changed (its response, repeated to retries).
     pub item: Item,
     #[serde(with = "crate::event::rfc3339")]
     pub expires_at: DateTime<Utc>,
+    /// For a change (`PATCH`, `DELETE`): what was asked, to tell a retry from
+    /// another request. Absent for a create (records written before changes existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
 }
 
 impl IdempotencyRecord {
@@ -50,7 +55,12 @@ impl IdempotencyRecord {
     }
 
     pub fn same_request(&self, command: &CreateItem) -> bool {
-        self.name == command.name && self.timestamp == command.timestamp
+        self.change.is_none() && self.name == command.name && self.timestamp == command.timestamp
+    }
+
+    /// Whether this record is of the change described by `change`.
+    pub fn same_change(&self, change: &str) -> bool {
+        self.change.as_deref() == Some(change)
     }
 }
 

@@ -21,4 +21,8 @@ pub struct Item {
     pub created_at: DateTime<Utc>,
     /// Version of the last event applied to this item.
     pub version: u64,
+    /// A tombstone: the item was deleted at `version`. Kept in the read model so
+    /// a late event cannot bring the item back; never shown by the API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }

@@ -2,8 +2,9 @@
 //!
 //! - [`item`]: the read-model state of an item.
 //! - [`event`]: the events stored in the log, with a stable, versioned encoding.
-//! - [`command`]: validation of the `POST /items` body into a [`command::CreateItem`].
-//! - [`projection`]: event -> state, pure and version-guarded.
+//! - [`command`]: validation of the `POST` and `PATCH` bodies.
+//! - [`decide`]: command -> events, the rules (ownership, `If-Match`, deleted items).
+//! - [`projection`]: event -> state, pure and version-guarded, with tombstones.
 //! - [`ports`]: the traits adapters implement (event store, read model, clock, ids, cursors).
 //! - [`service`]: the application services the handlers call.
 //! - [`idempotency`]: `Idempotency-Key` records: a retried request is a repeat, not a new item.
@@ -11,6 +12,7 @@
 //! - [`memory`]: in-memory event store and read model (tests, volatile local runs).
 
 pub mod command;
+pub mod decide;
 pub mod event;
 pub mod idempotency;
 pub mod item;

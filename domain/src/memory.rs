@@ -136,6 +136,7 @@ impl EventStore for InMemoryEventStore {
     async fn append_idempotent(
         &self,
         record: &IdempotencyRecord,
+        expected_version: u64,
         events: &[Event],
         now: DateTime<Utc>,
     ) -> Result<(), AppendError> {
@@ -146,7 +147,7 @@ impl EventStore for InMemoryEventStore {
             return Err(AppendError::KeyTaken);
         }
         let actual = events.first().map_or(0, |first| log.version(first.item_id));
-        check_append(0, actual, events)?;
+        check_append(expected_version, actual, events)?;
         log.idempotency.insert(slot, record.clone());
         log.push(events);
         Ok(())
@@ -203,6 +204,10 @@ impl EventLogScan for InMemoryEventStore {
             page.next = Some(PageKey(position.to_string()));
         }
         Ok(page)
+    }
+
+    async fn item_stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        EventStore::stream(self, item_id).await
     }
 }
 

@@ -41,12 +41,14 @@ pub trait EventStore: Send + Sync {
     /// One item's events in version order (empty when the item does not exist).
     async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError>;
 
-    /// Appends `events` to a new stream together with `record`, atomically:
-    /// both or neither. Fails with `KeyTaken` when a record for the same subject
-    /// and key exists that has not expired at `now`.
+    /// Appends `events` (as [`append`](Self::append), to a stream at
+    /// `expected_version`) together with `record`, atomically: both or neither.
+    /// Fails with `KeyTaken` when a record for the same subject and key exists
+    /// that has not expired at `now`.
     async fn append_idempotent(
         &self,
         record: &IdempotencyRecord,
+        expected_version: u64,
         events: &[Event],
         now: DateTime<Utc>,
     ) -> Result<(), AppendError>;

@@ -1,6 +1,8 @@
 //! Event -> state. Pure and version-guarded: applying an event that is not newer
 //! than the state changes nothing, so duplicates and out-of-order deliveries are
-//! harmless.
+//! harmless. An update carries only what changed, so it applies only to the
+//! state right before it; further behind, the item's history is needed. A
+//! deletion leaves a tombstone, so nothing older can bring the item back.
 
 use crate::event::{Event, EventPayload};
 use crate::item::Item;
@@ -10,13 +12,20 @@ use crate::item::Item;
 pub enum Outcome {
     /// The event is newer: this is the new state.
     Apply(Item),
-    /// Already newer: the state reflects this event (a duplicate) or a later one.
+    /// Already newer: the state reflects this event (a duplicate) or a later one,
+    /// or the item is deleted.
     AlreadyNewer,
+    /// The event needs the state right before it, and `state` is older than
+    /// that (or absent): fold the item's stream instead.
+    NeedsHistory,
 }
 
 /// Applies `event` to `state` (the item as the read model has it, if any).
 pub fn evolve(state: Option<&Item>, event: &Event) -> Outcome {
     if state.is_some_and(|current| current.version >= event.version) {
+        return Outcome::AlreadyNewer;
+    }
+    if state.is_some_and(|current| current.deleted) {
         return Outcome::AlreadyNewer;
     }
     match &event.payload {
@@ -28,22 +37,38 @@ pub fn evolve(state: Option<&Item>, event: &Event) -> Outcome {
             created_by: event.subject.clone(),
             created_at: event.occurred_at,
             version: event.version,
+            deleted: false,
         }),
+        EventPayload::ItemUpdated(updated) => match state {
+            Some(current) if current.version + 1 == event.version => Outcome::Apply(Item {
+                name: updated.name.clone().unwrap_or_else(|| current.name.clone()),
+                timestamp: updated.timestamp.clone().unwrap_or_else(|| current.timestamp.clone()),
+                version: event.version,
+                ..current.clone()
+            }),
+            _ => Outcome::NeedsHistory,
+        },
+        // Nothing follows a deletion, so a gap before it loses nothing.
+        EventPayload::ItemDeleted => match state {
+            Some(current) => Outcome::Apply(Item { version: event.version, deleted: true, ..current.clone() }),
+            None => Outcome::NeedsHistory,
+        },
     }
 }
 
-/// Folds a stream in order into the item's state.
+/// Folds a stream in version order into the item's state (a tombstone once
+/// deleted). Events that do not follow on are skipped.
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Item> {
     events.into_iter().fold(None, |state, event| match evolve(state.as_ref(), event) {
         Outcome::Apply(item) => Some(item),
-        Outcome::AlreadyNewer => state,
+        Outcome::AlreadyNewer | Outcome::NeedsHistory => state,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ItemCreated, ItemId};
+    use crate::event::{ItemCreated, ItemId, ItemUpdated};
     use crate::testing::at;
     use uuid::Uuid;
 
@@ -82,6 +107,61 @@ mod tests {
     fn given_a_newer_state_when_an_older_event_arrives_then_nothing_changes() {
         let newer = fold([&created(3, "New")]).unwrap();
         assert_eq!(evolve(Some(&newer), &created(2, "Old")), Outcome::AlreadyNewer);
+    }
+
+    fn event(version: u64, payload: EventPayload) -> Event {
+        Event { event_id: Uuid::from_u128(100 + u128::from(version)), version, payload, ..created(1, "") }
+    }
+
+    fn renamed(version: u64, name: &str) -> Event {
+        event(version, EventPayload::ItemUpdated(ItemUpdated { name: Some(name.into()), timestamp: None }))
+    }
+
+    fn deleted(version: u64) -> Event {
+        event(version, EventPayload::ItemDeleted)
+    }
+
+    #[test]
+    fn given_the_item_when_renamed_then_only_the_name_and_version_change() {
+        let state = fold([&created(1, "Pen")]).unwrap();
+        let Outcome::Apply(item) = evolve(Some(&state), &renamed(2, "Ink")) else {
+            panic!("expected the rename to apply");
+        };
+        assert_eq!(item, Item { name: "Ink".into(), version: 2, ..state });
+    }
+
+    #[test]
+    fn given_an_older_state_when_an_update_skips_a_version_then_the_history_is_needed() {
+        let state = fold([&created(1, "Pen")]).unwrap();
+        assert_eq!(evolve(Some(&state), &renamed(3, "Ink")), Outcome::NeedsHistory);
+        assert_eq!(evolve(None, &renamed(2, "Ink")), Outcome::NeedsHistory);
+        assert_eq!(evolve(None, &deleted(2)), Outcome::NeedsHistory);
+    }
+
+    #[test]
+    fn given_the_item_when_deleted_then_a_tombstone_at_that_version_remains() {
+        let state = fold([&created(1, "Pen"), &renamed(2, "Ink")]).unwrap();
+        let Outcome::Apply(tombstone) = evolve(Some(&state), &deleted(5)) else {
+            panic!("a deletion applies over any older state");
+        };
+        assert!(tombstone.deleted);
+        assert_eq!((tombstone.version, tombstone.name.as_str()), (5, "Ink"));
+    }
+
+    #[test]
+    fn given_a_tombstone_when_late_events_arrive_then_nothing_comes_back() {
+        let tombstone = fold([&created(1, "Pen"), &renamed(2, "Ink"), &deleted(3)]).unwrap();
+        assert!(tombstone.deleted);
+        for late in [created(1, "Pen"), renamed(2, "Ink"), deleted(3), renamed(4, "After")] {
+            assert_eq!(evolve(Some(&tombstone), &late), Outcome::AlreadyNewer, "{late:?}");
+        }
+    }
+
+    #[test]
+    fn given_a_newer_name_when_an_older_rename_arrives_then_the_name_stays() {
+        let newer = fold([&created(1, "Pen"), &renamed(2, "Ink"), &renamed(3, "Nib")]).unwrap();
+        assert_eq!(evolve(Some(&newer), &renamed(2, "Ink")), Outcome::AlreadyNewer);
+        assert_eq!(newer.name, "Nib");
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub trait EventLogScan: Send + Sync {
         total_segments: u32,
         after: Option<&PageKey>,
     ) -> Result<ScanPage, StoreError>;
+
+    /// One item's whole stream: for a page that holds the middle of it (an
+    /// update needs the state right before it).
+    async fn item_stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,15 +117,34 @@ impl std::ops::AddAssign for ReplaySummary {
     }
 }
 
-/// The latest state of each item in `events` (any order), by the projector's rules.
+/// The latest state of each item in `events` (each item's events in version
+/// order, items interleaved in any way), by the projector's rules.
 pub fn fold_states<'a>(events: impl IntoIterator<Item = &'a Event>) -> HashMap<ItemId, Item> {
+    fold_page(events).0
+}
+
+/// Like [`fold_states`] for one page of a scan, which may begin in the middle
+/// of an item's stream: those items are left out of the states and listed
+/// apart, to be folded from their whole stream.
+pub fn fold_page<'a>(events: impl IntoIterator<Item = &'a Event>) -> (HashMap<ItemId, Item>, Vec<ItemId>) {
     let mut states: HashMap<ItemId, Item> = HashMap::new();
+    let mut continued: Vec<ItemId> = Vec::new();
     for event in events {
-        if let Outcome::Apply(item) = projection::evolve(states.get(&event.item_id), event) {
-            states.insert(item.id, item);
+        if continued.contains(&event.item_id) {
+            continue;
+        }
+        match projection::evolve(states.get(&event.item_id), event) {
+            Outcome::Apply(item) => {
+                states.insert(item.id, item);
+            }
+            Outcome::AlreadyNewer => {}
+            Outcome::NeedsHistory => {
+                states.remove(&event.item_id);
+                continued.push(event.item_id);
+            }
         }
     }
-    states
+    (states, continued)
 }
 
 /// Writes through the read model's own version-guarded upsert, the
@@ -199,7 +222,13 @@ impl ReplayService {
         };
         loop {
             let page = self.scan.scan_page(segment, total_segments, after.as_ref()).await?;
-            let states: Vec<Item> = fold_states(&page.events).into_values().collect();
+            let (mut states, continued) = fold_page(&page.events);
+            for item_id in continued {
+                if let Some(item) = projection::fold(&self.scan.item_stream(item_id).await?) {
+                    states.insert(item_id, item);
+                }
+            }
+            let states: Vec<Item> = states.into_values().collect();
             let stats = match &self.target {
                 Some(target) if !states.is_empty() => target.write(states.clone()).await?,
                 _ => WriteStats::default(),

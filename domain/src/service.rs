@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::command::CreateItem;
+use crate::command::{CreateItem, UpdateItem};
+use crate::decide::{Actor, Command, Rejection, decide};
 use crate::event::{Event, EventPayload, ItemCreated, ItemId};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::item::Item;
@@ -89,8 +90,9 @@ impl CreateItemService {
                 timestamp: command.timestamp.clone(),
                 item: item.clone(),
                 expires_at: now + self.idempotency_ttl,
+                change: None,
             };
-            match self.events.append_idempotent(&record, std::slice::from_ref(&event), now).await {
+            match self.events.append_idempotent(&record, 0, std::slice::from_ref(&event), now).await {
                 Ok(()) => return Ok(Created::New(item)),
                 Err(AppendError::KeyTaken) => continue,
                 Err(AppendError::Store(e)) => return Err(CreateError::Store(e)),
@@ -127,12 +129,215 @@ fn created_item(event: &Event) -> Result<Item, CreateError> {
     match projection::evolve(None, event) {
         Outcome::Apply(item) => Ok(item),
         // evolve(None, ItemCreated) always applies.
-        Outcome::AlreadyNewer => Err(CreateError::Store(StoreError::Corrupt("creation had no effect".into()))),
+        Outcome::AlreadyNewer | Outcome::NeedsHistory => {
+            Err(CreateError::Store(StoreError::Corrupt("creation had no effect".into())))
+        }
     }
 }
 
 fn repeat(record: IdempotencyRecord, command: &CreateItem) -> Result<Created, CreateError> {
     if record.same_request(command) { Ok(Created::Repeated(record.item)) } else { Err(CreateError::KeyReused) }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Another change was appended between our read and our append (only
+    /// without `If-Match`; with it, the mismatch is [`Rejection::VersionMismatch`]).
+    #[error("item changed concurrently; it is now at version {current}")]
+    Conflict { current: u64 },
+    #[error("idempotency key reused with a different request")]
+    KeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a change did: the item after it (a tombstone after a delete), and
+/// whether this was a retry answered from its idempotency record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub item: Item,
+    pub repeated: bool,
+}
+
+/// `PATCH` and `DELETE /items/{id}`: load the item's stream, decide, append
+/// at the version it was loaded at. The answer is computed from the stream,
+/// never from the eventually consistent read model.
+pub struct ChangeItemService {
+    events: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    idempotency_ttl: chrono::TimeDelta,
+}
+
+impl ChangeItemService {
+    pub fn new(events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
+        Self { events, clock, ids, idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL }
+    }
+
+    pub fn with_idempotency_ttl(mut self, ttl: chrono::TimeDelta) -> Self {
+        self.idempotency_ttl = ttl;
+        self
+    }
+
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: ItemId,
+        update: UpdateItem,
+        expected_version: Option<u64>,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Changed, ChangeError> {
+        self.execute(actor, id, Command::Update(update), expected_version, key).await
+    }
+
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        id: ItemId,
+        expected_version: Option<u64>,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Changed, ChangeError> {
+        self.execute(actor, id, Command::Delete, expected_version, key).await
+    }
+
+    /// The one path of every change: load -> decide -> append at the loaded version.
+    async fn execute(
+        &self,
+        actor: &Actor,
+        id: ItemId,
+        command: Command,
+        expected_version: Option<u64>,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Changed, ChangeError> {
+        let request = change_fingerprint(id, &command, expected_version);
+        if let Some(key) = key
+            && let Some(record) = self.events.idempotency_record(&actor.subject, key).await?
+            && record.is_live(self.clock.now())
+        {
+            return if record.same_change(&request) {
+                Ok(Changed { item: record.item, repeated: true })
+            } else {
+                Err(ChangeError::KeyReused)
+            };
+        }
+        let stream = self.events.stream(id).await?;
+        let state = projection::fold(&stream);
+        let payloads = decide(state.as_ref(), &command, actor, expected_version)?;
+        // decide found the item, so `state` is there; the fallback is never used.
+        let loaded_version = state.as_ref().map_or(0, |item| item.version);
+        let now = self.clock.now();
+        let events: Vec<Event> = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(offset, payload)| Event {
+                event_id: self.ids.new_id(),
+                item_id: id,
+                version: loaded_version + offset as u64 + 1,
+                occurred_at: now,
+                subject: actor.subject.clone(),
+                payload,
+            })
+            .collect();
+        let item = projection::fold(stream.iter().chain(&events))
+            .ok_or_else(|| StoreError::Corrupt(format!("item {id} has no state after a change")))?;
+        if events.is_empty() {
+            return Ok(Changed { item, repeated: false });
+        }
+        let appended = match key {
+            Some(key) => {
+                let record = IdempotencyRecord {
+                    subject: actor.subject.clone(),
+                    key: key.clone(),
+                    name: item.name.clone(),
+                    timestamp: item.timestamp.clone(),
+                    item: item.clone(),
+                    expires_at: now + self.idempotency_ttl,
+                    change: Some(request),
+                };
+                self.events.append_idempotent(&record, loaded_version, &events, now).await
+            }
+            None => self.events.append(loaded_version, &events).await,
+        };
+        match appended {
+            Ok(()) => Ok(Changed { item, repeated: false }),
+            Err(AppendError::Conflict { actual, .. }) => match expected_version {
+                Some(expected) => Err(Rejection::VersionMismatch { expected, current: actual }.into()),
+                None => Err(ChangeError::Conflict { current: actual }),
+            },
+            // A racing retry with the same key won: answer from its record.
+            Err(AppendError::KeyTaken) => match key {
+                Some(key) => match self.events.idempotency_record(&actor.subject, key).await? {
+                    Some(record) if record.same_change(&change_fingerprint(id, &command, expected_version)) => {
+                        Ok(Changed { item: record.item, repeated: true })
+                    }
+                    _ => Err(ChangeError::KeyReused),
+                },
+                None => Err(ChangeError::KeyReused),
+            },
+            Err(AppendError::Store(error)) => Err(error.into()),
+        }
+    }
+}
+
+/// What a change request asked for, to tell its retries from other requests.
+fn change_fingerprint(id: ItemId, command: &Command, expected_version: Option<u64>) -> String {
+    let asked = match command {
+        Command::Update(update) => {
+            serde_json::json!({"op": "update", "name": update.name, "timestamp": update.timestamp})
+        }
+        Command::Delete => serde_json::json!({"op": "delete"}),
+        Command::Create(create) => {
+            serde_json::json!({"op": "create", "name": create.name, "timestamp": create.timestamp})
+        }
+    };
+    serde_json::json!({"id": id, "ifMatch": expected_version, "asked": asked}).to_string()
+}
+
+/// One entry of an item's history, as `GET /items/{id}/events` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub event_id: uuid::Uuid,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    pub version: u64,
+    #[serde(with = "crate::event::rfc3339")]
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub subject: String,
+    pub changes: serde_json::Value,
+}
+
+impl From<&Event> for HistoryEntry {
+    fn from(event: &Event) -> Self {
+        Self {
+            event_id: event.event_id,
+            event_type: event.payload.type_name(),
+            version: event.version,
+            occurred_at: event.occurred_at,
+            subject: event.subject.clone(),
+            changes: event.payload.changes(),
+        }
+    }
+}
+
+/// `GET /items/{id}/events`: the audit trail, read from the event log (so it
+/// outlives a deletion).
+pub struct HistoryService {
+    events: Arc<dyn EventStore>,
+}
+
+impl HistoryService {
+    pub fn new(events: Arc<dyn EventStore>) -> Self {
+        Self { events }
+    }
+
+    /// The item's events in version order; `None` for an id that never existed.
+    pub async fn history(&self, id: ItemId) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+        let stream = self.events.stream(id).await?;
+        Ok((!stream.is_empty()).then(|| stream.iter().map(HistoryEntry::from).collect()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,8 +395,9 @@ impl QueryService {
         self
     }
 
+    /// The item, unless it does not exist or was deleted.
     pub async fn get(&self, id: ItemId) -> Result<Option<Item>, QueryError> {
-        Ok(self.read_model.get(id).await?)
+        Ok(self.read_model.get(id).await?.filter(|item| !item.deleted))
     }
 
     /// With `limit`, one page and the cursor of the next. Without, the items
@@ -203,7 +409,9 @@ impl QueryService {
             None => None,
         };
         if let Some(limit) = limit {
-            let page = self.read_model.list_page(Some(limit), after.as_ref()).await?;
+            // Tombstones count against the limit: a page may hold fewer items.
+            let mut page = self.read_model.list_page(Some(limit), after.as_ref()).await?;
+            page.items.retain(|item| !item.deleted);
             return Ok(Listing { items: page.items, next_cursor: page.next.map(|key| self.cursors.seal(&key)) });
         }
         let started = Instant::now();
@@ -211,7 +419,7 @@ impl QueryService {
         let mut body_bytes = 2; // `[]`
         loop {
             let page = self.read_model.list_page(None, after.as_ref()).await?;
-            for item in page.items {
+            for item in page.items.into_iter().filter(|item| !item.deleted) {
                 let size = embedded_size(&item) + usize::from(!items.is_empty());
                 if let Some(last) = items.last()
                     && body_bytes + size > self.budget.max_body_bytes
@@ -246,20 +454,49 @@ pub struct BatchOutcome {
 /// The projector: applies events to the read model.
 pub struct ProjectorService {
     read_model: Arc<dyn ReadModel>,
+    /// Where an item's stream is read when an event does not follow on from
+    /// the read model's state (a delivery out of order, or a lost write).
+    history: Option<Arc<dyn EventStore>>,
 }
 
 impl ProjectorService {
     pub fn new(read_model: Arc<dyn ReadModel>) -> Self {
-        Self { read_model }
+        Self { read_model, history: None }
+    }
+
+    /// Lets the projector fold an item's stream when an event needs the state
+    /// right before it and the read model is further behind.
+    pub fn with_history(mut self, events: Arc<dyn EventStore>) -> Self {
+        self.history = Some(events);
+        self
     }
 
     /// Applies one event. Idempotent: the read model's write is version-guarded.
     pub async fn apply(&self, event: &Event) -> Result<Upsert, StoreError> {
-        // ItemCreated holds the whole state, so no read is needed first; event
-        // types that patch state will load the current item here.
-        match projection::evolve(None, event) {
+        // ItemCreated holds the whole state, so no read is needed first.
+        let current = match event.payload {
+            EventPayload::ItemCreated(_) => None,
+            _ => self.read_model.get(event.item_id).await?,
+        };
+        match projection::evolve(current.as_ref(), event) {
             Outcome::Apply(item) => self.read_model.upsert_if_newer(&item).await,
             Outcome::AlreadyNewer => Ok(Upsert::AlreadyNewer),
+            Outcome::NeedsHistory => {
+                let Some(history) = &self.history else {
+                    return Err(StoreError::Unavailable(format!(
+                        "event {} of item {} needs the item's history, and this projector has no event log",
+                        event.version, event.item_id
+                    )));
+                };
+                let stream = history.stream(event.item_id).await?;
+                match projection::fold(&stream) {
+                    Some(item) if item.version >= event.version => self.read_model.upsert_if_newer(&item).await,
+                    _ => Err(StoreError::Corrupt(format!(
+                        "event {} of item {} is not in the item's stream",
+                        event.version, event.item_id
+                    ))),
+                }
+            }
         }
     }
 
@@ -282,3 +519,6 @@ impl ProjectorService {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod change_tests;

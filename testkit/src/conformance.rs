@@ -26,6 +26,15 @@ impl CursorCodec for PlainCursors {
     }
 }
 
+/// Fresh ids per run: backends such as a DynamoDB Local table outlive a test.
+struct RandomIds;
+
+impl items_domain::ports::IdGenerator for RandomIds {
+    fn new_id(&self) -> Uuid {
+        Uuid::new_v4()
+    }
+}
+
 pub struct Backend {
     pub events: Arc<dyn EventStore>,
     pub read_model: Arc<dyn ReadModel>,
@@ -50,6 +59,7 @@ pub fn item(id: ItemId, version: u64, name: &str) -> Item {
         created_by: "sub-1".into(),
         created_at: at("2026-01-02T03:04:05.678Z"),
         version,
+        deleted: false,
     }
 }
 
@@ -188,21 +198,22 @@ pub async fn an_expired_idempotency_record_frees_its_key(backend: Backend) {
         timestamp: "N/A".into(),
         item: item(id, 1, "Pen"),
         expires_at: at(expires),
+        change: None,
     };
     let expired = record(first_id, "2026-01-01T00:00:00Z");
     let now = at("2026-06-01T00:00:00Z");
-    backend.events.append_idempotent(&expired, &[event(first_id, 1, "Pen")], now).await.unwrap();
+    backend.events.append_idempotent(&expired, 0, &[event(first_id, 1, "Pen")], now).await.unwrap();
     assert_eq!(backend.events.idempotency_record(&expired.subject, &key).await.unwrap(), Some(expired.clone()));
 
     let mut renewed = record(second_id, "2026-06-02T00:00:00Z");
     renewed.subject = expired.subject.clone();
-    backend.events.append_idempotent(&renewed, &[event(second_id, 1, "Pen")], now).await.unwrap();
+    backend.events.append_idempotent(&renewed, 0, &[event(second_id, 1, "Pen")], now).await.unwrap();
     assert_eq!(backend.events.idempotency_record(&renewed.subject, &key).await.unwrap(), Some(renewed.clone()));
 
     let third = new_id();
     let mut again = record(third, "2026-06-03T00:00:00Z");
     again.subject = renewed.subject.clone();
-    let taken = backend.events.append_idempotent(&again, &[event(third, 1, "Pen")], now).await;
+    let taken = backend.events.append_idempotent(&again, 0, &[event(third, 1, "Pen")], now).await;
     assert_eq!(taken, Err(AppendError::KeyTaken), "a live record keeps its key");
     assert!(backend.events.stream(third).await.unwrap().is_empty(), "and nothing was appended");
 }
@@ -269,6 +280,82 @@ pub async fn listing_pages_through_everything_exactly_once(backend: Backend, cou
     assert_eq!(seen.into_iter().collect::<HashSet<_>>(), ids);
 }
 
+/// Item lifecycles on this backend: renames and deletes appended at their
+/// versions, projected in a shuffled, duplicated order; the tombstone is
+/// stored (a late event cannot bring the item back) and never listed.
+pub async fn renames_and_deletes_project_to_the_folded_state_with_tombstones(backend: Backend) {
+    use items_domain::command::{CreateItem, UpdateItem};
+    use items_domain::decide::Actor;
+    use items_domain::service::{ChangeItemService, CreateItemService};
+    use items_domain::testing::FixedClock;
+
+    let (clock, ids) = (Arc::new(FixedClock::default()), Arc::new(RandomIds));
+    let create = CreateItemService::new(backend.events.clone(), clock.clone(), ids.clone());
+    let changes = ChangeItemService::new(backend.events.clone(), clock, ids);
+    let owner = Actor { subject: "sub-1".into(), is_admin: false };
+    let new = |name: &str| CreateItem { name: name.into(), timestamp: "N/A".into() };
+    let rename = |name: &str| UpdateItem { name: Some(name.into()), timestamp: None };
+    let kept = create.create("sub-1", new("Kept")).await.unwrap().id;
+    let gone = create.create("sub-1", new("Gone")).await.unwrap().id;
+    changes.update(&owner, kept, rename("Kept 2"), None, None).await.unwrap();
+    changes.update(&owner, kept, rename("Kept 3"), Some(2), None).await.unwrap();
+    changes.update(&owner, gone, rename("Gone 2"), None, None).await.unwrap();
+    changes.delete(&owner, gone, Some(2), None).await.unwrap();
+    let mut log = backend.events.stream(kept).await.unwrap();
+    log.extend(backend.events.stream(gone).await.unwrap());
+    assert_eq!(log.len(), 6);
+
+    // Newest first, then everything again: every event arrives out of order once.
+    let mut deliveries: Vec<Event> = log.iter().rev().cloned().collect();
+    deliveries.extend(log.iter().cloned());
+    let projector = ProjectorService::new(backend.read_model.clone()).with_history(backend.events.clone());
+    assert_eq!(projector.project_batch(&deliveries).await.failed, None);
+
+    let survivor = backend.read_model.get(kept).await.unwrap().unwrap();
+    assert_eq!((survivor.name.as_str(), survivor.version, survivor.deleted), ("Kept 3", 3, false));
+    let tombstone = backend.read_model.get(gone).await.unwrap().unwrap();
+    assert!(tombstone.deleted && tombstone.version == 3, "the tombstone is stored: {tombstone:?}");
+    assert_eq!(
+        backend.read_model.upsert_if_newer(&item(gone, 1, "Gone")).await.unwrap(),
+        Upsert::AlreadyNewer,
+        "a late creation does not bring it back"
+    );
+    let queries = QueryService::new(backend.read_model.clone(), Arc::new(PlainCursors));
+    assert_eq!(queries.get(gone).await.unwrap(), None);
+    let listed: HashSet<ItemId> = queries.list(None, None).await.unwrap().items.iter().map(|i| i.id).collect();
+    assert!(listed.contains(&kept) && !listed.contains(&gone));
+}
+
+/// An idempotent change appends at the stream's version with its record, or
+/// neither; the record's change description is stored.
+pub async fn an_idempotent_change_appends_at_the_expected_version_or_not_at_all(backend: Backend) {
+    use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
+    let id = new_id();
+    backend.events.append(0, &[event(id, 1, "Pen")]).await.unwrap();
+    let record = |key: &str| IdempotencyRecord {
+        subject: format!("sub-{}", Uuid::new_v4()),
+        key: IdempotencyKey::parse(key).unwrap(),
+        name: "Pen".into(),
+        timestamp: "N/A".into(),
+        item: Item { deleted: true, ..item(id, 2, "Pen") },
+        expires_at: at("2999-01-01T00:00:00Z"),
+        change: Some(r#"{"op":"delete"}"#.into()),
+    };
+    let deleted = Event { payload: EventPayload::ItemDeleted, ..event(id, 2, "") };
+    let now = at("2026-06-01T00:00:00Z");
+
+    let stale =
+        backend.events.append_idempotent(&record("stale"), 0, &[Event { version: 1, ..deleted.clone() }], now).await;
+    assert!(matches!(stale, Err(AppendError::Conflict { actual: 1, .. })), "{stale:?}");
+    let stale_record = record("stale");
+    assert_eq!(backend.events.idempotency_record(&stale_record.subject, &stale_record.key).await.unwrap(), None);
+
+    let kept = record("delete-1");
+    backend.events.append_idempotent(&kept, 1, std::slice::from_ref(&deleted), now).await.unwrap();
+    assert_eq!(backend.events.stream(id).await.unwrap().last(), Some(&deleted));
+    assert_eq!(backend.events.idempotency_record(&kept.subject, &kept.key).await.unwrap(), Some(kept));
+}
+
 /// Expands to one `#[tokio::test]` per conformance case for a backend.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -304,6 +391,14 @@ macro_rules! conformance_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn an_expired_idempotency_record_frees_its_key() {
             $crate::conformance::an_expired_idempotency_record_frees_its_key($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn renames_and_deletes_project_to_the_folded_state_with_tombstones() {
+            $crate::conformance::renames_and_deletes_project_to_the_folded_state_with_tombstones($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn an_idempotent_change_appends_at_the_expected_version_or_not_at_all() {
+            $crate::conformance::an_idempotent_change_appends_at_the_expected_version_or_not_at_all($backend).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn listing_pages_through_everything_exactly_once() {

@@ -10,7 +10,7 @@ use http::header::{self, HeaderValue};
 pub const CORS_SETTING: &str = "CORS_ALLOWED_ORIGINS";
 
 /// Response headers a page on another origin may read.
-pub const EXPOSED_HEADERS: &str = "Location, Link, Idempotent-Replayed, x-amzn-requestid";
+pub const EXPOSED_HEADERS: &str = "Location, Link, ETag, Idempotent-Replayed, x-amzn-requestid";
 
 /// Origins whose pages may read the API's responses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -75,10 +75,11 @@ impl EventStore for EmbeddedEventStore {
     async fn append_idempotent(
         &self,
         record: &IdempotencyRecord,
+        expected_version: u64,
         events: &[Event],
         now: DateTime<Utc>,
     ) -> Result<(), AppendError> {
-        self.log.append_idempotent(record, events, now).await?;
+        self.log.append_idempotent(record, expected_version, events, now).await?;
         self.announce();
         Ok(())
     }
@@ -105,6 +106,10 @@ impl EventLogScan for EmbeddedEventStore {
         after: Option<&PageKey>,
     ) -> Result<ScanPage, StoreError> {
         self.log.scan_page(segment, total_segments, after).await
+    }
+
+    async fn item_stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        EventStore::stream(self, item_id).await
     }
 }
 

@@ -22,7 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
-use items_aws::apigw::{self, ApiError, READ_SCOPE, WRITE_SCOPE};
+use items_aws::apigw::{self, ApiError, CommandFunctions, READ_SCOPE, WRITE_SCOPE};
 use items_aws::limits::{
     BAD_GATEWAY, LAMBDA_RESPONSE_MAX_BYTES, PAYLOAD_TOO_LARGE, REQUEST_PAYLOAD_MAX_BYTES, TIMED_OUT,
 };
@@ -44,6 +44,7 @@ pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
 pub struct Functions {
     pub post_item: Arc<CreateItemService>,
     pub get_items: Arc<QueryService>,
+    pub item_commands: Arc<CommandFunctions>,
 }
 
 pub struct GatewayConfig {
@@ -61,6 +62,7 @@ pub struct GatewayConfig {
 enum Function {
     PostItem,
     GetItems,
+    ItemCommands,
 }
 
 struct Route {
@@ -73,25 +75,31 @@ struct Route {
 /// Matches a path and method to a resource, as API Gateway does.
 fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let (resource, allowed): (&'static str, &[Method]) = match segments.as_slice() {
-        ["items"] => ("/items", &[Method::GET, Method::POST]),
-        ["items", id] if !id.is_empty() => ("/items/{id}", &[Method::GET]),
+    let (resource, id) = match segments.as_slice() {
+        ["items"] => ("/items", None),
+        ["items", id] if !id.is_empty() => ("/items/{id}", Some(*id)),
+        ["items", id, "events"] if !id.is_empty() => ("/items/{id}/events", Some(*id)),
         _ => return Err(ApiError::new(404, "Not found")),
     };
-    if !allowed.contains(method) {
-        return Err(ApiError::new(405, "Method not allowed"));
-    }
-    let mut path_parameters = HashMap::new();
-    if let ["items", id] = segments.as_slice() {
-        path_parameters.insert("id".to_owned(), (*id).to_owned());
-    }
-    let (function, scope) =
-        if *method == Method::POST { (Function::PostItem, WRITE_SCOPE) } else { (Function::GetItems, READ_SCOPE) };
+    // The Pulumi program's methods, functions and scopes, resource by resource.
+    let (function, scope) = match (resource, method.as_str()) {
+        ("/items", "GET") | ("/items/{id}", "GET") => (Function::GetItems, READ_SCOPE),
+        ("/items", "POST") => (Function::PostItem, WRITE_SCOPE),
+        ("/items/{id}", "PATCH" | "DELETE") => (Function::ItemCommands, WRITE_SCOPE),
+        ("/items/{id}/events", "GET") => (Function::ItemCommands, READ_SCOPE),
+        _ => return Err(ApiError::new(405, "Method not allowed")),
+    };
+    let path_parameters = id.map(|id| ("id".to_owned(), id.to_owned())).into_iter().collect();
     Ok(Route { resource, function, scope, path_parameters })
 }
 
 fn allow_header(path: &str) -> &'static str {
-    if path.trim_end_matches('/') == "/items" { "GET, POST, OPTIONS" } else { "GET, OPTIONS" }
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match segments.as_slice() {
+        ["items"] => "GET, POST, OPTIONS",
+        ["items", _] => "GET, PATCH, DELETE, OPTIONS",
+        _ => "GET, OPTIONS",
+    }
 }
 
 /// The token from `Authorization: <token>` (as the classic clients send it) or
@@ -158,7 +166,7 @@ fn preflight(path: &str) -> Response {
     headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(allow_header(path)));
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, Idempotency-Key"),
+        HeaderValue::from_static("Authorization, Content-Type, Idempotency-Key, If-Match"),
     );
     headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     response
@@ -188,6 +196,7 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
         match route.function {
             Function::PostItem => apigw::post_item(&gateway.functions.post_item, event).await,
             Function::GetItems => apigw::get_items(&gateway.functions.get_items, event).await,
+            Function::ItemCommands => apigw::item_commands(&gateway.functions.item_commands, event).await,
         }
     };
     match tokio::time::timeout(gateway.function_timeout, call).await {

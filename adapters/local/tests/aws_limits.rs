@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use items_aws::apigw::CommandFunctions;
 use items_aws::cursor::HmacCursorCodec;
 use items_aws::limits::{LAMBDA_RESPONSE_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_PAYLOAD_MAX_BYTES};
 use items_aws::response_headers::CorsPolicy;
 use items_aws::system::{RandomIds, SystemClock};
 use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
 use items_domain::ports::{Page, PageKey, ReadModel, StoreError, Upsert};
-use items_domain::service::{CreateItemService, ListBudget, QueryService};
+use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ListBudget, QueryService};
 use items_domain::{Item, ItemId};
 use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider, TokenRequest};
 use items_local::auth::{AccessTokenVerifier, VerifierConfig};
@@ -59,6 +60,7 @@ async fn start(read_model: Arc<dyn ReadModel>, budget: ListBudget, function_time
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
+    let events = Arc::new(InMemoryEventStore::default());
     let config = GatewayConfig {
         verifier: Arc::new(AccessTokenVerifier::new(VerifierConfig {
             issuer: ISSUER.to_owned(),
@@ -70,11 +72,11 @@ async fn start(read_model: Arc<dyn ReadModel>, budget: ListBudget, function_time
             cached_tokens: items_local::auth::verifier::DEFAULT_CACHED_TOKENS,
         })),
         functions: Functions {
-            post_item: Arc::new(CreateItemService::new(
-                Arc::new(InMemoryEventStore::default()),
-                Arc::new(SystemClock),
-                Arc::new(RandomIds),
-            )),
+            post_item: Arc::new(CreateItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))),
+            item_commands: Arc::new(CommandFunctions {
+                changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds)),
+                history: HistoryService::new(events),
+            }),
             get_items: Arc::new(
                 QueryService::new(read_model, Arc::new(HmacCursorCodec::new(b"limits test"))).with_list_budget(budget),
             ),
@@ -109,6 +111,7 @@ async fn fill(read_model: &InMemoryReadModel, bytes: usize) -> usize {
             created_by: "sub-1".into(),
             created_at: chrono::Utc::now(),
             version: 1,
+            deleted: false,
         };
         read_model.upsert_if_newer(&item).await.unwrap();
         count += 1;

@@ -10,10 +10,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use items_aws::apigw::CommandFunctions;
 use items_aws::cursor::HmacCursorCodec;
 use items_aws::response_headers::CorsPolicy;
 use items_aws::system::{RandomIds, SystemClock};
-use items_domain::service::{CreateItemService, ProjectorService, QueryService};
+use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
 use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider, TokenRequest};
 use items_local::auth::{AccessTokenVerifier, VerifierConfig};
 use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel};
@@ -107,6 +108,10 @@ impl Gateway {
                     read_model,
                     Arc::new(HmacCursorCodec::new(b"gateway auth test cursor key")),
                 )),
+                item_commands: Arc::new(CommandFunctions {
+                    changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds)),
+                    history: HistoryService::new(events.clone()),
+                }),
             },
             dev_idp: None,
             cors: CorsPolicy::new([CORS_ORIGIN.to_owned()]),
@@ -139,6 +144,20 @@ impl Gateway {
         let headers: Vec<(&str, &str)> = authorization.map(|a| ("authorization", a)).into_iter().collect();
         let body = (method == Method::POST).then_some(r#"{"name":"Pen","timestamp":"2026-01-01T00:00:00Z"}"#);
         self.send(method, "/items", &headers, body).await
+    }
+
+    /// `method path` with `authorization` and more headers.
+    async fn as_caller(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Reply {
+        let mut all = vec![("authorization", authorization)];
+        all.extend_from_slice(headers);
+        self.send(method, path, &all, body.as_deref()).await
     }
 
     async fn get_items(&self, authorization: &str) -> Reply {
@@ -540,6 +559,63 @@ async fn the_handler_sees_the_tokens_sub_as_the_creator() {
     assert_eq!(fetched.status, 200, "{}", fetched.body);
     assert_eq!(fetched.json()["createdBy"], json!(subject));
     assert_eq!(fetched.json()["id"], item["id"]);
+}
+
+#[tokio::test]
+async fn item_routes_reach_the_commands_function_with_each_methods_scope() {
+    let idp = DevIdentityProvider::ephemeral(ISSUER).unwrap();
+    let jwks = JwksServer::start(jwks_of(&[&idp])).await;
+    let gateway = Gateway::start(&jwks.url, Setup::default()).await;
+    let owner = format!("Bearer {}", issue(&idp, READ_WRITE));
+    let reader = format!("Bearer {}", issue(&idp, READ));
+    let stranger = format!(
+        "Bearer {}",
+        signed_with(&idp, READ_WRITE, |c| {
+            c.insert("sub".into(), json!(Uuid::new_v4().to_string()));
+        })
+    );
+    // A JSON array claim, as Cognito puts it in the token: the gateway hands it
+    // on as API Gateway does, as text, and the handler reads it.
+    let admin = format!(
+        "Bearer {}",
+        signed_with(&idp, READ_WRITE, |c| {
+            c.insert("sub".into(), json!(Uuid::new_v4().to_string()));
+            c.insert("cognito:groups".into(), json!(["items-admins"]));
+        })
+    );
+
+    let created = gateway.post_item(&owner).await;
+    let id = created.json()["item"]["id"].as_str().unwrap().to_owned();
+    let item = format!("/items/{id}");
+    let rename = |name: &str| format!(r#"{{"name":"{name}"}}"#);
+    let no_scope = gateway.as_caller(Method::PATCH, &item, &reader, &[], Some(rename("Ink"))).await;
+    assert_eq!((no_scope.status, no_scope.body.as_str()), (403, FORBIDDEN), "the gateway checks items/write");
+    let not_owner = gateway.as_caller(Method::DELETE, &item, &stranger, &[], None).await;
+    assert_eq!(not_owner.status, 403, "{}", not_owner.body);
+    assert!(not_owner.body.contains("items-admins"), "the handler's answer: {}", not_owner.body);
+
+    let renamed = gateway.as_caller(Method::PATCH, &item, &owner, &[("if-match", "\"1\"")], Some(rename("Ink"))).await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!(renamed.header("etag"), Some("\"2\""));
+    assert_eq!(renamed.json()["name"], "Ink");
+    let stale = gateway.as_caller(Method::PATCH, &item, &owner, &[("if-match", "\"1\"")], Some(rename("Nib"))).await;
+    assert_eq!((stale.status, stale.json()["currentVersion"].as_u64()), (412, Some(2)));
+
+    let history = gateway.as_caller(Method::GET, &format!("{item}/events"), &reader, &[], None).await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    assert_eq!(history.json().as_array().map(Vec::len), Some(2));
+
+    let deleted = gateway.as_caller(Method::DELETE, &item, &admin, &[], None).await;
+    assert_eq!(deleted.status, 204, "an items-admins member may delete anyone's item: {}", deleted.body);
+    let history = gateway.as_caller(Method::GET, &format!("{item}/events"), &reader, &[], None).await;
+    assert_eq!(history.json()[2]["type"], "ItemDeleted");
+
+    let allowed = gateway.send(Method::OPTIONS, &item, &[("origin", CORS_ORIGIN)], None).await;
+    assert_eq!(allowed.header("allow"), Some("GET, PATCH, DELETE, OPTIONS"));
+    assert!(allowed.header("access-control-allow-headers").is_some_and(|h| h.contains("If-Match")));
+    let wrong_method = gateway.as_caller(Method::PUT, &item, &owner, &[], Some(rename("Ink"))).await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(gateway.as_caller(Method::POST, &format!("{item}/events"), &owner, &[], None).await.status, 405);
 }
 
 // --------------------------------------------------------- 3. key rotation

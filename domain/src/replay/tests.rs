@@ -38,6 +38,10 @@ impl EventLogScan for PagedLog {
         let next = (start + 2 < mine.len()).then(|| PageKey((start + 2).to_string()));
         Ok(ScanPage { events, skipped: 0, next })
     }
+
+    async fn item_stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        Ok(self.events.iter().filter(|e| e.item_id == item_id).cloned().collect())
+    }
 }
 
 #[derive(Default)]
@@ -157,4 +161,30 @@ fn verify_reports_missing_stale_and_extra_items() {
     assert_eq!(report.stale, vec![stale]);
     assert_eq!(report.extra, vec![ItemId(uuid::Uuid::from_u128(999))]);
     assert!(!report.is_clean());
+}
+
+#[tokio::test]
+async fn streams_with_renames_and_deletes_split_across_pages_replay_to_the_folded_log() {
+    use crate::event::ItemUpdated;
+    let change = |item: u128, version: u64, payload: EventPayload| Event { payload, ..created(item, version, "") };
+    let rename = |item, version, name: &str| {
+        change(item, version, EventPayload::ItemUpdated(ItemUpdated { name: Some(name.into()), timestamp: None }))
+    };
+    // Three events per item, two per page: most pages start in the middle of a stream.
+    let events: Vec<Event> = (1..=7)
+        .flat_map(|item| {
+            let last =
+                if item % 2 == 0 { change(item, 3, EventPayload::ItemDeleted) } else { rename(item, 3, "third") };
+            [created(item, 1, "first"), rename(item, 2, "second"), last]
+        })
+        .collect();
+    let log = Arc::new(PagedLog { events, fail_at: Mutex::new(None) });
+    let table = Arc::new(Table::default());
+    service(log.clone(), table.clone(), Arc::default()).run(2).await.unwrap();
+
+    let expected = fold_states(&log.events);
+    assert!(verify(&expected, table.0.lock().unwrap().values().cloned()).is_clean());
+    let table = table.0.lock().unwrap();
+    assert_eq!(table[&ItemId(uuid::Uuid::from_u128(1))].name, "third");
+    assert!(table[&ItemId(uuid::Uuid::from_u128(2))].deleted, "a deleted item replays to its tombstone");
 }

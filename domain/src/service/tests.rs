@@ -41,6 +41,7 @@ impl EventStore for FakeEvents {
     async fn append_idempotent(
         &self,
         record: &IdempotencyRecord,
+        _expected_version: u64,
         events: &[Event],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), AppendError> {

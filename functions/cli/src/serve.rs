@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use items_aws::apigw::CommandFunctions;
 use items_aws::cursor::HmacCursorCodec;
 use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, TableNames, ensure_events_table, ensure_items_table};
 use items_aws::lambda_env;
 use items_aws::response_headers::{CORS_SETTING, CorsPolicy};
 use items_aws::system::{RandomIds, SystemClock};
 use items_domain::ports::{EventStore, ReadModel};
-use items_domain::service::{CreateItemService, ProjectorService, QueryService};
+use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
 use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider};
 use items_local::auth::{AccessTokenVerifier, VerifierConfig};
 use items_local::data_dir::{create_private_dir, publish_secret, read_secret};
@@ -109,14 +110,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ensure_events_table(&clients.dynamodb, &args.events_table).await.context("creating the events table")?;
             ensure_items_table(&clients.dynamodb, &args.items_table).await.context("creating the items table")?;
             let read_model = Arc::new(DynamoReadModel::new(clients.dynamodb.clone(), &args.items_table));
-            let projector = Arc::new(ProjectorService::new(read_model.clone()));
+            let events = Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &args.events_table));
+            let projector = Arc::new(ProjectorService::new(read_model.clone()).with_history(events.clone()));
             let poller = tokio::spawn(run_stream_poller(
                 clients.dynamodb.clone(),
                 clients.streams.clone(),
                 PollerConfig::new(&args.events_table),
                 projector,
             ));
-            let events = Arc::new(DynamoEventStore::new(clients.dynamodb, &args.events_table));
             let backend = format!(
                 "DynamoDB at {} (tables {}, {})",
                 endpoint.as_deref().unwrap_or("the default AWS endpoint"),
@@ -127,7 +128,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         } else if args.in_memory {
             let events = Arc::new(EmbeddedEventStore::default());
             let read_model = Arc::new(EmbeddedReadModel::default());
-            let projector = Arc::new(ProjectorService::new(read_model.clone()));
+            let projector = Arc::new(ProjectorService::new(read_model.clone()).with_history(events.clone()));
             let feed = tokio::spawn(run_change_feed(events.clone(), projector, FEED_BATCH));
             (events, read_model, feed, "in memory (volatile: everything is lost when the server stops)".to_owned())
         } else {
@@ -135,7 +136,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let backend = format!("SQLite at {} (durable)", database.path().display());
             let events = Arc::new(SqliteEventStore::new(database.clone()));
             let read_model = Arc::new(SqliteReadModel::new(database));
-            let projector = Arc::new(ProjectorService::new(read_model.clone()));
+            let projector = Arc::new(ProjectorService::new(read_model.clone()).with_history(events.clone()));
             let feed = tokio::spawn(run_change_feed(events.clone(), projector, FEED_BATCH));
             (events, read_model, feed, backend)
         };
@@ -186,9 +187,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         verifier: Arc::new(AccessTokenVerifier::new(verifier_config)),
         functions: Functions {
             post_item: Arc::new(
-                CreateItemService::new(events, Arc::new(SystemClock), Arc::new(RandomIds))
+                CreateItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
                     .with_idempotency_ttl(lambda_env::idempotency_ttl()?),
             ),
+            item_commands: Arc::new(CommandFunctions {
+                changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
+                    .with_idempotency_ttl(lambda_env::idempotency_ttl()?),
+                history: HistoryService::new(events),
+            }),
             get_items: Arc::new(QueryService::new(read_model, cursors).with_list_budget(lambda_env::list_budget())),
         },
         dev_idp: dev_idp.clone(),

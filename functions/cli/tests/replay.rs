@@ -61,7 +61,8 @@ impl Tables {
     /// Projects every event as live projection would (the projector's code).
     async fn project_live(&self, table: &str) {
         let events = DynamoEventStore::new(self.client.clone(), &self.events);
-        let projector = ProjectorService::new(Arc::new(DynamoReadModel::new(self.client.clone(), table)));
+        let projector = ProjectorService::new(Arc::new(DynamoReadModel::new(self.client.clone(), table)))
+            .with_history(Arc::new(DynamoEventStore::new(self.client.clone(), &self.events)));
         let mut after = None;
         loop {
             use items_domain::replay::EventLogScan;
@@ -84,6 +85,21 @@ impl Tables {
             match page.next {
                 Some(next) => after = Some(next),
                 None => return items,
+            }
+        }
+    }
+
+    /// The ids of the items in the log.
+    async fn snapshot_ids_from_log(&self, events: &DynamoEventStore) -> Vec<ItemId> {
+        use items_domain::replay::EventLogScan;
+        let mut ids = Vec::new();
+        let mut after = None;
+        loop {
+            let page = events.scan_page(0, 1, after.as_ref()).await.unwrap();
+            ids.extend(page.events.iter().filter(|e| e.version == 1).map(|e| e.item_id));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return ids,
             }
         }
     }
@@ -138,6 +154,40 @@ async fn a_lost_read_table_is_rebuilt_to_what_live_projection_made() {
     assert!(again.status.success(), "{}", text(&again));
     assert!(text(&again).contains("items written:  0"), "{}", text(&again));
     assert_eq!(tables.snapshot(&tables.items).await, live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_log_with_renames_and_deletes_replays_to_the_same_table() {
+    use items_domain::command::UpdateItem;
+    use items_domain::decide::Actor;
+    use items_domain::service::ChangeItemService;
+    let tables = Tables::new().await;
+    tables.create_items(600).await;
+    let events = Arc::new(DynamoEventStore::new(tables.client.clone(), &tables.events));
+    let changes = ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
+    let owner = Actor { subject: "sub-replay".into(), is_admin: false };
+    let ids: Vec<ItemId> = tables.snapshot_ids_from_log(&events).await;
+    for (n, id) in ids.iter().enumerate() {
+        if n % 2 == 0 {
+            let rename = UpdateItem { name: Some(format!("renamed {n}")), timestamp: None };
+            changes.update(&owner, *id, rename, Some(1), None).await.unwrap();
+        }
+        if n % 3 == 0 {
+            changes.delete(&owner, *id, None, None).await.unwrap();
+        }
+    }
+    tables.project_live(&tables.items).await;
+    let live = tables.snapshot(&tables.items).await;
+    assert_eq!(live.len(), 600);
+    assert_eq!(live.values().filter(|item| item.deleted).count(), 200, "tombstones are kept");
+
+    tables.recreate_items_table().await;
+    let replayed = tables.replay(&["--segments", "3"]);
+    assert!(replayed.status.success(), "{}", text(&replayed));
+    assert!(text(&replayed).contains("events read:    1100"), "{}", text(&replayed));
+    let verified = tables.replay(&["--verify"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert_eq!(tables.snapshot(&tables.items).await, live, "renames and deletes replay to the live table");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -37,6 +37,8 @@ struct StoredIdempotency {
     timestamp: String,
     item: Item,
     expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    change: Option<String>,
 }
 
 impl StoredIdempotency {
@@ -54,6 +56,7 @@ impl StoredIdempotency {
             timestamp: record.timestamp.clone(),
             item: record.item.clone(),
             expires_at: record.expires_at.timestamp(),
+            change: record.change.clone(),
         }
     }
 
@@ -66,6 +69,7 @@ impl StoredIdempotency {
             timestamp: self.timestamp,
             item: self.item,
             expires_at: DateTime::from_timestamp(self.expires_at, 0).ok_or_else(corrupt)?,
+            change: self.change,
         })
     }
 }
@@ -95,6 +99,19 @@ impl DynamoEventStore {
             .build()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A transaction check that version `version` of the stream exists (the new
+    /// versions' own conditions say that no later one does).
+    fn stream_is_at(&self, item_id: ItemId, version: u64) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(EVENTS_PARTITION_KEY, AttributeValue::S(item_id.stream_id()))
+            .key(EVENTS_SORT_KEY, AttributeValue::N(version.to_string()))
+            .condition_expression("attribute_exists(stream_id)")
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     fn conflict(item_id: ItemId, expected: u64, existing: Option<&HashMap<String, AttributeValue>>) -> AppendError {
@@ -149,14 +166,7 @@ impl EventStore for DynamoEventStore {
         // (that version exists) and none of the new versions may exist.
         let mut writes = Vec::with_capacity(items.len() + 1);
         if expected_version > 0 {
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .key(EVENTS_PARTITION_KEY, AttributeValue::S(item_id.stream_id()))
-                .key(EVENTS_SORT_KEY, AttributeValue::N(expected_version.to_string()))
-                .condition_expression("attribute_exists(stream_id)")
-                .build()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            writes.push(TransactWriteItem::builder().condition_check(check).build());
+            writes.push(self.stream_is_at(item_id, expected_version)?);
         }
         for item in items {
             writes.push(self.put_new_version(item)?);
@@ -178,9 +188,11 @@ impl EventStore for DynamoEventStore {
     async fn append_idempotent(
         &self,
         record: &IdempotencyRecord,
+        expected_version: u64,
         events: &[Event],
         now: DateTime<Utc>,
     ) -> Result<(), AppendError> {
+        let item_id = events.first().map(|e| e.item_id).unwrap_or(record.item.id);
         let stored = StoredIdempotency::new(record);
         let record_item = to_item(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let record_put = Put::builder()
@@ -192,9 +204,12 @@ impl EventStore for DynamoEventStore {
             .build()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut writes = vec![TransactWriteItem::builder().put(record_put).build()];
+        if expected_version > 0 {
+            writes.push(self.stream_is_at(item_id, expected_version)?);
+        }
         for (offset, event) in events.iter().enumerate() {
-            if event.version != offset as u64 + 1 {
-                return Err(StoreError::Corrupt("an idempotent append starts a new stream".into()).into());
+            if event.item_id != item_id || event.version != expected_version + offset as u64 + 1 {
+                return Err(StoreError::Corrupt("events must be consecutive versions of one item".into()).into());
             }
             let item = event_to_item(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             writes.push(self.put_new_version(item)?);
@@ -214,8 +229,8 @@ impl EventStore for DynamoEventStore {
                 return Err(AppendError::KeyTaken);
             }
             if codes.iter().skip(1).any(|code| *code == "ConditionalCheckFailed") {
-                let item_id = events.first().map(|e| e.item_id).unwrap_or(record.item.id);
-                return Err(AppendError::Conflict { item_id, expected: 0, actual: 1 });
+                let actual = self.stream(item_id).await?.last().map_or(0, |e| e.version);
+                return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
             }
             if !codes.contains(&"TransactionConflict") {
                 return Err(store_error("TransactWriteItems", error).into());

@@ -64,6 +64,10 @@ impl EventLogScan for DynamoEventStore {
         }
         Ok(page)
     }
+
+    async fn item_stream(&self, item_id: items_domain::ItemId) -> Result<Vec<items_domain::Event>, StoreError> {
+        items_domain::ports::EventStore::stream(self, item_id).await
+    }
 }
 
 /// BatchWriteItem in batches of 25, retrying unprocessed items with

@@ -109,6 +109,23 @@ impl Database {
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
     }
 
+    /// Runs a point query (a primary-key lookup, a few microseconds from the
+    /// page cache) on a read connection right here: handing it to a blocking
+    /// thread and back would cost more than the query. Scans use [`read`](Self::read).
+    fn read_now<T>(&self, query: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => open_reader(&self.path)?,
+        };
+        let result = query(&connection);
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < READ_POOL {
+            readers.push(connection);
+        }
+        result
+    }
+
     /// The highest event sequence number committed so far.
     pub fn head(&self) -> u64 {
         *self.head.borrow()
@@ -182,6 +199,7 @@ impl EventStore for SqliteEventStore {
     async fn append_idempotent(
         &self,
         record: &IdempotencyRecord,
+        expected_version: u64,
         events: &[Event],
         now: DateTime<Utc>,
     ) -> Result<(), AppendError> {
@@ -204,7 +222,7 @@ impl EventStore for SqliteEventStore {
                         return Err(AppendError::KeyTaken);
                     }
                 }
-                append_in(connection, 0, &events)?;
+                append_in(connection, expected_version, &events)?;
                 connection
                     .execute(
                         "INSERT INTO idempotency (subject, key, expires_at, record) VALUES (?1, ?2, ?3, ?4)
@@ -223,32 +241,28 @@ impl EventStore for SqliteEventStore {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let (subject, key) = (subject.to_owned(), key.as_str().to_owned());
-        self.0
-            .read(move |connection| {
-                let stored: Option<String> = connection
-                    .query_row(
-                        "SELECT record FROM idempotency WHERE subject = ?1 AND key = ?2",
-                        params![subject, key],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(unavailable)?;
-                stored.map(|s| serde_json::from_str(&s).map_err(|e| corrupt("idempotency record", e))).transpose()
-            })
-            .await
+        self.0.read_now(move |connection| {
+            let stored: Option<String> = connection
+                .query_row(
+                    "SELECT record FROM idempotency WHERE subject = ?1 AND key = ?2",
+                    params![subject, key],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            stored.map(|s| serde_json::from_str(&s).map_err(|e| corrupt("idempotency record", e))).transpose()
+        })
     }
 
     async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
-        self.0
-            .read(move |connection| {
-                let mut statement = connection
-                    .prepare_cached("SELECT stored FROM events WHERE stream_id = ?1 ORDER BY version")
-                    .map_err(unavailable)?;
-                let rows =
-                    statement.query_map([item_id.stream_id()], |row| row.get::<_, String>(0)).map_err(unavailable)?;
-                rows.map(|row| decode_event(&row.map_err(unavailable)?)).collect()
-            })
-            .await
+        self.0.read_now(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT stored FROM events WHERE stream_id = ?1 ORDER BY version")
+                .map_err(unavailable)?;
+            let rows =
+                statement.query_map([item_id.stream_id()], |row| row.get::<_, String>(0)).map_err(unavailable)?;
+            rows.map(|row| decode_event(&row.map_err(unavailable)?)).collect()
+        })
     }
 }
 
@@ -278,6 +292,10 @@ impl EventLogScan for SqliteEventStore {
             .filter(|event| event.item_id.0.as_u128() % total == u128::from(segment))
             .collect();
         Ok(page)
+    }
+
+    async fn item_stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        EventStore::stream(self, item_id).await
     }
 }
 
@@ -374,15 +392,13 @@ impl ReadModel for SqliteReadModel {
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
-        self.0
-            .read(move |connection| {
-                let stored: Option<String> = connection
-                    .query_row("SELECT item FROM items WHERE id = ?1", [id.to_string()], |row| row.get(0))
-                    .optional()
-                    .map_err(unavailable)?;
-                stored.as_deref().map(decode_item).transpose()
-            })
-            .await
+        self.0.read_now(move |connection| {
+            let stored: Option<String> = connection
+                .prepare_cached("SELECT item FROM items WHERE id = ?1")
+                .and_then(|mut statement| statement.query_row([id.to_string()], |row| row.get(0)).optional())
+                .map_err(unavailable)?;
+            stored.as_deref().map(decode_item).transpose()
+        })
     }
 
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {

@@ -53,13 +53,14 @@ async fn everything_survives_closing_and_reopening() {
         timestamp: "N/A".into(),
         item: item_of(&created(ItemId(Uuid::new_v4()), "Cup")),
         expires_at: at("2999-01-01T00:00:00.000Z"),
+        change: None,
     };
     let idempotent_event = created(record.item.id, "Cup");
     {
         let database = Database::open(&dir.0).unwrap();
         let (events, read_model) = (SqliteEventStore::new(database.clone()), SqliteReadModel::new(database.clone()));
         events.append(0, std::slice::from_ref(&event)).await.unwrap();
-        events.append_idempotent(&record, std::slice::from_ref(&idempotent_event), Utc::now()).await.unwrap();
+        events.append_idempotent(&record, 0, std::slice::from_ref(&idempotent_event), Utc::now()).await.unwrap();
         read_model.upsert_if_newer(&item_of(&event)).await.unwrap();
         events.save_projected_position(1).await.unwrap();
         assert_eq!(database.head(), 2);

@@ -338,6 +338,7 @@ fn sample_item() -> Item {
         created_by: "4f1e8a52-7c3b-4d59-9a41-0c6b2f2e9d11".into(),
         created_at: chrono::Utc::now(),
         version: 1,
+        deleted: false,
     }
 }
 

@@ -1,8 +1,10 @@
 //! The `project-events` Lambda: the events table's stream -> the items table.
+//! It reads an item's stream (Query on the events table) only when an update
+//! does not follow on from the items table's state.
 
 use std::sync::Arc;
 
-use items_aws::dynamodb::DynamoReadModel;
+use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel};
 use items_aws::lambda_env;
 use items_aws::projector::project_events;
 use items_domain::service::ProjectorService;
@@ -11,8 +13,10 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let read_model = DynamoReadModel::new(lambda_env::dynamodb_client().await, lambda_env::required("ITEMS_TABLE")?);
-    let projector = ProjectorService::new(Arc::new(read_model));
+    let client = lambda_env::dynamodb_client().await;
+    let read_model = DynamoReadModel::new(client.clone(), lambda_env::required("ITEMS_TABLE")?);
+    let history = DynamoEventStore::new(client, lambda_env::required("EVENTS_TABLE")?);
+    let projector = ProjectorService::new(Arc::new(read_model)).with_history(Arc::new(history));
     let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
         Ok::<_, std::convert::Infallible>(project_events(projector, event.payload).await)

@@ -5,13 +5,15 @@
 //! the handlers read the caller from `requestContext.authorizer.claims` and
 //! check the scope again, so a gateway misconfiguration cannot open a method.
 
+mod commands;
+
 use std::time::Instant;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::header::{CONTENT_TYPE, HeaderValue, LINK, LOCATION};
+use http::header::{CONTENT_TYPE, ETAG, HeaderValue, LINK, LOCATION};
 use http::{HeaderMap, Method};
 use items_domain::ItemId;
 use items_domain::command::CreateItem;
@@ -19,6 +21,8 @@ use items_domain::idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 use items_domain::ports::StoreError;
 use items_domain::service::{CreateError, CreateItemService, Created, QueryError, QueryService};
 use serde::Serialize;
+
+pub use commands::{CommandFunctions, item_commands};
 
 /// Largest accepted `POST /items` body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -36,6 +40,27 @@ pub const WRITE_SCOPE: &str = "items/write";
 pub struct Caller {
     pub subject: String,
     pub scopes: Vec<String>,
+    /// The access token's `cognito:groups`.
+    pub groups: Vec<String>,
+}
+
+/// `cognito:groups` in any form it reaches a handler: a JSON array (a direct
+/// invocation), JSON array text (the local gateway), a comma-separated string
+/// (what a REST API's Cognito authorizer is reported to pass) or a bracketed,
+/// space-separated one (an HTTP API's JWT authorizer). Group names hold
+/// neither commas nor spaces in our pools, so all forms read the same.
+pub fn groups_claim(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::Array(groups) => groups.iter().filter_map(|g| g.as_str()).map(str::to_owned).collect(),
+        serde_json::Value::String(text) => {
+            if let Ok(groups) = serde_json::from_str::<Vec<String>>(text) {
+                return groups;
+            }
+            let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+            inner.split(|c: char| c == ',' || c.is_whitespace()).filter(|g| !g.is_empty()).map(str::to_owned).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 impl Caller {
@@ -52,7 +77,12 @@ impl Caller {
             .and_then(|scope| scope.as_str())
             .map(|scope| scope.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
-        Some(Self { subject: subject.to_owned(), scopes })
+        let groups = claims.get("cognito:groups").map(groups_claim).unwrap_or_default();
+        Some(Self { subject: subject.to_owned(), scopes, groups })
+    }
+
+    pub fn is_in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {
@@ -65,11 +95,17 @@ impl Caller {
 pub struct ApiError {
     pub status: u16,
     pub message: String,
+    /// The item's version, for a failed precondition or a conflict.
+    pub current_version: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), current_version: None }
+    }
+
+    pub fn with_current_version(status: u16, message: impl Into<String>, current_version: u64) -> Self {
+        Self { current_version: Some(current_version), ..Self::new(status, message) }
     }
 
     pub fn unauthorized() -> Self {
@@ -81,7 +117,11 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> ApiGatewayProxyResponse {
-        json_response(self.status, &serde_json::json!({ "message": self.message }), HeaderMap::new())
+        let body = match self.current_version {
+            Some(version) => serde_json::json!({ "message": self.message, "currentVersion": version }),
+            None => serde_json::json!({ "message": self.message }),
+        };
+        json_response(self.status, &body, HeaderMap::new())
     }
 }
 
@@ -127,22 +167,9 @@ async fn create(
     if !caller.has_scope(WRITE_SCOPE) {
         return Err(ApiError::forbidden());
     }
-    check_content_type(&request.headers)?;
-    let body = body_bytes(request)?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(413, format!("Request body is larger than {MAX_BODY_BYTES} bytes")));
-    }
+    let body = json_body(request)?;
     let command = CreateItem::from_json(&body).map_err(|e| ApiError::new(400, e.to_string()))?;
-    let key = match request.headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| InvalidIdempotencyKey)
-                .and_then(IdempotencyKey::parse)
-                .map_err(|e| ApiError::new(400, e.to_string()))?,
-        ),
-    };
+    let key = idempotency_key(&request.headers)?;
     let created = match &key {
         Some(key) => service.create_idempotent(&caller.subject, command, key).await,
         None => service.create(&caller.subject, command).await.map(Created::New),
@@ -164,6 +191,34 @@ async fn create(
         headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(json_response(201, &Stored { message: "Item stored", item }, headers))
+}
+
+/// The request's `Idempotency-Key`, if any; 400 when malformed.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    match headers.get(IDEMPOTENCY_KEY) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map_err(|_| InvalidIdempotencyKey)
+            .and_then(IdempotencyKey::parse)
+            .map(Some)
+            .map_err(|e| ApiError::new(400, e.to_string())),
+    }
+}
+
+/// A JSON body of at most [`MAX_BODY_BYTES`], with a JSON `Content-Type` if any.
+fn json_body(request: &ApiGatewayProxyRequest) -> Result<Vec<u8>, ApiError> {
+    check_content_type(&request.headers)?;
+    let body = body_bytes(request)?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(413, format!("Request body is larger than {MAX_BODY_BYTES} bytes")));
+    }
+    Ok(body)
+}
+
+/// `ETag: "<version>"`: what `If-Match` sends back.
+fn etag(version: u64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("\"{version}\"")).ok()
 }
 
 /// The classic response shape, `message` first.
@@ -232,7 +287,11 @@ async fn read(
         let not_found = || ApiError::new(404, "Item not found");
         let id = ItemId::parse(id).ok_or_else(not_found)?;
         let item = service.get(id).await.map_err(query_error)?.ok_or_else(not_found)?;
-        return Ok(json_response(200, &item, HeaderMap::new()));
+        let mut headers = HeaderMap::new();
+        if let Some(etag) = etag(item.version) {
+            headers.insert(ETAG, etag);
+        }
+        return Ok(json_response(200, &item, headers));
     }
     let limit = match request.query_string_parameters.first("limit") {
         None => None,

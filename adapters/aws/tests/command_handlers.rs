@@ -1,0 +1,339 @@
+//! `PATCH`, `DELETE /items/{id}` and `GET /items/{id}/events` on API Gateway
+//! REST proxy events (the `item-commands` function), over the in-memory ports:
+//! every status the API reference lists, and what was stored.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::encodings::Body;
+use items_aws::apigw::{Caller, CommandFunctions, get_items, groups_claim, item_commands, post_item};
+use items_aws::cursor::HmacCursorCodec;
+use items_domain::ItemId;
+use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
+use items_domain::ports::EventStore;
+use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
+use items_domain::testing::{FixedClock, SequentialIds};
+use serde_json::{Value, json};
+
+const EVENT: &str = include_str!("fixtures/apigw-post-items.json");
+/// The fixture's caller, who creates the items here.
+const OWNER: &str = "4f1e8a52-7c3b-4d59-9a41-0c6b2f2e9d11";
+const OTHER: &str = "7d0c9b8a-1111-4222-8333-944455566677";
+const ADMIN: &str = "a1b2c3d4-0000-4000-8000-00000000ad01";
+
+struct Api {
+    events: Arc<InMemoryEventStore>,
+    read_model: Arc<InMemoryReadModel>,
+    create: CreateItemService,
+    query: QueryService,
+    commands: CommandFunctions,
+}
+
+/// Who calls, with which scopes and `cognito:groups` (as the authorizer passes it).
+struct As<'a> {
+    sub: &'a str,
+    scope: &'a str,
+    groups: Option<Value>,
+}
+
+const OWNER_RW: As = As { sub: OWNER, scope: "items/read items/write", groups: None };
+const OTHER_RW: As = As { sub: OTHER, scope: "items/read items/write", groups: None };
+
+fn admin(groups: Value) -> As<'static> {
+    As { sub: ADMIN, scope: "items/read items/write", groups: Some(groups) }
+}
+
+fn request(
+    method: &str,
+    resource: &str,
+    id: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+    caller: &As,
+) -> ApiGatewayProxyRequest {
+    let mut event: Value = serde_json::from_str(EVENT).unwrap();
+    let path = resource.replace("{id}", id);
+    event["httpMethod"] = json!(method);
+    event["requestContext"]["httpMethod"] = json!(method);
+    event["resource"] = json!(resource);
+    event["requestContext"]["resourcePath"] = json!(resource);
+    event["path"] = json!(path);
+    event["requestContext"]["path"] = json!(format!("/v1{path}"));
+    event["body"] = body.map_or(Value::Null, |b| json!(b));
+    event["pathParameters"] = if resource.contains("{id}") { json!({ "id": id }) } else { Value::Null };
+    for (name, value) in headers {
+        event["headers"][*name] = json!(value);
+    }
+    let claims = &mut event["requestContext"]["authorizer"]["claims"];
+    claims["sub"] = json!(caller.sub);
+    claims["username"] = json!(caller.sub);
+    claims["scope"] = json!(caller.scope);
+    if let Some(groups) = &caller.groups {
+        claims["cognito:groups"] = groups.clone();
+    }
+    serde_json::from_value(event).unwrap()
+}
+
+fn body_json(response: &ApiGatewayProxyResponse) -> Value {
+    match &response.body {
+        Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+fn header<'a>(response: &'a ApiGatewayProxyResponse, name: &str) -> Option<&'a str> {
+    response.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl Api {
+    fn new() -> Self {
+        let events = Arc::new(InMemoryEventStore::default());
+        let read_model = Arc::new(InMemoryReadModel::default());
+        let ids = Arc::new(SequentialIds::default());
+        let clock = Arc::new(FixedClock::default());
+        Self {
+            create: CreateItemService::new(events.clone(), clock.clone(), ids.clone()),
+            query: QueryService::new(read_model.clone(), Arc::new(HmacCursorCodec::new(b"test key"))),
+            commands: CommandFunctions {
+                changes: ChangeItemService::new(events.clone(), clock, ids),
+                history: HistoryService::new(events.clone()),
+            },
+            events,
+            read_model,
+        }
+    }
+
+    /// An item "Pen" created by the owner, projected.
+    async fn item(&self) -> String {
+        let created =
+            post_item(&self.create, request("POST", "/items", "", Some(r#"{"name":"Pen"}"#), &[], &OWNER_RW)).await;
+        assert_eq!(created.status_code, 201);
+        self.project().await;
+        body_json(&created)["item"]["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn project(&self) {
+        let events: Vec<_> = self.events.read_after(0, usize::MAX).into_iter().map(|(_, e)| e).collect();
+        let projector = ProjectorService::new(self.read_model.clone()).with_history(self.events.clone());
+        assert_eq!(projector.project_batch(&events).await.failed, None);
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        id: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+        caller: &As<'_>,
+    ) -> ApiGatewayProxyResponse {
+        let resource = if method == "GET" { "/items/{id}/events" } else { "/items/{id}" };
+        item_commands(&self.commands, request(method, resource, id, body, headers, caller)).await
+    }
+
+    async fn get(&self, id: &str) -> ApiGatewayProxyResponse {
+        get_items(&self.query, request("GET", "/items/{id}", id, None, &[], &OWNER_RW)).await
+    }
+
+    async fn stream_len(&self, id: &str) -> usize {
+        self.events.stream(ItemId::parse(id).unwrap()).await.unwrap().len()
+    }
+}
+
+#[tokio::test]
+async fn get_by_id_carries_the_version_as_etag() {
+    let api = Api::new();
+    let id = api.item().await;
+    assert_eq!(header(&api.get(&id).await, "etag"), Some(r#""1""#));
+}
+
+#[tokio::test]
+async fn patch_renames_and_answers_200_with_the_new_version_from_the_stream() {
+    let api = Api::new();
+    let id = api.item().await;
+    let response = api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &[("If-Match", r#""1""#)], &OWNER_RW).await;
+    assert_eq!(response.status_code, 200, "{:?}", response.body);
+    assert_eq!(header(&response, "etag"), Some(r#""2""#));
+    let item = body_json(&response);
+    assert_eq!(
+        (item["name"].as_str(), item["version"].as_u64(), item["createdBy"].as_str()),
+        (Some("Ink"), Some(2), Some(OWNER))
+    );
+    assert!(item.get("deleted").is_none(), "{item}");
+
+    // Before any projection the answer is already the new state; after it, GET agrees.
+    api.project().await;
+    assert_eq!(body_json(&api.get(&id).await)["name"], "Ink");
+    assert_eq!(header(&api.get(&id).await, "etag"), Some(r#""2""#));
+}
+
+#[tokio::test]
+async fn patch_to_the_same_values_appends_nothing() {
+    let api = Api::new();
+    let id = api.item().await;
+    let response = api.call("PATCH", &id, Some(r#"{"name":"Pen"}"#), &[], &OWNER_RW).await;
+    assert_eq!(response.status_code, 200);
+    assert_eq!(body_json(&response)["version"], 1);
+    assert_eq!(api.stream_len(&id).await, 1);
+}
+
+#[tokio::test]
+async fn bad_patch_bodies_get_a_400_and_store_nothing() {
+    let api = Api::new();
+    let id = api.item().await;
+    for (body, message) in [
+        ("{}", "Request body must set `name` or `timestamp`"),
+        (r#"{"colour":"blue"}"#, "Request body must set `name` or `timestamp`"),
+        (r#"{"name":""}"#, "`name` must be 1 to 256 characters"),
+        (r#"{"name":5}"#, "`name` must be a string"),
+        ("[]", "Request body must be a JSON object"),
+        ("{", "Request body is not valid JSON"),
+    ] {
+        let response = api.call("PATCH", &id, Some(body), &[], &OWNER_RW).await;
+        assert_eq!((response.status_code, body_json(&response)), (400, json!({ "message": message })), "{body}");
+    }
+    let bad_if_match = api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &[("If-Match", "1")], &OWNER_RW).await;
+    assert_eq!(bad_if_match.status_code, 400);
+    let bad_key =
+        api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &[("Idempotency-Key", "has space")], &OWNER_RW).await;
+    assert_eq!(bad_key.status_code, 400);
+    let not_json = api.call("PATCH", &id, Some("name=Ink"), &[("Content-Type", "text/plain")], &OWNER_RW).await;
+    assert_eq!(not_json.status_code, 415);
+    assert_eq!(api.stream_len(&id).await, 1);
+}
+
+#[tokio::test]
+async fn a_stale_if_match_gets_412_with_the_current_version() {
+    let api = Api::new();
+    let id = api.item().await;
+    assert_eq!(api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &[], &OWNER_RW).await.status_code, 200);
+    for (method, body) in [("PATCH", Some(r#"{"name":"Nib"}"#)), ("DELETE", None)] {
+        let stale = api.call(method, &id, body, &[("If-Match", r#""1""#)], &OWNER_RW).await;
+        assert_eq!(stale.status_code, 412, "{method}");
+        assert_eq!(body_json(&stale)["currentVersion"], 2);
+    }
+    assert_eq!(api.stream_len(&id).await, 2);
+}
+
+#[tokio::test]
+async fn only_the_creator_or_an_items_admin_may_change_an_item() {
+    let api = Api::new();
+    let id = api.item().await;
+    for (method, body) in [("PATCH", Some(r#"{"name":"Mine"}"#)), ("DELETE", None)] {
+        let refused = api.call(method, &id, body, &[], &OTHER_RW).await;
+        assert_eq!(refused.status_code, 403, "{method}");
+        assert_eq!(
+            body_json(&refused),
+            json!({"message": "Only the item's creator or a member of items-admins may change it"})
+        );
+        let not_admin = api.call(method, &id, body, &[], &admin(json!("items-readers"))).await;
+        assert_eq!(not_admin.status_code, 403, "{method}: another group is no admin");
+    }
+    assert_eq!(api.stream_len(&id).await, 1);
+
+    // Every form the claim reaches a handler in.
+    for (n, groups) in [
+        json!("items-admins"),
+        json!("staff,items-admins"),
+        json!("[staff items-admins]"),
+        json!(r#"["items-admins"]"#),
+        json!(["items-admins"]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let renamed =
+            api.call("PATCH", &id, Some(&format!(r#"{{"name":"Checked {n}"}}"#)), &[], &admin(groups.clone())).await;
+        assert_eq!(renamed.status_code, 200, "{groups}");
+    }
+    let deleted = api.call("DELETE", &id, None, &[], &admin(json!("items-admins"))).await;
+    assert_eq!(deleted.status_code, 204);
+}
+
+#[tokio::test]
+async fn delete_answers_204_then_the_item_is_gone_but_its_history_stays() {
+    let api = Api::new();
+    let id = api.item().await;
+    api.call("PATCH", &id, Some(r#"{"timestamp":"later"}"#), &[], &OWNER_RW).await;
+    let deleted = api.call("DELETE", &id, None, &[], &OWNER_RW).await;
+    assert_eq!(deleted.status_code, 204);
+    assert!(deleted.body.is_none());
+    api.project().await;
+
+    assert_eq!(api.get(&id).await.status_code, 404);
+    let listed = get_items(&api.query, request("GET", "/items", "", None, &[], &OWNER_RW)).await;
+    assert_eq!(body_json(&listed), json!([]));
+    for (method, body) in [("DELETE", None), ("PATCH", Some(r#"{"name":"Back"}"#))] {
+        let gone = api.call(method, &id, body, &[], &OWNER_RW).await;
+        assert_eq!((gone.status_code, body_json(&gone)), (404, json!({"message": "Item not found"})), "{method}");
+    }
+
+    let history = api.call("GET", &id, None, &[], &As { sub: OTHER, scope: "items/read", groups: None }).await;
+    assert_eq!(history.status_code, 200, "anyone who may read sees the audit trail");
+    let entries = body_json(&history);
+    let summary: Vec<(&str, u64)> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["version"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(summary, [("ItemCreated", 1), ("ItemUpdated", 2), ("ItemDeleted", 3)]);
+    assert_eq!(entries[1]["changes"], json!({"timestamp": "later"}));
+    assert_eq!(entries[2]["subject"], OWNER);
+    assert!(entries[0]["eventId"].is_string() && entries[0]["occurredAt"].is_string());
+}
+
+#[tokio::test]
+async fn unknown_ids_get_404_everywhere() {
+    let api = Api::new();
+    for id in ["00000000-0000-4000-8000-000000000999", "not-a-uuid"] {
+        for (method, body) in [("PATCH", Some(r#"{"name":"Ink"}"#)), ("DELETE", None), ("GET", None)] {
+            let response = api.call(method, id, body, &[], &OWNER_RW).await;
+            assert_eq!(response.status_code, 404, "{method} {id}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn scopes_are_checked_per_method() {
+    let api = Api::new();
+    let id = api.item().await;
+    let read_only = As { sub: OWNER, scope: "items/read", groups: None };
+    let write_only = As { sub: OWNER, scope: "items/write", groups: None };
+    assert_eq!(api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &[], &read_only).await.status_code, 403);
+    assert_eq!(api.call("DELETE", &id, None, &[], &read_only).await.status_code, 403);
+    assert_eq!(api.call("GET", &id, None, &[], &write_only).await.status_code, 403);
+    let mut anonymous = request("DELETE", "/items/{id}", &id, None, &[], &OWNER_RW);
+    anonymous.request_context.authorizer.fields.clear();
+    assert_eq!(item_commands(&api.commands, anonymous).await.status_code, 401);
+    assert_eq!(api.stream_len(&id).await, 1);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_change_happen_once() {
+    let api = Api::new();
+    let id = api.item().await;
+    let key = [("Idempotency-Key", "rename-42")];
+    let first = api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &key, &OWNER_RW).await;
+    let retry = api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &key, &OWNER_RW).await;
+    assert_eq!((first.status_code, retry.status_code), (200, 200));
+    assert_eq!(body_json(&first), body_json(&retry));
+    assert_eq!(header(&retry, "idempotent-replayed"), Some("true"));
+    let other = api.call("PATCH", &id, Some(r#"{"name":"Nib"}"#), &key, &OWNER_RW).await;
+    assert_eq!(other.status_code, 422);
+
+    let delete_key = [("Idempotency-Key", "delete-42")];
+    assert_eq!(api.call("DELETE", &id, None, &delete_key, &OWNER_RW).await.status_code, 204);
+    let retried = api.call("DELETE", &id, None, &delete_key, &OWNER_RW).await;
+    assert_eq!(retried.status_code, 204, "a retried delete is not a 404");
+    assert_eq!(header(&retried, "idempotent-replayed"), Some("true"));
+    assert_eq!(api.stream_len(&id).await, 3);
+}
+
+#[test]
+fn the_caller_reads_groups_from_the_claims() {
+    let event = request("DELETE", "/items/{id}", "x", None, &[], &admin(json!("staff,items-admins")));
+    let caller = Caller::from_request(&event).unwrap();
+    assert!(caller.is_in_group("items-admins") && caller.is_in_group("staff"));
+    assert_eq!(groups_claim(&json!(5)), Vec::<String>::new());
+    assert_eq!(groups_claim(&json!("")), Vec::<String>::new());
+}

@@ -1,0 +1,209 @@
+//! Command -> events: the rules of an item's life, pure (the cqrs-es way).
+//! [`decide`] takes the item's state as its stream folds to (see
+//! [`crate::projection::fold`]) and a command, and answers the events to append
+//! or why the command is refused. Appending them at the state's version is the
+//! services' job; a concurrent change then fails the append, never overwrites.
+
+use crate::command::{CreateItem, UpdateItem};
+use crate::event::{EventPayload, ItemCreated, ItemUpdated};
+use crate::item::Item;
+
+/// The Cognito group whose members may change or delete anyone's items.
+pub const ADMIN_GROUP: &str = "items-admins";
+
+/// Who asks: the access token's `sub`, and whether they are in [`ADMIN_GROUP`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub subject: String,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Create(CreateItem),
+    Update(UpdateItem),
+    Delete,
+}
+
+/// Why a command is refused. Nothing is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// No such item, or it was deleted.
+    #[error("item not found")]
+    NotFound,
+    /// Only the item's creator or an admin may change it.
+    #[error("not the item's owner")]
+    NotOwner,
+    /// The client's `If-Match` version is not the item's.
+    #[error("item is at version {current}, not {expected}")]
+    VersionMismatch { expected: u64, current: u64 },
+    /// Creating an item whose stream exists.
+    #[error("item already exists")]
+    AlreadyExists,
+}
+
+/// The events `command` causes on `state` (empty: nothing to change), checked
+/// against the actor's rights and the client's expected version.
+pub fn decide(
+    state: Option<&Item>,
+    command: &Command,
+    actor: &Actor,
+    expected_version: Option<u64>,
+) -> Result<Vec<EventPayload>, Rejection> {
+    let current = match (state, command) {
+        (None, Command::Create(create)) => {
+            return Ok(vec![EventPayload::ItemCreated(ItemCreated {
+                name: create.name.clone(),
+                timestamp: create.timestamp.clone(),
+            })]);
+        }
+        (Some(_), Command::Create(_)) => return Err(Rejection::AlreadyExists),
+        (None, _) => return Err(Rejection::NotFound),
+        (Some(current), _) if current.deleted => return Err(Rejection::NotFound),
+        (Some(current), _) => current,
+    };
+    if current.created_by != actor.subject && !actor.is_admin {
+        return Err(Rejection::NotOwner);
+    }
+    if let Some(expected) = expected_version
+        && expected != current.version
+    {
+        return Err(Rejection::VersionMismatch { expected, current: current.version });
+    }
+    match command {
+        Command::Update(update) => {
+            let changed = |new: &Option<String>, old: &str| new.clone().filter(|new| new != old);
+            let changes = ItemUpdated {
+                name: changed(&update.name, &current.name),
+                timestamp: changed(&update.timestamp, &current.timestamp),
+            };
+            if changes == ItemUpdated::default() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventPayload::ItemUpdated(changes)])
+        }
+        Command::Delete => Ok(vec![EventPayload::ItemDeleted]),
+        Command::Create(_) => Err(Rejection::AlreadyExists),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, ItemId};
+    use crate::projection::fold;
+    use crate::testing::at;
+    use uuid::Uuid;
+
+    const OWNER: &str = "owner-sub";
+
+    fn owner() -> Actor {
+        Actor { subject: OWNER.into(), is_admin: false }
+    }
+
+    fn other() -> Actor {
+        Actor { subject: "other-sub".into(), is_admin: false }
+    }
+
+    fn admin() -> Actor {
+        Actor { subject: "admin-sub".into(), is_admin: true }
+    }
+
+    /// The state after `payloads` were appended in order by the owner.
+    fn given(payloads: &[EventPayload]) -> Option<Item> {
+        let events: Vec<Event> = payloads
+            .iter()
+            .enumerate()
+            .map(|(index, payload)| Event {
+                event_id: Uuid::from_u128(index as u128 + 1),
+                item_id: ItemId(Uuid::from_u128(42)),
+                version: index as u64 + 1,
+                occurred_at: at("2026-01-02T03:04:05.678Z"),
+                subject: OWNER.into(),
+                payload: payload.clone(),
+            })
+            .collect();
+        fold(&events)
+    }
+
+    fn created(name: &str) -> EventPayload {
+        EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "t".into() })
+    }
+
+    fn update(name: Option<&str>, timestamp: Option<&str>) -> Command {
+        Command::Update(UpdateItem { name: name.map(Into::into), timestamp: timestamp.map(Into::into) })
+    }
+
+    fn renamed(name: &str) -> EventPayload {
+        EventPayload::ItemUpdated(ItemUpdated { name: Some(name.into()), timestamp: None })
+    }
+
+    #[test]
+    fn given_nothing_when_created_then_item_created() {
+        let command = Command::Create(CreateItem { name: "Pen".into(), timestamp: "t".into() });
+        assert_eq!(decide(None, &command, &owner(), None), Ok(vec![created("Pen")]));
+        assert_eq!(decide(given(&[created("Pen")]).as_ref(), &command, &owner(), None), Err(Rejection::AlreadyExists));
+    }
+
+    #[test]
+    fn given_an_item_when_its_owner_renames_it_then_only_the_change_is_recorded() {
+        let state = given(&[created("Pen")]);
+        assert_eq!(decide(state.as_ref(), &update(Some("Ink"), Some("t")), &owner(), None), Ok(vec![renamed("Ink")]));
+        let both = update(Some("Ink"), Some("later"));
+        assert_eq!(
+            decide(state.as_ref(), &both, &owner(), None),
+            Ok(vec![EventPayload::ItemUpdated(ItemUpdated {
+                name: Some("Ink".into()),
+                timestamp: Some("later".into())
+            })])
+        );
+    }
+
+    #[test]
+    fn given_an_item_when_updated_to_the_same_values_then_nothing_is_recorded() {
+        let state = given(&[created("Pen"), renamed("Ink")]);
+        assert_eq!(decide(state.as_ref(), &update(Some("Ink"), Some("t")), &owner(), None), Ok(vec![]));
+    }
+
+    #[test]
+    fn given_an_item_when_someone_else_changes_it_then_not_owner_unless_admin() {
+        let state = given(&[created("Pen")]);
+        for command in [update(Some("Mine"), None), Command::Delete] {
+            assert_eq!(decide(state.as_ref(), &command, &other(), None), Err(Rejection::NotOwner));
+            assert!(decide(state.as_ref(), &command, &admin(), None).is_ok_and(|events| events.len() == 1));
+        }
+    }
+
+    #[test]
+    fn given_an_item_when_deleted_then_item_deleted_and_after_that_not_found() {
+        let state = given(&[created("Pen")]);
+        assert_eq!(decide(state.as_ref(), &Command::Delete, &owner(), None), Ok(vec![EventPayload::ItemDeleted]));
+        let gone = given(&[created("Pen"), EventPayload::ItemDeleted]);
+        for command in [update(Some("Back"), None), Command::Delete] {
+            assert_eq!(decide(gone.as_ref(), &command, &owner(), None), Err(Rejection::NotFound));
+            assert_eq!(decide(gone.as_ref(), &command, &admin(), None), Err(Rejection::NotFound));
+        }
+    }
+
+    #[test]
+    fn given_nothing_when_changed_then_not_found() {
+        assert_eq!(decide(None, &update(Some("Ink"), None), &admin(), None), Err(Rejection::NotFound));
+        assert_eq!(decide(None, &Command::Delete, &owner(), None), Err(Rejection::NotFound));
+    }
+
+    #[test]
+    fn given_version_two_when_the_client_expects_another_then_version_mismatch() {
+        let state = given(&[created("Pen"), renamed("Ink")]);
+        assert_eq!(
+            decide(state.as_ref(), &Command::Delete, &owner(), Some(1)),
+            Err(Rejection::VersionMismatch { expected: 1, current: 2 })
+        );
+        assert_eq!(decide(state.as_ref(), &Command::Delete, &owner(), Some(2)), Ok(vec![EventPayload::ItemDeleted]));
+    }
+
+    #[test]
+    fn ownership_is_checked_before_the_version() {
+        let state = given(&[created("Pen")]);
+        assert_eq!(decide(state.as_ref(), &Command::Delete, &other(), Some(9)), Err(Rejection::NotOwner));
+    }
+}

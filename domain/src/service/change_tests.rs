@@ -1,0 +1,286 @@
+//! Changes, history and the projector's catch-up, given / when / then, on the
+//! in-memory ports (the adapters run the same behaviours in the conformance suite).
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::event::ItemUpdated;
+use crate::memory::{InMemoryEventStore, InMemoryReadModel};
+use crate::testing::{FixedClock, SequentialIds};
+
+const OWNER: &str = "owner-sub";
+
+fn owner() -> Actor {
+    Actor { subject: OWNER.into(), is_admin: false }
+}
+
+fn stranger() -> Actor {
+    Actor { subject: "stranger-sub".into(), is_admin: false }
+}
+
+fn admin() -> Actor {
+    Actor { subject: "admin-sub".into(), is_admin: true }
+}
+
+fn rename(name: &str) -> UpdateItem {
+    UpdateItem { name: Some(name.into()), timestamp: None }
+}
+
+struct World {
+    events: Arc<InMemoryEventStore>,
+    ids: Arc<SequentialIds>,
+    changes: ChangeItemService,
+    id: ItemId,
+}
+
+/// Given an item "Pen" created by the owner.
+async fn given_an_item() -> World {
+    let events = Arc::new(InMemoryEventStore::default());
+    let ids = Arc::new(SequentialIds::default());
+    let create = CreateItemService::new(events.clone(), Arc::new(FixedClock::default()), ids.clone());
+    let item = create.create(OWNER, CreateItem { name: "Pen".into(), timestamp: "t".into() }).await.unwrap();
+    let changes = ChangeItemService::new(events.clone(), Arc::new(FixedClock::default()), ids.clone());
+    World { events, ids, changes, id: item.id }
+}
+
+impl World {
+    async fn stream(&self) -> Vec<Event> {
+        self.events.stream(self.id).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn given_an_item_when_the_owner_renames_it_then_the_answer_comes_from_the_stream() {
+    let world = given_an_item().await;
+    let changed = world.changes.update(&owner(), world.id, rename("Ink"), None, None).await.unwrap();
+    assert_eq!((changed.item.name.as_str(), changed.item.version, changed.repeated), ("Ink", 2, false));
+    assert_eq!(changed.item.created_by, OWNER, "ownership does not move");
+    let stream = world.stream().await;
+    assert_eq!(stream.len(), 2);
+    assert_eq!(stream[1].payload, EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None }));
+    assert_eq!(stream[1].subject, OWNER);
+}
+
+#[tokio::test]
+async fn given_an_item_when_updated_to_what_it_is_then_nothing_is_appended() {
+    let world = given_an_item().await;
+    let update = UpdateItem { name: Some("Pen".into()), timestamp: Some("t".into()) };
+    let changed = world.changes.update(&owner(), world.id, update, None, None).await.unwrap();
+    assert_eq!(changed.item.version, 1);
+    assert_eq!(world.stream().await.len(), 1);
+}
+
+#[tokio::test]
+async fn given_an_item_when_a_stranger_changes_it_then_refused_and_an_admin_may() {
+    let world = given_an_item().await;
+    let refused = world.changes.delete(&stranger(), world.id, None, None).await;
+    assert_eq!(refused, Err(ChangeError::Rejected(Rejection::NotOwner)));
+    let refused = world.changes.update(&stranger(), world.id, rename("Mine"), None, None).await;
+    assert_eq!(refused, Err(ChangeError::Rejected(Rejection::NotOwner)));
+    assert_eq!(world.stream().await.len(), 1);
+
+    let renamed = world.changes.update(&admin(), world.id, rename("Checked"), None, None).await.unwrap();
+    assert_eq!(renamed.item.version, 2);
+    assert_eq!(world.stream().await[1].subject, "admin-sub", "the history names who changed it");
+}
+
+#[tokio::test]
+async fn given_a_stale_if_match_then_version_mismatch_and_nothing_appended() {
+    let world = given_an_item().await;
+    world.changes.update(&owner(), world.id, rename("Ink"), Some(1), None).await.unwrap();
+    let stale = world.changes.update(&owner(), world.id, rename("Nib"), Some(1), None).await;
+    assert_eq!(stale, Err(ChangeError::Rejected(Rejection::VersionMismatch { expected: 1, current: 2 })));
+    let stale = world.changes.delete(&owner(), world.id, Some(1), None).await;
+    assert_eq!(stale, Err(ChangeError::Rejected(Rejection::VersionMismatch { expected: 1, current: 2 })));
+    assert_eq!(world.stream().await.len(), 2);
+}
+
+#[tokio::test]
+async fn given_a_deleted_item_then_changes_find_nothing_and_unknown_ids_neither() {
+    let world = given_an_item().await;
+    let deleted = world.changes.delete(&owner(), world.id, None, None).await.unwrap();
+    assert!(deleted.item.deleted);
+    assert_eq!(deleted.item.version, 2);
+    for result in [
+        world.changes.delete(&owner(), world.id, None, None).await,
+        world.changes.update(&admin(), world.id, rename("Back"), None, None).await,
+        world.changes.delete(&owner(), ItemId(uuid::Uuid::from_u128(999)), None, None).await,
+    ] {
+        assert_eq!(result, Err(ChangeError::Rejected(Rejection::NotFound)));
+    }
+    assert_eq!(world.stream().await.len(), 2);
+}
+
+/// An event store where another writer appends right before our append.
+struct Racing {
+    inner: Arc<InMemoryEventStore>,
+    rival: Mutex<Option<Event>>,
+}
+
+#[async_trait]
+impl EventStore for Racing {
+    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+        let rival = self.rival.lock().unwrap().take();
+        if let Some(rival) = rival {
+            self.inner.append(rival.version - 1, &[rival]).await?;
+        }
+        self.inner.append(expected_version, events).await
+    }
+    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        self.inner.stream(item_id).await
+    }
+    async fn append_idempotent(
+        &self,
+        record: &IdempotencyRecord,
+        expected_version: u64,
+        events: &[Event],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AppendError> {
+        self.inner.append_idempotent(record, expected_version, events, now).await
+    }
+    async fn idempotency_record(
+        &self,
+        subject: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.idempotency_record(subject, key).await
+    }
+}
+
+#[tokio::test]
+async fn given_a_concurrent_change_then_exactly_one_wins_and_the_other_is_told() {
+    for if_match in [None, Some(1)] {
+        let world = given_an_item().await;
+        let rival = Event {
+            event_id: uuid::Uuid::from_u128(500),
+            item_id: world.id,
+            version: 2,
+            occurred_at: FixedClock::default().0,
+            subject: "admin-sub".into(),
+            payload: EventPayload::ItemUpdated(ItemUpdated { name: Some("Theirs".into()), timestamp: None }),
+        };
+        let racing = Arc::new(Racing { inner: world.events.clone(), rival: Mutex::new(Some(rival)) });
+        let changes =
+            ChangeItemService::new(racing, Arc::new(FixedClock::default()), Arc::new(SequentialIds::default()));
+        let lost = changes.update(&owner(), world.id, rename("Mine"), if_match, None).await;
+        let expected = match if_match {
+            None => ChangeError::Conflict { current: 2 },
+            Some(_) => ChangeError::Rejected(Rejection::VersionMismatch { expected: 1, current: 2 }),
+        };
+        assert_eq!(lost, Err(expected));
+        let stream = world.stream().await;
+        assert_eq!(stream.len(), 2, "the winner's event only: no lost update");
+        assert_eq!(projection::fold(&stream).unwrap().name, "Theirs");
+    }
+}
+
+#[tokio::test]
+async fn given_an_idempotency_key_then_a_retried_change_is_answered_once() {
+    let world = given_an_item().await;
+    let key = IdempotencyKey::parse("rename-1").unwrap();
+    let first = world.changes.update(&owner(), world.id, rename("Ink"), None, Some(&key)).await.unwrap();
+    let retry = world.changes.update(&owner(), world.id, rename("Ink"), None, Some(&key)).await.unwrap();
+    assert_eq!((retry.item.clone(), retry.repeated), (first.item, true));
+    assert_eq!(world.stream().await.len(), 2);
+
+    let other = world.changes.update(&owner(), world.id, rename("Nib"), None, Some(&key)).await;
+    assert_eq!(other, Err(ChangeError::KeyReused));
+
+    let delete_key = IdempotencyKey::parse("delete-1").unwrap();
+    world.changes.delete(&owner(), world.id, None, Some(&delete_key)).await.unwrap();
+    let retried = world.changes.delete(&owner(), world.id, None, Some(&delete_key)).await.unwrap();
+    assert!(retried.repeated && retried.item.deleted, "a retried delete succeeds again, not 404");
+    assert_eq!(world.stream().await.len(), 3);
+}
+
+#[tokio::test]
+async fn the_history_lists_every_change_and_outlives_the_item() {
+    let world = given_an_item().await;
+    world.changes.update(&owner(), world.id, rename("Ink"), None, None).await.unwrap();
+    world.changes.delete(&admin(), world.id, None, None).await.unwrap();
+    let history = HistoryService::new(world.events.clone());
+    let entries = history.history(world.id).await.unwrap().unwrap();
+    let summary: Vec<(&str, u64, &str)> =
+        entries.iter().map(|e| (e.event_type, e.version, e.subject.as_str())).collect();
+    assert_eq!(summary, [("ItemCreated", 1, OWNER), ("ItemUpdated", 2, OWNER), ("ItemDeleted", 3, "admin-sub")]);
+    assert_eq!(entries[1].changes, serde_json::json!({"name": "Ink"}));
+    assert_eq!(
+        serde_json::to_value(&entries[2]).unwrap().as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["changes", "eventId", "occurredAt", "subject", "type", "version"]
+    );
+    assert_eq!(history.history(ItemId(uuid::Uuid::from_u128(999))).await.unwrap(), None);
+}
+
+/// Cursors that are the page keys themselves (sealing is tested elsewhere).
+struct KeyCursors;
+
+impl CursorCodec for KeyCursors {
+    fn seal(&self, key: &crate::ports::PageKey) -> String {
+        key.0.clone()
+    }
+    fn open(&self, cursor: &str) -> Result<crate::ports::PageKey, crate::ports::InvalidCursor> {
+        Ok(crate::ports::PageKey(cursor.to_owned()))
+    }
+}
+
+/// A tiny deterministic shuffle (no rand in the domain).
+fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
+    let mut out = items.to_vec();
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    for i in (1..out.len()).rev() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        out.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    out
+}
+
+#[tokio::test]
+async fn given_shuffled_and_duplicated_deliveries_then_the_read_model_ends_as_the_log_folds() {
+    let world = given_an_item().await;
+    let kept = {
+        let create = CreateItemService::new(world.events.clone(), Arc::new(FixedClock::default()), world.ids.clone());
+        create.create(OWNER, CreateItem { name: "Kept".into(), timestamp: "t".into() }).await.unwrap()
+    };
+    world.changes.update(&owner(), world.id, rename("Ink"), None, None).await.unwrap();
+    world
+        .changes
+        .update(&owner(), world.id, UpdateItem { name: None, timestamp: Some("later".into()) }, None, None)
+        .await
+        .unwrap();
+    world.changes.update(&owner(), kept.id, rename("Kept too"), None, None).await.unwrap();
+    world.changes.delete(&owner(), world.id, None, None).await.unwrap();
+    let mut log = world.stream().await;
+    log.extend(world.events.stream(kept.id).await.unwrap());
+    let duplicated: Vec<Event> = log.iter().chain(log.iter()).cloned().collect();
+
+    for seed in 0..50 {
+        let read_model = Arc::new(InMemoryReadModel::default());
+        let projector = ProjectorService::new(read_model.clone()).with_history(world.events.clone());
+        let outcome = projector.project_batch(&shuffled(&duplicated, seed)).await;
+        assert_eq!(outcome.failed, None, "seed {seed}");
+        let deleted = read_model.get(world.id).await.unwrap().unwrap();
+        assert!(deleted.deleted && deleted.version == 4, "seed {seed}: {deleted:?}");
+        let survivor = read_model.get(kept.id).await.unwrap().unwrap();
+        assert_eq!((survivor.name.as_str(), survivor.version), ("Kept too", 2), "seed {seed}");
+        let queries = QueryService::new(read_model, Arc::new(KeyCursors));
+        let listed: Vec<ItemId> = queries.list(None, None).await.unwrap().items.iter().map(|i| i.id).collect();
+        assert_eq!(listed, [kept.id], "seed {seed}: deleted items are never listed");
+        assert_eq!(queries.get(world.id).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn without_the_log_an_event_out_of_order_fails_instead_of_guessing() {
+    let world = given_an_item().await;
+    world.changes.update(&owner(), world.id, rename("Ink"), None, None).await.unwrap();
+    world.changes.update(&owner(), world.id, rename("Nib"), None, None).await.unwrap();
+    let stream = world.stream().await;
+    let read_model = Arc::new(InMemoryReadModel::default());
+    let projector = ProjectorService::new(read_model.clone());
+    let outcome = projector.project_batch(&[stream[0].clone(), stream[2].clone(), stream[1].clone()]).await;
+    assert_eq!(outcome.applied, 1);
+    assert!(matches!(outcome.failed, Some((1, StoreError::Unavailable(_)))), "{outcome:?}");
+    assert_eq!(read_model.get(world.id).await.unwrap().unwrap().name, "Pen", "nothing guessed");
+}
