@@ -1,4 +1,4 @@
-// API Gateway (REST): /items and /items/{id} behind a Cognito authorizer, CORS, stage v1.
+// API Gateway (REST): /items, /items/{id} and /items/{id}/events behind a Cognito authorizer, CORS, stage v1.
 
 import * as crypto from "crypto";
 import * as aws from "@pulumi/aws";
@@ -9,7 +9,7 @@ import { Functions, LambdaBundle } from "./functions";
 import { assumeRolePolicy } from "./iam";
 
 export const STAGE_NAME = "v1";
-export const CORS_ALLOW_HEADERS = "Authorization,Content-Type,Idempotency-Key";
+export const CORS_ALLOW_HEADERS = "Authorization,Content-Type,Idempotency-Key,If-Match";
 /** The body of a 404 for an unknown path or method, as `items serve` answers it. */
 export const NOT_FOUND_BODY = '{"message":"Not found"}';
 
@@ -45,7 +45,7 @@ interface Route {
     key: string;
     resource: aws.apigateway.Resource;
     path: string;
-    httpMethod: "GET" | "POST";
+    httpMethod: "GET" | "POST" | "PATCH" | "DELETE";
     target: LambdaBundle;
     scopes: string[];
     /** Tail of the execute-api source ARN allowed to invoke the target. */
@@ -90,6 +90,11 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
         parentId: itemsResource.id,
         pathPart: "{id}",
     });
+    const historyResource = new aws.apigateway.Resource("item-events", {
+        restApi: restApi.id,
+        parentId: itemResource.id,
+        pathPart: "events",
+    });
 
     const authorizer = new aws.apigateway.Authorizer("cognito", {
         name: `${prefix}-cognito`,
@@ -128,6 +133,36 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
             sourceArnPath: "GET/items/*",
             requestParameters: { "method.request.path.id": true },
         },
+        {
+            key: "update-item",
+            resource: itemResource,
+            path: "/items/{id}",
+            httpMethod: "PATCH",
+            target: fns.itemCommands,
+            scopes: [WRITE_SCOPE],
+            sourceArnPath: "PATCH/items/*",
+            requestParameters: { "method.request.path.id": true },
+        },
+        {
+            key: "delete-item",
+            resource: itemResource,
+            path: "/items/{id}",
+            httpMethod: "DELETE",
+            target: fns.itemCommands,
+            scopes: [WRITE_SCOPE],
+            sourceArnPath: "DELETE/items/*",
+            requestParameters: { "method.request.path.id": true },
+        },
+        {
+            key: "item-history",
+            resource: historyResource,
+            path: "/items/{id}/events",
+            httpMethod: "GET",
+            target: fns.itemCommands,
+            scopes: [READ_SCOPE],
+            sourceArnPath: "GET/items/*/events",
+            requestParameters: { "method.request.path.id": true },
+        },
     ];
 
     const routes: RouteResources[] = routeSpecs.map((route) => {
@@ -162,7 +197,8 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
     // (The Lambda proxy responses must carry Access-Control-Allow-Origin too.)
     const corsTargets = [
         { key: "items", resource: itemsResource, methods: "GET,POST,OPTIONS" },
-        { key: "item", resource: itemResource, methods: "GET,OPTIONS" },
+        { key: "item", resource: itemResource, methods: "GET,PATCH,DELETE,OPTIONS" },
+        { key: "item-events", resource: historyResource, methods: "GET,OPTIONS" },
     ];
     const cors = corsTargets.map((t) => {
         const headers = {
@@ -215,7 +251,7 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
     const corsHeaders = {
         "gatewayresponse.header.Access-Control-Allow-Origin": `'${origin}'`,
         "gatewayresponse.header.Access-Control-Allow-Headers": `'${CORS_ALLOW_HEADERS}'`,
-        "gatewayresponse.header.Access-Control-Allow-Methods": "'GET,POST,OPTIONS'",
+        "gatewayresponse.header.Access-Control-Allow-Methods": "'GET,POST,PATCH,DELETE,OPTIONS'",
     };
     const gatewayResponses = ["DEFAULT_4XX", "DEFAULT_5XX"].map(
         (responseType) =>

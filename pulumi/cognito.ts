@@ -4,12 +4,15 @@ import * as aws from "@pulumi/aws";
 import { READ_SCOPE, Settings, WRITE_SCOPE, namePrefix } from "./config";
 
 export const RESOURCE_SERVER_ID = "items";
+/** Members may rename and delete anyone's items (the access token's `cognito:groups`). */
+export const ADMIN_GROUP = "items-admins";
 
 export interface Cognito {
     userPool: aws.cognito.UserPool;
     domain: aws.cognito.UserPoolDomain;
     resourceServer: aws.cognito.ResourceServer;
     client: aws.cognito.UserPoolClient;
+    adminGroup: aws.cognito.UserGroup;
 }
 
 export function createCognito(settings: Settings): Cognito {
@@ -47,7 +50,7 @@ export function createCognito(settings: Settings): Cognito {
         name: "Items API",
         scopes: [
             { scopeName: "read", scopeDescription: "List and read items" },
-            { scopeName: "write", scopeDescription: "Create items" },
+            { scopeName: "write", scopeDescription: "Create, rename and delete items" },
         ],
     });
 
@@ -76,5 +79,11 @@ export function createCognito(settings: Settings): Cognito {
         { dependsOn: [resourceServer] },
     );
 
-    return { userPool, domain, resourceServer, client };
+    const adminGroup = new aws.cognito.UserGroup("items-admins", {
+        userPoolId: userPool.id,
+        name: ADMIN_GROUP,
+        description: "May rename and delete any item, not only their own",
+    });
+
+    return { userPool, domain, resourceServer, client, adminGroup };
 }

@@ -13,7 +13,7 @@ export const PROJECT_NAME = "items-api";
 /** Directory holding Pulumi.yaml; relative config paths are resolved against it. */
 export const PROJECT_DIR = __dirname;
 
-export const LAMBDA_NAMES = ["post-item", "get-items", "project-events"] as const;
+export const LAMBDA_NAMES = ["post-item", "get-items", "item-commands", "project-events"] as const;
 export type LambdaName = (typeof LAMBDA_NAMES)[number];
 
 export const ARCHITECTURES = ["x86_64", "arm64"] as const;

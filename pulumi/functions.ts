@@ -20,6 +20,7 @@ export interface LambdaBundle {
 export interface Functions {
     postItem: LambdaBundle;
     getItems: LambdaBundle;
+    itemCommands: LambdaBundle;
     projectEvents: LambdaBundle;
     cursorSigningKey: random.RandomPassword;
 }
@@ -137,6 +138,27 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
         ],
     });
 
+    const itemCommands = createLambda(settings, {
+        key: "item-commands",
+        description: "PATCH and DELETE /items/{id}, GET /items/{id}/events: decides on the item's event stream",
+        memorySize: settings.apiMemorySizeMb,
+        timeout: settings.apiTimeoutSeconds,
+        environment: {
+            EVENTS_TABLE: tables.events.name,
+            ...corsEnv,
+            IDEMPOTENCY_TTL_SECONDS: String(settings.idempotencyTtlSeconds),
+        },
+        statements: [
+            {
+                // Query reads a stream (and the history); PutItem and
+                // ConditionCheckItem are what TransactWriteItems checks per item.
+                sid: "ReadAndAppendEvents",
+                actions: ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"],
+                resources: [tables.events.arn],
+            },
+        ],
+    });
+
     const projectEvents = createLambda(settings, {
         key: "project-events",
         description: "DynamoDB stream consumer: projects item events into the items table",
@@ -145,9 +167,17 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
         environment: tableEnv,
         statements: [
             {
+                // GetItem: an update applies to the state right before it.
                 sid: "WriteReadModel",
-                actions: ["dynamodb:PutItem"],
+                actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
                 resources: [tables.items.arn],
+            },
+            {
+                // Only when an update does not follow on from the read model's
+                // state: the item's stream is folded instead.
+                sid: "ReadItemHistory",
+                actions: ["dynamodb:Query"],
+                resources: [tables.events.arn],
             },
             {
                 // ListStreams has no resource-level permissions in IAM, so this
@@ -170,5 +200,5 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
         ],
     });
 
-    return { postItem, getItems, projectEvents, cursorSigningKey };
+    return { postItem, getItems, itemCommands, projectEvents, cursorSigningKey };
 }

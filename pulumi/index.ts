@@ -50,5 +50,6 @@ export const dlqUrl = dlq.url;
 export const functionNames = {
     postItem: fns.postItem.functionName,
     getItems: fns.getItems.functionName,
+    itemCommands: fns.itemCommands.functionName,
     projectEvents: fns.projectEvents.functionName,
 };

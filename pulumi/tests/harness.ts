@@ -43,7 +43,7 @@ process.on("exit", () => {
 export function makeArtifactsDir(): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "items-api-lambda-"));
     tempDirs.push(dir);
-    for (const name of ["post-item", "get-items", "project-events"]) {
+    for (const name of ["post-item", "get-items", "item-commands", "project-events"]) {
         fs.mkdirSync(path.join(dir, name));
         fs.writeFileSync(path.join(dir, name, "bootstrap.zip"), "");
     }

@@ -30,7 +30,11 @@ before(async () => {
 
 /** API path of a Method/Integration, from the Resource it is attached to. */
 function resourcePath(r: Registered): string {
-    const byId: Record<string, string> = { "items-id": "/items", "item-id": "/items/{id}" };
+    const byId: Record<string, string> = {
+        "items-id": "/items",
+        "item-id": "/items/{id}",
+        "item-events-id": "/items/{id}/events",
+    };
     const found = byId[r.inputs.resourceId];
     assert.ok(found, `unknown resourceId ${r.inputs.resourceId}`);
     return found;
@@ -97,7 +101,7 @@ test("DLQ is encrypted and keeps messages 14 days", () => {
 
 test("each function: runtime, handler, architecture, code path, sizing, env vars, log config", async () => {
     const fns = p.ofType(FN);
-    assert.deepEqual(fns.map((f) => f.name).sort(), ["get-items", "post-item", "project-events"]);
+    assert.deepEqual(fns.map((f) => f.name).sort(), ["get-items", "item-commands", "post-item", "project-events"]);
     const password = p.get("random:index/randomPassword:RandomPassword", "cursor-signing-key");
     const expectedEnv: Record<string, Record<string, string>> = {
         "post-item": {
@@ -111,6 +115,11 @@ test("each function: runtime, handler, architecture, code path, sizing, env vars
             ITEMS_TABLE: "items-1a2b3c4",
             CORS_ALLOWED_ORIGINS: "http://localhost:3000",
             CURSOR_SIGNING_KEY: password.state.result,
+        },
+        "item-commands": {
+            EVENTS_TABLE: "events-1a2b3c4",
+            CORS_ALLOWED_ORIGINS: "http://localhost:3000",
+            IDEMPOTENCY_TTL_SECONDS: "86400",
         },
         "project-events": { EVENTS_TABLE: "events-1a2b3c4", ITEMS_TABLE: "items-1a2b3c4" },
     };
@@ -148,7 +157,12 @@ test("cursor signing key is a 48-character random password without specials", ()
 
 test("one role per function, assumable by Lambda only", () => {
     const roles = p.ofType("aws:iam/role:Role");
-    assert.deepEqual(roles.map((r) => r.name).sort(), ["get-items-role", "post-item-role", "project-events-role"]);
+    assert.deepEqual(roles.map((r) => r.name).sort(), [
+        "get-items-role",
+        "item-commands-role",
+        "post-item-role",
+        "project-events-role",
+    ]);
     for (const r of roles) {
         const doc = JSON.parse(r.inputs.assumeRolePolicy);
         assert.deepEqual(doc.Statement, [
@@ -174,8 +188,20 @@ test("role policies grant exactly the expected actions on exactly the expected r
                 resources: [`${logGroupArn("get-items")}:*`],
             },
         },
+        "item-commands": {
+            // Reads streams and the history, appends through transactions; no read table.
+            ReadAndAppendEvents: {
+                actions: ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+                resources: [EVENTS_ARN],
+            },
+            WriteOwnLogs: {
+                actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources: [`${logGroupArn("item-commands")}:*`],
+            },
+        },
         "project-events": {
-            WriteReadModel: { actions: ["dynamodb:PutItem"], resources: [ITEMS_ARN] },
+            WriteReadModel: { actions: ["dynamodb:GetItem", "dynamodb:PutItem"], resources: [ITEMS_ARN] },
+            ReadItemHistory: { actions: ["dynamodb:Query"], resources: [EVENTS_ARN] },
             ReadEventStream: {
                 actions: [
                     "dynamodb:DescribeStream",
@@ -193,7 +219,12 @@ test("role policies grant exactly the expected actions on exactly the expected r
         },
     };
     const policies = p.ofType(ROLE_POLICY);
-    assert.deepEqual(policies.map((r) => r.name).sort(), ["get-items-policy", "post-item-policy", "project-events-policy"]);
+    assert.deepEqual(policies.map((r) => r.name).sort(), [
+        "get-items-policy",
+        "item-commands-policy",
+        "post-item-policy",
+        "project-events-policy",
+    ]);
     for (const pol of policies) {
         const fn = pol.name.replace(/-policy$/, "");
         assert.equal(pol.inputs.role, `${fn}-role-1a2b3c4`, `policy ${pol.name} attached to its own role`);
@@ -216,11 +247,21 @@ test("every non-OPTIONS method uses the Cognito authorizer with the right scopes
     const authorizer = p.get("aws:apigateway/authorizer:Authorizer", "cognito");
     const methods = p.ofType(METHOD).filter((m) => m.inputs.httpMethod !== "OPTIONS");
     const seen = methods.map((m) => `${m.inputs.httpMethod} ${resourcePath(m)}`).sort();
-    assert.deepEqual(seen, ["GET /items", "GET /items/{id}", "POST /items"]);
+    assert.deepEqual(seen, [
+        "DELETE /items/{id}",
+        "GET /items",
+        "GET /items/{id}",
+        "GET /items/{id}/events",
+        "PATCH /items/{id}",
+        "POST /items",
+    ]);
     const expectedScopes: Record<string, string[]> = {
         "GET /items": ["items/read"],
         "GET /items/{id}": ["items/read"],
+        "GET /items/{id}/events": ["items/read"],
         "POST /items": ["items/write"],
+        "PATCH /items/{id}": ["items/write"],
+        "DELETE /items/{id}": ["items/write"],
     };
     for (const m of methods) {
         const key = `${m.inputs.httpMethod} ${resourcePath(m)}`;
@@ -233,7 +274,7 @@ test("every non-OPTIONS method uses the Cognito authorizer with the right scopes
 
 test("every OPTIONS method is unauthenticated", () => {
     const options = p.ofType(METHOD).filter((m) => m.inputs.httpMethod === "OPTIONS");
-    assert.deepEqual(options.map(resourcePath).sort(), ["/items", "/items/{id}"]);
+    assert.deepEqual(options.map(resourcePath).sort(), ["/items", "/items/{id}", "/items/{id}/events"]);
     for (const m of options) {
         assert.equal(m.inputs.authorization, "NONE");
         assert.equal(m.inputs.authorizerId, undefined);
@@ -254,9 +295,12 @@ test("integrations: Lambda proxy to the right function, MOCK for preflight", () 
         "GET /items": "get-items",
         "POST /items": "post-item",
         "GET /items/{id}": "get-items",
+        "PATCH /items/{id}": "item-commands",
+        "DELETE /items/{id}": "item-commands",
+        "GET /items/{id}/events": "item-commands",
     };
     const integrations = p.ofType(INTEGRATION);
-    assert.equal(integrations.length, 5);
+    assert.equal(integrations.length, 9);
     for (const i of integrations) {
         const key = `${i.inputs.httpMethod} ${resourcePath(i)}`;
         if (i.inputs.httpMethod === "OPTIONS") {
@@ -279,15 +323,23 @@ test("Lambda permissions are limited to their method and path", () => {
     assert.deepEqual(perms, [
         `items-api-test-get-items ${exec}/*/GET/items apigateway.amazonaws.com lambda:InvokeFunction`,
         `items-api-test-get-items ${exec}/*/GET/items/* apigateway.amazonaws.com lambda:InvokeFunction`,
+        `items-api-test-item-commands ${exec}/*/DELETE/items/* apigateway.amazonaws.com lambda:InvokeFunction`,
+        `items-api-test-item-commands ${exec}/*/GET/items/*/events apigateway.amazonaws.com lambda:InvokeFunction`,
+        `items-api-test-item-commands ${exec}/*/PATCH/items/* apigateway.amazonaws.com lambda:InvokeFunction`,
         `items-api-test-post-item ${exec}/*/POST/items apigateway.amazonaws.com lambda:InvokeFunction`,
     ]);
 });
 
 test("CORS: preflight answers and gateway error responses carry the headers", () => {
     const origin = "'http://localhost:3000'";
-    const headers = "'Authorization,Content-Type,Idempotency-Key'";
+    const headers = "'Authorization,Content-Type,Idempotency-Key,If-Match'";
+    const methodsOf: Record<string, string> = {
+        "/items": "'GET,POST,OPTIONS'",
+        "/items/{id}": "'GET,PATCH,DELETE,OPTIONS'",
+        "/items/{id}/events": "'GET,OPTIONS'",
+    };
     const responses = p.ofType("aws:apigateway/integrationResponse:IntegrationResponse");
-    assert.equal(responses.length, 2);
+    assert.equal(responses.length, 3);
     for (const r of responses) {
         const params = r.inputs.responseParameters;
         assert.equal(r.inputs.statusCode, "200");
@@ -295,7 +347,7 @@ test("CORS: preflight answers and gateway error responses carry the headers", ()
         assert.equal(params["method.response.header.Access-Control-Allow-Headers"], headers);
         assert.equal(
             params["method.response.header.Access-Control-Allow-Methods"],
-            resourcePath(r) === "/items" ? "'GET,POST,OPTIONS'" : "'GET,OPTIONS'",
+            methodsOf[resourcePath(r)],
         );
     }
     for (const mr of p.ofType("aws:apigateway/methodResponse:MethodResponse")) {
@@ -347,6 +399,12 @@ test("REST API is regional; deployment has a trigger hash; stage v1 logs and thr
 
     // manageApiGatewayAccount defaults to false.
     assert.equal(p.ofType("aws:apigateway/account:Account").length, 0);
+});
+
+test("the items-admins group exists in the user pool (it may change anyone's items)", () => {
+    const groups = p.ofType("aws:cognito/userGroup:UserGroup");
+    assert.deepEqual(groups.map((g) => g.inputs.name), ["items-admins"]);
+    assert.equal(groups[0].inputs.userPoolId, `${REGION}_Pool123`);
 });
 
 test("user pool: email sign-in, strong passwords, optional TOTP MFA, deletion protection", () => {
@@ -430,6 +488,7 @@ test("stack outputs are present with the right shapes", () => {
     assert.deepEqual(o.functionNames, {
         postItem: "items-api-test-post-item",
         getItems: "items-api-test-get-items",
+        itemCommands: "items-api-test-item-commands",
         projectEvents: "items-api-test-project-events",
     });
 });
