@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => {
-            settings::init_cli_tracing();
+            let _log_writer = settings::init_cli_tracing();
             serve::run(args).await
         }
         Command::Token(args) => token::run(args),

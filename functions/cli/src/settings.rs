@@ -20,13 +20,22 @@ pub const DEV_ISSUER: &str = "https://dev-idp.items-api.localhost";
 
 /// Log setup for the CLI: human-readable, or JSON with `ITEMS_LOG_FORMAT=json`;
 /// level from `RUST_LOG` (default `info`).
-pub fn init_cli_tracing() {
+///
+/// Lines go to stderr through a writer thread that buffers while lines keep
+/// coming and flushes as soon as they stop: one line per request must not cost
+/// a write system call per request. Nothing is dropped (a full queue waits);
+/// keep the guard until the end, it flushes what is left.
+pub fn init_cli_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if std::env::var("ITEMS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         builder.json().init();
     } else {
-        builder.init();
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
     }
+    guard
 }

@@ -54,16 +54,13 @@ pub struct VerifiedClaims {
     pub subject: String,
     pub scopes: Vec<String>,
     pub claims: Map<String, Value>,
+    /// `claims` as API Gateway hands them to a Lambda, made once per token.
+    gateway: Map<String, Value>,
 }
 
 impl VerifiedClaims {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-
-    /// The claims as API Gateway hands them to a Lambda: every value a string.
-    pub fn gateway_claims(&self) -> Map<String, Value> {
-        self.claims
+    pub fn new(subject: String, scopes: Vec<String>, claims: Map<String, Value>) -> Self {
+        let gateway = claims
             .iter()
             .map(|(name, value)| {
                 let text = match value {
@@ -72,7 +69,17 @@ impl VerifiedClaims {
                 };
                 (name.clone(), Value::String(text))
             })
-            .collect()
+            .collect();
+        Self { subject, scopes, claims, gateway }
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// The claims as API Gateway hands them to a Lambda: every value a string.
+    pub fn gateway_claims(&self) -> Map<String, Value> {
+        self.gateway.clone()
     }
 }
 
@@ -231,7 +238,7 @@ impl AccessTokenVerifier {
             .into_iter()
             .collect();
         let expires_at = claims.get("exp").and_then(Value::as_u64).ok_or_else(|| invalid("no exp"))?;
-        Ok((VerifiedClaims { subject, scopes, claims }, kid, expires_at))
+        Ok((VerifiedClaims::new(subject, scopes, claims), kid, expires_at))
     }
 }
 
@@ -240,7 +247,7 @@ mod tests {
     use super::*;
 
     fn verified(subject: &str, expires_at: u64) -> Verified {
-        let claims = VerifiedClaims { subject: subject.to_owned(), scopes: Vec::new(), claims: Map::new() };
+        let claims = VerifiedClaims::new(subject.to_owned(), Vec::new(), Map::new());
         Verified { claims: Arc::new(claims), kid: "key-1".to_owned(), expires_at }
     }
 

@@ -19,6 +19,7 @@
 mod schema;
 mod writer;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,6 +49,8 @@ pub const LOCK_FILE: &str = "items.lock";
 const PAGE_ROWS: usize = 1000;
 /// Read connections kept open for reuse.
 const READ_POOL: usize = 8;
+/// Items the read model keeps in memory for `get` (a few MiB).
+const HOT_ITEMS: usize = 16_384;
 /// How long a reader waits for a lock before giving up (WAL readers rarely wait).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The projector position's name (one change feed per database).
@@ -59,6 +62,10 @@ pub struct Database {
     path: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    /// Items recently written or read, for `get` without a read transaction.
+    /// Only this process writes the items table (the data dir is locked), and
+    /// every write goes through [`SqliteReadModel`], so the copy cannot go stale.
+    hot_items: Mutex<HashMap<ItemId, Item>>,
     /// The sequence number of the newest committed event.
     head: watch::Sender<u64>,
     _lock: File,
@@ -79,7 +86,14 @@ impl Database {
         let head = watch::Sender::new(head);
         let writer = Writer::start(connection, head.clone())
             .map_err(|e| OpenError::Io { path: path.clone(), detail: e.to_string() })?;
-        Ok(Arc::new(Self { path, writer, readers: Mutex::new(Vec::new()), head, _lock: lock }))
+        Ok(Arc::new(Self {
+            path,
+            writer,
+            readers: Mutex::new(Vec::new()),
+            hot_items: Mutex::default(),
+            head,
+            _lock: lock,
+        }))
     }
 
     pub fn path(&self) -> &Path {
@@ -124,6 +138,28 @@ impl Database {
             readers.push(connection);
         }
         result
+    }
+
+    fn hot_item(&self, id: ItemId) -> Option<Item> {
+        self.hot_items.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    }
+
+    /// Remembers `item` unless a newer version is remembered (a read racing a
+    /// write must not put the older copy back).
+    fn remember(&self, item: &Item) {
+        let mut hot = self.hot_items.lock().unwrap_or_else(PoisonError::into_inner);
+        if hot.get(&item.id).is_some_and(|known| known.version >= item.version) {
+            return;
+        }
+        if hot.len() >= HOT_ITEMS {
+            // Start over rather than track recency on every read.
+            hot.clear();
+        }
+        hot.insert(item.id, item.clone());
+    }
+
+    fn forget_hot_items(&self) {
+        self.hot_items.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     /// The highest event sequence number committed so far.
@@ -387,18 +423,34 @@ fn upsert_into(connection: &Connection, table: &str, item: &Item) -> Result<Upse
 #[async_trait]
 impl ReadModel for SqliteReadModel {
     async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
-        let item = item.clone();
-        self.0.writer.disposable(move |connection| upsert_into(connection, "items", &item)).await.map_err(store_error)
+        let stored = item.clone();
+        let upsert = self
+            .0
+            .writer
+            .disposable(move |connection| upsert_into(connection, "items", &stored))
+            .await
+            .map_err(store_error)?;
+        if upsert == Upsert::Applied {
+            self.0.remember(item);
+        }
+        Ok(upsert)
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
-        self.0.read_now(move |connection| {
+        if let Some(item) = self.0.hot_item(id) {
+            return Ok(Some(item));
+        }
+        let item = self.0.read_now(move |connection| {
             let stored: Option<String> = connection
                 .prepare_cached("SELECT item FROM items WHERE id = ?1")
                 .and_then(|mut statement| statement.query_row([id.to_string()], |row| row.get(0)).optional())
                 .map_err(unavailable)?;
             stored.as_deref().map(decode_item).transpose()
-        })
+        })?;
+        if let Some(item) = &item {
+            self.0.remember(item);
+        }
+        Ok(item)
     }
 
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
@@ -474,7 +526,9 @@ impl Rebuild {
                 save_position(connection, position)
             })
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        self.database.forget_hot_items();
+        Ok(())
     }
 }
 

@@ -204,3 +204,22 @@ async fn a_rebuild_replaces_the_read_model_and_sets_the_position() {
     assert_eq!(read_model.get(stray.id).await.unwrap(), None);
     assert_eq!(events.projected_position().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn the_hot_items_keep_the_newest_version_and_stay_bounded() {
+    let dir = DataDir::new();
+    let database = Database::open(&dir.0).unwrap();
+    let read_model = SqliteReadModel::new(database.clone());
+    let first = item_of(&created(ItemId(Uuid::new_v4()), "v1"));
+    let second = Item { name: "v2".into(), version: 2, ..first.clone() };
+    read_model.upsert_if_newer(&second).await.unwrap();
+    // A read that started before the write finishes after it: its copy is older.
+    database.remember(&first);
+    assert_eq!(read_model.get(first.id).await.unwrap(), Some(second));
+
+    for _ in 0..HOT_ITEMS + 10 {
+        database.remember(&item_of(&created(ItemId(Uuid::new_v4()), "filler")));
+    }
+    assert!(database.hot_items.lock().unwrap().len() <= HOT_ITEMS);
+    assert_eq!(read_model.get(first.id).await.unwrap().map(|item| item.version), Some(2), "read back from the table");
+}
