@@ -130,8 +130,14 @@ pub enum DecodeError {
 
 impl Event {
     pub fn to_stored(&self) -> StoredEvent {
-        // Each type's `data` is exactly its changes: the stored form is the history's.
-        let data = self.payload.changes();
+        // Each type's `data` is its changes, as the history shows them; a
+        // deletion changes no field and stores `null`, not `{}`: DynamoDB
+        // Local's stream serves an empty map in a form the AWS SDK cannot
+        // parse, and a record nobody can read would stop the projector.
+        let data = match self.payload {
+            EventPayload::ItemDeleted => serde_json::Value::Null,
+            _ => self.payload.changes(),
+        };
         StoredEvent {
             stream_id: self.item_id.stream_id(),
             version: self.version,
@@ -295,7 +301,7 @@ mod tests {
 
         let deleted = later_event(3, EventPayload::ItemDeleted);
         let stored = serde_json::to_value(deleted.to_stored()).unwrap();
-        assert_eq!((stored["type"].as_str(), &stored["data"]), (Some("ItemDeleted"), &serde_json::json!({})));
+        assert_eq!((stored["type"].as_str(), &stored["data"]), (Some("ItemDeleted"), &serde_json::Value::Null));
         assert_eq!(deleted.to_stored().decode().unwrap(), deleted);
     }
 
@@ -317,7 +323,7 @@ mod tests {
             r#"{"stream_id":"item#00000000-0000-0000-0000-000000000002","version":3,
                 "event_id":"00000000-0000-0000-0000-000000000004",
                 "item_id":"00000000-0000-0000-0000-000000000002","type":"ItemDeleted","schema":1,
-                "occurred_at":"2026-01-02T05:00:00.000Z","subject":"sub-2","data":{}}"#,
+                "occurred_at":"2026-01-02T05:00:00.000Z","subject":"sub-2","data":null}"#,
         )
         .unwrap();
         assert_eq!(deleted.decode().unwrap().payload, EventPayload::ItemDeleted);

@@ -132,3 +132,44 @@ async fn a_store_failure_reports_the_failed_record() {
     let response = project_events(&projector, batch(vec![record(&created("x"), 7), record(&created("y"), 8)])).await;
     assert_eq!(failures(&response), vec![format!("{:024}", 7)]);
 }
+
+/// A rename at `version`.
+fn renamed(id: ItemId, version: u64, name: &str) -> Event {
+    let update = items_domain::event::ItemUpdated { name: Some(name.into()), timestamp: None };
+    Event { payload: EventPayload::ItemUpdated(update), ..version_of(id, version, "") }
+}
+
+#[tokio::test]
+async fn shuffled_and_duplicated_stream_batches_with_renames_and_deletes_end_as_the_log_folds() {
+    use items_domain::memory::InMemoryEventStore;
+    use items_domain::ports::EventStore;
+    let (kept, gone) = (ItemId(Uuid::new_v4()), ItemId(Uuid::new_v4()));
+    let log = [
+        version_of(kept, 1, "Pen"),
+        renamed(kept, 2, "Ink"),
+        renamed(kept, 3, "Nib"),
+        version_of(gone, 1, "Cup"),
+        renamed(gone, 2, "Mug"),
+        Event { payload: EventPayload::ItemDeleted, ..version_of(gone, 3, "") },
+    ];
+    // The events table the function reads an item's history from.
+    let events = Arc::new(InMemoryEventStore::default());
+    for id in [kept, gone] {
+        let stream: Vec<Event> = log.iter().filter(|e| e.item_id == id).cloned().collect();
+        events.append(0, &stream).await.unwrap();
+    }
+    // Every delivery order a retrying stream could produce, each twice.
+    let orders: [&[usize]; 4] = [&[0, 1, 2, 3, 4, 5], &[5, 4, 3, 2, 1, 0], &[2, 0, 5, 1, 3, 4], &[3, 5, 0, 2, 4, 1]];
+    for order in orders {
+        let read_model = Arc::new(InMemoryReadModel::default());
+        let projector = ProjectorService::new(read_model.clone()).with_history(events.clone());
+        let records: Vec<Value> =
+            order.iter().chain(order.iter()).enumerate().map(|(n, &i)| record(&log[i], n as u32 + 1)).collect();
+        let response = project_events(&projector, batch(records)).await;
+        assert!(failures(&response).is_empty(), "{order:?}");
+        let survivor = read_model.get(kept).await.unwrap().unwrap();
+        assert_eq!((survivor.name.as_str(), survivor.version), ("Nib", 3), "{order:?}");
+        let tombstone = read_model.get(gone).await.unwrap().unwrap();
+        assert!(tombstone.deleted && tombstone.version == 3, "{order:?}: never resurrected");
+    }
+}

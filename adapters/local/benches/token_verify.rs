@@ -41,6 +41,7 @@ fn token_verification(c: &mut Criterion) {
             scopes: vec!["items/read".to_owned(), "items/write".to_owned()],
             client_id: DEV_CLIENT_ID.to_owned(),
             ttl: Duration::from_secs(3600),
+            groups: Vec::new(),
         })
         .expect("token");
     // Fills the JWKS cache.

@@ -165,7 +165,10 @@ async fn poll_shard(
                 }
                 None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
             };
-            let output = request.send().await.map_err(|e| e.to_string())?;
+            let output = request
+                .send()
+                .await
+                .map_err(|e| format!("GetShardIterator: {}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
             match output.shard_iterator {
                 Some(iterator) => iterator,
                 None => {
@@ -181,7 +184,7 @@ async fn poll_shard(
         .limit(config.batch_size)
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("GetRecords: {}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
     let records = output.records.unwrap_or_default();
     let count = records.len();
     if records.is_empty() {

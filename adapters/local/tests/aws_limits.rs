@@ -93,6 +93,7 @@ async fn start(read_model: Arc<dyn ReadModel>, budget: ListBudget, function_time
             scopes: vec!["items/read".into(), "items/write".into()],
             client_id: DEV_CLIENT_ID.into(),
             ttl: Duration::from_secs(600),
+            groups: Vec::new(),
         })
         .unwrap();
     let _ = std::fs::remove_dir_all(&data_dir);

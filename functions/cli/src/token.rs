@@ -18,6 +18,10 @@ pub struct TokenArgs {
     /// Space-separated scopes.
     #[arg(long, default_value = "items/read items/write")]
     pub scope: String,
+    /// A Cognito group to put in the token's `cognito:groups` (repeatable),
+    /// e.g. `items-admins`, whose members may change anyone's items.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     pub ttl: u64,
@@ -37,6 +41,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         scopes: args.scope.split_whitespace().map(str::to_owned).collect(),
         client_id: DEV_CLIENT_ID.to_owned(),
         ttl: Duration::from_secs(args.ttl),
+        groups: args.groups,
     })?;
     println!("{token}");
     Ok(())

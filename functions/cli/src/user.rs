@@ -28,6 +28,9 @@ pub enum UserCommand {
         /// Replace the password of an existing user.
         #[arg(long)]
         replace: bool,
+        /// Put the user in this Cognito group (repeatable), e.g. `items-admins`.
+        #[arg(long = "group")]
+        groups: Vec<String>,
     },
     /// List the users: names and ids (`sub`), never passwords.
     List,
@@ -38,10 +41,13 @@ pub enum UserCommand {
 pub fn run(args: UserArgs) -> anyhow::Result<()> {
     let store = UserStore::in_dir(&args.data_dir);
     match args.command {
-        UserCommand::Add { username, password_stdin, replace } => {
+        UserCommand::Add { username, password_stdin, replace, groups } => {
             items_local::hosted_ui::users::validate_username(&username)?;
             let password = read_password(&username, password_stdin)?;
-            let user = store.add(&username, &password, replace)?;
+            let mut user = store.add(&username, &password, replace)?;
+            if !groups.is_empty() {
+                user = store.set_groups(&username, &groups)?;
+            }
             println!(
                 "{} user {} (sub {}) in {}",
                 if replace { "Saved" } else { "Added" },
@@ -57,7 +63,9 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
                 println!("No users in {}. Add one with: items user add NAME", store.path().display());
             }
             for user in users {
-                println!("{}\t{}\tcreated {}", user.username, user.sub, user.created_at);
+                let groups =
+                    if user.groups.is_empty() { String::new() } else { format!("\tgroups {}", user.groups.join(",")) };
+                println!("{}\t{}\tcreated {}{groups}", user.username, user.sub, user.created_at);
             }
         }
         UserCommand::Remove { username } => {

@@ -135,3 +135,100 @@ async fn a_large_listing_is_paged_by_link_headers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An item's life with three people: its owner renames it, someone else may
+/// not touch it, an `items-admins` member deletes it; the list follows, and
+/// the history says who did what.
+async fn lifecycle(server: &Server, visible_within: Duration) {
+    let client = reqwest::Client::new();
+    let owner = server.token(&["--username", "alice"]);
+    let other = server.token(&["--username", "bob"]);
+    let admin = server.token(&["--username", "root", "--group", "items-admins"]);
+    let sub = |token: &str| claims(token)["sub"].as_str().unwrap().to_owned();
+    let call = |method: reqwest::Method, path: String, token: &str| {
+        client.request(method, server.url(&path)).header("Authorization", format!("Bearer {token}"))
+    };
+
+    let created: Value = call(reqwest::Method::POST, "/items".into(), &owner)
+        .json(&json!({"name": "Pen"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["item"]["id"].as_str().unwrap().to_owned();
+    let item = format!("/items/{id}");
+    wait_until_listed(&client, server, &owner, &id, visible_within).await;
+
+    let taken = call(reqwest::Method::PATCH, item.clone(), &other).json(&json!({"name": "Mine"})).send().await.unwrap();
+    assert_eq!(taken.status(), 403);
+    let renamed = call(reqwest::Method::PATCH, item.clone(), &owner)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"name": "Fountain pen"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 200);
+    assert_eq!(renamed.headers()["etag"], "\"2\"");
+    let stale = call(reqwest::Method::DELETE, item.clone(), &owner).header("If-Match", "\"1\"").send().await.unwrap();
+    assert_eq!(stale.status(), 412);
+    assert_eq!(stale.json::<Value>().await.unwrap()["currentVersion"], 2);
+
+    // The rename reaches the list through the projector.
+    let deadline = std::time::Instant::now() + visible_within;
+    while wait_until_listed(&client, server, &owner, &id, visible_within).await["name"] != "Fountain pen" {
+        assert!(std::time::Instant::now() < deadline, "the rename was not projected in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(call(reqwest::Method::DELETE, item.clone(), &other).send().await.unwrap().status(), 403);
+    assert_eq!(call(reqwest::Method::DELETE, item.clone(), &admin).send().await.unwrap().status(), 204);
+    let deadline = std::time::Instant::now() + visible_within;
+    loop {
+        let gone = call(reqwest::Method::GET, item.clone(), &owner).send().await.unwrap().status() == 404;
+        let (listed, _) = support::list_all(&client, server, &owner).await;
+        if gone && listed.iter().all(|listed| listed["id"] != id.as_str()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the deletion was not projected in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let history: Value =
+        call(reqwest::Method::GET, format!("{item}/events"), &other).send().await.unwrap().json().await.unwrap();
+    let who: Vec<(&str, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry["type"].as_str().unwrap(), entry["subject"].as_str().unwrap()))
+        .collect();
+    let (owner_sub, admin_sub) = (sub(&owner), sub(&admin));
+    assert_eq!(
+        who,
+        [("ItemCreated", owner_sub.as_str()), ("ItemUpdated", owner_sub.as_str()), ("ItemDeleted", admin_sub.as_str())]
+    );
+}
+
+#[tokio::test]
+async fn an_items_life_with_owner_stranger_and_admin_on_the_embedded_store() {
+    let server = Server::start(&[]);
+    lifecycle(&server, Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn an_items_life_with_owner_stranger_and_admin_on_dynamodb() {
+    let local = DynamoDbLocal::shared();
+    let endpoint = local.endpoint();
+    let (events, items) = (unique_table("life-events"), unique_table("life-items"));
+    let server = Server::start(&[
+        "--dynamodb",
+        "--dynamodb-endpoint",
+        &endpoint,
+        "--events-table",
+        &events,
+        "--items-table",
+        &items,
+    ]);
+    lifecycle(&server, Duration::from_secs(20)).await;
+}

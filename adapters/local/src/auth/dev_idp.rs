@@ -39,6 +39,8 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     pub client_id: String,
     pub ttl: Duration,
+    /// Cognito groups: the token's `cognito:groups` (left out when empty, as Cognito does).
+    pub groups: Vec<String>,
 }
 
 pub struct DevIdentityProvider {
@@ -110,7 +112,7 @@ impl DevIdentityProvider {
     /// The claims of a Cognito access token for `request`, issued now.
     pub fn access_claims(&self, request: &TokenRequest) -> Value {
         let now = jsonwebtoken::get_current_timestamp();
-        json!({
+        let mut claims = json!({
             "sub": request.subject,
             "iss": self.issuer,
             "version": 2,
@@ -124,7 +126,11 @@ impl DevIdentityProvider {
             "iat": now,
             "jti": Uuid::new_v4().to_string(),
             "username": request.username,
-        })
+        });
+        if !request.groups.is_empty() {
+            claims["cognito:groups"] = json!(request.groups);
+        }
+        claims
     }
 
     pub fn issue_access_token(&self, request: &TokenRequest) -> Result<String, DevIdpError> {

@@ -19,6 +19,8 @@ pub struct Grant {
     /// The user's password hash when they signed in: a refresh is refused once
     /// the user is removed or their password changed.
     pub credential: String,
+    /// The user's Cognito groups when the tokens were issued.
+    pub groups: Vec<String>,
 }
 
 /// An authorization code's binding, checked at the token endpoint.

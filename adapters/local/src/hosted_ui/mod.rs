@@ -337,6 +337,7 @@ impl HostedUi {
             subject: user.sub.clone(),
             scopes: request.scopes.clone(),
             credential: user.password_hash.clone(),
+            groups: user.groups.clone(),
         };
         let mut url = Url::parse(&request.redirect_uri).map_err(|_| TokenError::ServerError)?;
         match (request.response_type, &request.code_challenge) {
@@ -381,13 +382,15 @@ impl HostedUi {
         }
         if grant_type == "refresh_token" {
             let refresh_token = params.get("refresh_token").ok_or(TokenError::InvalidRequest)?;
-            let grant =
+            let mut grant =
                 lock(&self.refresh_tokens).get(refresh_token, now).map_err(|_| TokenError::InvalidGrant)?.clone();
-            if !self.still_signed_in(&grant)? {
+            let Some(user) = self.still_signed_in(&grant)? else {
                 // Removed, or the password changed: the session ends here.
                 lock(&self.refresh_tokens).remove(refresh_token);
                 return Err(TokenError::InvalidGrant);
-            }
+            };
+            // As Cognito: refreshed tokens carry the user's groups of now.
+            grant.groups = user.groups;
             return self.issue(&grant, false);
         }
 
@@ -409,13 +412,13 @@ impl HostedUi {
         Ok(tokens)
     }
 
-    /// Whether the grant's user still exists with the password they signed in with.
-    fn still_signed_in(&self, grant: &Grant) -> Result<bool, TokenError> {
+    /// The grant's user, if they still exist with the password they signed in with.
+    fn still_signed_in(&self, grant: &Grant) -> Result<Option<DevUser>, TokenError> {
         let users = self.config.users.list().map_err(|error| {
             tracing::error!(%error, "cannot read the users file");
             TokenError::ServerError
         })?;
-        Ok(users.iter().any(|user| user.username == grant.username && user.password_hash == grant.credential))
+        Ok(users.into_iter().find(|user| user.username == grant.username && user.password_hash == grant.credential))
     }
 
     /// `POST /oauth2/revoke`: forgets a refresh token (unknown tokens are fine, RFC 7009).
@@ -453,6 +456,7 @@ impl HostedUi {
             scopes: grant.scopes.clone(),
             client_id: grant.client_id.clone(),
             ttl: self.config.token_ttl,
+            groups: grant.groups.clone(),
         };
         let access = self.idp.access_claims(&request);
         let access_token = self.idp.sign(&access).map_err(|_| TokenError::ServerError)?;

@@ -43,6 +43,9 @@ pub struct DevUser {
     /// Argon2id PHC string (`$argon2id$v=19$…`).
     pub password_hash: String,
     pub created_at: String,
+    /// Cognito-style groups, put in the user's access tokens (`cognito:groups`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -85,11 +88,26 @@ impl UserStore {
             sub: dev_subject(username),
             password_hash,
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            groups: existing.map(|index| file.users[index].groups.clone()).unwrap_or_default(),
         };
         match existing {
             Some(index) => file.users[index] = user.clone(),
             None => file.users.push(user.clone()),
         }
+        self.write(&file)?;
+        Ok(user)
+    }
+
+    /// Puts the user in exactly these groups.
+    pub fn set_groups(&self, username: &str, groups: &[String]) -> Result<DevUser, UserError> {
+        let mut file = self.read()?;
+        let user = file
+            .users
+            .iter_mut()
+            .find(|u| u.username == username)
+            .ok_or_else(|| UserError::NotFound(username.to_owned()))?;
+        user.groups = groups.to_vec();
+        let user = user.clone();
         self.write(&file)?;
         Ok(user)
     }

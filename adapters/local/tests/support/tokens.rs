@@ -19,6 +19,7 @@ pub fn token_request(scopes: &[&str]) -> TokenRequest {
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         client_id: DEV_CLIENT_ID.to_owned(),
         ttl: Duration::from_secs(3600),
+        groups: Vec::new(),
     }
 }
 
