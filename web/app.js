@@ -1,4 +1,5 @@
-// Items: sign in on the Hosted UI (local or Cognito), then list and create items.
+// Items: sign in on the Hosted UI (local or Cognito), then list, create,
+// rename and delete items, and read an item's history.
 //
 // - Sign-in: authorization code + PKCE (S256) by default, implicit grant with
 //   "responseType": "token" in config.json.
@@ -39,15 +40,29 @@ const ui = {
   refresh: $("refresh"),
   rows: document.querySelector("#items tbody"),
   empty: $("empty"),
+  renameDialog: $("rename-dialog"),
+  renameForm: $("rename-form"),
+  renameName: $("rename-name"),
+  renameCancel: $("rename-cancel"),
+  historyDialog: $("history-dialog"),
+  historyTitle: $("history-title"),
+  historyEntries: $("history-entries"),
+  historyClose: $("history-close"),
 };
+/** Members may change anyone's items (the access token's `cognito:groups`). */
+const ADMIN_GROUP = "items-admins";
 
 let config;
 let hostedUi;
 let redirectUri;
 let expiryTimer;
 let listed = [];
-/** Items created here that GET /items does not show yet (the read model is eventually consistent). */
+/** Items created or changed here that GET /items does not show yet (the read model is eventually consistent). */
 const pending = new Map();
+/** Items deleted here that GET /items may still list for a moment. */
+const deleted = new Set();
+/** The item being renamed. */
+let renaming = null;
 
 // ---- small helpers ---------------------------------------------------------
 
@@ -301,8 +316,12 @@ function render() {
   const me = session()?.claims;
   const shown = new Map(listed.map((item) => [item.id, item]));
   for (const [id, item] of pending) {
-    if (shown.has(id)) pending.delete(id);
+    if ((shown.get(id)?.version ?? 0) >= item.version) pending.delete(id);
     else shown.set(id, item);
+  }
+  for (const id of deleted) {
+    if (shown.has(id)) shown.delete(id);
+    else deleted.delete(id);
   }
   const items = [...shown.values()].sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)));
   const rows = items.map((item) => {
@@ -317,12 +336,114 @@ function render() {
     const by = document.createElement("td");
     by.className = "by";
     by.textContent = me && item.createdBy === me.sub ? `${me.username} (you)` : item.createdBy;
-    row.append(name, created, by);
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    actions.append(button("History", `History of ${item.name}`, () => showHistory(item)));
+    if (mayChange(me, item)) {
+      actions.append(
+        button("Rename", `Rename ${item.name}`, () => startRename(item)),
+        button("Delete", `Delete ${item.name}`, () => deleteItem(item)),
+      );
+    }
+    row.append(name, created, by, actions);
     return row;
   });
   ui.rows.replaceChildren(...rows);
   ui.empty.hidden = items.length > 0;
   return items.length;
+}
+
+function button(text, label, onClick) {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = "secondary";
+  element.textContent = text;
+  element.setAttribute("aria-label", label);
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+/** What the API allows: the creator, or a member of items-admins. */
+function mayChange(me, item) {
+  if (!me) return false;
+  const groups = Array.isArray(me["cognito:groups"]) ? me["cognito:groups"] : [];
+  return item.createdBy === me.sub || groups.includes(ADMIN_GROUP);
+}
+
+/** `If-Match` for the version this page shows: a change made meanwhile is not overwritten. */
+function ifMatch(item) {
+  return { "If-Match": `"${item.version}"` };
+}
+
+function startRename(item) {
+  renaming = item;
+  ui.renameName.value = item.name;
+  ui.renameDialog.showModal();
+  ui.renameName.select();
+}
+
+async function saveRename(event) {
+  event.preventDefault();
+  const item = renaming;
+  const name = ui.renameName.value.trim();
+  if (!item || !name) return;
+  ui.renameDialog.close();
+  renaming = null;
+  await attempt(async () => {
+    try {
+      const renamed = await api(`/items/${encodeURIComponent(item.id)}`, {
+        method: "PATCH",
+        headers: { "Content-Type": "application/json", ...ifMatch(item) },
+        body: JSON.stringify({ name }),
+      });
+      pending.set(renamed.id, renamed);
+      render();
+      setStatus(`Renamed to “${renamed.name}”.`);
+    } finally {
+      setTimeout(loadItems, 1000);
+    }
+  });
+}
+
+async function deleteItem(item) {
+  if (!window.confirm(`Delete “${item.name}”? Its history is kept.`)) return;
+  await attempt(async () => {
+    try {
+      await api(`/items/${encodeURIComponent(item.id)}`, { method: "DELETE", headers: ifMatch(item) });
+      pending.delete(item.id);
+      deleted.add(item.id);
+      render();
+      setStatus(`Deleted “${item.name}”.`);
+    } finally {
+      setTimeout(loadItems, 1000);
+    }
+  });
+}
+
+function describeEntry(entry, me) {
+  const who = me && entry.subject === me.sub ? "you" : entry.subject;
+  const when = new Date(entry.occurredAt).toLocaleString();
+  const changes = Object.entries(entry.changes || {})
+    .map(([field, value]) => `${field} “${value}”`)
+    .join(", ");
+  const what = { ItemCreated: "Created", ItemUpdated: "Changed", ItemDeleted: "Deleted" }[entry.type] || entry.type;
+  return `v${entry.version} · ${what}${changes ? `: ${changes}` : ""} · by ${who} · ${when}`;
+}
+
+async function showHistory(item) {
+  await attempt(async () => {
+    const entries = await api(`/items/${encodeURIComponent(item.id)}/events`);
+    const me = session()?.claims;
+    ui.historyTitle.textContent = `History of “${item.name}”`;
+    ui.historyEntries.replaceChildren(
+      ...entries.map((entry) => {
+        const line = document.createElement("li");
+        line.textContent = describeEntry(entry, me);
+        return line;
+      }),
+    );
+    ui.historyDialog.showModal();
+  });
 }
 
 async function loadItems() {
@@ -368,6 +489,7 @@ function showSignedOut(reason) {
   ui.signedOutReason.textContent = reason || "";
   listed = [];
   pending.clear();
+  deleted.clear();
   ui.rows.replaceChildren();
   setStatus(reason ? "Signed out." : "Not signed in.");
 }
@@ -387,6 +509,12 @@ async function main() {
   ui.signOut.addEventListener("click", () => signOut());
   ui.create.addEventListener("submit", createItem);
   ui.refresh.addEventListener("click", loadItems);
+  ui.renameForm.addEventListener("submit", saveRename);
+  ui.renameCancel.addEventListener("click", () => {
+    renaming = null;
+    ui.renameDialog.close();
+  });
+  ui.historyClose.addEventListener("click", () => ui.historyDialog.close());
 
   try {
     const response = await fetch("config.json", { cache: "no-store" });

@@ -10,6 +10,7 @@ import {
   ARTIFACTS_DIR,
   DEV_CLIENT_ID,
   PASSWORD,
+  items,
   REPO_DIR,
   USER,
   claimsOf,
@@ -78,7 +79,7 @@ async function storage(page) {
 }
 
 async function createItem(page, name) {
-  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Name", { exact: true }).fill(name);
   await page.getByRole("button", { name: "Create item" }).click();
   await page.getByRole("row").filter({ hasText: name }).waitFor();
 }
@@ -178,6 +179,50 @@ describe("the web page with the local Hosted UI", () => {
     await page.getByRole("heading", { name: "Sign in to see and create items" }).waitFor();
     assert.equal(new URL(page.url()).href, `${server.baseUrl}/`);
     assert.deepEqual(await storage(page), {}, "signing out forgets the tokens");
+    assert.deepEqual(consoleErrors, []);
+    await context.close();
+  });
+
+  test("renames and deletes the person's own items, shows every item's history, offers no change of others' items", TIMEOUT, async () => {
+    // Someone else's item, made through the API with their token.
+    const bob = (await items(["token", "--username", "bob", "--data-dir", server.dataDir])).trim();
+    const theirs = await fetch(`${server.baseUrl}/items`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${bob}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "bob's lamp" }),
+    });
+    assert.equal(theirs.status, 201);
+
+    const { page, context, consoleErrors } = await newPage();
+    await signIn(page, server.baseUrl);
+    await waitSignedIn(page);
+    await createItem(page, "my kettle");
+    const otherRow = page.getByRole("row").filter({ hasText: "bob's lamp" });
+    await otherRow.waitFor();
+    assert.equal(await otherRow.getByRole("button", { name: /Rename|Delete/ }).count(), 0, "no change offered");
+
+    const mine = page.getByRole("row").filter({ hasText: "my kettle" });
+    await mine.getByRole("button", { name: "Rename my kettle" }).click();
+    await page.getByLabel("New name").fill("my tea kettle");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("row").filter({ hasText: "my tea kettle" }).waitFor();
+    await page.getByText("Renamed to “my tea kettle”.").waitFor();
+
+    const renamed = page.getByRole("row").filter({ hasText: "my tea kettle" });
+    await renamed.getByRole("button", { name: "History of my tea kettle" }).click();
+    const history = page.locator("#history-entries li");
+    await history.nth(1).waitFor();
+    assert.match(await history.nth(0).textContent(), /^v1 · Created: name “my kettle”.* · by you · /);
+    assert.match(await history.nth(1).textContent(), /^v2 · Changed: name “my tea kettle” · by you · /);
+    await page.getByRole("button", { name: "Close" }).click();
+
+    page.once("dialog", (dialog) => dialog.accept());
+    await renamed.getByRole("button", { name: "Delete my tea kettle" }).click();
+    await page.getByText("Deleted “my tea kettle”.").waitFor();
+    await page.getByRole("row").filter({ hasText: "my tea kettle" }).waitFor({ state: "detached" });
+    // Still gone after the list is read again (the read model has the deletion).
+    await page.waitForTimeout(1500);
+    assert.equal(await page.getByRole("row").filter({ hasText: "my tea kettle" }).count(), 0);
     assert.deepEqual(consoleErrors, []);
     await context.close();
   });
