@@ -66,7 +66,8 @@ export interface Api {
     routes: RouteResources[];
     deployment: aws.apigateway.Deployment;
     stage: aws.apigateway.Stage;
-    accessLogGroup: aws.cloudwatch.LogGroup;
+    /** Only with `accessLogging`. */
+    accessLogGroup?: aws.cloudwatch.LogGroup;
     account?: aws.apigateway.Account;
 }
 
@@ -273,35 +274,54 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
         }),
     );
 
-    // Any change to a method, integration, CORS answer or gateway response
-    // changes this hash, which replaces the Deployment (and so redeploys v1).
-    const triggerParts = pulumi.all([
+    // Every input of every method, integration, CORS answer, gateway response
+    // and the authorizer goes into this hash: any change replaces the
+    // Deployment (and so redeploys v1). Ids alone would miss in-place updates.
+    const triggerParts = pulumi.output<unknown[]>([
         pulumi.all(
             routes.map((r) =>
-                pulumi.all([
+                pulumi.output<unknown[]>([
                     r.route.path,
                     r.route.httpMethod,
                     r.route.scopes,
+                    r.route.requestParameters ?? {},
+                    r.route.sourceArnPath,
                     r.method.id,
                     r.method.authorization,
                     r.method.authorizerId,
+                    r.method.authorizationScopes,
+                    r.method.requestParameters,
                     r.integration.id,
                     r.integration.type,
+                    r.integration.integrationHttpMethod,
                     r.integration.uri,
                 ]),
             ),
         ),
         pulumi.all(
             cors.map((c) =>
-                pulumi.all([c.target.key, c.headers, c.method.id, c.integration.id, c.integrationResponse.id]),
+                pulumi.output<unknown[]>([
+                    c.target.key,
+                    c.target.methods,
+                    c.headers,
+                    c.method.id,
+                    c.method.authorization,
+                    c.integration.id,
+                    c.integration.type,
+                    c.integration.requestTemplates,
+                    c.methodResponse.responseParameters,
+                    c.methodResponse.responseModels,
+                    c.integrationResponse.id,
+                    c.integrationResponse.responseParameters,
+                ]),
             ),
         ),
         pulumi.all(
             gatewayResponses.map((g) =>
-                pulumi.all([g.id, g.responseType, g.statusCode, g.responseParameters, g.responseTemplates]),
+                pulumi.output<unknown[]>([g.id, g.responseType, g.statusCode, g.responseParameters, g.responseTemplates]),
             ),
         ),
-        authorizer.id,
+        pulumi.output<unknown[]>([authorizer.id, authorizer.type, authorizer.providerArns, authorizer.identitySource]),
         cognito.userPool.arn,
     ]);
     const deployment = new aws.apigateway.Deployment(
@@ -322,10 +342,15 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
 
     const account = settings.api.manageApiGatewayAccount ? createApiGatewayAccount() : undefined;
 
-    const accessLogGroup = new aws.cloudwatch.LogGroup("api-access-logs", {
-        name: `/aws/apigateway/${prefix}-${STAGE_NAME}-access`,
-        retentionInDays: settings.logRetentionDays,
-    });
+    // Access logs need the account's CloudWatch Logs role: on a fresh account
+    // without it, a Stage with access logs fails ("CloudWatch Logs role ARN
+    // must be set"). So they are a switch, off by default.
+    const accessLogGroup = settings.api.accessLogging
+        ? new aws.cloudwatch.LogGroup("api-access-logs", {
+              name: `/aws/apigateway/${prefix}-${STAGE_NAME}-access`,
+              retentionInDays: settings.logRetentionDays,
+          })
+        : undefined;
 
     const stage = new aws.apigateway.Stage(
         STAGE_NAME,
@@ -334,10 +359,10 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
             deployment: deployment.id,
             stageName: STAGE_NAME,
             description: "Items API, version 1",
-            accessLogSettings: {
-                destinationArn: accessLogGroup.arn,
-                format: ACCESS_LOG_FORMAT,
-            },
+            xrayTracingEnabled: settings.tracing,
+            accessLogSettings: accessLogGroup
+                ? { destinationArn: accessLogGroup.arn, format: ACCESS_LOG_FORMAT }
+                : undefined,
         },
         // Access logging needs the account-level CloudWatch role to be set.
         { dependsOn: account ? [account] : [] },
@@ -361,20 +386,33 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
 /**
  * API Gateway writes logs with one role per account and region. Only create
  * (and thereby own) that setting when asked: another stack may manage it.
+ * The setting is account-wide and other APIs may rely on it, so a `pulumi
+ * destroy` leaves it, and the role it names, in place (`retainOnDelete`;
+ * @pulumi/aws 7 has no `resetOnDelete`): they leave Pulumi's state and stay
+ * in the account until removed by hand (docs/deploy.md, tearing down).
  */
 function createApiGatewayAccount(): aws.apigateway.Account {
     const partition = aws.getPartitionOutput().partition;
-    const role = new aws.iam.Role("apigateway-cloudwatch-role", {
-        assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
-        description: "Lets API Gateway write access and execution logs to CloudWatch Logs",
-    });
-    const attachment = new aws.iam.RolePolicyAttachment("apigateway-cloudwatch-logs", {
-        role: role.name,
-        policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs`,
-    });
+    const retain = { retainOnDelete: true };
+    const role = new aws.iam.Role(
+        "apigateway-cloudwatch-role",
+        {
+            assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
+            description: "Lets API Gateway write access and execution logs to CloudWatch Logs",
+        },
+        retain,
+    );
+    const attachment = new aws.iam.RolePolicyAttachment(
+        "apigateway-cloudwatch-logs",
+        {
+            role: role.name,
+            policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs`,
+        },
+        retain,
+    );
     return new aws.apigateway.Account(
         "apigateway-account",
         { cloudwatchRoleArn: role.arn },
-        { dependsOn: [attachment] },
+        { ...retain, dependsOn: [attachment] },
     );
 }

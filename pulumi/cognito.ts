@@ -12,6 +12,8 @@ export interface Cognito {
     domain: aws.cognito.UserPoolDomain;
     resourceServer: aws.cognito.ResourceServer;
     client: aws.cognito.UserPoolClient;
+    /** For CI and back-end callers: a secret and the client_credentials grant. */
+    machineClient: aws.cognito.UserPoolClient;
     adminGroup: aws.cognito.UserGroup;
 }
 
@@ -42,6 +44,8 @@ export function createCognito(settings: Settings): Cognito {
     const domain = new aws.cognito.UserPoolDomain("hosted-ui", {
         domain: c.domainPrefix,
         userPoolId: userPool.id,
+        // 1 = the classic Hosted UI that docs/deploy.md describes (2 is managed login).
+        managedLoginVersion: 1,
     });
 
     const resourceServer = new aws.cognito.ResourceServer("items-resource-server", {
@@ -79,11 +83,31 @@ export function createCognito(settings: Settings): Cognito {
         { dependsOn: [resourceServer] },
     );
 
+    // A machine caller's access token has `sub` = this client's id and no user.
+    const machineClient = new aws.cognito.UserPoolClient(
+        "machine-client",
+        {
+            name: `${namePrefix()}-machine`,
+            userPoolId: userPool.id,
+            generateSecret: true,
+            allowedOauthFlowsUserPoolClient: true,
+            allowedOauthFlows: ["client_credentials"],
+            allowedOauthScopes: [READ_SCOPE, WRITE_SCOPE],
+            supportedIdentityProviders: ["COGNITO"],
+            explicitAuthFlows: ["ALLOW_REFRESH_TOKEN_AUTH"],
+            preventUserExistenceErrors: "ENABLED",
+            enableTokenRevocation: true,
+            accessTokenValidity: c.accessTokenValidityMinutes,
+            tokenValidityUnits: { accessToken: "minutes" },
+        },
+        { dependsOn: [resourceServer] },
+    );
+
     const adminGroup = new aws.cognito.UserGroup("items-admins", {
         userPoolId: userPool.id,
         name: ADMIN_GROUP,
         description: "May rename and delete any item, not only their own",
     });
 
-    return { userPool, domain, resourceServer, client, adminGroup };
+    return { userPool, domain, resourceServer, client, machineClient, adminGroup };
 }

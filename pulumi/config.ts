@@ -73,6 +73,22 @@ export interface Settings {
         throttlingBurstLimit: number;
         throttlingRateLimit: number;
         manageApiGatewayAccount: boolean;
+        /** Stage access logs; they need the account's CloudWatch role (manageApiGatewayAccount or set by hand). */
+        accessLogging: boolean;
+    };
+    /** Deletion protection of the events table, the source of truth. */
+    eventsTableDeletionProtection: boolean;
+    /** X-Ray tracing on the stage and the functions. */
+    tracing: boolean;
+    monitoring: {
+        /** Subscribed to the alarm topic when set (the address confirms by e-mail). */
+        alarmEmail?: string;
+        /** The projector's iterator age that alarms, in milliseconds. */
+        iteratorAgeAlarmMs: number;
+        /** API 5XX responses, percent of requests over 5 minutes, that alarm. */
+        api5xxAlarmPercent: number;
+        /** API p99 latency that alarms, in milliseconds. */
+        apiP99LatencyAlarmMs: number;
     };
 }
 
@@ -102,13 +118,24 @@ export const CONFIG_DEFAULTS = {
     throttlingBurstLimit: 100,
     throttlingRateLimit: 50,
     manageApiGatewayAccount: false,
+    accessLogging: false,
+    eventsTableDeletionProtection: true,
+    tracing: false,
+    alarmEmail: "not set",
+    iteratorAgeAlarmMs: 60000,
+    api5xxAlarmPercent: 1,
+    apiP99LatencyAlarmMs: 2000,
 } as const;
 
-const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1"]);
+/**
+ * Cognito accepts plain http callback URLs for `localhost` only (not even
+ * 127.0.0.1): https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_CreateUserPoolClient.html
+ */
+const LOOPBACK_HOSTS = new Set(["localhost"]);
 
 /**
  * Checks one Cognito callback / logout URL: it must be absolute, https, or
- * plain http on localhost / 127.0.0.1 (any port), and carry no fragment.
+ * plain http on localhost (any port), and carry no fragment.
  * Returns a reason when rejected, `undefined` when fine.
  */
 export function urlProblem(raw: string): string | undefined {
@@ -130,7 +157,7 @@ export function urlProblem(raw: string): string | undefined {
     if (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname)) {
         return undefined;
     }
-    return "must use https (plain http is only allowed for http://localhost and http://127.0.0.1)";
+    return "must use https (Cognito allows plain http only for http://localhost)";
 }
 
 /**
@@ -362,11 +389,35 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
         },
         api: {
             corsAllowedOrigin: resolveCorsOrigin(cfg.get("corsAllowedOrigin"), auth.callbackUrls),
-            throttlingBurstLimit: int("throttlingBurstLimit", CONFIG_DEFAULTS.throttlingBurstLimit, 0, 1_000_000),
-            throttlingRateLimit: int("throttlingRateLimit", CONFIG_DEFAULTS.throttlingRateLimit, 0, 1_000_000),
+            // 0 would throttle every request: the API would answer nothing but 429.
+            throttlingBurstLimit: int("throttlingBurstLimit", CONFIG_DEFAULTS.throttlingBurstLimit, 1, 1_000_000),
+            throttlingRateLimit: int("throttlingRateLimit", CONFIG_DEFAULTS.throttlingRateLimit, 1, 1_000_000),
             manageApiGatewayAccount: bool("manageApiGatewayAccount", CONFIG_DEFAULTS.manageApiGatewayAccount),
+            accessLogging: bool("accessLogging", CONFIG_DEFAULTS.accessLogging),
+        },
+        eventsTableDeletionProtection: bool(
+            "eventsTableDeletionProtection",
+            CONFIG_DEFAULTS.eventsTableDeletionProtection,
+        ),
+        tracing: bool("tracing", CONFIG_DEFAULTS.tracing),
+        monitoring: {
+            alarmEmail: validateEmail(cfg.get("alarmEmail")),
+            iteratorAgeAlarmMs: int("iteratorAgeAlarmMs", CONFIG_DEFAULTS.iteratorAgeAlarmMs, 1000, 86_400_000),
+            api5xxAlarmPercent: int("api5xxAlarmPercent", CONFIG_DEFAULTS.api5xxAlarmPercent, 1, 100),
+            apiP99LatencyAlarmMs: int("apiP99LatencyAlarmMs", CONFIG_DEFAULTS.apiP99LatencyAlarmMs, 50, 29_000),
         },
     };
+}
+
+/** An e-mail address for the alarm topic, or undefined when not set. */
+export function validateEmail(value: string | undefined): string | undefined {
+    if (value === undefined || value === "") {
+        return undefined;
+    }
+    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(value)) {
+        throw new ConfigError(`alarmEmail "${value}" is not an e-mail address`);
+    }
+    return value;
 }
 
 /** `<project>-<stack>`, the prefix of every deterministic physical name. */

@@ -4,7 +4,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { LambdaName, Settings, lambdaArchivePath, namePrefix } from "./config";
-import { FunctionRole, PolicyStatement, createFunctionRole, logStatement } from "./iam";
+import { FunctionRole, PolicyStatement, createFunctionRole, logStatement, xrayStatement } from "./iam";
 import { Tables } from "./tables";
 
 export interface LambdaBundle {
@@ -57,6 +57,7 @@ function createLambda(settings: Settings, spec: LambdaSpec): LambdaBundle {
     const { role, policy }: FunctionRole = createFunctionRole(spec.key, [
         ...spec.statements,
         logStatement(logGroup.arn),
+        ...(settings.tracing ? [xrayStatement()] : []),
     ]);
     const fn = new aws.lambda.Function(
         spec.key,
@@ -70,6 +71,7 @@ function createLambda(settings: Settings, spec: LambdaSpec): LambdaBundle {
             code: new pulumi.asset.FileArchive(lambdaArchivePath(settings.lambdaArtifactsDir, spec.key)),
             memorySize: spec.memorySize,
             timeout: spec.timeout,
+            tracingConfig: { mode: settings.tracing ? "Active" : "PassThrough" },
             environment: { variables: spec.environment },
             loggingConfig: {
                 logFormat: "JSON",

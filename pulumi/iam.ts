@@ -24,10 +24,22 @@ export function assumeRolePolicy(service = "lambda.amazonaws.com"): string {
 }
 
 /**
+ * X-Ray's write actions have no resource-level permissions: `*` is the only
+ * resource they take, so this one statement is the documented exception to the
+ * no-wildcard rule.
+ */
+export const XRAY_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
+
+export function xrayStatement(): PolicyStatement {
+    return { sid: "WriteTraces", actions: XRAY_ACTIONS, resources: ["*"] };
+}
+
+/**
  * Renders an IAM policy document from resolved statements. Refuses any `*` in
  * actions or resources so that a typo cannot silently widen a grant. The
- * log-stream form `<logGroupArn>:*` is the one exception: it is how CloudWatch
- * Logs names "every stream of this one log group".
+ * log-stream form `<logGroupArn>:*` is one exception: it is how CloudWatch
+ * Logs names "every stream of this one log group"; X-Ray's write actions on
+ * `*` the other (they take no other resource).
  */
 export function renderPolicy(statements: { sid: string; actions: string[]; resources: string[] }[]): string {
     const rendered = statements.map((s) => {
@@ -36,7 +48,11 @@ export function renderPolicy(statements: { sid: string; actions: string[]; resou
                 throw new Error(`policy statement ${s.sid}: wildcard action "${a}" is not allowed`);
             }
         }
+        const xrayOnly = s.actions.length > 0 && s.actions.every((a) => XRAY_ACTIONS.includes(a));
         for (const r of s.resources) {
+            if (r === "*" && xrayOnly) {
+                continue;
+            }
             if (r.includes("*") && !isLogStreamArn(r)) {
                 throw new Error(`policy statement ${s.sid}: wildcard resource "${r}" is not allowed`);
             }

@@ -9,20 +9,22 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { createApi } from "./api";
 import { createCognito } from "./cognito";
-import { READ_SCOPE, hostedUiSignInUrl as signInUrl, issuerUrl, loadSettings } from "./config";
+import { READ_SCOPE, hostedUiBaseUrl, hostedUiSignInUrl as signInUrl, issuerUrl, loadSettings } from "./config";
 import { createFunctions } from "./functions";
+import { createMonitoring } from "./monitoring";
 import { createDlq, createStreamTrigger } from "./stream";
 import { createTables } from "./tables";
 
 const settings = loadSettings();
 const region = aws.getRegionOutput().region;
 
-const tables = createTables();
+const tables = createTables({ eventsDeletionProtection: settings.eventsTableDeletionProtection });
 const dlq = createDlq();
 const fns = createFunctions(settings, tables, dlq);
 createStreamTrigger(settings, tables.events, fns.projectEvents.fn, dlq);
 const cognito = createCognito(settings);
 const api = createApi(settings, cognito, fns);
+const monitoring = createMonitoring(settings, fns, api.restApi.name, dlq);
 
 const hostedUi = (scopes?: string[]) =>
     pulumi.all([region, cognito.client.id]).apply(([r, clientId]) =>
@@ -47,6 +49,15 @@ export const issuer = pulumi.all([region, cognito.userPool.id]).apply(([r, id]) 
 export const eventsTableName = tables.events.name;
 export const itemsTableName = tables.items.name;
 export const dlqUrl = dlq.url;
+export const awsRegion = region;
+/** The Hosted UI's base URL (`/oauth2/authorize`, `/oauth2/token`, `/login`). */
+export const hostedUiDomain = region.apply((r) => hostedUiBaseUrl(settings.cognito.domainPrefix, r));
+/** client_credentials: POST <hostedUiDomain>/oauth2/token with this client's id and secret. */
+export const machineClientId = cognito.machineClient.id;
+/** `pulumi stack output --show-secrets machineClientSecret` (scripts/smoke reads it). */
+export const machineClientSecret = pulumi.secret(cognito.machineClient.clientSecret);
+export const alarmTopicArn = monitoring.topic.arn;
+export const dashboardName = monitoring.dashboard.dashboardName;
 export const functionNames = {
     postItem: fns.postItem.functionName,
     getItems: fns.getItems.functionName,

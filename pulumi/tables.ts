@@ -13,7 +13,7 @@ export interface Tables {
     items: aws.dynamodb.Table;
 }
 
-export function createTables(): Tables {
+export function createTables(opts: { eventsDeletionProtection: boolean }): Tables {
     // Event store. Real events live under stream_id = "item#<uuid>" with a
     // numeric version; idempotency records share the table under "idem#..."
     // and expire through the TTL attribute.
@@ -30,6 +30,9 @@ export function createTables(): Tables {
         pointInTimeRecovery: { enabled: true },
         serverSideEncryption: { enabled: true },
         ttl: { attributeName: EVENTS_TTL_ATTRIBUTE, enabled: true },
+        // The log is the truth: a `pulumi destroy` must not take it along by
+        // accident (docs/deploy.md says how to tear down on purpose).
+        deletionProtectionEnabled: opts.eventsDeletionProtection,
     });
 
     // Read model, rebuilt by the projector (or by `items replay`).

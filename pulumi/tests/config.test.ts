@@ -33,12 +33,12 @@ describe("validateAuthUrls", () => {
 
     test("keeps explicit logoutUrls and a defaultRedirectUri that is a callback URL", () => {
         const r = validateAuthUrls({
-            callbackUrls: ["https://app.example.com/cb", "http://127.0.0.1:8080/cb"],
+            callbackUrls: ["https://app.example.com/cb", "http://localhost:8080/cb"],
             logoutUrls: ["https://app.example.com/"],
-            defaultRedirectUri: "http://127.0.0.1:8080/cb",
+            defaultRedirectUri: "http://localhost:8080/cb",
         });
         assert.deepEqual(r.logoutUrls, ["https://app.example.com/"]);
-        assert.equal(r.defaultRedirectUri, "http://127.0.0.1:8080/cb");
+        assert.equal(r.defaultRedirectUri, "http://localhost:8080/cb");
     });
 
     test("rejects a defaultRedirectUri that is not one of callbackUrls", () => {
@@ -59,8 +59,9 @@ describe("validateAuthUrls", () => {
         );
     });
 
-    test("rejects plain http except on localhost / 127.0.0.1", () => {
+    test("rejects plain http except on localhost (as Cognito: not even 127.0.0.1)", () => {
         for (const bad of [
+            "http://127.0.0.1:5173/",
             "http://app.example.com/cb",
             "http://localhost.example.com/cb",
             "http://10.0.0.1/cb",
@@ -76,7 +77,7 @@ describe("validateAuthUrls", () => {
             () => validateAuthUrls({ callbackUrls: ["https://app.example.com/"], logoutUrls: ["http://app.example.com/"] }),
             /logoutUrls\[0\] = "http:\/\/app\.example\.com\/" must use https/,
         );
-        for (const good of ["http://localhost/", "http://localhost:3000/cb", "http://127.0.0.1:5173/", "https://x.example/"]) {
+        for (const good of ["http://localhost/", "http://localhost:3000/cb", "https://127.0.0.1:5173/", "https://x.example/"]) {
             assert.doesNotThrow(() => validateAuthUrls({ callbackUrls: [good] }), good);
         }
     });
@@ -227,6 +228,15 @@ describe("loadSettings", () => {
             throttlingBurstLimit: 100,
             throttlingRateLimit: 50,
             manageApiGatewayAccount: false,
+            accessLogging: false,
+        });
+        assert.equal(s.eventsTableDeletionProtection, true);
+        assert.equal(s.tracing, false);
+        assert.deepEqual(s.monitoring, {
+            alarmEmail: undefined,
+            iteratorAgeAlarmMs: 60000,
+            api5xxAlarmPercent: 1,
+            apiP99LatencyAlarmMs: 2000,
         });
         // The documented defaults table agrees with what is applied.
         assert.equal(CONFIG_DEFAULTS.batchSize, s.stream.batchSize);
@@ -264,6 +274,11 @@ describe("loadSettings", () => {
         assert.throws(() => load({ ...minimal, maximumRecordAgeInSeconds: "-1" }), /maximumRecordAgeInSeconds/);
         assert.throws(() => load({ ...minimal, logRetentionDays: "10" }), /logRetentionDays must be one of/);
         assert.throws(() => load({ ...minimal, logLevel: "VERBOSE" }), /logLevel/);
+        // A limit of 0 throttles every request.
+        assert.throws(() => load({ ...minimal, throttlingRateLimit: "0" }), /throttlingRateLimit must be an integer between 1/);
+        assert.throws(() => load({ ...minimal, throttlingBurstLimit: "0" }), /throttlingBurstLimit must be an integer between 1/);
+        assert.throws(() => load({ ...minimal, alarmEmail: "ops at example" }), /alarmEmail "ops at example" is not an e-mail/);
+        assert.equal(load({ ...minimal, alarmEmail: "ops@example.com" }).monitoring.alarmEmail, "ops@example.com");
     });
 });
 

@@ -88,7 +88,14 @@ function fabricate(type: string, name: string, inputs: Record<string, any>): { i
             state.endpoint = `cognito-idp.${REGION}.amazonaws.com/${REGION}_Pool123`;
             return { id: `${REGION}_Pool123`, state };
         case "aws:cognito/userPoolClient:UserPoolClient":
+            if (inputs.generateSecret) {
+                state.clientSecret = "machine-secret";
+                return { id: "machine123", state };
+            }
             return { id: "client123", state };
+        case "aws:sns/topic:Topic":
+            state.arn = arn("sns", physical);
+            return { id: state.arn, state };
         case "random:index/randomPassword:RandomPassword":
             state.result = "k".repeat(inputs.length ?? 16);
             return { id: "none", state };

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { before, test } from "node:test";
 import { PROJECT_DIR } from "../config";
-import { ACCOUNT, Program, REGION, loadProgram, makeArtifactsDir } from "./harness";
+import { ACCOUNT, Program, REGION, loadProgram, makeArtifactsDir, parsePolicy } from "./harness";
 
 let p: Program;
 let artifacts: string;
@@ -36,6 +36,13 @@ before(async () => {
         deletionProtection: "false",
         selfSignUpEnabled: "true",
         manageApiGatewayAccount: "true",
+        accessLogging: "true",
+        tracing: "true",
+        eventsTableDeletionProtection: "false",
+        alarmEmail: "ops@example.com",
+        iteratorAgeAlarmMs: "30000",
+        api5xxAlarmPercent: "5",
+        apiP99LatencyAlarmMs: "800",
     });
 });
 
@@ -101,4 +108,42 @@ test("manageApiGatewayAccount creates the CloudWatch role and account setting", 
     assert.equal(attachment.policyArn, "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs");
     assert.ok(account.cloudwatchRoleArn.startsWith(`arn:aws:iam::${ACCOUNT}:role/`));
     assert.equal(REGION, "eu-west-1");
+});
+
+test("accessLogging: the stage writes JSON access logs to its own log group", () => {
+    const stage = p.get("aws:apigateway/stage:Stage", "v1").inputs;
+    const accessLogs = p.get("aws:cloudwatch/logGroup:LogGroup", "api-access-logs");
+    assert.equal(accessLogs.inputs.name, "/aws/apigateway/items-api-test-v1-access");
+    assert.equal(stage.accessLogSettings.destinationArn, accessLogs.state.arn);
+    const format = JSON.parse(stage.accessLogSettings.format);
+    assert.equal(format.requestId, "$context.requestId");
+    assert.equal(format.status, "$context.status");
+});
+
+test("tracing: X-Ray on the stage and every function, with the X-Ray grant as the one wildcard", () => {
+    assert.equal(p.get("aws:apigateway/stage:Stage", "v1").inputs.xrayTracingEnabled, true);
+    for (const f of p.ofType("aws:lambda/function:Function")) {
+        assert.deepEqual(f.inputs.tracingConfig, { mode: "Active" }, f.name);
+    }
+    for (const pol of p.ofType("aws:iam/rolePolicy:RolePolicy")) {
+        const statements = parsePolicy(pol.inputs.policy);
+        assert.deepEqual(statements.get("WriteTraces"), {
+            actions: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+            resources: ["*"],
+        }, pol.name);
+        for (const [sid, st] of statements) {
+            if (sid !== "WriteTraces") assert.ok(!st.resources.includes("*"), `${pol.name} ${sid}`);
+        }
+    }
+});
+
+test("alarm e-mail, thresholds and the events table's deletion protection follow config", () => {
+    const subscription = p.get("aws:sns/topicSubscription:TopicSubscription", "alarms-email").inputs;
+    assert.deepEqual([subscription.protocol, subscription.endpoint], ["email", "ops@example.com"]);
+    assert.equal(subscription.topic, p.get("aws:sns/topic:Topic", "alarms").state.arn);
+    const alarms = new Map(p.ofType("aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => [a.name, a.inputs]));
+    assert.equal(alarms.get("projector-iterator-age")!.threshold, 30000);
+    assert.equal(alarms.get("api-5xx-rate")!.threshold, 0.05);
+    assert.equal(alarms.get("api-p99-latency")!.threshold, 800);
+    assert.equal(p.get("aws:dynamodb/table:Table", "events").inputs.deletionProtectionEnabled, false);
 });

@@ -1,0 +1,192 @@
+// What operators watch: alarms to an SNS topic (optionally e-mailed) and a
+// CloudWatch dashboard with the same figures. The functions' own metrics
+// (items created, projected, lag...) arrive in Embedded Metric Format under
+// METRICS_NAMESPACE (see adapters/aws/src/metrics.rs).
+
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { STAGE_NAME } from "./api";
+import { Settings, namePrefix } from "./config";
+import { Functions, LambdaBundle } from "./functions";
+
+/** The EMF namespace of the functions' metrics (the Rust side uses the same). */
+export const METRICS_NAMESPACE = "ItemsApi";
+/** Five minutes: alarm periods and dashboard granularity. */
+export const PERIOD_SECONDS = 300;
+
+export interface Monitoring {
+    topic: aws.sns.Topic;
+    emailSubscription?: aws.sns.TopicSubscription;
+    alarms: aws.cloudwatch.MetricAlarm[];
+    dashboard: aws.cloudwatch.Dashboard;
+}
+
+interface AlarmSpec {
+    key: string;
+    description: string;
+    args: Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions" | "alarmDescription" | "name">;
+}
+
+export function createMonitoring(
+    settings: Settings,
+    fns: Functions,
+    restApiName: pulumi.Input<string>,
+    dlq: aws.sqs.Queue,
+): Monitoring {
+    const prefix = namePrefix();
+    const topic = new aws.sns.Topic("alarms", { name: `${prefix}-alarms` });
+    const emailSubscription = settings.monitoring.alarmEmail
+        ? new aws.sns.TopicSubscription("alarms-email", {
+              topic: topic.arn,
+              protocol: "email",
+              endpoint: settings.monitoring.alarmEmail,
+          })
+        : undefined;
+
+    const lambdas: LambdaBundle[] = [fns.postItem, fns.getItems, fns.itemCommands, fns.projectEvents];
+    const apiDimensions = { ApiName: restApiName, Stage: STAGE_NAME };
+    const specs: AlarmSpec[] = [
+        {
+            key: "projector-iterator-age",
+            description: "The projector is behind: the oldest stream record it read waited longer than the threshold.",
+            args: {
+                namespace: "AWS/Lambda",
+                metricName: "IteratorAge",
+                dimensions: { FunctionName: fns.projectEvents.functionName },
+                statistic: "Maximum",
+                period: 60,
+                evaluationPeriods: 5,
+                threshold: settings.monitoring.iteratorAgeAlarmMs,
+                comparisonOperator: "GreaterThanThreshold",
+                treatMissingData: "notBreaching",
+            },
+        },
+        {
+            key: "projector-dlq-visible",
+            description: "The projector gave up on a stream batch: it is described in the DLQ (the events are still in the log; replay).",
+            args: {
+                namespace: "AWS/SQS",
+                metricName: "ApproximateNumberOfMessagesVisible",
+                dimensions: { QueueName: dlq.name },
+                statistic: "Maximum",
+                period: 60,
+                evaluationPeriods: 1,
+                threshold: 0,
+                comparisonOperator: "GreaterThanThreshold",
+                treatMissingData: "notBreaching",
+            },
+        },
+        ...lambdas.flatMap((f): AlarmSpec[] =>
+            (["Errors", "Throttles"] as const).map((metricName) => ({
+                key: `${f.key}-${metricName.toLowerCase()}`,
+                description: `${f.key}: ${metricName.toLowerCase()} in the last 5 minutes.`,
+                args: {
+                    namespace: "AWS/Lambda",
+                    metricName,
+                    dimensions: { FunctionName: f.functionName },
+                    statistic: "Sum",
+                    period: PERIOD_SECONDS,
+                    evaluationPeriods: 1,
+                    threshold: 0,
+                    comparisonOperator: "GreaterThanThreshold",
+                    treatMissingData: "notBreaching",
+                },
+            })),
+        ),
+        {
+            key: "api-5xx-rate",
+            description: `More than ${settings.monitoring.api5xxAlarmPercent}% of API requests answered 5XX over 5 minutes.`,
+            args: {
+                // 5XXError's Average is the share of requests that were 5XX.
+                namespace: "AWS/ApiGateway",
+                metricName: "5XXError",
+                dimensions: apiDimensions,
+                statistic: "Average",
+                period: PERIOD_SECONDS,
+                evaluationPeriods: 1,
+                threshold: settings.monitoring.api5xxAlarmPercent / 100,
+                comparisonOperator: "GreaterThanThreshold",
+                treatMissingData: "notBreaching",
+            },
+        },
+        {
+            key: "api-p99-latency",
+            description: `API p99 latency above ${settings.monitoring.apiP99LatencyAlarmMs} ms for 15 minutes.`,
+            args: {
+                namespace: "AWS/ApiGateway",
+                metricName: "Latency",
+                dimensions: apiDimensions,
+                extendedStatistic: "p99",
+                period: PERIOD_SECONDS,
+                evaluationPeriods: 3,
+                threshold: settings.monitoring.apiP99LatencyAlarmMs,
+                comparisonOperator: "GreaterThanThreshold",
+                treatMissingData: "notBreaching",
+            },
+        },
+    ];
+    const alarms = specs.map(
+        (spec) =>
+            new aws.cloudwatch.MetricAlarm(spec.key, {
+                ...spec.args,
+                name: `${prefix}-${spec.key}`,
+                alarmDescription: spec.description,
+                alarmActions: [topic.arn],
+                okActions: [topic.arn],
+            }),
+    );
+
+    const dashboard = new aws.cloudwatch.Dashboard("dashboard", {
+        dashboardName: prefix,
+        dashboardBody: pulumi
+            .all([
+                aws.getRegionOutput().region,
+                restApiName,
+                dlq.name,
+                ...lambdas.map((f) => pulumi.output(f.functionName)),
+            ])
+            .apply(([region, apiName, queueName, ...functionNames]) =>
+                JSON.stringify(dashboardBody(region, apiName, queueName, functionNames, settings)),
+            ),
+    });
+
+    return { topic, emailSubscription, alarms, dashboard };
+}
+
+type Metric = (string | Record<string, string>)[];
+
+function widget(title: string, metrics: Metric[], region: string, extra: Record<string, unknown> = {}) {
+    return {
+        type: "metric",
+        width: 12,
+        height: 6,
+        properties: { title, region, metrics, period: PERIOD_SECONDS, view: "timeSeries", ...extra },
+    };
+}
+
+/** The dashboard: the alarms' figures, and the functions' own metrics. */
+export function dashboardBody(
+    region: string,
+    apiName: string,
+    queueName: string,
+    functionNames: string[],
+    settings: Settings,
+) {
+    const api = ["ApiName", apiName, "Stage", STAGE_NAME];
+    const projector = functionNames[functionNames.length - 1];
+    return {
+        widgets: [
+            widget("API requests and 5XX", [["AWS/ApiGateway", "Count", ...api, { stat: "Sum" }], ["AWS/ApiGateway", "5XXError", ...api, { stat: "Sum" }], ["AWS/ApiGateway", "4XXError", ...api, { stat: "Sum" }]], region),
+            widget("API latency p99 (ms)", [["AWS/ApiGateway", "Latency", ...api, { stat: "p99" }], ["AWS/ApiGateway", "IntegrationLatency", ...api, { stat: "p99" }]], region, {
+                annotations: { horizontal: [{ label: "alarm", value: settings.monitoring.apiP99LatencyAlarmMs }] },
+            }),
+            widget("Function errors and throttles", functionNames.flatMap((name) => [["AWS/Lambda", "Errors", "FunctionName", name, { stat: "Sum" }], ["AWS/Lambda", "Throttles", "FunctionName", name, { stat: "Sum" }]]), region),
+            widget("Projector iterator age (ms)", [["AWS/Lambda", "IteratorAge", "FunctionName", projector, { stat: "Maximum" }]], region, {
+                annotations: { horizontal: [{ label: "alarm", value: settings.monitoring.iteratorAgeAlarmMs }] },
+            }),
+            widget("Projector DLQ messages", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName, { stat: "Maximum" }]], region),
+            widget("Items created and projected", [["ItemsApi", "ItemsCreated", "Function", "post-item", { stat: "Sum" }], ["ItemsApi", "IdempotentRepeats", "Function", "post-item", { stat: "Sum" }], ["ItemsApi", "RecordsProjected", "Function", "project-events", { stat: "Sum" }], ["ItemsApi", "RecordsAlreadyNewer", "Function", "project-events", { stat: "Sum" }], ["ItemsApi", "RecordsFailed", "Function", "project-events", { stat: "Sum" }]], region),
+            widget("Projection lag (ms, event time to projection)", [["ItemsApi", "ProjectionLag", "Function", "project-events", { stat: "p99" }], ["ItemsApi", "ProjectionLag", "Function", "project-events", { stat: "Maximum" }]], region),
+        ],
+    };
+}
