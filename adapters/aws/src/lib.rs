@@ -14,6 +14,7 @@
 //! - [`cursor`]: opaque, tamper-evident page cursors.
 //! - [`system`]: the real clock and id generator.
 //! - [`lambda_env`]: the functions' settings and their AWS SDK configuration.
+//! - [`metrics`]: the functions' counters, as CloudWatch EMF lines and Prometheus text.
 //! - [`limits`]: the limits AWS puts on the API (Lambda's response size, API Gateway's
 //!   timeout, payload and header sizes), in one place.
 
@@ -23,6 +24,7 @@ pub mod dynamodb;
 pub mod dynamodb_codec;
 pub mod lambda_env;
 pub mod limits;
+pub mod metrics;
 pub mod projector;
 pub mod response_headers;
 pub mod system;

@@ -8,6 +8,7 @@ use items_domain::event::DecodeError;
 use items_domain::service::ProjectorService;
 
 use crate::dynamodb_codec::{RecordError, event_from_item};
+use crate::metrics::{self, Counter};
 
 /// What one stream record holds for the projector.
 #[derive(Debug)]
@@ -59,6 +60,13 @@ pub async fn project_events(projector: &ProjectorService, batch: DynamoDbEvent) 
         }
     }
     let outcome = projector.project_batch(&events).await;
+    let now = chrono::Utc::now();
+    let processed = outcome.failed.as_ref().map_or(events.len(), |(index, _)| *index);
+    for event in &events[..processed] {
+        metrics::projection_lag((now - event.occurred_at).num_milliseconds() as f64);
+    }
+    metrics::count(Counter::RecordsProjected, outcome.applied as u64);
+    metrics::count(Counter::RecordsAlreadyNewer, outcome.already_newer as u64);
     let failed_at = match outcome.failed {
         Some((index, error)) => {
             tracing::error!(%error, event_id = %events[index].event_id, "projection failed");
@@ -66,6 +74,7 @@ pub async fn project_events(projector: &ProjectorService, batch: DynamoDbEvent) 
         }
         None => malformed_at,
     };
+    metrics::count(Counter::RecordsFailed, u64::from(failed_at.is_some()));
     tracing::info!(
         records = batch.records.len(),
         applied = outcome.applied,

@@ -120,7 +120,19 @@ pub fn router(config: GatewayConfig) -> Router {
     if state.dev_idp.is_some() {
         router = router.route(DEV_JWKS_PATH, get(dev_jwks));
     }
+    router = router.route(METRICS_PATH, get(metrics));
     router.fallback(handle).with_state(state)
+}
+
+/// The functions' counters (the ones the Lambdas send as EMF), in Prometheus text.
+pub const METRICS_PATH: &str = "/metrics";
+
+async fn metrics() -> Response {
+    let mut response = items_aws::metrics::prometheus_text().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
 }
 
 async fn dev_jwks(State(gateway): State<Arc<GatewayConfig>>) -> Response {

@@ -475,7 +475,7 @@ async fn codes_expire() {
     let code = code_for(&fixture, CALLBACK).await;
     let params = Params::parse(&query(&exchange(&code, CALLBACK, VERIFIER))).unwrap();
     let later = Instant::now() + hosted_ui::DEFAULT_CODE_TTL + Duration::from_secs(1);
-    assert_eq!(fixture.ui.token(&params, later), Err(TokenError::InvalidGrant));
+    assert_eq!(fixture.ui.token(&params, None, later), Err(TokenError::InvalidGrant));
 }
 
 #[tokio::test]
@@ -489,8 +489,11 @@ async fn refresh_tokens_expire() {
         ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
     ]);
     let params = Params::parse(&refresh).unwrap();
-    assert!(fixture.ui.token(&params, Instant::now()).is_ok());
-    assert_eq!(fixture.ui.token(&params, Instant::now() + Duration::from_secs(61)), Err(TokenError::InvalidGrant));
+    assert!(fixture.ui.token(&params, None, Instant::now()).is_ok());
+    assert_eq!(
+        fixture.ui.token(&params, None, Instant::now() + Duration::from_secs(61)),
+        Err(TokenError::InvalidGrant)
+    );
 }
 
 #[tokio::test]
@@ -663,4 +666,92 @@ async fn failures_across_usernames_hold_back_the_client_address() {
     let held = sign_in(&fixture, &request, PASSWORD).await;
     assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(held.body.contains("from your address"), "{}", held.body);
+}
+
+const MACHINE: &str = "itemslocalmachineclient000";
+const MACHINE_SECRET: &str = "a machine secret with spaces & symbols";
+
+fn machine_fixture() -> Fixture {
+    fixture_with(|config| {
+        config.machine_client = Some(hosted_ui::MachineClient {
+            client_id: MACHINE.into(),
+            client_secret: MACHINE_SECRET.into(),
+            allowed_scopes: vec!["items/read".into(), "items/write".into()],
+        })
+    })
+}
+
+async fn token_with_basic(fixture: &Fixture, id: &str, secret: &str, fields: &[(&str, &str)]) -> Reply {
+    let encode = |part: &str| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", encode(id), encode(secret)));
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/oauth2/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::AUTHORIZATION, format!("Basic {basic}"))
+        .body(Body::from(query(fields)))
+        .unwrap();
+    let response = fixture.app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = String::from_utf8(to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    Reply { status, headers, body }
+}
+
+#[tokio::test]
+async fn client_credentials_give_the_machine_client_a_token_whose_sub_is_its_id() {
+    let fixture = machine_fixture();
+    let reply = token_with_basic(&fixture, MACHINE, MACHINE_SECRET, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let tokens = reply.json();
+    assert!(tokens.get("refresh_token").is_none() && tokens.get("id_token").is_none(), "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    let claims = verified_claims(&fixture.idp, tokens["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], MACHINE);
+    assert_eq!(claims["client_id"], MACHINE);
+    assert_eq!(claims["token_use"], "access");
+    assert_eq!(claims["scope"], "items/read items/write");
+    assert!(claims.get("username").is_none(), "no user behind a machine token");
+
+    // Credentials in the form work too, and a narrower scope is granted as asked.
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", MACHINE),
+        ("client_secret", MACHINE_SECRET),
+        ("scope", "items/read"),
+    ];
+    let read_only = token(&fixture, &form).await;
+    assert_eq!(read_only.status, StatusCode::OK, "{}", read_only.body);
+    let claims = verified_claims(&fixture.idp, read_only.json()["access_token"].as_str().unwrap());
+    assert_eq!(claims["scope"], "items/read");
+}
+
+#[tokio::test]
+async fn client_credentials_are_refused_like_cognito() {
+    let machine = machine_fixture();
+    let grant = [("grant_type", "client_credentials")];
+    let cases = [
+        (MACHINE, "wrong secret", &grant[..], "invalid_client"),
+        ("someoneelse", MACHINE_SECRET, &grant[..], "invalid_client"),
+        (CLIENT, "", &grant[..], "unauthorized_client"),
+        (
+            MACHINE,
+            MACHINE_SECRET,
+            &[("grant_type", "client_credentials"), ("scope", "items/admin")][..],
+            "invalid_scope",
+        ),
+        (MACHINE, MACHINE_SECRET, &[("grant_type", "client_credentials"), ("scope", "openid")][..], "invalid_scope"),
+    ];
+    for (id, secret, fields, error) in cases {
+        let reply = token_with_basic(&machine, id, secret, fields).await;
+        assert_eq!(
+            (reply.status, reply.json()),
+            (StatusCode::BAD_REQUEST, serde_json::json!({ "error": error })),
+            "{id} {fields:?}"
+        );
+    }
+    // Without a machine client, nobody gets one.
+    let plain = fixture();
+    let reply = token_with_basic(&plain, MACHINE, MACHINE_SECRET, &grant).await;
+    assert_eq!(reply.json(), serde_json::json!({"error": "invalid_client"}));
 }

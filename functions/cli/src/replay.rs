@@ -77,7 +77,12 @@ struct Progress {
     written: AtomicUsize,
     started: Instant,
     last_line: Mutex<Instant>,
+    /// Print an EMF line (ReplayEventsRead, ReplayItemsWritten) per page.
+    emf: bool,
 }
+
+/// `ITEMS_METRICS_EMF=1`: replay progress as CloudWatch EMF lines on stdout.
+const EMF_SETTING: &str = "ITEMS_METRICS_EMF";
 
 impl Progress {
     fn new(expected_events: u64) -> Self {
@@ -96,6 +101,7 @@ impl Progress {
             written: AtomicUsize::new(0),
             started: now,
             last_line: Mutex::new(now),
+            emf: std::env::var(EMF_SETTING).is_ok_and(|v| v == "1"),
         }
     }
 
@@ -110,6 +116,13 @@ impl ReplayObserver for Progress {
     fn page_done(&self, _segment: u32, events: usize, stats: WriteStats) {
         let total = self.events.fetch_add(events, Ordering::Relaxed) + events;
         let written = self.written.fetch_add(stats.written, Ordering::Relaxed) + stats.written;
+        items_aws::metrics::count(items_aws::metrics::Counter::ReplayEventsRead, events as u64);
+        items_aws::metrics::count(items_aws::metrics::Counter::ReplayItemsWritten, stats.written as u64);
+        if self.emf {
+            // Replay progress as CloudWatch metrics, for a replay run where
+            // stdout goes to CloudWatch Logs (a task, a build job).
+            items_aws::metrics::flush_emf("replay");
+        }
         if let Some(bar) = &self.bar {
             bar.set_position(total as u64);
             bar.set_message(format!("{written} written"));

@@ -15,7 +15,7 @@ use items_aws::response_headers::{CORS_SETTING, CorsPolicy};
 use items_aws::system::{RandomIds, SystemClock};
 use items_domain::ports::{EventStore, ReadModel};
 use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
-use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider};
+use items_local::auth::dev_idp::{DEV_CLIENT_ID, DEV_MACHINE_CLIENT_ID, DevIdentityProvider};
 use items_local::auth::{AccessTokenVerifier, VerifierConfig};
 use items_local::data_dir::{create_private_dir, publish_secret, read_secret};
 use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel};
@@ -87,7 +87,12 @@ fn cursor_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(key) = std::env::var("CURSOR_SIGNING_KEY") {
         return Ok(key.into_bytes());
     }
-    let path = data_dir.join("cursor.key");
+    data_dir_secret(data_dir, "cursor.key")
+}
+
+/// A random secret kept in `data_dir/name` (0600), made on first use.
+pub(crate) fn data_dir_secret(data_dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(name);
     match read_secret(&path) {
         Ok(key) => Ok(key),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -164,8 +169,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => {
             let idp = DevIdentityProvider::load_or_create(&args.data_dir, DEV_ISSUER)?;
-            let client_ids =
-                if args.client_ids.is_empty() { vec![DEV_CLIENT_ID.to_owned()] } else { args.client_ids.clone() };
+            // The page's client and the machine client (client_credentials).
+            let client_ids = if args.client_ids.is_empty() {
+                vec![DEV_CLIENT_ID.to_owned(), DEV_MACHINE_CLIENT_ID.to_owned()]
+            } else {
+                args.client_ids.clone()
+            };
             (
                 Some(Arc::new(idp)),
                 VerifierConfig {

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::Router;
-use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider};
+use items_local::auth::dev_idp::{DEV_CLIENT_ID, DEV_MACHINE_CLIENT_ID, DevIdentityProvider};
 use items_local::hosted_ui::users::UserStore;
-use items_local::hosted_ui::{self, HostedUi, HostedUiConfig};
+use items_local::hosted_ui::{self, HostedUi, HostedUiConfig, MachineClient};
+
+/// The development machine client's secret, in the data dir (0600).
+pub const MACHINE_SECRET_FILE: &str = "machine-client.secret";
 use items_local::web_app::{self, WebAppConfig};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -92,6 +95,12 @@ pub fn build(
             let users = UserStore::in_dir(data_dir);
             let mut config = HostedUiConfig::new(client_id.clone(), redirect_uris.clone(), users.clone());
             config.token_ttl = Duration::from_secs(args.token_ttl);
+            let secret = crate::serve::data_dir_secret(data_dir, MACHINE_SECRET_FILE)?;
+            config.machine_client = Some(MachineClient {
+                client_id: DEV_MACHINE_CLIENT_ID.to_owned(),
+                client_secret: String::from_utf8(secret).context("the machine client's secret is not text")?,
+                allowed_scopes: vec!["items/read".to_owned(), "items/write".to_owned()],
+            });
             let ui = HostedUi::new(config, idp).context("the local Hosted UI's settings")?;
             let router = web_app::router(&page(String::new(), client_id)).merge(hosted_ui::router(Arc::new(ui)));
             Ok(Web { router, hosted_ui: Some("the local Hosted UI".to_owned()), local: Some((users, redirect_uris)) })
@@ -109,6 +118,10 @@ impl Web {
         }
         if let Some((users, redirect_uris)) = &self.local {
             println!("  callback URLs: {}", redirect_uris.join(", "));
+            println!(
+                "  machine client (client_credentials at {base_url}/oauth2/token): id {DEV_MACHINE_CLIENT_ID}, secret in {}",
+                data_dir.join(MACHINE_SECRET_FILE).display()
+            );
             match users.list() {
                 Ok(list) if list.is_empty() => {
                     println!("  no users yet: add one (another terminal), then sign in:");

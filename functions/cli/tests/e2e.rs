@@ -232,3 +232,62 @@ async fn an_items_life_with_owner_stranger_and_admin_on_dynamodb() {
     ]);
     lifecycle(&server, Duration::from_secs(20)).await;
 }
+
+/// The value of a Prometheus text line `name value`.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[tokio::test]
+async fn metrics_count_what_the_functions_did() {
+    let server = Server::start(&[]);
+    let client = reqwest::Client::new();
+    let token = server.token(&[]);
+    let auth = format!("Bearer {token}");
+    let created: Value = client
+        .post(server.url("/items"))
+        .header("Authorization", &auth)
+        .json(&json!({"name": "Pen"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let item = format!("/items/{}", created["item"]["id"].as_str().unwrap());
+    let repeat = || {
+        client
+            .post(server.url("/items"))
+            .header("Authorization", &auth)
+            .header("Idempotency-Key", "metrics-1")
+            .json(&json!({"name": "Cup"}))
+            .send()
+    };
+    assert_eq!(repeat().await.unwrap().status(), 201);
+    assert_eq!(repeat().await.unwrap().status(), 201);
+    let renamed = client.patch(server.url(&item)).header("Authorization", &auth).json(&json!({"name": "Ink"}));
+    assert_eq!(renamed.send().await.unwrap().status(), 200);
+    assert_eq!(client.delete(server.url(&item)).header("Authorization", &auth).send().await.unwrap().status(), 204);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let response = client.get(server.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        let text = response.text().await.unwrap();
+        if metric(&text, "items_records_projected_total") >= 4.0 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(metric(&text, "items_created_total"), 2.0, "{text}");
+    assert_eq!(metric(&text, "items_idempotent_repeats_total"), 1.0);
+    assert_eq!(metric(&text, "items_updated_total"), 1.0);
+    assert_eq!(metric(&text, "items_deleted_total"), 1.0);
+    assert_eq!(metric(&text, "items_records_projected_total"), 4.0, "two creations, a rename and a deletion");
+    assert_eq!(metric(&text, "items_records_failed_total"), 0.0);
+    assert_eq!(metric(&text, "items_projection_lag_milliseconds_count"), 4.0);
+}

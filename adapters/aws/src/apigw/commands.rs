@@ -12,6 +12,8 @@ use items_domain::command::UpdateItem;
 use items_domain::decide::{ADMIN_GROUP, Actor, Rejection};
 use items_domain::service::{ChangeError, ChangeItemService, Changed, HistoryService};
 
+use crate::metrics::Counter;
+
 use super::{
     ApiError, Caller, IDEMPOTENT_REPLAYED, READ_SCOPE, WRITE_SCOPE, etag, idempotency_key, json_body, json_response,
     log_request,
@@ -62,6 +64,7 @@ async fn dispatch(
             let (expected, key) = (if_match(&request.headers)?, idempotency_key(&request.headers)?);
             let changed = functions.changes.update(&actor(caller), id, update, expected, key.as_ref()).await;
             let changed = changed.map_err(change_error)?;
+            counted(&changed, Counter::ItemsUpdated);
             let mut headers = replayed(&changed);
             if let Some(etag) = etag(changed.item.version) {
                 headers.insert(ETAG, etag);
@@ -72,6 +75,7 @@ async fn dispatch(
             let (expected, key) = (if_match(&request.headers)?, idempotency_key(&request.headers)?);
             let changed = functions.changes.delete(&actor(caller), id, expected, key.as_ref()).await;
             let changed = changed.map_err(change_error)?;
+            counted(&changed, Counter::ItemsDeleted);
             let mut response = ApiGatewayProxyResponse::default();
             response.status_code = 204;
             response.headers = replayed(&changed);
@@ -79,6 +83,10 @@ async fn dispatch(
         }
         _ => Err(ApiError::new(405, "Method not allowed")),
     }
+}
+
+fn counted(changed: &Changed, counter: Counter) {
+    crate::metrics::count(if changed.repeated { Counter::IdempotentRepeats } else { counter }, 1);
 }
 
 fn actor(caller: &Caller) -> Actor {

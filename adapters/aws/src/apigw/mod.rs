@@ -183,6 +183,10 @@ async fn create(
         }
     })?;
     let item = created.item();
+    match created {
+        Created::New(_) => crate::metrics::count(crate::metrics::Counter::ItemsCreated, 1),
+        Created::Repeated(_) => crate::metrics::count(crate::metrics::Counter::IdempotentRepeats, 1),
+    }
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("{}/{}", collection_path(request), item.id)) {
         headers.insert(LOCATION, location);

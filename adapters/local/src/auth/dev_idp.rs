@@ -20,6 +20,8 @@ use uuid::Uuid;
 pub const KEY_FILE: &str = "dev-idp-key.pk8";
 /// The development app client id, as a Cognito app client id looks.
 pub const DEV_CLIENT_ID: &str = "itemslocaldevclient0000000";
+/// The development machine client (client_credentials), as the stack's second app client.
+pub const DEV_MACHINE_CLIENT_ID: &str = "itemslocalmachineclient000";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevIdpError {

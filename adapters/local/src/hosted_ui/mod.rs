@@ -11,7 +11,9 @@
 //!   `redirect_uri#access_token=…&id_token=…&token_type=Bearer&expires_in=…&state=…`.
 //! - `POST /oauth2/token`: `authorization_code` (single-use codes bound to
 //!   client, redirect URI and challenge) and `refresh_token` grants, answered
-//!   as Cognito does (`{"error":"invalid_grant"}` with 400 on failure).
+//!   as Cognito does (`{"error":"invalid_grant"}` with 400 on failure); and
+//!   `client_credentials` for the machine client (HTTP Basic or form
+//!   credentials): an access token whose `sub` is the client id.
 //! - `POST /oauth2/revoke`, `GET /logout?client_id=…&logout_uri=…`.
 //!
 //! Tokens: access tokens as `items token` issues them (`token_use: access`,
@@ -45,9 +47,19 @@ pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_STATE_BYTES: usize = 2048;
 
-pub struct HostedUiConfig {
-    /// The one app client this Hosted UI serves.
+/// A confidential app client with the client_credentials grant (CI, back ends).
+#[derive(Clone)]
+pub struct MachineClient {
     pub client_id: String,
+    pub client_secret: String,
+    pub allowed_scopes: Vec<String>,
+}
+
+pub struct HostedUiConfig {
+    /// The one browser app client this Hosted UI serves.
+    pub client_id: String,
+    /// The machine client, if any.
+    pub machine_client: Option<MachineClient>,
     /// Allowed callback and sign-out URLs, compared character for character.
     pub redirect_uris: Vec<String>,
     pub allowed_scopes: Vec<String>,
@@ -65,6 +77,7 @@ impl HostedUiConfig {
     pub fn new(client_id: impl Into<String>, redirect_uris: Vec<String>, users: UserStore) -> Self {
         Self {
             client_id: client_id.into(),
+            machine_client: None,
             redirect_uris,
             allowed_scopes: CLIENT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
             token_ttl: Duration::from_secs(3600),
@@ -174,6 +187,10 @@ pub enum TokenError {
     InvalidGrant,
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
+    #[error("unauthorized_client")]
+    UnauthorizedClient,
+    #[error("invalid_scope")]
+    InvalidScope,
     #[error("server_error")]
     ServerError,
 }
@@ -185,6 +202,8 @@ impl TokenError {
             Self::InvalidClient => "invalid_client",
             Self::InvalidGrant => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::InvalidScope => "invalid_scope",
             Self::ServerError => "server_error",
         }
     }
@@ -371,9 +390,17 @@ impl HostedUi {
         Ok(url.into())
     }
 
-    /// `POST /oauth2/token`.
-    pub fn token(&self, params: &Params, now: Instant) -> Result<TokenResponse, TokenError> {
+    /// `POST /oauth2/token`. `basic` is the `Authorization: Basic` client id and secret, if sent.
+    pub fn token(
+        &self,
+        params: &Params,
+        basic: Option<(String, String)>,
+        now: Instant,
+    ) -> Result<TokenResponse, TokenError> {
         let grant_type = params.get("grant_type").ok_or(TokenError::InvalidRequest)?;
+        if grant_type == "client_credentials" {
+            return self.client_credentials(params, basic);
+        }
         if !matches!(grant_type, "authorization_code" | "refresh_token") {
             return Err(TokenError::UnsupportedGrantType);
         }
@@ -410,6 +437,61 @@ impl HostedUi {
             lock(&self.refresh_tokens).insert(refresh_token.clone(), bound.grant, now);
         }
         Ok(tokens)
+    }
+
+    /// The client_credentials grant: the machine client, authenticated by its
+    /// secret (HTTP Basic, or `client_id` and `client_secret` in the form).
+    fn client_credentials(
+        &self,
+        params: &Params,
+        basic: Option<(String, String)>,
+    ) -> Result<TokenResponse, TokenError> {
+        let (client_id, secret) = match basic {
+            Some(credentials) => credentials,
+            None => (
+                params.get("client_id").unwrap_or_default().to_owned(),
+                params.get("client_secret").unwrap_or_default().to_owned(),
+            ),
+        };
+        // The browser client is known but has no secret and not this grant.
+        let refused =
+            if client_id == self.config.client_id { TokenError::UnauthorizedClient } else { TokenError::InvalidClient };
+        let Some(machine) = &self.config.machine_client else {
+            return Err(refused);
+        };
+        let same =
+            |a: &str, b: &str| aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok();
+        if !(same(&client_id, &machine.client_id) && same(&secret, &machine.client_secret)) {
+            return Err(refused);
+        }
+        let scopes: Vec<String> = match params.get("scope") {
+            None => machine.allowed_scopes.clone(),
+            Some(scope) => scope.split_whitespace().map(str::to_owned).collect(),
+        };
+        if scopes.is_empty() || scopes.iter().any(|s| !machine.allowed_scopes.contains(s)) {
+            return Err(TokenError::InvalidScope);
+        }
+        let request = TokenRequest {
+            subject: machine.client_id.clone(),
+            username: String::new(),
+            scopes,
+            client_id: machine.client_id.clone(),
+            ttl: self.config.token_ttl,
+            groups: Vec::new(),
+        };
+        let mut claims = self.idp.access_claims(&request);
+        // A machine token names no user: `sub` is the client id, as Cognito's.
+        if let Some(claims) = claims.as_object_mut() {
+            claims.remove("username");
+        }
+        let access_token = self.idp.sign(&claims).map_err(|_| TokenError::ServerError)?;
+        Ok(TokenResponse {
+            access_token,
+            id_token: None,
+            refresh_token: None,
+            token_type: "Bearer".to_owned(),
+            expires_in: self.config.token_ttl.as_secs(),
+        })
     }
 
     /// The grant's user, if they still exist with the password they signed in with.

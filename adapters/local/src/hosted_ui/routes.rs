@@ -302,6 +302,24 @@ fn form_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, TokenError> {
     Params::parse(text).map_err(|_| TokenError::InvalidRequest)
 }
 
+/// `Authorization: Basic base64(client_id:client_secret)`, if sent and well formed.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    // RFC 6749 §2.3.1: both are form-encoded before the Basic encoding.
+    let decode = |part: &str| {
+        url::form_urlencoded::parse(format!("x={part}").as_bytes()).next().map(|(_, value)| value.into_owned())
+    };
+    Some((decode(id)?, decode(secret)?))
+}
+
 /// Cognito's token endpoint answers browsers of any allowed callback origin.
 fn with_cors(ui: &HostedUi, request_headers: &HeaderMap, mut response: Response) -> Response {
     let origin = request_headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
@@ -322,7 +340,7 @@ fn token_error(error: TokenError) -> Response {
 async fn token(State(ui): State<Arc<HostedUi>>, headers: HeaderMap, body: Bytes) -> Response {
     let result = form_params(&headers, &body).and_then(|params| {
         let grant_type = params.get("grant_type").unwrap_or_default().to_owned();
-        ui.token(&params, Instant::now()).inspect_err(|error| {
+        ui.token(&params, basic_credentials(&headers), Instant::now()).inspect_err(|error| {
             // The kind of failure, never the code, verifier or token.
             tracing::info!(error = error.code(), grant_type, "token request refused");
         })

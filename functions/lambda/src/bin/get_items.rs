@@ -24,6 +24,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let request_origin = origin(&event.payload.headers).map(str::to_owned);
         let mut response = get_items(service, event.payload).await;
         decorate(&mut response.headers, request_origin.as_deref(), cors);
+        // EMF on stdout: CloudWatch makes metrics of it, no API call.
+        items_aws::metrics::flush_emf("get-items");
         Ok::<_, std::convert::Infallible>(response)
     }))
     .await

@@ -19,7 +19,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let projector = ProjectorService::new(Arc::new(read_model)).with_history(Arc::new(history));
     let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        Ok::<_, std::convert::Infallible>(project_events(projector, event.payload).await)
+        let response = project_events(projector, event.payload).await;
+        // EMF on stdout: CloudWatch makes metrics of it, no API call.
+        items_aws::metrics::flush_emf("project-events");
+        Ok::<_, std::convert::Infallible>(response)
     }))
     .await
 }

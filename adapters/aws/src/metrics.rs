@@ -1,0 +1,256 @@
+//! The functions' own metrics: counted in the process by the handlers, then
+//! written as CloudWatch Embedded Metric Format (one JSON line on stdout per
+//! invocation, which CloudWatch Logs turns into metrics: no API call in the
+//! request path) by the Lambdas, and shown in Prometheus text at `GET /metrics`
+//! by `items serve`. One set of names for both.
+//! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>)
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use serde_json::{Map, Value, json};
+
+/// The CloudWatch namespace (the Pulumi dashboard reads the same).
+pub const NAMESPACE: &str = "ItemsApi";
+/// The dimension every metric carries: which function counted it.
+pub const DIMENSION: &str = "Function";
+/// EMF takes at most 100 values per metric and line.
+const MAX_SAMPLES: usize = 100;
+
+/// What the handlers count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    ItemsCreated,
+    IdempotentRepeats,
+    ItemsUpdated,
+    ItemsDeleted,
+    RecordsProjected,
+    RecordsAlreadyNewer,
+    RecordsFailed,
+    ReplayEventsRead,
+    ReplayItemsWritten,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 9] = [
+        Counter::ItemsCreated,
+        Counter::IdempotentRepeats,
+        Counter::ItemsUpdated,
+        Counter::ItemsDeleted,
+        Counter::RecordsProjected,
+        Counter::RecordsAlreadyNewer,
+        Counter::RecordsFailed,
+        Counter::ReplayEventsRead,
+        Counter::ReplayItemsWritten,
+    ];
+
+    /// The CloudWatch metric name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::ItemsCreated => "ItemsCreated",
+            Counter::IdempotentRepeats => "IdempotentRepeats",
+            Counter::ItemsUpdated => "ItemsUpdated",
+            Counter::ItemsDeleted => "ItemsDeleted",
+            Counter::RecordsProjected => "RecordsProjected",
+            Counter::RecordsAlreadyNewer => "RecordsAlreadyNewer",
+            Counter::RecordsFailed => "RecordsFailed",
+            Counter::ReplayEventsRead => "ReplayEventsRead",
+            Counter::ReplayItemsWritten => "ReplayItemsWritten",
+        }
+    }
+
+    /// The Prometheus name (`items_` prefix, snake case, `_total`).
+    pub fn prometheus_name(self) -> &'static str {
+        match self {
+            Counter::ItemsCreated => "items_created_total",
+            Counter::IdempotentRepeats => "items_idempotent_repeats_total",
+            Counter::ItemsUpdated => "items_updated_total",
+            Counter::ItemsDeleted => "items_deleted_total",
+            Counter::RecordsProjected => "items_records_projected_total",
+            Counter::RecordsAlreadyNewer => "items_records_already_newer_total",
+            Counter::RecordsFailed => "items_records_failed_total",
+            Counter::ReplayEventsRead => "items_replay_events_read_total",
+            Counter::ReplayItemsWritten => "items_replay_items_written_total",
+        }
+    }
+
+    fn index(self) -> usize {
+        Counter::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+}
+
+/// Counts since the process started, and since the last EMF line.
+struct Registry {
+    totals: [AtomicU64; Counter::ALL.len()],
+    pending: [AtomicU64; Counter::ALL.len()],
+    /// Projection lag samples (ms) since the last EMF line, and all-time sum, count and max.
+    lag: Mutex<Lag>,
+}
+
+#[derive(Default)]
+struct Lag {
+    pending: Vec<f64>,
+    sum: f64,
+    count: u64,
+    max: f64,
+}
+
+static REGISTRY: Registry = Registry {
+    totals: [const { AtomicU64::new(0) }; Counter::ALL.len()],
+    pending: [const { AtomicU64::new(0) }; Counter::ALL.len()],
+    lag: Mutex::new(Lag { pending: Vec::new(), sum: 0.0, count: 0, max: 0.0 }),
+};
+
+pub fn count(counter: Counter, n: u64) {
+    if n == 0 {
+        return;
+    }
+    REGISTRY.totals[counter.index()].fetch_add(n, Ordering::Relaxed);
+    REGISTRY.pending[counter.index()].fetch_add(n, Ordering::Relaxed);
+}
+
+/// One event's time from being recorded to being projected.
+pub fn projection_lag(milliseconds: f64) {
+    let milliseconds = milliseconds.max(0.0);
+    let mut lag = REGISTRY.lag.lock().unwrap_or_else(PoisonError::into_inner);
+    lag.sum += milliseconds;
+    lag.count += 1;
+    lag.max = lag.max.max(milliseconds);
+    if lag.pending.len() < MAX_SAMPLES {
+        lag.pending.push(milliseconds);
+    } else if let Some(smallest) = lag.pending.iter_mut().min_by(|a, b| a.total_cmp(b)) {
+        // Full: keep the largest lags, what an alarm on the maximum needs.
+        if *smallest < milliseconds {
+            *smallest = milliseconds;
+        }
+    }
+}
+
+pub fn total(counter: Counter) -> u64 {
+    REGISTRY.totals[counter.index()].load(Ordering::Relaxed)
+}
+
+/// The EMF line for what was counted since the last one (`None` when nothing
+/// was), and starts counting anew. `function` is the dimension's value.
+pub fn take_emf(function: &str, timestamp_ms: i64) -> Option<String> {
+    let mut fields = Map::new();
+    let mut definitions = Vec::new();
+    for counter in Counter::ALL {
+        let n = REGISTRY.pending[counter.index()].swap(0, Ordering::Relaxed);
+        if n > 0 {
+            fields.insert(counter.name().to_owned(), json!(n));
+            definitions.push(json!({ "Name": counter.name(), "Unit": "Count" }));
+        }
+    }
+    let samples = std::mem::take(&mut REGISTRY.lag.lock().unwrap_or_else(PoisonError::into_inner).pending);
+    if !samples.is_empty() {
+        fields.insert("ProjectionLag".to_owned(), json!(samples));
+        definitions.push(json!({ "Name": "ProjectionLag", "Unit": "Milliseconds" }));
+    }
+    if definitions.is_empty() {
+        return None;
+    }
+    fields.insert(DIMENSION.to_owned(), Value::String(function.to_owned()));
+    fields.insert(
+        "_aws".to_owned(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[DIMENSION]],
+                "Metrics": definitions,
+            }],
+        }),
+    );
+    Some(Value::Object(fields).to_string())
+}
+
+/// Writes [`take_emf`]'s line to stdout, where Lambda sends it to CloudWatch Logs.
+pub fn flush_emf(function: &str) {
+    if let Some(line) = take_emf(function, chrono::Utc::now().timestamp_millis()) {
+        println!("{line}");
+    }
+}
+
+/// Every counter since the process started, in Prometheus text format 0.0.4.
+pub fn prometheus_text() -> String {
+    let mut out = String::new();
+    for counter in Counter::ALL {
+        let name = counter.prometheus_name();
+        out.push_str(&format!("# TYPE {name} counter\n{name} {}\n", total(counter)));
+    }
+    let lag = REGISTRY.lag.lock().unwrap_or_else(PoisonError::into_inner);
+    out.push_str("# TYPE items_projection_lag_milliseconds summary\n");
+    out.push_str(&format!("items_projection_lag_milliseconds_sum {}\n", lag.sum));
+    out.push_str(&format!("items_projection_lag_milliseconds_count {}\n", lag.count));
+    out.push_str("# TYPE items_projection_lag_milliseconds_max gauge\n");
+    out.push_str(&format!("items_projection_lag_milliseconds_max {}\n", lag.max));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry is process-wide: the tests that read it run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn an_emf_line_declares_every_value_it_carries_and_then_starts_anew() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = take_emf("drain", 0);
+        count(Counter::ItemsCreated, 2);
+        count(Counter::IdempotentRepeats, 1);
+        projection_lag(12.5);
+        projection_lag(-3.0);
+
+        let line = take_emf("post-item", 1_764_072_000_000).expect("something was counted");
+        let emf: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(emf["ItemsCreated"], 2);
+        assert_eq!(emf["IdempotentRepeats"], 1);
+        assert_eq!(emf["ProjectionLag"], json!([12.5, 0.0]), "a clock step back is no negative lag");
+        assert_eq!(emf["Function"], "post-item");
+        let directive = &emf["_aws"];
+        assert_eq!(directive["Timestamp"], 1_764_072_000_000_i64);
+        let metrics = &directive["CloudWatchMetrics"][0];
+        assert_eq!(metrics["Namespace"], "ItemsApi");
+        assert_eq!(metrics["Dimensions"], json!([["Function"]]));
+        let declared: Vec<&str> =
+            metrics["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        assert_eq!(declared, ["ItemsCreated", "IdempotentRepeats", "ProjectionLag"]);
+        for definition in metrics["Metrics"].as_array().unwrap() {
+            let name = definition["Name"].as_str().unwrap();
+            assert!(emf.get(name).is_some(), "{name} is declared and carried");
+            let unit = if name == "ProjectionLag" { "Milliseconds" } else { "Count" };
+            assert_eq!(definition["Unit"], unit);
+        }
+        assert_eq!(take_emf("post-item", 0), None, "nothing new, no line");
+    }
+
+    #[test]
+    fn lag_samples_stay_within_emfs_hundred_values_keeping_the_largest() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = take_emf("drain", 0);
+        for n in 0..250 {
+            projection_lag(f64::from(n));
+        }
+        let emf: Value = serde_json::from_str(&take_emf("project-events", 0).unwrap()).unwrap();
+        let samples: Vec<f64> = serde_json::from_value(emf["ProjectionLag"].clone()).unwrap();
+        assert_eq!(samples.len(), 100);
+        assert!(samples.contains(&249.0) && !samples.contains(&0.0));
+    }
+
+    #[test]
+    fn prometheus_text_carries_every_counter_since_start() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = total(Counter::RecordsProjected);
+        count(Counter::RecordsProjected, 3);
+        let _ = take_emf("drain", 0);
+        let text = prometheus_text();
+        assert!(text.contains(&format!("items_records_projected_total {}\n", before + 3)), "{text}");
+        for counter in Counter::ALL {
+            assert!(text.contains(&format!("# TYPE {} counter\n", counter.prometheus_name())));
+        }
+        assert!(text.contains("items_projection_lag_milliseconds_count "));
+    }
+}
