@@ -30,6 +30,9 @@ pub fn init_cli_tracing() -> tracing_appender::non_blocking::WorkerGuard {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // At most this many lines wait for stderr (about 2 MiB): past it, the
+        // request that logs waits, rather than memory growing.
+        .buffered_lines_limit(8192)
         .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if std::env::var("ITEMS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {

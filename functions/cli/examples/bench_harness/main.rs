@@ -7,6 +7,7 @@
 //! ```sh
 //! cargo run --release --example bench_harness -- lambda --help
 //! cargo run --release --example bench_harness -- projection --help
+//! cargo run --release --example bench_harness -- shard --help
 //! ```
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 mod emulator;
 mod lambda;
 mod projection;
+mod shard;
 
 #[derive(Debug, Parser)]
 #[command(about = "Items API benchmark harness (run by scripts/bench)")]
@@ -32,6 +34,8 @@ enum Command {
     Lambda(lambda::LambdaArgs),
     /// Projector throughput (backlog drain) and POST-to-visible lag of `items serve --dynamodb`.
     Projection(projection::ProjectionArgs),
+    /// Projector events/s on one stream shard at several batch sizes (DynamoDB Local, in process).
+    Shard(shard::ShardArgs),
 }
 
 /// Raw samples by name; the report computes the statistics.
@@ -59,5 +63,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Lambda(args) => lambda::run(args),
         Command::Projection(args) => projection::run(args),
+        Command::Shard(args) => shard::run(args),
     }
 }

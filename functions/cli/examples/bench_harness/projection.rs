@@ -45,7 +45,7 @@ pub struct ProjectionArgs {
 const EVENTS_TABLE: &str = "projection-events";
 const ITEMS_TABLE: &str = "projection-items";
 
-fn event(n: usize) -> Event {
+pub fn event(n: usize) -> Event {
     Event {
         event_id: Uuid::new_v4(),
         item_id: ItemId(Uuid::new_v4()),
@@ -57,6 +57,11 @@ fn event(n: usize) -> Event {
 }
 
 async fn write_backlog(client: &Client, events: &[Event]) -> anyhow::Result<()> {
+    write_backlog_to(client, EVENTS_TABLE, events).await
+}
+
+/// Writes `events` to `table` with BatchWriteItem (25 at a time, retrying what is unprocessed).
+pub async fn write_backlog_to(client: &Client, table: &str, events: &[Event]) -> anyhow::Result<()> {
     for chunk in events.chunks(25) {
         let mut writes = Vec::new();
         for event in chunk {
@@ -64,7 +69,7 @@ async fn write_backlog(client: &Client, events: &[Event]) -> anyhow::Result<()> 
             writes
                 .push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build());
         }
-        let mut pending = HashMap::from([(EVENTS_TABLE.to_owned(), writes)]);
+        let mut pending = HashMap::from([(table.to_owned(), writes)]);
         while !pending.is_empty() {
             let output = client.batch_write_item().set_request_items(Some(pending)).send().await?;
             pending = output.unprocessed_items.unwrap_or_default().into_iter().filter(|(_, v)| !v.is_empty()).collect();
