@@ -406,9 +406,10 @@ async fn the_token_endpoint_refuses_like_cognito() {
 
     expect(token(&fixture, &[("client_id", CLIENT), ("code", "x")]).await, "invalid_request");
     expect(token(&fixture, &[("grant_type", "password"), ("client_id", CLIENT)]).await, "unsupported_grant_type");
+    // The page's public client is known, but not allowed this grant.
     expect(
         token(&fixture, &[("grant_type", "client_credentials"), ("client_id", CLIENT)]).await,
-        "unsupported_grant_type",
+        "unauthorized_client",
     );
     expect(token(&fixture, &exchange("never-issued", CALLBACK, VERIFIER)).await, "invalid_grant");
     let no_code: Vec<_> = exchange("", CALLBACK, VERIFIER).into_iter().filter(|(k, _)| *k != "code").collect();
