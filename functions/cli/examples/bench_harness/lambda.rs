@@ -493,7 +493,7 @@ impl Functions {
             }),
             project_events: rust(
                 "project-events",
-                vec![("ITEMS_TABLE", ITEMS_PROJECTED_TABLE)],
+                vec![("ITEMS_TABLE", ITEMS_PROJECTED_TABLE), ("EVENTS_TABLE", EVENTS_TABLE)],
                 Box::new(move || stream_event(&stream_fixture)),
                 |r| match r["batchItemFailures"].as_array() {
                     Some(failures) if failures.is_empty() => Ok(()),
