@@ -6,6 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::*;
+use crate::command::UpdateItem;
+use crate::decide::{Actor, Rejection};
 use crate::event::ItemUpdated;
 use crate::memory::{InMemoryEventStore, InMemoryReadModel};
 use crate::testing::{FixedClock, SequentialIds};
