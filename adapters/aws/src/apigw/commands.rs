@@ -2,8 +2,6 @@
 //! `item-commands` function): changes decided on the item's event stream, and
 //! the stream itself as the item's history. No access to the read table.
 
-use std::time::Instant;
-
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use http::header::{ETAG, HeaderValue, IF_MATCH};
 use http::{HeaderMap, Method};
@@ -15,8 +13,8 @@ use items_domain::service::{ChangeError, ChangeItemService, Changed, HistoryServ
 use crate::metrics::Counter;
 
 use super::{
-    ApiError, Caller, IDEMPOTENT_REPLAYED, READ_SCOPE, WRITE_SCOPE, etag, idempotency_key, json_body, json_response,
-    log_request,
+    ApiError, Caller, IDEMPOTENT_REPLAYED, READ_SCOPE, WRITE_SCOPE, answer, etag, idempotency_key, json_body,
+    json_response,
 };
 
 /// What the `item-commands` function serves.
@@ -27,14 +25,7 @@ pub struct CommandFunctions {
 
 /// The `item-commands` function's handler.
 pub async fn item_commands(functions: &CommandFunctions, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
-    let started = Instant::now();
-    let caller = Caller::from_request(&request);
-    let response = match dispatch(functions, caller.as_ref(), &request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    };
-    log_request(&request, &response, caller.as_ref(), started);
-    response
+    answer(request, async |caller, request| dispatch(functions, caller, request).await).await
 }
 
 fn not_found() -> ApiError {

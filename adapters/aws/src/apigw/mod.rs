@@ -146,16 +146,22 @@ pub fn json_response(status: u16, body: &impl Serialize, mut headers: HeaderMap)
     response
 }
 
-/// `POST /items` (the `post-item` function).
-pub async fn post_item(service: &CreateItemService, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
+/// Every handler's frame: the caller from the claims, the handler's answer
+/// or its error as a response, and one log line.
+async fn answer(
+    request: ApiGatewayProxyRequest,
+    handler: impl AsyncFnOnce(Option<&Caller>, &ApiGatewayProxyRequest) -> Result<ApiGatewayProxyResponse, ApiError>,
+) -> ApiGatewayProxyResponse {
     let started = Instant::now();
     let caller = Caller::from_request(&request);
-    let response = match create(service, caller.as_ref(), &request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    };
+    let response = handler(caller.as_ref(), &request).await.unwrap_or_else(ApiError::into_response);
     log_request(&request, &response, caller.as_ref(), started);
     response
+}
+
+/// `POST /items` (the `post-item` function).
+pub async fn post_item(service: &CreateItemService, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
+    answer(request, async |caller, request| create(service, caller, request).await).await
 }
 
 async fn create(
@@ -265,14 +271,7 @@ fn collection_path(request: &ApiGatewayProxyRequest) -> String {
 
 /// `GET /items` and `GET /items/{id}` (the `get-items` function).
 pub async fn get_items(service: &QueryService, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
-    let started = Instant::now();
-    let caller = Caller::from_request(&request);
-    let response = match read(service, caller.as_ref(), &request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    };
-    log_request(&request, &response, caller.as_ref(), started);
-    response
+    answer(request, async |caller, request| read(service, caller, request).await).await
 }
 
 async fn read(
