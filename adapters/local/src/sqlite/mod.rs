@@ -106,21 +106,9 @@ impl Database {
         query: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let database = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = database.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let connection = match pooled {
-                Some(connection) => connection,
-                None => open_reader(&database.path)?,
-            };
-            let result = query(&connection);
-            let mut readers = database.readers.lock().unwrap_or_else(PoisonError::into_inner);
-            if readers.len() < READ_POOL {
-                readers.push(connection);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || database.read_now(query))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
     }
 
     /// Runs a point query (a primary-key lookup, a few microseconds from the
