@@ -155,18 +155,16 @@ impl Event {
 impl StoredEvent {
     pub fn decode(self) -> Result<Event, DecodeError> {
         let payload = match self.event_type.as_str() {
+            // Every type this code knows is at schema 1.
+            "ItemCreated" | "ItemUpdated" | "ItemDeleted" if self.schema != 1 => {
+                return Err(DecodeError::UnsupportedSchema { event_type: self.event_type, schema: self.schema });
+            }
             "ItemCreated" => {
-                if self.schema != 1 {
-                    return Err(DecodeError::UnsupportedSchema { event_type: self.event_type, schema: self.schema });
-                }
                 let created: ItemCreated = serde_json::from_value(self.data)
                     .map_err(|e| DecodeError::Malformed(format!("ItemCreated data: {e}")))?;
                 EventPayload::ItemCreated(created)
             }
             "ItemUpdated" => {
-                if self.schema != 1 {
-                    return Err(DecodeError::UnsupportedSchema { event_type: self.event_type, schema: self.schema });
-                }
                 let updated: ItemUpdated = serde_json::from_value(self.data)
                     .map_err(|e| DecodeError::Malformed(format!("ItemUpdated data: {e}")))?;
                 if updated.name.is_none() && updated.timestamp.is_none() {
@@ -174,12 +172,7 @@ impl StoredEvent {
                 }
                 EventPayload::ItemUpdated(updated)
             }
-            "ItemDeleted" => {
-                if self.schema != 1 {
-                    return Err(DecodeError::UnsupportedSchema { event_type: self.event_type, schema: self.schema });
-                }
-                EventPayload::ItemDeleted
-            }
+            "ItemDeleted" => EventPayload::ItemDeleted,
             other => return Err(DecodeError::UnknownType(other.to_owned())),
         };
         let item_id = ItemId(self.item_id);

@@ -128,7 +128,7 @@ impl ChangeItemService {
                     timestamp: item.timestamp.clone(),
                     item: item.clone(),
                     expires_at: now + self.idempotency_ttl,
-                    change: Some(request),
+                    change: Some(request.clone()),
                 };
                 self.events.append_idempotent(&record, loaded_version, &events, now).await
             }
@@ -143,9 +143,7 @@ impl ChangeItemService {
             // A racing retry with the same key won: answer from its record.
             Err(AppendError::KeyTaken) => match key {
                 Some(key) => match self.events.idempotency_record(&actor.subject, key).await? {
-                    Some(record) if record.same_change(&change_fingerprint(id, &command, expected_version)) => {
-                        Ok(Changed { item: record.item, repeated: true })
-                    }
+                    Some(record) if record.same_change(&request) => Ok(Changed { item: record.item, repeated: true }),
                     _ => Err(ChangeError::KeyReused),
                 },
                 None => Err(ChangeError::KeyReused),
