@@ -2,10 +2,11 @@
 //! REST proxy events (the `item-commands` function), over the in-memory ports:
 //! every status the API reference lists, and what was stored.
 
+mod support;
+
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use aws_lambda_events::encodings::Body;
 use items_aws::apigw::{Caller, CommandFunctions, get_items, groups_claim, item_commands, post_item};
 use items_aws::cursor::HmacCursorCodec;
 use items_domain::ItemId;
@@ -14,6 +15,7 @@ use items_domain::ports::EventStore;
 use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
 use items_domain::testing::{FixedClock, SequentialIds};
 use serde_json::{Value, json};
+use support::{body_json, header};
 
 const EVENT: &str = include_str!("fixtures/apigw-post-items.json");
 /// The fixture's caller, who creates the items here.
@@ -72,17 +74,6 @@ fn request(
         claims["cognito:groups"] = groups.clone();
     }
     serde_json::from_value(event).unwrap()
-}
-
-fn body_json(response: &ApiGatewayProxyResponse) -> Value {
-    match &response.body {
-        Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
-        other => panic!("expected a text body, got {other:?}"),
-    }
-}
-
-fn header<'a>(response: &'a ApiGatewayProxyResponse, name: &str) -> Option<&'a str> {
-    response.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 impl Api {

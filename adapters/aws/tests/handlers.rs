@@ -1,6 +1,8 @@
 //! The API handlers on real API Gateway REST proxy events (as AWS sends them),
 //! over the in-memory ports: status, headers, body, and what was stored.
 
+mod support;
+
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
@@ -13,6 +15,7 @@ use items_domain::service::{CreateItemService, ProjectorService, QueryService};
 use items_domain::testing::{FixedClock, SequentialIds};
 use items_domain::{EventPayload, ItemId};
 use serde_json::{Value, json};
+use support::{body_json, header};
 
 const POST_EVENT: &str = include_str!("fixtures/apigw-post-items.json");
 const SUB: &str = "4f1e8a52-7c3b-4d59-9a41-0c6b2f2e9d11";
@@ -87,17 +90,6 @@ fn get_request(resource: &str, path: &str, query: Value, path_parameters: Value)
 
 fn list_request(query: Value) -> ApiGatewayProxyRequest {
     get_request("/items", "/items", query, Value::Null)
-}
-
-fn body_json(response: &ApiGatewayProxyResponse) -> Value {
-    match &response.body {
-        Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
-        other => panic!("expected a text body, got {other:?}"),
-    }
-}
-
-fn header<'a>(response: &'a ApiGatewayProxyResponse, name: &str) -> Option<&'a str> {
-    response.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 fn assert_error(response: &ApiGatewayProxyResponse, status: i64, message: &str) {

@@ -74,20 +74,16 @@ async fn embedded_default_serves_end_to_end() {
     create_and_list(&server, Duration::from_secs(1)).await;
 }
 
+/// `items serve --dynamodb` on the shared DynamoDB Local, with fresh tables named after `prefix`.
+fn dynamodb_server(prefix: &str) -> Server {
+    let endpoint = DynamoDbLocal::shared().endpoint();
+    let (events, items) = (unique_table(&format!("{prefix}-events")), unique_table(&format!("{prefix}-items")));
+    Server::start(&["--dynamodb", "--dynamodb-endpoint", &endpoint, "--events-table", &events, "--items-table", &items])
+}
+
 #[tokio::test]
 async fn dynamodb_mode_serves_end_to_end_through_the_stream_poller() {
-    let local = DynamoDbLocal::shared();
-    let endpoint = local.endpoint();
-    let (events, items) = (unique_table("e2e-events"), unique_table("e2e-items"));
-    let server = Server::start(&[
-        "--dynamodb",
-        "--dynamodb-endpoint",
-        &endpoint,
-        "--events-table",
-        &events,
-        "--items-table",
-        &items,
-    ]);
+    let server = dynamodb_server("e2e");
     create_and_list(&server, Duration::from_secs(20)).await;
 }
 
@@ -218,18 +214,7 @@ async fn an_items_life_with_owner_stranger_and_admin_on_the_embedded_store() {
 
 #[tokio::test]
 async fn an_items_life_with_owner_stranger_and_admin_on_dynamodb() {
-    let local = DynamoDbLocal::shared();
-    let endpoint = local.endpoint();
-    let (events, items) = (unique_table("life-events"), unique_table("life-items"));
-    let server = Server::start(&[
-        "--dynamodb",
-        "--dynamodb-endpoint",
-        &endpoint,
-        "--events-table",
-        &events,
-        "--items-table",
-        &items,
-    ]);
+    let server = dynamodb_server("life");
     lifecycle(&server, Duration::from_secs(20)).await;
 }
 

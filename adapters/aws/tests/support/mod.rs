@@ -1,0 +1,16 @@
+//! Reading handler responses, for the handler tests.
+
+use aws_lambda_events::apigw::ApiGatewayProxyResponse;
+use aws_lambda_events::encodings::Body;
+use serde_json::Value;
+
+pub fn body_json(response: &ApiGatewayProxyResponse) -> Value {
+    match &response.body {
+        Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+pub fn header<'a>(response: &'a ApiGatewayProxyResponse, name: &str) -> Option<&'a str> {
+    response.headers.get(name).and_then(|v| v.to_str().ok())
+}
