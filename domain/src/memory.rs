@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::event::{Event, ItemId};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::item::Item;
-use crate::ports::{AppendError, EventStore, Page, PageKey, ReadModel, StoreError, Upsert};
+use crate::ports::{AppendError, AppendPlan, EventStore, Page, PageKey, ReadModel, StoreError, Upsert, check_append};
 use crate::replay::{EventLogScan, ScanPage};
 
 /// Events a replay scan page holds at most.
@@ -33,6 +33,23 @@ impl Log {
         self.streams.get(&item_id).and_then(|positions| positions.last()).map_or(0, |&p| self.events[p].version)
     }
 
+    fn stored_id(&self, item_id: ItemId, version: u64) -> Option<uuid::Uuid> {
+        let positions = self.streams.get(&item_id)?;
+        let position = positions.get(usize::try_from(version.checked_sub(1)?).ok()?)?;
+        Some(self.events[*position].event_id)
+    }
+
+    /// Applies the append contract ([`check_append`]) and writes when needed.
+    fn append(&mut self, expected_version: u64, events: &[Event]) -> Result<AppendPlan, AppendError> {
+        let Some(first) = events.first() else { return Ok(AppendPlan::AlreadyStored) };
+        let item_id = first.item_id;
+        let plan = check_append(expected_version, self.version(item_id), events, |v| self.stored_id(item_id, v))?;
+        if plan == AppendPlan::Write {
+            self.push(events);
+        }
+        Ok(plan)
+    }
+
     fn push(&mut self, events: &[Event]) -> u64 {
         for event in events {
             let position = self.events.len();
@@ -41,22 +58,6 @@ impl Log {
         }
         self.events.len() as u64
     }
-}
-
-/// Checks that `events` continue a stream that is at `actual` when the caller
-/// expects `expected_version`: the conditional append every backend makes.
-pub fn check_append(expected_version: u64, actual: u64, events: &[Event]) -> Result<(), AppendError> {
-    let Some(first) = events.first() else { return Ok(()) };
-    let item_id = first.item_id;
-    if actual != expected_version {
-        return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
-    }
-    for (offset, event) in events.iter().enumerate() {
-        if event.item_id != item_id || event.version != expected_version + offset as u64 + 1 {
-            return Err(StoreError::Corrupt("events must be consecutive versions of one item".into()).into());
-        }
-    }
-    Ok(())
 }
 
 /// An on/off switch that simulates an outage (for fault tests): while off,
@@ -127,10 +128,7 @@ impl EventStore for InMemoryEventStore {
     async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
         self.available.check("event store")?;
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-        let actual = events.first().map_or(0, |first| log.version(first.item_id));
-        check_append(expected_version, actual, events)?;
-        log.push(events);
-        Ok(())
+        log.append(expected_version, events).map(|_| ())
     }
 
     async fn append_idempotent(
@@ -146,10 +144,8 @@ impl EventStore for InMemoryEventStore {
         if log.idempotency.get(&slot).is_some_and(|existing| existing.is_live(now)) {
             return Err(AppendError::KeyTaken);
         }
-        let actual = events.first().map_or(0, |first| log.version(first.item_id));
-        check_append(expected_version, actual, events)?;
+        log.append(expected_version, events)?;
         log.idempotency.insert(slot, record.clone());
-        log.push(events);
         Ok(())
     }
 

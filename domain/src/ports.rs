@@ -32,10 +32,20 @@ pub enum AppendError {
 }
 
 /// The event log: the source of truth.
+///
+/// The append contract, the same on every backend (the conformance suite
+/// checks it; [`check_append`] is its rule):
+/// - `events` are consecutive versions of one item, right after `expected_version`,
+///   which the caller read from the stream (0 for a new stream);
+/// - all or nothing, and never over an existing version;
+/// - re-appending the very same events (same event ids at the same versions)
+///   is a success that writes nothing: a write whose answer was lost, retried
+///   (by the SDK or by us), never fails and never doubles;
+/// - any other event at those versions is a [`AppendError::Conflict`] with the
+///   stream's current version.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Appends `events` (all of one item, consecutive versions) to a stream that
-    /// must be at `expected_version` (0 for a new stream). All or nothing.
+    /// Appends `events` at `expected_version`, as the contract above says.
     async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError>;
 
     /// One item's events in version order (empty when the item does not exist).
@@ -59,6 +69,39 @@ pub trait EventStore: Send + Sync {
         subject: &str,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
+
+/// What an append has to do, by the contract of [`EventStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendPlan {
+    /// The stream is at the expected version: write the events.
+    Write,
+    /// These very events are stored already: a retried append, nothing to write.
+    AlreadyStored,
+}
+
+/// The append rule every backend applies: `actual` is the stream's current
+/// version and `stored_id(v)` the event id stored at version `v`, if any.
+pub fn check_append(
+    expected_version: u64,
+    actual: u64,
+    events: &[Event],
+    stored_id: impl Fn(u64) -> Option<uuid::Uuid>,
+) -> Result<AppendPlan, AppendError> {
+    let Some(first) = events.first() else { return Ok(AppendPlan::AlreadyStored) };
+    let item_id = first.item_id;
+    for (offset, event) in events.iter().enumerate() {
+        if event.item_id != item_id || event.version != expected_version + offset as u64 + 1 {
+            return Err(StoreError::Corrupt("events must be consecutive versions of one item".into()).into());
+        }
+    }
+    if actual == expected_version {
+        return Ok(AppendPlan::Write);
+    }
+    if events.iter().all(|event| stored_id(event.version) == Some(event.event_id)) {
+        return Ok(AppendPlan::AlreadyStored);
+    }
+    Err(AppendError::Conflict { item_id, expected: expected_version, actual })
 }
 
 /// Result of a version-guarded write to the read model.

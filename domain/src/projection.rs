@@ -1,8 +1,9 @@
 //! Event -> state. Pure and version-guarded: applying an event that is not newer
 //! than the state changes nothing, so duplicates and out-of-order deliveries are
-//! harmless. An update carries only what changed, so it applies only to the
-//! state right before it; further behind, the item's history is needed. A
-//! deletion leaves a tombstone, so nothing older can bring the item back.
+//! harmless. An update or a deletion applies only to the state right before
+//! it (an update carries only what changed; a tombstone keeps the last
+//! fields); further behind, the item's history is needed. A deletion leaves a
+//! tombstone, so nothing older can bring the item back.
 
 use crate::event::{Event, EventPayload};
 use crate::item::Item;
@@ -48,10 +49,13 @@ pub fn evolve(state: Option<&Item>, event: &Event) -> Outcome {
             }),
             _ => Outcome::NeedsHistory,
         },
-        // Nothing follows a deletion, so a gap before it loses nothing.
+        // The tombstone keeps the fields of the state right before it: over an
+        // older state (a stale read, a skipped update) it would keep stale ones.
         EventPayload::ItemDeleted => match state {
-            Some(current) => Outcome::Apply(Item { version: event.version, deleted: true, ..current.clone() }),
-            None => Outcome::NeedsHistory,
+            Some(current) if current.version + 1 == event.version => {
+                Outcome::Apply(Item { version: event.version, deleted: true, ..current.clone() })
+            }
+            _ => Outcome::NeedsHistory,
         },
     }
 }
@@ -63,6 +67,35 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Item> {
         Outcome::Apply(item) => Some(item),
         Outcome::AlreadyNewer | Outcome::NeedsHistory => state,
     })
+}
+
+/// Why an item's stream, as read from the log, cannot be folded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the stream of item {item_id} is broken at version {version}: {reason}")]
+pub struct BrokenStream {
+    pub item_id: crate::event::ItemId,
+    pub version: u64,
+    pub reason: &'static str,
+}
+
+/// Folds an item's whole stream as the log holds it: versions 1, 2, ... in
+/// order, each applying to the state right before it. The write side decides
+/// on this state, so anything else (a gap, a repeat, an event after the
+/// deletion) is refused, never skipped.
+pub fn fold_stream(events: &[Event]) -> Result<Option<Item>, BrokenStream> {
+    let mut state: Option<Item> = None;
+    for (index, event) in events.iter().enumerate() {
+        let broken = |reason| BrokenStream { item_id: event.item_id, version: event.version, reason };
+        if event.version != index as u64 + 1 {
+            return Err(broken("versions do not follow on"));
+        }
+        match evolve(state.as_ref(), event) {
+            Outcome::Apply(item) => state = Some(item),
+            Outcome::AlreadyNewer => return Err(broken("an event after the item's deletion")),
+            Outcome::NeedsHistory => return Err(broken("an event that does not apply to the state before it")),
+        }
+    }
+    Ok(state)
 }
 
 #[cfg(test)]
@@ -141,11 +174,33 @@ mod tests {
     #[test]
     fn given_the_item_when_deleted_then_a_tombstone_at_that_version_remains() {
         let state = fold([&created(1, "Pen"), &renamed(2, "Ink")]).unwrap();
-        let Outcome::Apply(tombstone) = evolve(Some(&state), &deleted(5)) else {
-            panic!("a deletion applies over any older state");
+        let Outcome::Apply(tombstone) = evolve(Some(&state), &deleted(3)) else {
+            panic!("a deletion applies to the state right before it");
         };
         assert!(tombstone.deleted);
-        assert_eq!((tombstone.version, tombstone.name.as_str()), (5, "Ink"));
+        assert_eq!((tombstone.version, tombstone.name.as_str()), (3, "Ink"));
+    }
+
+    #[test]
+    fn given_a_stale_state_when_deleted_then_the_history_is_needed() {
+        // Review finding 2: a lagging read of v1 "Pen" must not become a
+        // tombstone named "Pen" when v2 renamed it "Ink".
+        let stale = fold([&created(1, "Pen")]).unwrap();
+        assert_eq!(evolve(Some(&stale), &deleted(3)), Outcome::NeedsHistory);
+    }
+
+    #[test]
+    fn fold_stream_takes_only_a_whole_stream_in_order() {
+        let stream = [created(1, "Pen"), renamed(2, "Ink"), deleted(3)];
+        let folded = fold_stream(&stream).unwrap().unwrap();
+        assert_eq!((folded.version, folded.name.as_str(), folded.deleted), (3, "Ink", true));
+        assert_eq!(fold_stream(&[]), Ok(None));
+        let gap = [created(1, "Pen"), deleted(3)];
+        assert_eq!(fold_stream(&gap).unwrap_err().version, 3);
+        let after_deletion = [created(1, "Pen"), deleted(2), renamed(3, "Back")];
+        assert_eq!(fold_stream(&after_deletion).unwrap_err().reason, "an event after the item's deletion");
+        let starts_late = [renamed(2, "Ink")];
+        assert!(fold_stream(&starts_late).is_err());
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::command::CreateItem;
-use crate::event::{Event, EventPayload, ItemCreated, ItemId};
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::decide::{Actor, Command};
+use crate::event::{Event, EventPayload, ItemId};
+use crate::idempotency::IdempotencyKey;
 use crate::item::Item;
 use crate::ports::{AppendError, Clock, CursorCodec, EventStore, IdGenerator, ReadModel, StoreError, Upsert};
 use crate::projection::{self, Outcome};
@@ -43,21 +44,18 @@ impl Created {
 /// How long idempotency keys are remembered unless configured.
 pub const DEFAULT_IDEMPOTENCY_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
-/// `POST /items`: appends `ItemCreated` to the event log.
+/// `POST /items`: the one write path ([`write::WritePath`]) on a new item.
 pub struct CreateItemService {
-    events: Arc<dyn EventStore>,
-    clock: Arc<dyn Clock>,
-    ids: Arc<dyn IdGenerator>,
-    idempotency_ttl: chrono::TimeDelta,
+    path: WritePath,
 }
 
 impl CreateItemService {
     pub fn new(events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
-        Self { events, clock, ids, idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL }
+        Self { path: WritePath::new(events, clock, ids) }
     }
 
     pub fn with_idempotency_ttl(mut self, ttl: chrono::TimeDelta) -> Self {
-        self.idempotency_ttl = ttl;
+        self.path.idempotency_ttl = ttl;
         self
     }
 
@@ -71,71 +69,38 @@ impl CreateItemService {
         command: CreateItem,
         key: &IdempotencyKey,
     ) -> Result<Created, CreateError> {
-        // Racing requests: one appends, the others find its record. Two rounds
-        // cover a record that expired between our read and our write.
-        for _ in 0..3 {
-            let now = self.clock.now();
-            if let Some(record) = self.events.idempotency_record(subject, key).await?
-                && record.is_live(now)
-            {
-                return repeat(record, &command);
-            }
-            let event = self.new_event(subject, command.clone());
-            let item = created_item(&event)?;
-            let record = IdempotencyRecord {
-                subject: subject.to_owned(),
-                key: key.clone(),
-                name: command.name.clone(),
-                timestamp: command.timestamp.clone(),
-                item: item.clone(),
-                expires_at: now + self.idempotency_ttl,
-                change: None,
-            };
-            match self.events.append_idempotent(&record, 0, std::slice::from_ref(&event), now).await {
-                Ok(()) => return Ok(Created::New(item)),
-                Err(AppendError::KeyTaken) => continue,
-                Err(AppendError::Store(e)) => return Err(CreateError::Store(e)),
-                Err(conflict @ AppendError::Conflict { .. }) => return Err(CreateError::Conflict(conflict)),
-            }
-        }
-        Err(CreateError::Store(StoreError::Unavailable("idempotency record kept changing".into())))
+        let written = self.write(subject, command, Some(key)).await?;
+        Ok(if written.repeated { Created::Repeated(written.item) } else { Created::New(written.item) })
     }
 
     /// Records the item's creation by `subject` and returns the item as the read
     /// model will show it once projected.
     pub async fn create(&self, subject: &str, command: CreateItem) -> Result<Item, CreateError> {
-        let event = self.new_event(subject, command);
-        match self.events.append(0, std::slice::from_ref(&event)).await {
-            Ok(()) => created_item(&event),
-            Err(AppendError::Store(e)) => Err(CreateError::Store(e)),
-            Err(other) => Err(CreateError::Conflict(other)),
-        }
+        Ok(self.write(subject, command, None).await?.item)
     }
 
-    fn new_event(&self, subject: &str, command: CreateItem) -> Event {
-        Event {
-            event_id: self.ids.new_id(),
-            item_id: ItemId(self.ids.new_id()),
-            version: 1,
-            occurred_at: self.clock.now(),
-            subject: subject.to_owned(),
-            payload: EventPayload::ItemCreated(ItemCreated { name: command.name, timestamp: command.timestamp }),
-        }
+    async fn write(
+        &self,
+        subject: &str,
+        command: CreateItem,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<write::Written, CreateError> {
+        // Who creates needs no rights beyond the scope the handler checked.
+        let actor = Actor { subject: subject.to_owned(), is_admin: false };
+        let id = self.path.new_id();
+        self.path.write(&actor, Target::New(id), Command::Create(command), None, key).await.map_err(|error| match error
+        {
+            ChangeError::KeyReused => CreateError::KeyReused,
+            ChangeError::Store(error) => CreateError::Store(error),
+            ChangeError::Conflict { current } => {
+                CreateError::Conflict(AppendError::Conflict { item_id: id, expected: 0, actual: current })
+            }
+            // decide refuses a create only where the new id's stream exists.
+            ChangeError::Rejected(rejection) => {
+                CreateError::Conflict(AppendError::Store(StoreError::Corrupt(rejection.to_string())))
+            }
+        })
     }
-}
-
-fn created_item(event: &Event) -> Result<Item, CreateError> {
-    match projection::evolve(None, event) {
-        Outcome::Apply(item) => Ok(item),
-        // evolve(None, ItemCreated) always applies.
-        Outcome::AlreadyNewer | Outcome::NeedsHistory => {
-            Err(CreateError::Store(StoreError::Corrupt("creation had no effect".into())))
-        }
-    }
-}
-
-fn repeat(record: IdempotencyRecord, command: &CreateItem) -> Result<Created, CreateError> {
-    if record.same_request(command) { Ok(Created::Repeated(record.item)) } else { Err(CreateError::KeyReused) }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -287,7 +252,8 @@ impl ProjectorService {
                     )));
                 };
                 let stream = history.stream(event.item_id).await?;
-                match projection::fold(&stream) {
+                let folded = projection::fold_stream(&stream).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                match folded {
                     Some(item) if item.version >= event.version => self.read_model.upsert_if_newer(&item).await,
                     _ => Err(StoreError::Corrupt(format!(
                         "event {} of item {} is not in the item's stream",
@@ -316,6 +282,9 @@ impl ProjectorService {
 }
 
 mod change;
+mod write;
+
+use write::{Target, WritePath};
 
 pub use change::{ChangeError, ChangeItemService, Changed, HistoryEntry, HistoryService};
 

@@ -218,6 +218,120 @@ pub async fn an_expired_idempotency_record_frees_its_key(backend: Backend) {
     assert!(backend.events.stream(third).await.unwrap().is_empty(), "and nothing was appended");
 }
 
+/// The append contract's retry rule: the very same events (same ids, same
+/// versions) appended again are a success that writes nothing: an SDK retry
+/// of a write that had landed, or a client's, never fails and never doubles
+/// (review finding 5). Different events at those versions are a conflict.
+pub async fn reappending_the_same_events_is_a_success_that_writes_nothing(backend: Backend) {
+    let id = new_id();
+    let (one, two, three) = (event(id, 1, "a"), event(id, 2, "b"), event(id, 3, "c"));
+    backend.events.append(0, std::slice::from_ref(&one)).await.unwrap();
+    backend.events.append(0, std::slice::from_ref(&one)).await.expect("the same create again");
+    backend.events.append(1, &[two.clone(), three.clone()]).await.unwrap();
+    backend.events.append(1, &[two.clone(), three.clone()]).await.expect("the same change again");
+    backend.events.append(2, std::slice::from_ref(&three)).await.expect("a retried single event");
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one, two, three]);
+
+    let intruder = backend.events.append(0, &[event(id, 1, "a")]).await;
+    assert_eq!(intruder, Err(AppendError::Conflict { item_id: id, expected: 0, actual: 3 }));
+    let late = backend.events.append(1, &[event(id, 2, "x")]).await;
+    assert_eq!(late, Err(AppendError::Conflict { item_id: id, expected: 1, actual: 3 }), "the current version");
+}
+
+/// Changes racing for one version of an existing item (review finding 4):
+/// exactly one wins, every other gets a conflict naming a newer version,
+/// never a store failure; with one event per change and with two.
+pub async fn concurrent_changes_at_one_version_have_exactly_one_winner(backend: Backend) {
+    for events_per_change in [1u64, 2] {
+        let id = new_id();
+        backend.events.append(0, &[event(id, 1, "a")]).await.unwrap();
+        let attempts: Vec<_> = (0..8)
+            .map(|n| {
+                let events = backend.events.clone();
+                let change: Vec<Event> =
+                    (0..events_per_change).map(|k| event(id, 2 + k, &format!("writer {n}"))).collect();
+                tokio::spawn(async move { events.append(1, &change).await })
+            })
+            .collect();
+        let mut wins = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(()) => wins += 1,
+                Err(AppendError::Conflict { expected: 1, actual, .. }) if actual > 1 => {}
+                Err(other) => panic!("{events_per_change} event(s) per change: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(wins, 1, "{events_per_change} event(s) per change");
+        assert_eq!(backend.events.stream(id).await.unwrap().len() as u64, 1 + events_per_change);
+    }
+}
+
+fn keyed_record(
+    subject: &str,
+    key: &str,
+    item: Item,
+    expires_at: &str,
+) -> items_domain::idempotency::IdempotencyRecord {
+    use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
+    IdempotencyRecord {
+        subject: subject.into(),
+        key: IdempotencyKey::parse(key).unwrap(),
+        name: item.name.clone(),
+        timestamp: item.timestamp.clone(),
+        item,
+        expires_at: at(expires_at),
+        change: Some(r#"{"op":"update"}"#.into()),
+    }
+}
+
+/// A record's expiry holds to the millisecond on every backend, as
+/// `IdempotencyRecord::is_live` computes it (review finding 10).
+pub async fn idempotency_expiry_is_exact_to_the_millisecond(backend: Backend) {
+    let id = new_id();
+    backend.events.append(0, &[event(id, 1, "Pen")]).await.unwrap();
+    let subject = format!("sub-{}", Uuid::new_v4());
+    let first = keyed_record(&subject, "k", item(id, 1, "Pen"), "2026-06-01T10:00:00.700Z");
+    backend.events.append_idempotent(&first, 1, &[], at("2026-06-01T09:00:00Z")).await.unwrap();
+    let stored = backend.events.idempotency_record(&subject, &first.key).await.unwrap().unwrap();
+    assert_eq!(stored.expires_at, first.expires_at);
+
+    let second = keyed_record(&subject, "k", item(id, 1, "Pen again"), "2026-06-02T00:00:00Z");
+    let before = at("2026-06-01T10:00:00.300Z");
+    assert!(stored.is_live(before));
+    assert_eq!(backend.events.append_idempotent(&second, 1, &[], before).await, Err(AppendError::KeyTaken));
+    let after = at("2026-06-01T10:00:00.800Z");
+    assert!(!stored.is_live(after));
+    backend.events.append_idempotent(&second, 1, &[], after).await.expect("expired 100 ms ago");
+}
+
+/// (`a#b`, `c`) and (`a`, `b#c`) are two subjects' keys, never one record
+/// (review finding 11).
+pub async fn idempotency_records_are_kept_per_subject_and_key_exactly(backend: Backend) {
+    let id = new_id();
+    backend.events.append(0, &[event(id, 1, "Pen")]).await.unwrap();
+    let tag = Uuid::new_v4().simple().to_string();
+    let theirs = keyed_record(&format!("{tag}#b"), "c", item(id, 1, "theirs"), "2999-01-01T00:00:00Z");
+    let now = at("2026-06-01T00:00:00Z");
+    backend.events.append_idempotent(&theirs, 1, &[], now).await.unwrap();
+    let mine = keyed_record(&tag, "b#c", item(id, 1, "mine"), "2999-01-01T00:00:00Z");
+    assert_eq!(backend.events.idempotency_record(&mine.subject, &mine.key).await.unwrap(), None);
+    backend.events.append_idempotent(&mine, 1, &[], now).await.expect("a key of its own");
+    assert_eq!(backend.events.idempotency_record(&mine.subject, &mine.key).await.unwrap(), Some(mine));
+    assert_eq!(backend.events.idempotency_record(&theirs.subject, &theirs.key).await.unwrap(), Some(theirs));
+}
+
+/// An idempotent change that changes nothing still leaves its record (review
+/// finding 9), and appends nothing.
+pub async fn a_record_alone_is_kept_for_a_change_that_appends_nothing(backend: Backend) {
+    let id = new_id();
+    let created = event(id, 1, "Pen");
+    backend.events.append(0, std::slice::from_ref(&created)).await.unwrap();
+    let record = keyed_record(&format!("sub-{}", Uuid::new_v4()), "noop", item(id, 1, "Pen"), "2999-01-01T00:00:00Z");
+    backend.events.append_idempotent(&record, 1, &[], at("2026-06-01T00:00:00Z")).await.unwrap();
+    assert_eq!(backend.events.idempotency_record(&record.subject, &record.key).await.unwrap(), Some(record));
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![created]);
+}
+
 /// Writes `count` items with long names so that the listing spans more than
 /// one 1 MB DynamoDB Scan page when `count` is large enough.
 pub async fn fill(read_model: &Arc<dyn ReadModel>, count: usize) -> HashSet<ItemId> {
@@ -399,6 +513,26 @@ macro_rules! conformance_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn an_idempotent_change_appends_at_the_expected_version_or_not_at_all() {
             $crate::conformance::an_idempotent_change_appends_at_the_expected_version_or_not_at_all($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn reappending_the_same_events_is_a_success_that_writes_nothing() {
+            $crate::conformance::reappending_the_same_events_is_a_success_that_writes_nothing($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_changes_at_one_version_have_exactly_one_winner() {
+            $crate::conformance::concurrent_changes_at_one_version_have_exactly_one_winner($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn idempotency_expiry_is_exact_to_the_millisecond() {
+            $crate::conformance::idempotency_expiry_is_exact_to_the_millisecond($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn idempotency_records_are_kept_per_subject_and_key_exactly() {
+            $crate::conformance::idempotency_records_are_kept_per_subject_and_key_exactly($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_record_alone_is_kept_for_a_change_that_appends_nothing() {
+            $crate::conformance::a_record_alone_is_kept_for_a_change_that_appends_nothing($backend).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn listing_pages_through_everything_exactly_once() {

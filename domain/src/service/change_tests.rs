@@ -9,7 +9,9 @@ use super::*;
 use crate::command::UpdateItem;
 use crate::decide::{Actor, Rejection};
 use crate::event::ItemUpdated;
+use crate::idempotency::IdempotencyRecord;
 use crate::memory::{InMemoryEventStore, InMemoryReadModel};
+use crate::projection::fold_stream;
 use crate::testing::{FixedClock, SequentialIds};
 
 const OWNER: &str = "owner-sub";
@@ -285,4 +287,22 @@ async fn without_the_log_an_event_out_of_order_fails_instead_of_guessing() {
     assert_eq!(outcome.applied, 1);
     assert!(matches!(outcome.failed, Some((1, StoreError::Unavailable(_)))), "{outcome:?}");
     assert_eq!(read_model.get(world.id).await.unwrap().unwrap().name, "Pen", "nothing guessed");
+}
+
+#[tokio::test]
+async fn given_a_keyed_change_that_changed_nothing_when_retried_after_another_change_then_it_is_only_repeated() {
+    // Review finding 9: A's no-op PATCH with key K is answered, its response
+    // lost; B renames the item; A's retry of K must not rename it back.
+    let world = given_an_item().await;
+    let key = IdempotencyKey::parse("k-noop").unwrap();
+    let same = UpdateItem { name: Some("Pen".into()), timestamp: None };
+    let first = world.changes.update(&owner(), world.id, same.clone(), None, Some(&key)).await.unwrap();
+    assert_eq!((first.item.version, first.repeated), (1, false));
+    world.changes.update(&admin(), world.id, rename("Ink"), None, None).await.unwrap();
+
+    let retry = world.changes.update(&owner(), world.id, same, None, Some(&key)).await.unwrap();
+    assert_eq!(retry, Changed { item: first.item, repeated: true });
+    let stream = world.stream().await;
+    assert_eq!(stream.len(), 2, "the retry appended nothing");
+    assert_eq!(fold_stream(&stream).unwrap().unwrap().name, "Ink");
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::*;
+use crate::event::ItemCreated;
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::ports::{InvalidCursor, Page, PageKey};
 use crate::testing::{FixedClock, SequentialIds};

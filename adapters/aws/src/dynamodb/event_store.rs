@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
-use items_domain::ports::{AppendError, EventStore, StoreError};
+use items_domain::ports::{AppendError, AppendPlan, EventStore, StoreError, check_append};
 use items_domain::{Event, Item, ItemId};
 
 use super::store_error;
@@ -24,9 +24,11 @@ pub struct DynamoEventStore {
     table: String,
 }
 
-/// An idempotency record in the events table: its own partition (`idem#…`,
-/// version 0), which the projector skips; `expires_at` (epoch seconds) is the
-/// table's TTL attribute.
+/// An idempotency record in the events table: its own partition (see
+/// [`StoredIdempotency::stream_id`], version 0), which the projector skips.
+/// `expires_at` (epoch seconds, rounded up) is the table's TTL attribute;
+/// `expires_at_ms` is the exact expiry the condition compares, so the store
+/// and [`IdempotencyRecord::is_live`] agree to the millisecond.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct StoredIdempotency {
     stream_id: String,
@@ -37,16 +39,32 @@ struct StoredIdempotency {
     timestamp: String,
     item: Item,
     expires_at: i64,
+    /// Absent in records written before it was added: those expire at `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     change: Option<String>,
 }
 
+/// A key is free when unused or expired (TTL deletes expired records late).
+const KEY_IS_FREE: &str = "attribute_not_exists(stream_id) OR expires_at_ms < :now_ms \
+    OR (attribute_not_exists(expires_at_ms) AND expires_at < :now)";
+
 impl StoredIdempotency {
+    /// The record's partition: `idem#<subject>#<key>` as first written, which
+    /// is unambiguous while the subject has no `#` (Cognito's `sub` is a
+    /// UUID); a subject with one gets `idemx#<length>#<subject>#<key>`, so
+    /// (`a#b`, `c`) and (`a`, `b#c`) never share a record.
     fn stream_id(subject: &str, key: &IdempotencyKey) -> String {
-        format!("idem#{subject}#{}", key.as_str())
+        if subject.contains('#') {
+            format!("idemx#{}#{subject}#{}", subject.len(), key.as_str())
+        } else {
+            format!("idem#{subject}#{}", key.as_str())
+        }
     }
 
     fn new(record: &IdempotencyRecord) -> Self {
+        let expires_at_ms = record.expires_at.timestamp_millis();
         Self {
             stream_id: Self::stream_id(&record.subject, &record.key),
             version: 0,
@@ -55,20 +73,25 @@ impl StoredIdempotency {
             name: record.name.clone(),
             timestamp: record.timestamp.clone(),
             item: record.item.clone(),
-            expires_at: record.expires_at.timestamp(),
+            expires_at: expires_at_ms.div_euclid(1000) + i64::from(expires_at_ms.rem_euclid(1000) > 0),
+            expires_at_ms: Some(expires_at_ms),
             change: record.change.clone(),
         }
     }
 
     fn into_record(self) -> Result<IdempotencyRecord, StoreError> {
         let corrupt = || StoreError::Corrupt("idempotency record".into());
+        let expires_at = match self.expires_at_ms {
+            Some(ms) => DateTime::from_timestamp_millis(ms),
+            None => DateTime::from_timestamp(self.expires_at, 0),
+        };
         Ok(IdempotencyRecord {
             key: IdempotencyKey::parse(&self.key).map_err(|_| corrupt())?,
             subject: self.subject,
             name: self.name,
             timestamp: self.timestamp,
             item: self.item,
-            expires_at: DateTime::from_timestamp(self.expires_at, 0).ok_or_else(corrupt)?,
+            expires_at: expires_at.ok_or_else(corrupt)?,
             change: self.change,
         })
     }
@@ -114,34 +137,75 @@ impl DynamoEventStore {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    fn conflict(item_id: ItemId, expected: u64, existing: Option<&HashMap<String, AttributeValue>>) -> AppendError {
-        let actual = existing
-            .and_then(|item| item.get(EVENTS_SORT_KEY))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(expected + 1);
-        AppendError::Conflict { item_id, expected, actual }
+    /// The stream's current version, read consistently (0 when it is empty).
+    async fn head(&self, item_id: ItemId) -> Result<u64, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("stream_id = :stream")
+            .expression_attribute_values(":stream", AttributeValue::S(item_id.stream_id()))
+            .projection_expression("version")
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        let newest = output.items.unwrap_or_default().into_iter().next();
+        Ok(newest.and_then(|item| item.get(EVENTS_SORT_KEY)?.as_n().ok()?.parse().ok()).unwrap_or(0))
+    }
+
+    /// After a refused write: the very same events stored already (our own
+    /// write, retried after its answer was lost) are a success; anything else
+    /// is a conflict at the stream's current version.
+    async fn settle(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+        let Some(first) = events.first() else { return Ok(()) };
+        let stream = self.stream(first.item_id).await?;
+        let actual = stream.last().map_or(0, |e| e.version);
+        let stored_id = |version: u64| {
+            let index = usize::try_from(version.checked_sub(1)?).ok()?;
+            stream.get(index).filter(|e| e.version == version).map(|e| e.event_id)
+        };
+        match check_append(expected_version, actual, events, stored_id)? {
+            AppendPlan::AlreadyStored => Ok(()),
+            // Refused although nobody else wrote: conflicting transactions
+            // kept winning; the client may retry at the current version.
+            AppendPlan::Write => {
+                Err(AppendError::Conflict { item_id: first.item_id, expected: expected_version, actual })
+            }
+        }
+    }
+
+    fn encode_events(
+        expected_version: u64,
+        events: &[Event],
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, AppendError> {
+        // Shape check only (consecutive versions of one item): the stream's
+        // state is for the conditional writes to check.
+        check_append(expected_version, expected_version, events, |_| None)?;
+        events.iter().map(|event| event_to_item(event).map_err(|e| StoreError::Corrupt(e.to_string()).into())).collect()
     }
 }
+
+/// Pause before sending again a transaction that DynamoDB cancelled because
+/// another one touching the same items was in flight (`TransactionConflict`).
+fn conflict_backoff(attempt: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(10 * attempt * attempt)
+}
+
+/// Attempts at a transaction that keeps meeting `TransactionConflict`.
+const TRANSACTION_ATTEMPTS: u64 = 5;
 
 #[async_trait]
 impl EventStore for DynamoEventStore {
     async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
-        let Some(first) = events.first() else {
-            return Ok(());
-        };
-        let item_id = first.item_id;
-        let mut items = Vec::with_capacity(events.len());
-        for (offset, event) in events.iter().enumerate() {
-            if event.item_id != item_id || event.version != expected_version + offset as u64 + 1 {
-                return Err(StoreError::Corrupt("events must be consecutive versions of one item".into()).into());
-            }
-            let item = event_to_item(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            items.push(item);
-        }
-
-        // The common case, one event on a new stream, is a single conditional put.
-        if expected_version == 0 && items.len() == 1 {
+        let mut items = Self::encode_events(expected_version, events)?;
+        if items.len() == 1 {
+            // One event, the common case (every create, every change): one
+            // conditional put. Its version must not exist; the caller read the
+            // stream at `expected_version`, so versions stay dense without a
+            // transaction (half the write units, no TransactionConflict).
             let result = self
                 .client
                 .put_item()
@@ -155,34 +219,45 @@ impl EventStore for DynamoEventStore {
                 Ok(_) => Ok(()),
                 Err(error) => match error.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                        Err(Self::conflict(item_id, expected_version, failed.item()))
+                        let stored_id = failed.item().and_then(|old| old.get("event_id")?.as_s().ok().cloned());
+                        if stored_id == Some(events[0].event_id.to_string()) {
+                            return Ok(());
+                        }
+                        let actual = self.head(events[0].item_id).await?;
+                        Err(AppendError::Conflict { item_id: events[0].item_id, expected: expected_version, actual })
                     }
                     _ => Err(store_error("PutItem", error).into()),
                 },
             };
         }
-
-        // Otherwise one transaction: the stream must be at `expected_version`
-        // (that version exists) and none of the new versions may exist.
+        let Some(first) = events.first() else { return Ok(()) };
+        // Several events: one transaction. The stream must be at
+        // `expected_version` (that version exists) and no new version may exist.
         let mut writes = Vec::with_capacity(items.len() + 1);
         if expected_version > 0 {
-            writes.push(self.stream_is_at(item_id, expected_version)?);
+            writes.push(self.stream_is_at(first.item_id, expected_version)?);
         }
         for item in items {
             writes.push(self.put_new_version(item)?);
         }
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(()),
-            Err(error) => match error.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    let actual = self.stream(item_id).await?.last().map_or(0, |e| e.version);
-                    Err(AppendError::Conflict { item_id, expected: expected_version, actual })
-                }
-                _ => Err(store_error("TransactWriteItems", error).into()),
-            },
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
+            let Err(error) = result else { return Ok(()) };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+            else {
+                return Err(store_error("TransactWriteItems", error).into());
+            };
+            let codes: Vec<&str> =
+                cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+            if codes.contains(&"ConditionalCheckFailed") {
+                return self.settle(expected_version, events).await;
+            }
+            if !codes.contains(&"TransactionConflict") {
+                return Err(store_error("TransactWriteItems", error).into());
+            }
+            tokio::time::sleep(conflict_backoff(attempt)).await;
         }
+        self.settle(expected_version, events).await
     }
 
     async fn append_idempotent(
@@ -198,25 +273,22 @@ impl EventStore for DynamoEventStore {
         let record_put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(record_item))
-            // A key is free when unused or expired (TTL deletes expired records late).
-            .condition_expression("attribute_not_exists(stream_id) OR expires_at < :now")
+            .condition_expression(KEY_IS_FREE)
             .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
+            .expression_attribute_values(":now_ms", AttributeValue::N(now.timestamp_millis().to_string()))
             .build()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut writes = vec![TransactWriteItem::builder().put(record_put).build()];
         if expected_version > 0 {
             writes.push(self.stream_is_at(item_id, expected_version)?);
         }
-        for (offset, event) in events.iter().enumerate() {
-            if event.item_id != item_id || event.version != expected_version + offset as u64 + 1 {
-                return Err(StoreError::Corrupt("events must be consecutive versions of one item".into()).into());
-            }
-            let item = event_to_item(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for item in Self::encode_events(expected_version, events)? {
             writes.push(self.put_new_version(item)?);
         }
-        // Transactions touching the same record at once are refused with
-        // TransactionConflict: the loser tries again, then sees the winner's record.
-        for attempt in 1..=5u64 {
+        // Transactions touching the same record or stream at once are refused
+        // with TransactionConflict: the loser tries again, then sees the
+        // winner's record or version.
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
             let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
             let Err(error) = result else { return Ok(()) };
             let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
@@ -229,15 +301,21 @@ impl EventStore for DynamoEventStore {
                 return Err(AppendError::KeyTaken);
             }
             if codes.iter().skip(1).any(|code| *code == "ConditionalCheckFailed") {
-                let actual = self.stream(item_id).await?.last().map_or(0, |e| e.version);
+                let actual = self.head(item_id).await?;
                 return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
             }
             if !codes.contains(&"TransactionConflict") {
                 return Err(store_error("TransactWriteItems", error).into());
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            tokio::time::sleep(conflict_backoff(attempt)).await;
         }
-        Err(StoreError::Unavailable("TransactWriteItems: conflicting transactions kept winning".into()).into())
+        // Still contested: a live record means another request with this key
+        // won; otherwise another change of the item did.
+        if self.idempotency_record(&record.subject, &record.key).await?.is_some_and(|r| r.is_live(now)) {
+            return Err(AppendError::KeyTaken);
+        }
+        let actual = self.head(item_id).await?;
+        Err(AppendError::Conflict { item_id, expected: expected_version, actual })
     }
 
     async fn idempotency_record(
@@ -258,6 +336,10 @@ impl EventStore for DynamoEventStore {
         let Some(item) = output.item else { return Ok(None) };
         let stored: StoredIdempotency =
             from_item(item).map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")))?;
+        // Whose record it is, checked rather than assumed from the partition.
+        if stored.subject != subject || stored.key != key.as_str() {
+            return Ok(None);
+        }
         stored.into_record().map(Some)
     }
 

@@ -29,8 +29,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use items_domain::event::{StoredEvent, rfc3339};
 use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
-use items_domain::memory::check_append;
-use items_domain::ports::{AppendError, EventStore, Page, PageKey, ReadModel, StoreError, Upsert};
+use items_domain::ports::{
+    AppendError, AppendPlan, EventStore, Page, PageKey, ReadModel, StoreError, Upsert, check_append,
+};
 use items_domain::replay::{EventLogScan, ReplayTarget, ScanPage, WriteStats};
 use items_domain::{Event, Item, ItemId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -195,14 +196,34 @@ impl SqliteEventStore {
     }
 }
 
-/// Appends `events` at `expected_version`, in the writer's transaction.
+/// Appends `events` at `expected_version`, in the writer's transaction, by
+/// the append contract ([`check_append`]).
 fn append_in(connection: &Connection, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
     let Some(first) = events.first() else { return Ok(()) };
     let stream_id = first.item_id.stream_id();
     let actual: u64 = connection
         .query_row("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1", [&stream_id], |row| row.get(0))
         .map_err(unavailable)?;
-    check_append(expected_version, actual, events)?;
+    let stored: HashMap<u64, Option<String>> = if actual > expected_version {
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT version, json_extract(stored, '$.event_id') FROM events
+                 WHERE stream_id = ?1 AND version > ?2 AND version <= ?3",
+            )
+            .map_err(unavailable)?;
+        let rows = statement
+            .query_map(params![stream_id, expected_version, expected_version + events.len() as u64], |row| {
+                Ok((row.get::<_, u64>(0)?, row.get::<_, Option<String>>(1)?))
+            })
+            .map_err(unavailable)?;
+        rows.collect::<Result<_, _>>().map_err(unavailable)?
+    } else {
+        HashMap::new()
+    };
+    let stored_id = |version| stored.get(&version)?.as_deref().and_then(|id| uuid::Uuid::parse_str(id).ok());
+    if check_append(expected_version, actual, events, stored_id)? == AppendPlan::AlreadyStored {
+        return Ok(());
+    }
     let mut insert = connection
         .prepare_cached("INSERT INTO events (stream_id, version, stored) VALUES (?1, ?2, ?3)")
         .map_err(unavailable)?;

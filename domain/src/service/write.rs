@@ -1,0 +1,192 @@
+//! The one write path. Every command (create, update, delete) goes
+//! load -> [`decide`] -> append through [`WritePath::write`], with one
+//! idempotency rule: a request with an `Idempotency-Key` leaves a record in
+//! the same atomic write as its events (also when it changed nothing), and a
+//! retry is answered from that record, never decided again.
+
+use std::sync::Arc;
+
+use crate::command::CreateItem;
+use crate::decide::{Actor, Command, Rejection, decide};
+use crate::event::{Event, ItemId};
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::item::Item;
+use crate::ports::{AppendError, Clock, EventStore, IdGenerator, StoreError};
+use crate::projection;
+
+use super::DEFAULT_IDEMPOTENCY_TTL;
+use super::change::ChangeError;
+
+/// Which stream a command writes to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    /// A new item with this id: nothing to load.
+    New(ItemId),
+    /// An existing item: its stream is loaded and folded first.
+    Existing(ItemId),
+}
+
+impl Target {
+    fn id(self) -> ItemId {
+        match self {
+            Target::New(id) | Target::Existing(id) => id,
+        }
+    }
+}
+
+/// What a write did: the item after it, and whether this was a retry
+/// answered from its idempotency record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub item: Item,
+    pub repeated: bool,
+}
+
+/// Rounds of "read the record, decide, append" when the key's record keeps
+/// changing under us (one that expired between our read and our write).
+const KEY_ROUNDS: usize = 3;
+
+pub(crate) struct WritePath {
+    events: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    pub(crate) idempotency_ttl: chrono::TimeDelta,
+}
+
+impl WritePath {
+    pub fn new(events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
+        Self { events, clock, ids, idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL }
+    }
+
+    pub fn new_id(&self) -> ItemId {
+        ItemId(self.ids.new_id())
+    }
+
+    /// Load -> decide -> append at the loaded version. The answer is the fold
+    /// of the stream and the new events, never the eventually consistent
+    /// read model.
+    pub async fn write(
+        &self,
+        actor: &Actor,
+        target: Target,
+        command: Command,
+        expected_version: Option<u64>,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Written, ChangeError> {
+        let request = Request::new(target, &command, expected_version);
+        for _ in 0..KEY_ROUNDS {
+            let now = self.clock.now();
+            if let Some(key) = key
+                && let Some(record) = self.events.idempotency_record(&actor.subject, key).await?
+                && record.is_live(now)
+            {
+                return request.answer_from(record);
+            }
+            let stream = match target {
+                Target::New(_) => Vec::new(),
+                Target::Existing(id) => self.events.stream(id).await?,
+            };
+            let state = projection::fold_stream(&stream).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let payloads = decide(state.as_ref(), &command, actor, expected_version)?;
+            let loaded_version = state.as_ref().map_or(0, |item| item.version);
+            let events: Vec<Event> = payloads
+                .into_iter()
+                .enumerate()
+                .map(|(offset, payload)| Event {
+                    event_id: self.ids.new_id(),
+                    item_id: target.id(),
+                    version: loaded_version + offset as u64 + 1,
+                    occurred_at: now,
+                    subject: actor.subject.clone(),
+                    payload,
+                })
+                .collect();
+            let all: Vec<Event> = stream.into_iter().chain(events.iter().cloned()).collect();
+            let item = projection::fold_stream(&all)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .ok_or_else(|| StoreError::Corrupt(format!("item {} has no state after a write", target.id())))?;
+            let appended = match key {
+                // Also when nothing changed: the record is the answer a retry
+                // gets, whatever happened to the item since.
+                Some(key) => {
+                    let record = request.record(actor, key, &item, now + self.idempotency_ttl);
+                    self.events.append_idempotent(&record, loaded_version, &events, now).await
+                }
+                None if events.is_empty() => Ok(()),
+                None => self.events.append(loaded_version, &events).await,
+            };
+            return match appended {
+                Ok(()) => Ok(Written { item, repeated: false }),
+                Err(AppendError::Conflict { actual, .. }) => Err(match expected_version {
+                    Some(expected) => Rejection::VersionMismatch { expected, current: actual }.into(),
+                    None => ChangeError::Conflict { current: actual },
+                }),
+                // Another request with this key won: the next round answers from its record.
+                Err(AppendError::KeyTaken) => continue,
+                Err(AppendError::Store(error)) => Err(error.into()),
+            };
+        }
+        Err(StoreError::Unavailable("idempotency record kept changing".into()).into())
+    }
+}
+
+/// What a request asked for, to tell its retries from other requests.
+enum Request {
+    /// Creates keep the record shape they always had (no `change`), so
+    /// records written by earlier releases still answer their retries.
+    Create(CreateItem),
+    Change(String),
+}
+
+impl Request {
+    fn new(target: Target, command: &Command, expected_version: Option<u64>) -> Self {
+        match (target, command) {
+            (Target::New(_), Command::Create(create)) => Request::Create(create.clone()),
+            _ => Request::Change(fingerprint(target.id(), command, expected_version)),
+        }
+    }
+
+    fn answer_from(&self, record: IdempotencyRecord) -> Result<Written, ChangeError> {
+        let same = match self {
+            Request::Create(create) => record.same_request(create),
+            Request::Change(change) => record.same_change(change),
+        };
+        if same { Ok(Written { item: record.item, repeated: true }) } else { Err(ChangeError::KeyReused) }
+    }
+
+    fn record(
+        &self,
+        actor: &Actor,
+        key: &IdempotencyKey,
+        item: &Item,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> IdempotencyRecord {
+        let (name, timestamp, change) = match self {
+            Request::Create(create) => (create.name.clone(), create.timestamp.clone(), None),
+            Request::Change(change) => (item.name.clone(), item.timestamp.clone(), Some(change.clone())),
+        };
+        IdempotencyRecord {
+            subject: actor.subject.clone(),
+            key: key.clone(),
+            name,
+            timestamp,
+            item: item.clone(),
+            expires_at,
+            change,
+        }
+    }
+}
+
+/// A change request's identity: the item, what was asked, and `If-Match`.
+fn fingerprint(id: ItemId, command: &Command, expected_version: Option<u64>) -> String {
+    let asked = match command {
+        Command::Update(update) => {
+            serde_json::json!({"op": "update", "name": update.name, "timestamp": update.timestamp})
+        }
+        Command::Delete => serde_json::json!({"op": "delete"}),
+        Command::Create(create) => {
+            serde_json::json!({"op": "create", "name": create.name, "timestamp": create.timestamp})
+        }
+    };
+    serde_json::json!({"id": id, "ifMatch": expected_version, "asked": asked}).to_string()
+}
