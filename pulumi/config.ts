@@ -78,6 +78,8 @@ export interface Settings {
     };
     /** Deletion protection of the events table, the source of truth. */
     eventsTableDeletionProtection: boolean;
+    /** Which read tables exist (see tables.ts and docs/deploy.md, "Rebuilding into a new table"). */
+    readTables: ReadTableGenerations;
     /** X-Ray tracing on the stage and the functions. */
     tracing: boolean;
     monitoring: {
@@ -120,6 +122,8 @@ export const CONFIG_DEFAULTS = {
     manageApiGatewayAccount: false,
     accessLogging: false,
     eventsTableDeletionProtection: true,
+    itemsTableGeneration: 1,
+    itemsRebuildGeneration: "not set",
     tracing: false,
     alarmEmail: "not set",
     iteratorAgeAlarmMs: 60000,
@@ -255,6 +259,40 @@ export function validateDomainPrefix(prefix: string): string {
         }
     }
     return prefix;
+}
+
+export interface ReadTableGenerations {
+    /** The live read table's generation: the functions read and project into it. */
+    live: number;
+    /** One more, empty table of this generation for `items replay --into` to fill, when set. */
+    rebuild?: number;
+}
+
+/**
+ * Validates `itemsTableGeneration` (default 1) and the optional
+ * `itemsRebuildGeneration`: integers of at least 1, and different, since a
+ * rebuild must fill a table the functions do not use.
+ */
+export function validateTableGenerations(live: number, rebuild: number | undefined): ReadTableGenerations {
+    const generation = (key: string, value: number): number => {
+        if (!Number.isInteger(value) || value < 1) {
+            throw new ConfigError(`${key} must be an integer of at least 1, got ${value}`);
+        }
+        return value;
+    };
+    generation("itemsTableGeneration", live);
+    if (rebuild === undefined) {
+        return { live };
+    }
+    generation("itemsRebuildGeneration", rebuild);
+    if (rebuild === live) {
+        throw new ConfigError(
+            `itemsRebuildGeneration must differ from itemsTableGeneration (both are ${live}): ` +
+                "a rebuild fills a second, empty table beside the live one. Choose another generation to rebuild into, " +
+                `or, to finish switching to generation ${live}, remove it (pulumi config rm items-api:itemsRebuildGeneration)`,
+        );
+    }
+    return { live, rebuild };
 }
 
 /** Validates an integer setting against inclusive bounds. */
@@ -398,6 +436,10 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
         eventsTableDeletionProtection: bool(
             "eventsTableDeletionProtection",
             CONFIG_DEFAULTS.eventsTableDeletionProtection,
+        ),
+        readTables: validateTableGenerations(
+            cfg.getNumber("itemsTableGeneration") ?? CONFIG_DEFAULTS.itemsTableGeneration,
+            cfg.getNumber("itemsRebuildGeneration"),
         ),
         tracing: bool("tracing", CONFIG_DEFAULTS.tracing),
         monitoring: {

@@ -88,6 +88,10 @@ function createLambda(settings: Settings, spec: LambdaSpec): LambdaBundle {
 }
 
 export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs.Queue): Functions {
+    // `tables.items` is the live read table: ITEMS_TABLE and every grant on a
+    // read table name it alone. A rebuild table (`tables.itemsRebuild`) is
+    // filled by `items replay --into` with the operator's credentials, so no
+    // function can read or write it before the switch.
     const tableEnv = {
         EVENTS_TABLE: tables.events.name,
         ITEMS_TABLE: tables.items.name,

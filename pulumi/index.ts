@@ -2,6 +2,8 @@
 //
 //   Cognito Hosted UI -> API Gateway (REST, Cognito authorizer) -> Lambda -> DynamoDB
 //   events table stream -> project-events -> items table (failures -> SQS DLQ)
+//   (the live items table of `itemsTableGeneration`, plus an empty one of
+//   `itemsRebuildGeneration` while a rebuild is prepared)
 //
 // See ../docs/deploy.md for the walk-through and the configuration reference.
 
@@ -18,7 +20,10 @@ import { createTables } from "./tables";
 const settings = loadSettings();
 const region = aws.getRegionOutput().region;
 
-const tables = createTables({ eventsDeletionProtection: settings.eventsTableDeletionProtection });
+const tables = createTables({
+    eventsDeletionProtection: settings.eventsTableDeletionProtection,
+    readTables: settings.readTables,
+});
 const dlq = createDlq();
 const fns = createFunctions(settings, tables, dlq);
 createStreamTrigger(settings, tables.events, fns.projectEvents.fn, dlq);
@@ -47,7 +52,10 @@ export const userPoolId = cognito.userPool.id;
 export const userPoolClientId = cognito.client.id;
 export const issuer = pulumi.all([region, cognito.userPool.id]).apply(([r, id]) => issuerUrl(r, id));
 export const eventsTableName = tables.events.name;
+/** The live read table (`itemsTableGeneration`), the one the functions use. */
 export const itemsTableName = tables.items.name;
+/** The empty table of `itemsRebuildGeneration` for `items replay --into`; undefined when not set. */
+export const itemsRebuildTableName = tables.itemsRebuild?.name;
 export const dlqUrl = dlq.url;
 export const awsRegion = region;
 /** The Hosted UI's base URL (`/oauth2/authorize`, `/oauth2/token`, `/login`). */

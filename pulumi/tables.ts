@@ -1,19 +1,54 @@
 // DynamoDB tables: the event store and the read model.
 
 import * as aws from "@pulumi/aws";
+import { ReadTableGenerations } from "./config";
 
 /** Attribute names shared with the Rust adapters. */
 export const EVENTS_HASH_KEY = "stream_id";
 export const EVENTS_RANGE_KEY = "version";
 export const EVENTS_TTL_ATTRIBUTE = "expires_at";
 export const ITEMS_HASH_KEY = "id";
+/**
+ * TTL attribute of the read tables. Deleted items' tombstones carry it: the
+ * projector sets it to the deletion time plus a retention longer than any
+ * stream record can still arrive (so a late record still finds the tombstone
+ * and is not projected as a live item). Live items never have it.
+ */
+export const ITEMS_TTL_ATTRIBUTE = "expires_at";
 
 export interface Tables {
     events: aws.dynamodb.Table;
+    /** The live read table (`itemsTableGeneration`): every function reads and projects into this one only. */
     items: aws.dynamodb.Table;
+    /** The empty table of `itemsRebuildGeneration` for `items replay --into`, when set. */
+    itemsRebuild?: aws.dynamodb.Table;
 }
 
-export function createTables(opts: { eventsDeletionProtection: boolean }): Tables {
+/**
+ * Logical name of the read table of a generation: generation 1 keeps the
+ * original name "items" (so stacks from before generations keep their table),
+ * generation N > 1 is "items-v<N>".
+ */
+export function itemsTableLogicalName(generation: number): string {
+    return generation === 1 ? "items" : `items-v${generation}`;
+}
+
+/**
+ * One read table. All generations share the key schema and settings; only the
+ * logical name (and so the physical name Pulumi derives from it) differs.
+ */
+function createItemsTable(generation: number): aws.dynamodb.Table {
+    return new aws.dynamodb.Table(itemsTableLogicalName(generation), {
+        billingMode: "PAY_PER_REQUEST",
+        hashKey: ITEMS_HASH_KEY,
+        attributes: [{ name: ITEMS_HASH_KEY, type: "S" }],
+        pointInTimeRecovery: { enabled: true },
+        serverSideEncryption: { enabled: true },
+        ttl: { attributeName: ITEMS_TTL_ATTRIBUTE, enabled: true },
+    });
+}
+
+export function createTables(opts: { eventsDeletionProtection: boolean; readTables: ReadTableGenerations }): Tables {
     // Event store. Real events live under stream_id = "item#<uuid>" with a
     // numeric version; idempotency records share the table under "idem#..."
     // and expire through the TTL attribute.
@@ -35,14 +70,16 @@ export function createTables(opts: { eventsDeletionProtection: boolean }): Table
         deletionProtectionEnabled: opts.eventsDeletionProtection,
     });
 
-    // Read model, rebuilt by the projector (or by `items replay`).
-    const items = new aws.dynamodb.Table("items", {
-        billingMode: "PAY_PER_REQUEST",
-        hashKey: ITEMS_HASH_KEY,
-        attributes: [{ name: ITEMS_HASH_KEY, type: "S" }],
-        pointInTimeRecovery: { enabled: true },
-        serverSideEncryption: { enabled: true },
-    });
+    // Read model, kept by the projector (or rebuilt by `items replay`). Only
+    // the live generation and the rebuild generation (if set) are declared:
+    // switching `itemsTableGeneration` to the rebuild generation and removing
+    // `itemsRebuildGeneration` makes `pulumi up` delete the old read table,
+    // after the functions and their policies have moved to the new one. That is
+    // safe because a read table is disposable: everything in it is rebuilt from
+    // the event log (which is why it has no deletion protection).
+    const items = createItemsTable(opts.readTables.live);
+    const rebuild = opts.readTables.rebuild;
+    const itemsRebuild = rebuild === undefined ? undefined : createItemsTable(rebuild);
 
-    return { events, items };
+    return { events, items, itemsRebuild };
 }

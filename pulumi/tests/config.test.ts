@@ -17,10 +17,12 @@ import {
     resolveCorsOrigin,
     validateAuthUrls,
     validateDomainPrefix,
+    validateTableGenerations,
     PROJECT_DIR,
     type ConfigReader,
 } from "../config";
 import { policyDocument, renderPolicy } from "../iam";
+import { itemsTableLogicalName } from "../tables";
 
 describe("validateAuthUrls", () => {
     test("fills in logoutUrls and defaultRedirectUri from callbackUrls", () => {
@@ -117,6 +119,32 @@ describe("other validators", () => {
         assert.throws(() => intInRange("batchSize", 1001, 1, 1000), /batchSize must be an integer between 1 and 1000, got 1001/);
         assert.throws(() => intInRange("batchSize", 0, 1, 1000), ConfigError);
         assert.throws(() => intInRange("batchSize", 2.5, 1, 1000), ConfigError);
+    });
+
+    test("read table generations: integers of at least 1, the rebuild one different from the live one", () => {
+        assert.deepEqual(validateTableGenerations(1, undefined), { live: 1 });
+        assert.deepEqual(validateTableGenerations(1, 2), { live: 1, rebuild: 2 });
+        // Going back to an earlier generation is a rebuild like any other.
+        assert.deepEqual(validateTableGenerations(3, 1), { live: 3, rebuild: 1 });
+        assert.throws(
+            () => validateTableGenerations(2, 2),
+            (e: unknown) =>
+                e instanceof ConfigError &&
+                e.message.startsWith(
+                    "items-api configuration: itemsRebuildGeneration must differ from itemsTableGeneration (both are 2)",
+                ) &&
+                e.message.includes("pulumi config rm items-api:itemsRebuildGeneration"),
+        );
+        assert.throws(() => validateTableGenerations(0, undefined), /itemsTableGeneration must be an integer of at least 1, got 0/);
+        assert.throws(() => validateTableGenerations(1.5, undefined), /itemsTableGeneration must be an integer of at least 1/);
+        assert.throws(() => validateTableGenerations(1, 0), /itemsRebuildGeneration must be an integer of at least 1, got 0/);
+        assert.throws(() => validateTableGenerations(1, -2), ConfigError);
+    });
+
+    test("read table logical names: generation 1 keeps \"items\" (no replacement), N > 1 is items-v<N>", () => {
+        assert.equal(itemsTableLogicalName(1), "items");
+        assert.equal(itemsTableLogicalName(2), "items-v2");
+        assert.equal(itemsTableLogicalName(10), "items-v10");
     });
 
     test("Lambda archive path: relative stays relative, missing zip is a clear error", () => {
@@ -231,6 +259,7 @@ describe("loadSettings", () => {
             accessLogging: false,
         });
         assert.equal(s.eventsTableDeletionProtection, true);
+        assert.deepEqual(s.readTables, { live: 1 });
         assert.equal(s.tracing, false);
         assert.deepEqual(s.monitoring, {
             alarmEmail: undefined,
@@ -251,12 +280,15 @@ describe("loadSettings", () => {
             batchSize: "1000",
             deletionProtection: "false",
             logRetentionDays: "30",
+            itemsTableGeneration: "2",
+            itemsRebuildGeneration: "3",
         });
         assert.equal(s.architecture, "arm64");
         assert.equal(s.logLevel, "DEBUG");
         assert.equal(s.stream.batchSize, 1000);
         assert.equal(s.cognito.deletionProtection, false);
         assert.equal(s.logRetentionDays, 30);
+        assert.deepEqual(s.readTables, { live: 2, rebuild: 3 });
     });
 
     test("rejects invalid stack config with a clear error", () => {
@@ -279,6 +311,9 @@ describe("loadSettings", () => {
         assert.throws(() => load({ ...minimal, throttlingBurstLimit: "0" }), /throttlingBurstLimit must be an integer between 1/);
         assert.throws(() => load({ ...minimal, alarmEmail: "ops at example" }), /alarmEmail "ops at example" is not an e-mail/);
         assert.equal(load({ ...minimal, alarmEmail: "ops@example.com" }).monitoring.alarmEmail, "ops@example.com");
+        // The default live generation is 1, so a rebuild generation of 1 is refused too.
+        assert.throws(() => load({ ...minimal, itemsRebuildGeneration: "1" }), /itemsRebuildGeneration must differ from itemsTableGeneration \(both are 1\)/);
+        assert.throws(() => load({ ...minimal, itemsTableGeneration: "0" }), /itemsTableGeneration must be an integer of at least 1/);
     });
 });
 

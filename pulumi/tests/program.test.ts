@@ -58,6 +58,8 @@ test("table key schemas and settings", () => {
     assert.deepEqual(events.serverSideEncryption, { enabled: true });
     assert.deepEqual(events.ttl, { attributeName: "expires_at", enabled: true });
 
+    // One read table by default, generation 1 under its original logical name.
+    assert.deepEqual(p.ofType("aws:dynamodb/table:Table").map((t) => t.name).sort(), ["events", "items"]);
     const items = p.get("aws:dynamodb/table:Table", "items").inputs;
     assert.equal(items.hashKey, "id");
     assert.equal(items.rangeKey, undefined);
@@ -66,6 +68,9 @@ test("table key schemas and settings", () => {
     assert.deepEqual(items.pointInTimeRecovery, { enabled: true });
     assert.deepEqual(items.serverSideEncryption, { enabled: true });
     assert.equal(items.streamEnabled, undefined);
+    // Tombstones of deleted items expire; live items never carry the attribute.
+    assert.deepEqual(items.ttl, { attributeName: "expires_at", enabled: true });
+    assert.equal(items.deletionProtectionEnabled, undefined, "a read table is disposable: rebuilt from the log");
 });
 
 test("events table stream settings", () => {
@@ -467,6 +472,7 @@ test("stack outputs are present with the right shapes", () => {
             "hostedUiReadOnlySignInUrl",
             "hostedUiSignInUrl",
             "issuer",
+            "itemsRebuildTableName",
             "itemsTableName",
             "machineClientId",
             "machineClientSecret",
@@ -497,6 +503,7 @@ test("stack outputs are present with the right shapes", () => {
     assert.equal(o.issuer, `https://cognito-idp.${REGION}.amazonaws.com/${REGION}_Pool123`);
     assert.equal(o.eventsTableName, "events-1a2b3c4");
     assert.equal(o.itemsTableName, "items-1a2b3c4");
+    assert.equal(o.itemsRebuildTableName, undefined, "no rebuild table unless itemsRebuildGeneration is set");
     assert.equal(o.dlqUrl, `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/projector-dlq-1a2b3c4`);
     assert.deepEqual(o.functionNames, {
         postItem: "items-api-test-post-item",

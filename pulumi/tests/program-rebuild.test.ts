@@ -1,0 +1,63 @@
+// The program while a rebuild is prepared (itemsRebuildGeneration = 2), against
+// mocks: a second, empty read table exists, and nothing uses it yet.
+
+import assert from "node:assert/strict";
+import { before, test } from "node:test";
+import { ACCOUNT, Program, REGION, loadProgram, makeArtifactsDir, parsePolicy, unsecret } from "./harness";
+
+const TABLE = "aws:dynamodb/table:Table";
+const LIVE = "items-1a2b3c4";
+const REBUILD = "items-v2-1a2b3c4";
+const LIVE_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${LIVE}`;
+
+let p: Program;
+
+before(async () => {
+    p = await loadProgram({
+        cognitoDomainPrefix: "items-test",
+        callbackUrls: JSON.stringify(["http://localhost:3000/"]),
+        lambdaArtifactsDir: makeArtifactsDir(),
+        itemsRebuildGeneration: "2",
+    });
+});
+
+test("two read tables: generation 1 under its original name and items-v2, with the same settings and TTL", () => {
+    assert.deepEqual(p.ofType(TABLE).map((t) => t.name).sort(), ["events", "items", "items-v2"]);
+    const live = p.get(TABLE, "items");
+    const rebuild = p.get(TABLE, "items-v2");
+    assert.equal(live.state.name, LIVE);
+    assert.equal(rebuild.state.name, REBUILD);
+    assert.deepEqual(rebuild.inputs, live.inputs);
+    assert.equal(rebuild.inputs.hashKey, "id");
+    assert.deepEqual(rebuild.inputs.attributes, [{ name: "id", type: "S" }]);
+    assert.deepEqual(rebuild.inputs.ttl, { attributeName: "expires_at", enabled: true });
+});
+
+test("every function's ITEMS_TABLE still names generation 1", () => {
+    const itemsTable: Record<string, string | undefined> = {};
+    for (const f of p.ofType("aws:lambda/function:Function")) {
+        const vars = unsecret(f.inputs.environment).value.variables;
+        itemsTable[f.name] = vars.ITEMS_TABLE;
+        assert.ok(!JSON.stringify(vars).includes("items-v2"), `env of ${f.name} names the rebuild table`);
+    }
+    assert.deepEqual(itemsTable, {
+        "post-item": LIVE,
+        "get-items": LIVE,
+        "item-commands": undefined,
+        "project-events": LIVE,
+    });
+});
+
+test("the read-table grants still name generation 1 only; no policy names the rebuild table", () => {
+    const policy = (fn: string) => parsePolicy(p.get("aws:iam/rolePolicy:RolePolicy", `${fn}-policy`).inputs.policy);
+    assert.deepEqual(policy("get-items").get("ReadItems")!.resources, [LIVE_ARN]);
+    assert.deepEqual(policy("project-events").get("WriteReadModel")!.resources, [LIVE_ARN]);
+    for (const pol of p.ofType("aws:iam/rolePolicy:RolePolicy")) {
+        assert.ok(!pol.inputs.policy.includes(REBUILD), `${pol.name} names the rebuild table`);
+    }
+});
+
+test("outputs: itemsTableName is the live table, itemsRebuildTableName the new one", () => {
+    assert.equal(p.outputs.itemsTableName, LIVE);
+    assert.equal(p.outputs.itemsRebuildTableName, REBUILD);
+});

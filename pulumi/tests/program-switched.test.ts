@@ -1,0 +1,68 @@
+// The program after the switch to generation 2 (itemsTableGeneration = 2, no
+// rebuild generation), against mocks: the functions use items-v2 and the
+// generation 1 table is no longer declared, so `pulumi up` deletes it.
+
+import assert from "node:assert/strict";
+import { before, test } from "node:test";
+import { ACCOUNT, Program, REGION, loadProgram, makeArtifactsDir, parsePolicy, unsecret } from "./harness";
+
+const TABLE = "aws:dynamodb/table:Table";
+const LIVE = "items-v2-1a2b3c4";
+const LIVE_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${LIVE}`;
+const OLD_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/items-1a2b3c4`;
+
+let p: Program;
+
+before(async () => {
+    p = await loadProgram({
+        cognitoDomainPrefix: "items-test",
+        callbackUrls: JSON.stringify(["http://localhost:3000/"]),
+        lambdaArtifactsDir: makeArtifactsDir(),
+        itemsTableGeneration: "2",
+    });
+});
+
+test("only the v2 read table exists (the generation 1 table is gone), with the TTL", () => {
+    assert.deepEqual(p.ofType(TABLE).map((t) => t.name).sort(), ["events", "items-v2"]);
+    const items = p.get(TABLE, "items-v2");
+    assert.equal(items.state.name, LIVE);
+    assert.equal(items.inputs.hashKey, "id");
+    assert.deepEqual(items.inputs.attributes, [{ name: "id", type: "S" }]);
+    assert.equal(items.inputs.billingMode, "PAY_PER_REQUEST");
+    assert.deepEqual(items.inputs.pointInTimeRecovery, { enabled: true });
+    assert.deepEqual(items.inputs.serverSideEncryption, { enabled: true });
+    assert.deepEqual(items.inputs.ttl, { attributeName: "expires_at", enabled: true });
+});
+
+test("every function's ITEMS_TABLE names the v2 table", () => {
+    const itemsTable: Record<string, string | undefined> = {};
+    for (const f of p.ofType("aws:lambda/function:Function")) {
+        itemsTable[f.name] = unsecret(f.inputs.environment).value.variables.ITEMS_TABLE;
+    }
+    assert.deepEqual(itemsTable, {
+        "post-item": LIVE,
+        "get-items": LIVE,
+        "item-commands": undefined,
+        "project-events": LIVE,
+    });
+});
+
+test("the read-table grants name the v2 table; no policy names the generation 1 table", () => {
+    const policy = (fn: string) => parsePolicy(p.get("aws:iam/rolePolicy:RolePolicy", `${fn}-policy`).inputs.policy);
+    assert.deepEqual(policy("get-items").get("ReadItems"), {
+        actions: ["dynamodb:Scan", "dynamodb:GetItem"],
+        resources: [LIVE_ARN],
+    });
+    assert.deepEqual(policy("project-events").get("WriteReadModel"), {
+        actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
+        resources: [LIVE_ARN],
+    });
+    for (const pol of p.ofType("aws:iam/rolePolicy:RolePolicy")) {
+        assert.ok(!pol.inputs.policy.includes(OLD_ARN), `${pol.name} names the generation 1 table`);
+    }
+});
+
+test("outputs: itemsTableName is the v2 table, no rebuild table", () => {
+    assert.equal(p.outputs.itemsTableName, LIVE);
+    assert.equal(p.outputs.itemsRebuildTableName, undefined);
+});
