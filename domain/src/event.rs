@@ -119,7 +119,8 @@ pub struct StoredEvent {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
-    /// Written by newer code: skip it rather than fail (forward compatibility).
+    /// Written by newer code. Never skipped: a projector that meets one
+    /// waits (fails the record) until code that knows it is deployed.
     #[error("unknown event type `{0}`")]
     UnknownType(String),
     #[error("unsupported schema {schema} for event type `{event_type}`")]

@@ -17,8 +17,9 @@ use crate::projection::{self, Outcome};
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScanPage {
     pub events: Vec<Event>,
-    /// Records that are not events this code reads (other partitions,
-    /// unknown types): counted, not replayed.
+    /// Records that are not events (other partitions, such as idempotency
+    /// records): counted, not replayed. An event this code cannot read is an
+    /// error, never a skip.
     pub skipped: usize,
     pub next: Option<PageKey>,
 }

@@ -4,7 +4,7 @@
 use aws_lambda_events::event::dynamodb::{Event as DynamoDbEvent, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use items_domain::Event;
-use items_domain::event::DecodeError;
+use items_domain::ports::StoreError;
 use items_domain::service::ProjectorService;
 
 use crate::dynamodb_codec::{RecordError, event_from_item};
@@ -14,47 +14,79 @@ use crate::metrics::{self, Counter};
 #[derive(Debug)]
 pub enum Decoded {
     Event(Box<Event>),
-    /// Not for the projector: a modify/remove, a non-event partition, or an
-    /// event type this code does not know yet (forward compatible).
+    /// Not for the projector: a modify/remove, or a non-event partition
+    /// (idempotency records).
     Skip(&'static str),
 }
 
+/// Decodes one record. An event this code cannot read, an unknown type
+/// included, is an error, never a skip: skipping it would let the version
+/// guard move past an event that was never applied (the poison policy in
+/// docs/architecture.md).
 pub fn decode_record(record: &EventRecord) -> Result<Decoded, RecordError> {
     if record.event_name != "INSERT" {
         return Ok(Decoded::Skip("not an insert"));
     }
-    match event_from_item(record.change.new_image.clone()) {
-        Ok(Some(event)) => Ok(Decoded::Event(Box::new(event))),
-        Ok(None) => Ok(Decoded::Skip("not an event record")),
-        Err(RecordError::Decode(DecodeError::UnknownType(event_type))) => {
-            tracing::warn!(%event_type, "skipping event of unknown type");
-            Ok(Decoded::Skip("unknown event type"))
-        }
-        Err(error) => Err(error),
+    match event_from_item(record.change.new_image.clone())? {
+        Some(event) => Ok(Decoded::Event(Box::new(event))),
+        None => Ok(Decoded::Skip("not an event record")),
     }
 }
 
-/// Applies a batch in order. With ReportBatchItemFailures, the first failed
-/// record's sequence number is reported: Lambda retries from there, so the
-/// records after it are not attempted now (they would be retried anyway).
-pub async fn project_events(projector: &ProjectorService, batch: DynamoDbEvent) -> DynamoDbEventResponse {
-    let mut events = Vec::with_capacity(batch.records.len());
-    let mut sequence_numbers = Vec::with_capacity(batch.records.len());
-    let mut malformed_at = None;
-    let mut skipped = 0usize;
-    for record in &batch.records {
+/// Why a record was not projected. Lambda's event source mapping sees only
+/// the failed record's sequence number and retries either kind alike; the
+/// local ones read the kind (see `items_local::event_source_mapping`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A dependency failed (throttled, unreachable): the same record will
+    /// apply once it is back.
+    Transient(String),
+    /// This code cannot apply the record (undecodable, an unknown type, a
+    /// stream it cannot fold): retrying changes nothing until the code or
+    /// the data does.
+    Poison(String),
+}
+
+impl Failure {
+    fn from_store(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(reason) => Failure::Transient(reason),
+            StoreError::Corrupt(reason) => Failure::Poison(reason),
+        }
+    }
+}
+
+/// What a batch did.
+#[derive(Debug, Default)]
+pub struct Projected {
+    pub applied: usize,
+    pub already_newer: usize,
+    pub skipped: usize,
+    /// The index (in the batch's records) of the first record that failed,
+    /// and why; the records after it were not attempted.
+    pub failed: Option<(usize, Failure)>,
+}
+
+/// Applies a batch's records in order up to the first failure, and says
+/// which record failed and why.
+pub async fn project_records(projector: &ProjectorService, records: &[EventRecord]) -> Projected {
+    let mut events = Vec::with_capacity(records.len());
+    let mut positions = Vec::with_capacity(records.len());
+    let mut projected = Projected::default();
+    let mut undecodable = None;
+    for (position, record) in records.iter().enumerate() {
         match decode_record(record) {
             Ok(Decoded::Event(event)) => {
                 events.push(*event);
-                sequence_numbers.push(record.change.sequence_number.clone());
+                positions.push(position);
             }
             Ok(Decoded::Skip(reason)) => {
-                skipped += 1;
+                projected.skipped += 1;
                 tracing::debug!(reason, event_id = %record.event_id, "skipping record");
             }
             Err(error) => {
-                tracing::error!(%error, event_id = %record.event_id, "malformed stream record");
-                malformed_at = Some(record.change.sequence_number.clone());
+                tracing::error!(%error, event_id = %record.event_id, "stream record cannot be decoded");
+                undecodable = Some((position, Failure::Poison(error.to_string())));
                 break;
             }
         }
@@ -67,26 +99,37 @@ pub async fn project_events(projector: &ProjectorService, batch: DynamoDbEvent) 
     }
     metrics::count(Counter::RecordsProjected, outcome.applied as u64);
     metrics::count(Counter::RecordsAlreadyNewer, outcome.already_newer as u64);
-    let failed_at = match outcome.failed {
+    projected.applied = outcome.applied;
+    projected.already_newer = outcome.already_newer;
+    projected.failed = match outcome.failed {
         Some((index, error)) => {
             tracing::error!(%error, event_id = %events[index].event_id, "projection failed");
-            Some(sequence_numbers[index].clone())
+            Some((positions[index], Failure::from_store(error)))
         }
-        None => malformed_at,
+        None => undecodable,
     };
-    metrics::count(Counter::RecordsFailed, u64::from(failed_at.is_some()));
+    metrics::count(Counter::RecordsFailed, u64::from(projected.failed.is_some()));
     tracing::info!(
-        records = batch.records.len(),
-        applied = outcome.applied,
-        already_newer = outcome.already_newer,
-        skipped,
-        failed = failed_at.is_some(),
+        records = records.len(),
+        applied = projected.applied,
+        already_newer = projected.already_newer,
+        skipped = projected.skipped,
+        failed = projected.failed.is_some(),
         "projected batch"
     );
+    projected
+}
+
+/// The `project-events` handler. With ReportBatchItemFailures, the first
+/// failed record's sequence number is reported: Lambda retries from there,
+/// so the records after it are not attempted now (they would be retried
+/// anyway).
+pub async fn project_events(projector: &ProjectorService, batch: DynamoDbEvent) -> DynamoDbEventResponse {
+    let projected = project_records(projector, &batch.records).await;
     let mut response = DynamoDbEventResponse::default();
-    if let Some(sequence_number) = failed_at {
+    if let Some((position, _)) = projected.failed {
         let mut failure = DynamoDbBatchItemFailure::default();
-        failure.item_identifier = sequence_number;
+        failure.item_identifier = batch.records[position].change.sequence_number.clone();
         response.batch_item_failures.push(failure);
     }
     response

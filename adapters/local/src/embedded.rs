@@ -4,6 +4,7 @@
 //! lost when the process stops; the durable default is [`crate::sqlite`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,7 +16,7 @@ use items_domain::ports::{AppendError, EventStore, PageKey, StoreError};
 use items_domain::replay::{EventLogScan, ScanPage};
 use tokio::sync::watch;
 
-use crate::event_source_mapping::ChangeLog;
+use crate::event_source_mapping::{ChangeLog, ChangeRecord, Quarantined};
 
 pub use items_domain::memory::InMemoryReadModel as EmbeddedReadModel;
 
@@ -26,11 +27,17 @@ pub struct EmbeddedEventStore {
     head: watch::Sender<u64>,
     /// Where the projector got to (kept in memory, like everything else here).
     projected: AtomicU64,
+    quarantine: Mutex<Vec<Quarantined>>,
 }
 
 impl Default for EmbeddedEventStore {
     fn default() -> Self {
-        Self { log: InMemoryEventStore::default(), head: watch::Sender::new(0), projected: AtomicU64::new(0) }
+        Self {
+            log: InMemoryEventStore::default(),
+            head: watch::Sender::new(0),
+            projected: AtomicU64::new(0),
+            quarantine: Mutex::default(),
+        }
     }
 }
 
@@ -115,8 +122,13 @@ impl EventLogScan for EmbeddedEventStore {
 
 #[async_trait]
 impl ChangeLog for EmbeddedEventStore {
-    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Event)>, StoreError> {
-        Ok(self.log.read_after(after, max))
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<ChangeRecord>, StoreError> {
+        let records = self.log.read_after(after, max).into_iter().map(|(sequence, event)| ChangeRecord {
+            sequence,
+            stream_id: event.item_id.stream_id(),
+            event: Ok(event),
+        });
+        Ok(records.collect())
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
@@ -129,6 +141,22 @@ impl ChangeLog for EmbeddedEventStore {
 
     async fn save_projected_position(&self, position: u64) -> Result<(), StoreError> {
         self.projected.store(position, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError> {
+        let mut quarantine = self.quarantine.lock().unwrap_or_else(PoisonError::into_inner);
+        quarantine.retain(|kept| kept.sequence != record.sequence);
+        quarantine.push(record.clone());
+        Ok(())
+    }
+
+    async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        Ok(self.quarantine.lock().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+
+    async fn release(&self, sequence: &str) -> Result<(), StoreError> {
+        self.quarantine.lock().unwrap_or_else(PoisonError::into_inner).retain(|kept| kept.sequence != sequence);
         Ok(())
     }
 }

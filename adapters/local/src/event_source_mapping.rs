@@ -1,36 +1,105 @@
 //! What Lambda's event source mapping does for the projector, emulated for the
 //! local change feeds (the embedded stores' and the DynamoDB stream poller's):
 //! a batch of stream records in, the function's partial batch failures
-//! honoured by retrying from the first failed record, a record that keeps
-//! failing set aside as a DLQ would take it.
+//! honoured by retrying from the first failed record.
+//!
+//! The poison policy (docs/architecture.md), the same for every local feed:
+//! a record is never skipped. A transient failure (the store is down) is
+//! retried with capped backoff for as long as it lasts; a poison record (one
+//! this code cannot apply) is retried [`MAX_ATTEMPTS`] times, as Lambda
+//! would, then set aside in a persisted quarantine, as Lambda's on-failure
+//! destination takes it, where `GET /metrics` and `items quarantine` show it.
+//! Later events of the same item then fail too (their stream cannot be
+//! folded past it), so its read-model row never moves past an event it did
+//! not apply; `items quarantine --redrive` re-projects the items once the
+//! code can read them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::dynamodb::{Event as DynamoDbEvent, EventRecord, StreamViewType};
+use aws_lambda_events::event::dynamodb::{EventRecord, StreamViewType};
 use items_aws::dynamodb_codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_to_item};
-use items_aws::projector::project_events;
+use items_aws::projector::{Failure, project_records};
 use items_domain::Event;
 use items_domain::ports::StoreError;
 use items_domain::service::ProjectorService;
 use tokio::sync::watch;
 
-/// Backoff between retries of a failed batch, as Lambda would pause.
+/// First pause before a failed batch is delivered again, as Lambda would pause.
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(200);
-/// Attempts at one record before it is set aside, as a DLQ would take it.
+/// The longest pause between deliveries while a dependency is down.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// Attempts at a poison record before it is set aside, as Lambda's
+/// `maximumRetryAttempts` (the stack's default is 5) would.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// Runs the projector handler on `records` and returns the index of the first
-/// record to deliver again, if any.
-pub async fn deliver(projector: &ProjectorService, records: Vec<EventRecord>) -> Option<usize> {
-    let sequence_numbers: Vec<Option<String>> = records.iter().map(|r| r.change.sequence_number.clone()).collect();
-    let mut batch = DynamoDbEvent::default();
-    batch.records = records;
-    let response = project_events(projector, batch).await;
-    let failed = response.batch_item_failures.first()?;
-    // An unknown identifier means the whole batch failed, as in Lambda.
-    Some(sequence_numbers.iter().position(|s| s.is_some() && *s == failed.item_identifier).unwrap_or(0))
+/// The pause before delivery attempt `attempt + 1`: doubling from
+/// [`RETRY_BACKOFF`], capped at [`MAX_RETRY_BACKOFF`].
+pub fn retry_backoff(attempt: u32) -> Duration {
+    RETRY_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(8)).min(MAX_RETRY_BACKOFF)
+}
+
+/// Runs the projector's handler code on `records`: the first record to
+/// deliver again, if any, and why it failed.
+pub async fn deliver(projector: &ProjectorService, records: &[EventRecord]) -> Option<(usize, Failure)> {
+    project_records(projector, records).await.failed
+}
+
+/// A record set aside after it kept failing as poison.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quarantined {
+    /// Where it is in the feed: the embedded log's sequence number, or the
+    /// stream record's sequence number.
+    pub sequence: String,
+    /// The item stream it belongs to (`item#<id>`), when known.
+    pub stream_id: String,
+    pub reason: String,
+    #[serde(with = "items_domain::event::rfc3339")]
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One entry of an embedded log as the change feed reads it: decoded per
+/// row, so one bad row is one poison record, not a page nobody can read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRecord {
+    pub sequence: u64,
+    pub stream_id: String,
+    pub event: Result<Event, Undecodable>,
+}
+
+/// A row of the log this code cannot decode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undecodable {
+    pub reason: String,
+    /// The stored form, when it is JSON at all: the stream record carries it
+    /// as DynamoDB would, and the handler's own decoding says what is wrong.
+    pub stored: Option<serde_json::Value>,
+}
+
+impl ChangeRecord {
+    /// The stream record DynamoDB would deliver for it.
+    fn to_stream_record(&self) -> EventRecord {
+        let encoded = match &self.event {
+            Ok(event) => insert_record(event, self.sequence.to_string()).map_err(|error| error.to_string()),
+            Err(undecodable) => Err(undecodable.reason.clone()),
+        };
+        encoded.unwrap_or_else(|reason| {
+            tracing::error!(sequence = self.sequence, %reason, "event cannot be read from the log");
+            let mut record = EventRecord::default();
+            record.event_name = "INSERT".into();
+            record.change.sequence_number = Some(self.sequence.to_string());
+            let stored = self.event.as_ref().err().and_then(|undecodable| undecodable.stored.as_ref());
+            match stored.and_then(|stored| serde_dynamo::to_item(stored).ok()) {
+                Some(image) => record.change.new_image = image,
+                None => {
+                    let stream_id = serde_dynamo::AttributeValue::S(self.stream_id.clone());
+                    record.change.new_image.insert(EVENTS_PARTITION_KEY.to_owned(), stream_id);
+                }
+            }
+            record
+        })
+    }
 }
 
 /// The stream record DynamoDB would deliver for an inserted event.
@@ -57,17 +126,23 @@ pub fn insert_record(event: &Event, sequence_number: String) -> Result<EventReco
 }
 
 /// An embedded event log as a change feed reads it: events in sequence order
-/// (1, 2, ...), a signal when new ones are committed, and where the projector
-/// got to.
+/// (1, 2, ...), a signal when new ones are committed, where the projector got
+/// to, and the quarantine.
 #[async_trait]
 pub trait ChangeLog: Send + Sync {
-    /// Up to `max` events after sequence number `after`, with their numbers.
-    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Event)>, StoreError>;
+    /// Up to `max` entries after sequence number `after`.
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<ChangeRecord>, StoreError>;
     /// Changes whenever events are committed.
     fn subscribe(&self) -> watch::Receiver<u64>;
     /// The sequence number up to which events are projected (0: none).
     async fn projected_position(&self) -> Result<u64, StoreError>;
     async fn save_projected_position(&self, position: u64) -> Result<(), StoreError>;
+    /// Sets a record aside, durably where the log is durable.
+    async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError>;
+    /// The records set aside, oldest first.
+    async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError>;
+    /// Takes a record out of the quarantine (after a redrive).
+    async fn release(&self, sequence: &str) -> Result<(), StoreError>;
 }
 
 /// Pause after the log itself failed, before reading it again.
@@ -76,7 +151,7 @@ const LOG_RETRY: Duration = Duration::from_millis(500);
 /// Feeds every committed event to the projector handler, in order, as stream
 /// records in batches of up to `batch_size`, from the projector's saved
 /// position (so a restart neither replays what is projected nor misses
-/// anything). Runs until dropped.
+/// anything), by the poison policy above. Runs until dropped.
 pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorService>, batch_size: usize) {
     let mut head = log.subscribe();
     let mut checkpoint = loop {
@@ -88,7 +163,10 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
             }
         }
     };
-    let mut attempts = 0u32;
+    if let Ok(quarantined) = log.quarantined().await {
+        items_aws::metrics::quarantine_size(quarantined.len() as u64);
+    }
+    let mut attempts = Attempts::default();
     loop {
         let batch = match log.read_after(checkpoint, batch_size).await {
             Ok(batch) => batch,
@@ -104,34 +182,43 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
             }
             continue;
         }
-        let records = batch
-            .iter()
-            .map(|(sequence, event)| {
-                insert_record(event, sequence.to_string()).unwrap_or_else(|error| {
-                    // The handler reports an empty image as malformed.
-                    tracing::error!(%error, "cannot encode stream record");
-                    let mut record = EventRecord::default();
-                    record.event_name = "INSERT".into();
-                    record.change.sequence_number = Some(sequence.to_string());
-                    record
-                })
-            })
-            .collect();
+        let records: Vec<EventRecord> = batch.iter().map(ChangeRecord::to_stream_record).collect();
         let previous = checkpoint;
-        match deliver(&projector, records).await {
+        match deliver(&projector, &records).await {
             None => {
-                checkpoint = batch.last().map_or(checkpoint, |(sequence, _)| *sequence);
-                attempts = 0;
+                checkpoint = batch.last().map_or(checkpoint, |record| record.sequence);
+                attempts = Attempts::default();
             }
-            Some(failed) => {
-                checkpoint = batch[failed].0 - 1;
-                attempts = if failed == 0 { attempts + 1 } else { 1 };
-                if attempts >= MAX_ATTEMPTS {
-                    tracing::error!(sequence = batch[failed].0, "setting aside a record that keeps failing");
-                    checkpoint += 1;
-                    attempts = 0;
-                } else {
-                    tokio::time::sleep(RETRY_BACKOFF).await;
+            Some((failed, failure)) => {
+                let record = &batch[failed];
+                checkpoint = record.sequence - 1;
+                match attempts.next(failed, failure) {
+                    Next::Retry(pause) => tokio::time::sleep(pause).await,
+                    Next::SetAside(reason) => {
+                        let quarantined = Quarantined {
+                            sequence: record.sequence.to_string(),
+                            stream_id: record.stream_id.clone(),
+                            reason,
+                            at: chrono::Utc::now(),
+                        };
+                        match log.quarantine(&quarantined).await {
+                            Ok(()) => {
+                                tracing::error!(sequence = record.sequence, stream_id = %record.stream_id,
+                                    reason = %quarantined.reason, "poison record set aside in the quarantine");
+                                items_aws::metrics::count(items_aws::metrics::Counter::RecordsQuarantined, 1);
+                                if let Ok(all) = log.quarantined().await {
+                                    items_aws::metrics::quarantine_size(all.len() as u64);
+                                }
+                                checkpoint = record.sequence;
+                                attempts = Attempts::default();
+                            }
+                            // Never move past a record that is not safely set aside.
+                            Err(error) => {
+                                tracing::error!(%error, "cannot quarantine a poison record; retrying");
+                                tokio::time::sleep(MAX_RETRY_BACKOFF).await;
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -142,5 +229,115 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
             // last saved position, and its writes are version-guarded.
             tracing::warn!(%error, "cannot save the projector's position");
         }
+    }
+}
+
+/// What to do after a failed delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Retry(Duration),
+    SetAside(String),
+}
+
+/// Failed deliveries of the record at the head of the feed, by kind.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    transient: u32,
+    poison: u32,
+}
+
+impl Attempts {
+    /// Counts a failure of the record at `failed` in the batch (records
+    /// before it were applied, so a failure past 0 is a new record's first).
+    pub fn next(&mut self, failed: usize, failure: Failure) -> Next {
+        if failed > 0 {
+            *self = Self::default();
+        }
+        match failure {
+            Failure::Transient(reason) => {
+                self.transient += 1;
+                tracing::warn!(attempt = self.transient, %reason, "projection waits for its store");
+                Next::Retry(retry_backoff(self.transient))
+            }
+            Failure::Poison(reason) => {
+                self.poison += 1;
+                if self.poison >= MAX_ATTEMPTS {
+                    Next::SetAside(reason)
+                } else {
+                    Next::Retry(retry_backoff(self.poison))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dependency_failure_is_retried_for_as_long_as_it_lasts_with_capped_backoff() {
+        let mut attempts = Attempts::default();
+        let pauses: Vec<Next> = (0..50).map(|_| attempts.next(0, Failure::Transient("down".into()))).collect();
+        assert_eq!(pauses[0], Next::Retry(RETRY_BACKOFF));
+        assert_eq!(pauses[1], Next::Retry(RETRY_BACKOFF * 2));
+        assert_eq!(pauses[49], Next::Retry(MAX_RETRY_BACKOFF), "never set aside, never longer than the cap");
+    }
+
+    #[test]
+    fn a_poison_record_is_set_aside_after_as_many_attempts_as_lambda_makes() {
+        let mut attempts = Attempts::default();
+        for _ in 1..MAX_ATTEMPTS {
+            assert!(matches!(attempts.next(0, Failure::Poison("bad".into())), Next::Retry(_)));
+        }
+        assert_eq!(attempts.next(0, Failure::Poison("bad".into())), Next::SetAside("bad".into()));
+        // A later record of the batch failing starts its own count.
+        let mut attempts = Attempts::default();
+        attempts.next(0, Failure::Poison("bad".into()));
+        for _ in 1..MAX_ATTEMPTS {
+            assert!(matches!(attempts.next(3, Failure::Poison("bad".into())), Next::Retry(_)));
+        }
+    }
+
+    /// Review finding 7, scenario A: the read model is down for 4 s (longer
+    /// than the attempts a poison record gets) while a deletion waits to be
+    /// projected. The feed waits for it and applies it; before, it set the
+    /// deletion aside after about 1 s, for good.
+    #[tokio::test]
+    async fn a_deletion_waits_out_a_read_model_outage_and_is_applied() {
+        use crate::embedded::{EmbeddedEventStore, EmbeddedReadModel};
+        use items_domain::command::CreateItem;
+        use items_domain::decide::Actor;
+        use items_domain::ports::{EventStore, ReadModel};
+        use items_domain::service::{ChangeItemService, CreateItemService};
+        use items_domain::testing::{FixedClock, SequentialIds};
+
+        let events = Arc::new(EmbeddedEventStore::default());
+        let read_model = Arc::new(EmbeddedReadModel::default());
+        let (clock, ids) = (Arc::new(FixedClock::default()), Arc::new(SequentialIds::default()));
+        let projector =
+            Arc::new(ProjectorService::new(read_model.clone()).with_history(events.clone() as Arc<dyn EventStore>));
+        let feed = tokio::spawn(run_change_feed(events.clone(), projector, 10));
+        let create = CreateItemService::new(events.clone(), clock.clone(), ids.clone());
+        let item = create.create("owner", CreateItem { name: "Pen".into(), timestamp: "t".into() }).await.unwrap();
+        while read_model.get(item.id).await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        read_model.set_available(false);
+        let changes = ChangeItemService::new(events.clone(), clock, ids);
+        let owner = Actor { subject: "owner".into(), is_admin: false };
+        changes.delete(&owner, item.id, None, None).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        read_model.set_available(true);
+
+        let mut waited = Duration::ZERO;
+        while !read_model.get(item.id).await.unwrap().is_some_and(|item| item.deleted) {
+            assert!(waited < Duration::from_secs(20), "the deletion was never applied");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
+        }
+        assert!(events.quarantined().await.unwrap().is_empty(), "nothing was set aside");
+        feed.abort();
     }
 }

@@ -11,7 +11,7 @@ use aws_lambda_events::event::dynamodb::{EventRecord, StreamViewType};
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use items_domain::service::ProjectorService;
 
-use crate::event_source_mapping::{MAX_ATTEMPTS, RETRY_BACKOFF, deliver};
+use crate::event_source_mapping::{Attempts, Next, deliver};
 
 #[derive(Debug, Clone)]
 pub struct PollerConfig {
@@ -41,7 +41,7 @@ struct Shard {
     iterator: Option<String>,
     /// Sequence number of the last record handled.
     checkpoint: Option<String>,
-    attempts: u32,
+    attempts: Attempts,
     done: bool,
 }
 
@@ -198,30 +198,33 @@ async fn poll_shard(
     let sequence_numbers: Vec<Option<String>> =
         records.iter().map(|r| r.dynamodb.as_ref().and_then(|d| d.sequence_number.clone())).collect();
     let events: Vec<EventRecord> = records.into_iter().map(lambda_record).collect();
-    match deliver(projector, events).await {
+    match deliver(projector, &events).await {
         None => {
             shard.checkpoint = sequence_numbers.last().cloned().flatten().or(shard.checkpoint.take());
-            shard.attempts = 0;
+            shard.attempts = Attempts::default();
             match output.next_shard_iterator {
                 Some(next) => shard.iterator = Some(next),
                 None => shard.done = true,
             }
         }
-        Some(failed) => {
+        Some((failed, failure)) => {
             // Go on from the failed record: re-read after the one before it.
             if failed > 0 {
                 shard.checkpoint = sequence_numbers[failed - 1].clone().or(shard.checkpoint.take());
-                shard.attempts = 1;
-            } else {
-                shard.attempts += 1;
             }
             shard.iterator = None;
-            if shard.attempts >= MAX_ATTEMPTS {
-                tracing::error!(shard_id, "setting aside a stream record that keeps failing");
-                shard.checkpoint = sequence_numbers[failed].clone().or(shard.checkpoint.take());
-                shard.attempts = 0;
-            } else {
-                tokio::time::sleep(RETRY_BACKOFF).await;
+            match shard.attempts.next(failed, failure) {
+                Next::Retry(pause) => tokio::time::sleep(pause).await,
+                Next::SetAside(reason) => {
+                    // As Lambda's on-failure destination would take it. The
+                    // poller reads the stream from its start again after a
+                    // restart, so a set-aside record is met again then.
+                    tracing::error!(shard_id, sequence = ?sequence_numbers[failed], %reason,
+                        "poison stream record set aside");
+                    items_aws::metrics::count(items_aws::metrics::Counter::RecordsQuarantined, 1);
+                    shard.checkpoint = sequence_numbers[failed].clone().or(shard.checkpoint.take());
+                    shard.attempts = Attempts::default();
+                }
             }
         }
     }

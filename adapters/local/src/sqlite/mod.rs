@@ -37,7 +37,7 @@ use items_domain::{Event, Item, ItemId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::watch;
 
-use crate::event_source_mapping::ChangeLog;
+use crate::event_source_mapping::{ChangeLog, ChangeRecord, Quarantined, Undecodable};
 pub use schema::OpenError;
 use writer::Writer;
 
@@ -358,10 +358,30 @@ fn read_events_after(connection: &Connection, after: u64, max: usize) -> Result<
     .collect()
 }
 
+/// Like [`read_events_after`], decoding per row: the change feed turns a row
+/// it cannot read into a poison record instead of failing the page.
+fn read_records_after(connection: &Connection, after: u64, max: usize) -> Result<Vec<ChangeRecord>, StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT sequence, stream_id, stored FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2")
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map(params![after, max as u64], |row| {
+            Ok((row.get::<_, u64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+        })
+        .map_err(unavailable)?;
+    rows.map(|row| {
+        let (sequence, stream_id, stored) = row.map_err(unavailable)?;
+        let event = decode_event(&stored)
+            .map_err(|error| Undecodable { reason: error.to_string(), stored: serde_json::from_str(&stored).ok() });
+        Ok(ChangeRecord { sequence, stream_id, event })
+    })
+    .collect()
+}
+
 #[async_trait]
 impl ChangeLog for SqliteEventStore {
-    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Event)>, StoreError> {
-        self.0.read(move |connection| read_events_after(connection, after, max)).await
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<ChangeRecord>, StoreError> {
+        self.0.read(move |connection| read_records_after(connection, after, max)).await
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
@@ -382,6 +402,60 @@ impl ChangeLog for SqliteEventStore {
 
     async fn save_projected_position(&self, position: u64) -> Result<(), StoreError> {
         self.0.writer.disposable(move |connection| save_position(connection, position)).await.map_err(store_error)
+    }
+
+    async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError> {
+        let record = record.clone();
+        // Durable: the feed moves past the record once this returns.
+        self.0
+            .writer
+            .durable(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO quarantine (sequence, stream_id, reason, at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (sequence) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+                        params![record.sequence, record.stream_id, record.reason, rfc3339::format(&record.at)],
+                    )
+                    .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        self.0
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT sequence, stream_id, reason, at FROM quarantine ORDER BY CAST(sequence AS INTEGER)",
+                    )
+                    .map_err(unavailable)?;
+                let rows = statement
+                    .query_map([], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get::<_, String>(3)?))
+                    })
+                    .map_err(unavailable)?;
+                rows.map(|row| {
+                    let (sequence, stream_id, reason, at) = row.map_err(unavailable)?;
+                    let at = rfc3339::parse(&at).map_err(|e| corrupt("quarantine time", e))?;
+                    Ok(Quarantined { sequence, stream_id, reason, at })
+                })
+                .collect()
+            })
+            .await
+    }
+
+    async fn release(&self, sequence: &str) -> Result<(), StoreError> {
+        let sequence = sequence.to_owned();
+        self.0
+            .writer
+            .durable(move |connection| {
+                connection.execute("DELETE FROM quarantine WHERE sequence = ?1", [sequence]).map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)
     }
 }
 
@@ -520,6 +594,8 @@ impl Rebuild {
     }
 
     /// Swaps the rebuilt table in; the items table is never half rebuilt.
+    /// The quarantine is emptied with it: the rebuild read every event of the
+    /// log (it stops at one it cannot read), so every set-aside record is in.
     pub async fn finish(&self) -> Result<(), StoreError> {
         let position = self.position;
         self.database
@@ -529,7 +605,8 @@ impl Rebuild {
                     .execute_batch(
                         "DELETE FROM items;
                          INSERT INTO items (id, version, item) SELECT id, version, item FROM items_rebuild;
-                         DROP TABLE items_rebuild;",
+                         DROP TABLE items_rebuild;
+                         DELETE FROM quarantine;",
                     )
                     .map_err(unavailable)?;
                 save_position(connection, position)

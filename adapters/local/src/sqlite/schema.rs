@@ -38,6 +38,13 @@ const MIGRATIONS: &[&str] = &[
          feed TEXT PRIMARY KEY,
          position INTEGER NOT NULL
      );",
+    // 2: poison records the change feed set aside (the local on-failure destination).
+    "CREATE TABLE quarantine (
+         sequence TEXT PRIMARY KEY,
+         stream_id TEXT NOT NULL,
+         reason TEXT NOT NULL,
+         at TEXT NOT NULL
+     );",
 ];
 
 /// The schema version this code writes.
