@@ -190,6 +190,8 @@ pub struct ReplayService {
     target: Option<Arc<dyn ReplayTarget>>,
     checkpoints: Arc<dyn Checkpoints>,
     observer: Arc<dyn ReplayObserver>,
+    /// A catch-up: only items with an event at or after this time.
+    since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ReplayService {
@@ -199,7 +201,18 @@ impl ReplayService {
         checkpoints: Arc<dyn Checkpoints>,
         observer: Arc<dyn ReplayObserver>,
     ) -> Self {
-        Self { scan, target, checkpoints, observer }
+        Self { scan, target, checkpoints, observer, since: None }
+    }
+
+    /// A catch-up after a rebuild into a new table and the switch to it:
+    /// every item with an event at or after `since` is folded from its whole
+    /// stream and written (version-guarded by the target), so changes made
+    /// while the rebuild ran, deletions included, reach the new table. Take
+    /// `since` some minutes before the rebuild started: events carry their
+    /// writer's clock.
+    pub fn since(mut self, since: chrono::DateTime<chrono::Utc>) -> Self {
+        self.since = Some(since);
+        self
     }
 
     /// Replays every segment concurrently; the first error stops the run
@@ -214,6 +227,12 @@ impl ReplayService {
         Ok(summary)
     }
 
+    /// One item's state from its whole stream, read strictly.
+    async fn whole_stream(&self, item_id: ItemId) -> Result<Option<Item>, StoreError> {
+        let stream = self.scan.item_stream(item_id).await?;
+        projection::fold_stream(&stream).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
     async fn run_segment(&self, segment: u32, total_segments: u32) -> Result<ReplaySummary, StoreError> {
         let mut summary = ReplaySummary::default();
         let mut after = match self.checkpoints.load(segment) {
@@ -223,12 +242,29 @@ impl ReplayService {
         };
         loop {
             let page = self.scan.scan_page(segment, total_segments, after.as_ref()).await?;
-            let (mut states, continued) = fold_page(&page.events);
-            for item_id in continued {
-                if let Some(item) = projection::fold(&self.scan.item_stream(item_id).await?) {
-                    states.insert(item_id, item);
+            let mut states = match self.since {
+                None => {
+                    let (mut states, continued) = fold_page(&page.events);
+                    for item_id in continued {
+                        if let Some(item) = self.whole_stream(item_id).await? {
+                            states.insert(item_id, item);
+                        }
+                    }
+                    states
                 }
-            }
+                Some(since) => {
+                    let recent: std::collections::BTreeSet<ItemId> =
+                        page.events.iter().filter(|e| e.occurred_at >= since).map(|e| e.item_id).collect();
+                    let mut states = HashMap::new();
+                    for item_id in recent {
+                        if let Some(item) = self.whole_stream(item_id).await? {
+                            states.insert(item_id, item);
+                        }
+                    }
+                    states
+                }
+            };
+            states.shrink_to_fit();
             let states: Vec<Item> = states.into_values().collect();
             let stats = match &self.target {
                 Some(target) if !states.is_empty() => target.write(states.clone()).await?,

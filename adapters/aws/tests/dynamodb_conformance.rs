@@ -21,3 +21,29 @@ async fn dynamodb() -> Backend {
 
 // 3,000 items of ~400 bytes: over 1 MB, so more than one Scan page.
 conformance_suite!(dynamodb().await, 3000, 2);
+
+/// The event-sourcing guarantees, model-based (items_testkit::model), on
+/// DynamoDB Local: fewer cases, each on fresh tables.
+struct DynamoDb;
+
+impl items_testkit::model::MakeBackend for DynamoDb {
+    fn make(runtime: &tokio::runtime::Runtime) -> items_testkit::model::ModelBackend {
+        let Backend { events: _, read_model } = runtime.block_on(dynamodb());
+        let local = DynamoDbLocal::shared();
+        let client = runtime.block_on(local.client());
+        let events = unique_table("events");
+        runtime.block_on(ensure_events_table(&client, &events)).unwrap();
+        let store = Arc::new(DynamoEventStore::new(client, events));
+        items_testkit::model::ModelBackend {
+            events: store.clone(),
+            scan: store,
+            read_model,
+            ids: Arc::new(items_domain::testing::SequentialIds::default()),
+        }
+    }
+}
+
+#[test]
+fn the_read_model_is_the_fold_of_the_log_under_every_interleaving() {
+    items_testkit::model::run::<DynamoDb>(24, 30, 0x17e5_2026);
+}

@@ -11,3 +11,23 @@ fn embedded() -> Backend {
 }
 
 conformance_suite!(embedded(), 3000, 1);
+
+/// The event-sourcing guarantees, model-based (items_testkit::model), in memory.
+struct InMemory;
+
+impl items_testkit::model::MakeBackend for InMemory {
+    fn make(_: &tokio::runtime::Runtime) -> items_testkit::model::ModelBackend {
+        let store = Arc::new(EmbeddedEventStore::default());
+        items_testkit::model::ModelBackend {
+            events: store.clone(),
+            scan: store,
+            read_model: Arc::new(EmbeddedReadModel::default()),
+            ids: Arc::new(items_domain::testing::SequentialIds::default()),
+        }
+    }
+}
+
+#[test]
+fn the_read_model_is_the_fold_of_the_log_under_every_interleaving() {
+    items_testkit::model::run::<InMemory>(256, 40, 0x17e5_2026);
+}

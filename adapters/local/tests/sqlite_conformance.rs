@@ -19,3 +19,26 @@ fn sqlite() -> Backend {
 
 // 3,000 items: more than one 1,000-row page.
 conformance_suite!(sqlite(), 3000, 2);
+
+/// The event-sourcing guarantees, model-based (items_testkit::model), on SQLite.
+struct Sqlite;
+
+impl items_testkit::model::MakeBackend for Sqlite {
+    fn make(_: &tokio::runtime::Runtime) -> items_testkit::model::ModelBackend {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("sqlite-model-{}", uuid::Uuid::new_v4().simple()));
+        let database = Database::open(&dir).expect("a fresh database opens");
+        let store = Arc::new(SqliteEventStore::new(database.clone()));
+        items_testkit::model::ModelBackend {
+            events: store.clone(),
+            scan: store,
+            read_model: Arc::new(SqliteReadModel::new(database)),
+            ids: Arc::new(items_domain::testing::SequentialIds::default()),
+        }
+    }
+}
+
+#[test]
+fn the_read_model_is_the_fold_of_the_log_under_every_interleaving() {
+    items_testkit::model::run::<Sqlite>(128, 40, 0x17e5_2026);
+}

@@ -233,7 +233,7 @@ async fn the_hot_items_keep_the_newest_version_and_stay_bounded() {
 /// ever projected.
 #[tokio::test]
 async fn an_undecodable_row_is_quarantined_and_the_feed_goes_on() {
-    use crate::event_source_mapping::{MAX_ATTEMPTS, run_change_feed};
+    use crate::event_source_mapping::run_change_feed;
     use items_domain::service::ProjectorService;
     let dir = DataDir::new();
     let database = Database::open(&dir.0).unwrap();
@@ -273,7 +273,6 @@ async fn an_undecodable_row_is_quarantined_and_the_feed_goes_on() {
     assert_eq!((quarantined[0].sequence.as_str(), quarantined[0].stream_id.clone()), ("1", poison_item.stream_id()));
     assert!(quarantined[0].reason.contains("ItemArchived"), "{}", quarantined[0].reason);
     assert_eq!(read_model.get(poison_item).await.unwrap(), None, "nothing was made up for it");
-    assert!(MAX_ATTEMPTS > 1);
     drop((events, read_model, database));
 
     // Persisted: a restart still lists it.
