@@ -44,9 +44,19 @@ pub struct ReplayArgs {
     #[arg(long, env = "ITEMS_TABLE", default_value_t = TableNames::default().items)]
     pub items_table: String,
     /// DynamoDB: build into this table instead (created if missing) with
-    /// BatchWriteItem; the live table is untouched until you switch `ITEMS_TABLE` to it.
-    #[arg(long, value_name = "TABLE")]
+    /// BatchWriteItem; the live table is untouched until you switch `ITEMS_TABLE`
+    /// to it. Refuses the live table, and a table that is not empty unless `--force`.
+    /// Prints the catch-up (`--since`) to run after the switch.
+    #[arg(long, value_name = "TABLE", conflicts_with = "since")]
     pub into: Option<String>,
+    /// With `--into`: write into a table that already holds items.
+    #[arg(long, requires = "into")]
+    pub force: bool,
+    /// DynamoDB catch-up after a rebuild into a new table and the switch to it:
+    /// every item with an event at or after this RFC 3339 time is folded from
+    /// its whole stream and written (version-guarded) into `--items-table`.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with_all = ["dry_run", "verify"])]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Parallel Scan segments; default sized to the table and this machine.
     #[arg(long)]
     pub segments: Option<u32>,
@@ -69,6 +79,15 @@ pub struct ReplayArgs {
     #[arg(long, default_value_t = 32)]
     pub write_concurrency: usize,
 }
+
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    items_domain::event::rfc3339::parse(text).map_err(|e| format!("an RFC 3339 time such as 2026-11-30T12:00:00Z: {e}"))
+}
+
+/// How far before a rebuild's start its catch-up begins: events carry their
+/// writer's clock, which may be behind the operator's, and a write may be in
+/// flight while the rebuild starts.
+const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// Progress: a bar on a terminal, a line every few seconds otherwise.
 struct Progress {
@@ -182,9 +201,10 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 /// replaces it at the end, so it is never half rebuilt. Takes the data dir's
 /// lock, so it refuses to run beside `items serve`.
 async fn replay_embedded(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    if args.into.is_some() || args.resume || args.checkpoint_file.is_some() {
+    if args.into.is_some() || args.resume || args.checkpoint_file.is_some() || args.since.is_some() {
         anyhow::bail!(
-            "--into, --resume and --checkpoint-file are for DynamoDB (add --dynamodb or --dynamodb-endpoint)"
+            "--into, --since, --resume and --checkpoint-file are for DynamoDB (add --dynamodb or --dynamodb-endpoint); \
+             the embedded rebuild swaps its table in one transaction and needs no catch-up"
         );
     }
     let database = Database::open(&args.data_dir)?;
@@ -282,8 +302,24 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let checkpoints = Arc::new(FileCheckpoints::open(&checkpoint_file, &run, segments, args.resume)?);
         let target: Arc<dyn ReplayTarget> = match &args.into {
             Some(into) => {
+                // BatchWriteItem carries no condition: it may only fill a
+                // table nobody else writes (review finding 1).
+                if *into == args.items_table {
+                    anyhow::bail!(
+                        "refusing to rebuild into the live read table {into} (ITEMS_TABLE): --into writes without \
+                         version guards; replay in place (without --into), or name a new table"
+                    );
+                }
                 if ensure_items_table(&clients.dynamodb, into).await? {
                     eprintln!("created table {into}");
+                } else if !args.force && !args.resume {
+                    let scan = clients.dynamodb.scan().table_name(into).limit(1).send().await;
+                    let held = scan.map_err(|e| {
+                        anyhow::anyhow!("table {into}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))
+                    })?;
+                    if held.count > 0 {
+                        anyhow::bail!("table {into} is not empty: rebuild into a new, empty table, or add --force");
+                    }
                 }
                 Arc::new(BatchWriter::new(clients.dynamodb.clone(), into))
             }
@@ -294,12 +330,17 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         };
         (Some(target), Some(checkpoints))
     };
-    let service = ReplayService::new(
+    let rebuild_started = chrono::Utc::now();
+    let mut service = ReplayService::new(
         events,
         target,
         checkpoints.clone().map_or_else(|| Arc::new(NoCheckpoints) as Arc<_>, |c| c as Arc<_>),
         progress.clone(),
     );
+    if let Some(since) = args.since {
+        eprintln!("catching up: items with events since {}", items_domain::event::rfc3339::format(&since));
+        service = service.since(since);
+    }
     eprintln!(
         "replaying {} into {}{} with {segments} segments",
         args.events_table,
@@ -319,6 +360,18 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         checkpoints.finish();
     }
     print_summary(&summary, started.elapsed(), args.dry_run);
+    if let (Some(into), false) = (&args.into, args.dry_run) {
+        let since = items_domain::event::rfc3339::format(&(rebuild_started - CATCH_UP_MARGIN));
+        println!("rebuild started: {}", items_domain::event::rfc3339::format(&rebuild_started));
+        println!("next: switch the functions to {into} (docs/deploy.md, section 10), then catch up with");
+        println!("  items replay --dynamodb --events-table {} --items-table {into} --since {since}", args.events_table);
+    }
+    if let (Some(into), false) = (&args.into, args.dry_run) {
+        let since = items_domain::event::rfc3339::format(&(rebuild_started - CATCH_UP_MARGIN));
+        println!("rebuild started: {}", items_domain::event::rfc3339::format(&rebuild_started));
+        println!("next: switch the functions to {into} (docs/deploy.md, section 10), then catch up with");
+        println!("  items replay --dynamodb --events-table {} --items-table {into} --since {since}", args.events_table);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
