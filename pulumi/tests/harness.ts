@@ -108,6 +108,33 @@ function fabricate(type: string, name: string, inputs: Record<string, any>): { i
  * Sets the config (values as the CLI passes them: strings, JSON for objects),
  * installs the mocks, imports ../index and waits until everything registered.
  */
+/**
+ * The smallest valid stack configuration (a Hosted UI prefix, a localhost
+ * callback, empty Lambda zips), with `overrides` on top.
+ */
+export function stackConfig(overrides: Record<string, string> = {}): Record<string, string> {
+    return {
+        cognitoDomainPrefix: "items-test",
+        callbackUrls: JSON.stringify(["http://localhost:3000/"]),
+        lambdaArtifactsDir: makeArtifactsDir(),
+        ...overrides,
+    };
+}
+
+/** The ARN of a DynamoDB table of the mocked account and region. */
+export function tableArn(name: string): string {
+    return `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${name}`;
+}
+
+/** Each function's `ITEMS_TABLE` (undefined where it has none). */
+export function itemsTableByFunction(p: Program): Record<string, string | undefined> {
+    const byFunction: Record<string, string | undefined> = {};
+    for (const f of p.ofType("aws:lambda/function:Function")) {
+        byFunction[f.name] = unsecret(f.inputs.environment).value.variables.ITEMS_TABLE;
+    }
+    return byFunction;
+}
+
 export async function loadProgram(config: Record<string, string>): Promise<Program> {
     const resources: Registered[] = [];
     const env: Record<string, string> = { "aws:region": REGION };

@@ -4,17 +4,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ConfigError } from "../config";
-import { loadProgram, makeArtifactsDir } from "./harness";
+import { loadProgram, stackConfig } from "./harness";
 
 test("itemsRebuildGeneration equal to itemsTableGeneration stops the program with a clear error", async () => {
     await assert.rejects(
-        loadProgram({
-            cognitoDomainPrefix: "items-test",
-            callbackUrls: JSON.stringify(["http://localhost:3000/"]),
-            lambdaArtifactsDir: makeArtifactsDir(),
-            itemsTableGeneration: "2",
-            itemsRebuildGeneration: "2",
-        }),
+        loadProgram(stackConfig({ itemsTableGeneration: "2", itemsRebuildGeneration: "2" })),
         (e: unknown) =>
             e instanceof ConfigError &&
             e.message ===

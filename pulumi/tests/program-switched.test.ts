@@ -4,22 +4,17 @@
 
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
-import { ACCOUNT, Program, REGION, loadProgram, makeArtifactsDir, parsePolicy, unsecret } from "./harness";
+import { Program, itemsTableByFunction, loadProgram, parsePolicy, stackConfig, tableArn } from "./harness";
 
 const TABLE = "aws:dynamodb/table:Table";
 const LIVE = "items-v2-1a2b3c4";
-const LIVE_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${LIVE}`;
-const OLD_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/items-1a2b3c4`;
+const LIVE_ARN = tableArn(LIVE);
+const OLD_ARN = tableArn("items-1a2b3c4");
 
 let p: Program;
 
 before(async () => {
-    p = await loadProgram({
-        cognitoDomainPrefix: "items-test",
-        callbackUrls: JSON.stringify(["http://localhost:3000/"]),
-        lambdaArtifactsDir: makeArtifactsDir(),
-        itemsTableGeneration: "2",
-    });
+    p = await loadProgram(stackConfig({ itemsTableGeneration: "2" }));
 });
 
 test("only the v2 read table exists (the generation 1 table is gone), with the TTL", () => {
@@ -35,11 +30,7 @@ test("only the v2 read table exists (the generation 1 table is gone), with the T
 });
 
 test("every function's ITEMS_TABLE names the v2 table", () => {
-    const itemsTable: Record<string, string | undefined> = {};
-    for (const f of p.ofType("aws:lambda/function:Function")) {
-        itemsTable[f.name] = unsecret(f.inputs.environment).value.variables.ITEMS_TABLE;
-    }
-    assert.deepEqual(itemsTable, {
+    assert.deepEqual(itemsTableByFunction(p), {
         "post-item": LIVE,
         "get-items": LIVE,
         "item-commands": undefined,

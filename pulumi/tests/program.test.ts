@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, test } from "node:test";
 import { PROJECT_DIR } from "../config";
-import { ACCOUNT, Program, REGION, Registered, loadProgram, makeArtifactsDir, parsePolicy, unsecret } from "./harness";
+import { ACCOUNT, Program, REGION, Registered, loadProgram, parsePolicy, stackConfig, unsecret } from "./harness";
 
 const FN = "aws:lambda/function:Function";
 const METHOD = "aws:apigateway/method:Method";
@@ -23,11 +23,7 @@ const invokeArn = (fn: string) =>
 let p: Program;
 
 before(async () => {
-    p = await loadProgram({
-        cognitoDomainPrefix: "items-test",
-        callbackUrls: JSON.stringify(["http://localhost:3000/"]),
-        lambdaArtifactsDir: makeArtifactsDir(),
-    });
+    p = await loadProgram(stackConfig());
 });
 
 /** API path of a Method/Integration, from the Resource it is attached to. */
