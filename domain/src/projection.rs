@@ -78,15 +78,27 @@ pub struct BrokenStream {
     pub reason: &'static str,
 }
 
+/// A stream the log cannot be trusted with is corrupt data, as the ports say it.
+impl From<BrokenStream> for crate::ports::StoreError {
+    fn from(broken: BrokenStream) -> Self {
+        crate::ports::StoreError::Corrupt(broken.to_string())
+    }
+}
+
 /// Folds an item's whole stream as the log holds it: versions 1, 2, ... in
 /// order, each applying to the state right before it. The write side decides
 /// on this state, so anything else (a gap, a repeat, an event after the
 /// deletion) is refused, never skipped.
 pub fn fold_stream(events: &[Event]) -> Result<Option<Item>, BrokenStream> {
-    let mut state: Option<Item> = None;
-    for (index, event) in events.iter().enumerate() {
+    fold_stream_onto(None, events)
+}
+
+/// Like [`fold_stream`], continuing from `state` (the fold of the versions
+/// before `events`).
+pub fn fold_stream_onto(mut state: Option<Item>, events: &[Event]) -> Result<Option<Item>, BrokenStream> {
+    for event in events {
         let broken = |reason| BrokenStream { item_id: event.item_id, version: event.version, reason };
-        if event.version != index as u64 + 1 {
+        if event.version != state.as_ref().map_or(0, |item| item.version) + 1 {
             return Err(broken("versions do not follow on"));
         }
         match evolve(state.as_ref(), event) {

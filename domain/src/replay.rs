@@ -229,8 +229,7 @@ impl ReplayService {
 
     /// One item's state from its whole stream, read strictly.
     async fn whole_stream(&self, item_id: ItemId) -> Result<Option<Item>, StoreError> {
-        let stream = self.scan.item_stream(item_id).await?;
-        projection::fold_stream(&stream).map_err(|e| StoreError::Corrupt(e.to_string()))
+        Ok(projection::fold_stream(&self.scan.item_stream(item_id).await?)?)
     }
 
     async fn run_segment(&self, segment: u32, total_segments: u32) -> Result<ReplaySummary, StoreError> {
@@ -242,29 +241,21 @@ impl ReplayService {
         };
         loop {
             let page = self.scan.scan_page(segment, total_segments, after.as_ref()).await?;
-            let mut states = match self.since {
-                None => {
-                    let (mut states, continued) = fold_page(&page.events);
-                    for item_id in continued {
-                        if let Some(item) = self.whole_stream(item_id).await? {
-                            states.insert(item_id, item);
-                        }
-                    }
-                    states
-                }
+            // Items folded from their whole stream: those the page holds only
+            // part of, or in a catch-up, every item with a recent event.
+            let (mut states, refold) = match self.since {
+                None => fold_page(&page.events),
                 Some(since) => {
                     let recent: std::collections::BTreeSet<ItemId> =
                         page.events.iter().filter(|e| e.occurred_at >= since).map(|e| e.item_id).collect();
-                    let mut states = HashMap::new();
-                    for item_id in recent {
-                        if let Some(item) = self.whole_stream(item_id).await? {
-                            states.insert(item_id, item);
-                        }
-                    }
-                    states
+                    (HashMap::new(), recent.into_iter().collect())
                 }
             };
-            states.shrink_to_fit();
+            for item_id in refold {
+                if let Some(item) = self.whole_stream(item_id).await? {
+                    states.insert(item_id, item);
+                }
+            }
             let states: Vec<Item> = states.into_values().collect();
             let stats = match &self.target {
                 Some(target) if !states.is_empty() => target.write(states.clone()).await?,

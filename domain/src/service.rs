@@ -252,8 +252,7 @@ impl ProjectorService {
                     )));
                 };
                 let stream = history.stream(event.item_id).await?;
-                let folded = projection::fold_stream(&stream).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                match folded {
+                match projection::fold_stream(&stream)? {
                     Some(item) if item.version >= event.version => self.read_model.upsert_if_newer(&item).await,
                     _ => Err(StoreError::Corrupt(format!(
                         "event {} of item {} is not in the item's stream",

@@ -86,7 +86,7 @@ impl WritePath {
                 Target::New(_) => Vec::new(),
                 Target::Existing(id) => self.events.stream(id).await?,
             };
-            let state = projection::fold_stream(&stream).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let state = projection::fold_stream(&stream).map_err(StoreError::from)?;
             let payloads = decide(state.as_ref(), &command, actor, expected_version)?;
             let loaded_version = state.as_ref().map_or(0, |item| item.version);
             let events: Vec<Event> = payloads
@@ -101,9 +101,8 @@ impl WritePath {
                     payload,
                 })
                 .collect();
-            let all: Vec<Event> = stream.into_iter().chain(events.iter().cloned()).collect();
-            let item = projection::fold_stream(&all)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            let item = projection::fold_stream_onto(state, &events)
+                .map_err(StoreError::from)?
                 .ok_or_else(|| StoreError::Corrupt(format!("item {} has no state after a write", target.id())))?;
             let appended = match key {
                 // Also when nothing changed: the record is the answer a retry

@@ -177,6 +177,32 @@ impl DynamoEventStore {
         }
     }
 
+    /// Sends a transaction, again while DynamoDB cancels it for
+    /// `TransactionConflict` (another transaction on the same items in
+    /// flight): the loser tries again, then sees the winner's writes.
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<Result<(), Refused>, StoreError> {
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
+            let Err(error) = result else { return Ok(Ok(())) };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+            else {
+                return Err(store_error("TransactWriteItems", error));
+            };
+            let codes: Vec<&str> =
+                cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+            if codes.contains(&"ConditionalCheckFailed") {
+                return Ok(Err(Refused::Conditions(
+                    codes.iter().map(|code| *code == "ConditionalCheckFailed").collect(),
+                )));
+            }
+            if !codes.contains(&"TransactionConflict") {
+                return Err(store_error("TransactWriteItems", error));
+            }
+            tokio::time::sleep(conflict_backoff(attempt)).await;
+        }
+        Ok(Err(Refused::KeptConflicting))
+    }
+
     fn encode_events(
         expected_version: u64,
         events: &[Event],
@@ -186,6 +212,14 @@ impl DynamoEventStore {
         check_append(expected_version, expected_version, events, |_| None)?;
         events.iter().map(|event| event_to_item(event).map_err(|e| StoreError::Corrupt(e.to_string()).into())).collect()
     }
+}
+
+/// Why DynamoDB refused a transaction, once `TransactionConflict` was retried.
+enum Refused {
+    /// These items' conditions failed (a cancellation reason per item, in order).
+    Conditions(Vec<bool>),
+    /// Other transactions on the same items kept winning.
+    KeptConflicting,
 }
 
 /// Pause before sending again a transaction that DynamoDB cancelled because
@@ -240,24 +274,10 @@ impl EventStore for DynamoEventStore {
         for item in items {
             writes.push(self.put_new_version(item)?);
         }
-        for attempt in 1..=TRANSACTION_ATTEMPTS {
-            let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
-            let Err(error) = result else { return Ok(()) };
-            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
-            else {
-                return Err(store_error("TransactWriteItems", error).into());
-            };
-            let codes: Vec<&str> =
-                cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
-            if codes.contains(&"ConditionalCheckFailed") {
-                return self.settle(expected_version, events).await;
-            }
-            if !codes.contains(&"TransactionConflict") {
-                return Err(store_error("TransactWriteItems", error).into());
-            }
-            tokio::time::sleep(conflict_backoff(attempt)).await;
+        match self.transact(writes).await? {
+            Ok(()) => Ok(()),
+            Err(Refused::Conditions(_) | Refused::KeptConflicting) => self.settle(expected_version, events).await,
         }
-        self.settle(expected_version, events).await
     }
 
     async fn append_idempotent(
@@ -285,37 +305,24 @@ impl EventStore for DynamoEventStore {
         for item in Self::encode_events(expected_version, events)? {
             writes.push(self.put_new_version(item)?);
         }
-        // Transactions touching the same record or stream at once are refused
-        // with TransactionConflict: the loser tries again, then sees the
-        // winner's record or version.
-        for attempt in 1..=TRANSACTION_ATTEMPTS {
-            let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
-            let Err(error) = result else { return Ok(()) };
-            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
-            else {
-                return Err(store_error("TransactWriteItems", error).into());
-            };
-            let codes: Vec<&str> =
-                cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
-            if codes.first() == Some(&"ConditionalCheckFailed") {
-                return Err(AppendError::KeyTaken);
-            }
-            if codes.iter().skip(1).any(|code| *code == "ConditionalCheckFailed") {
+        match self.transact(writes).await? {
+            Ok(()) => Ok(()),
+            // The record's condition comes first: another request has the key.
+            Err(Refused::Conditions(failed)) if failed.first() == Some(&true) => Err(AppendError::KeyTaken),
+            Err(Refused::Conditions(_)) => {
                 let actual = self.head(item_id).await?;
-                return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
+                Err(AppendError::Conflict { item_id, expected: expected_version, actual })
             }
-            if !codes.contains(&"TransactionConflict") {
-                return Err(store_error("TransactWriteItems", error).into());
+            // Still contested: a live record means another request with this
+            // key won; otherwise another change of the item did.
+            Err(Refused::KeptConflicting) => {
+                if self.idempotency_record(&record.subject, &record.key).await?.is_some_and(|r| r.is_live(now)) {
+                    return Err(AppendError::KeyTaken);
+                }
+                let actual = self.head(item_id).await?;
+                Err(AppendError::Conflict { item_id, expected: expected_version, actual })
             }
-            tokio::time::sleep(conflict_backoff(attempt)).await;
         }
-        // Still contested: a live record means another request with this key
-        // won; otherwise another change of the item did.
-        if self.idempotency_record(&record.subject, &record.key).await?.is_some_and(|r| r.is_live(now)) {
-            return Err(AppendError::KeyTaken);
-        }
-        let actual = self.head(item_id).await?;
-        Err(AppendError::Conflict { item_id, expected: expected_version, actual })
     }
 
     async fn idempotency_record(
