@@ -235,6 +235,18 @@ impl ReadModel for InMemoryReadModel {
         }
     }
 
+    async fn repair(&self, item: &Item) -> Result<Upsert, StoreError> {
+        self.available.check("read model")?;
+        let mut items = self.items.write().unwrap_or_else(PoisonError::into_inner);
+        match items.get(&item.id) {
+            Some(current) if current.version > item.version || current == item => Ok(Upsert::AlreadyNewer),
+            _ => {
+                items.insert(item.id, item.clone());
+                Ok(Upsert::Applied)
+            }
+        }
+    }
+
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
         self.available.check("read model")?;
         Ok(self.items.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned())

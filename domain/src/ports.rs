@@ -108,7 +108,8 @@ pub fn check_append(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upsert {
     Applied,
-    /// Already newer: the read model had this version or a newer one, so nothing was written.
+    /// Already newer: the read model had this version or a newer one (for a
+    /// [`repair`](ReadModel::repair), this very state), so nothing was written.
     AlreadyNewer,
 }
 
@@ -129,6 +130,13 @@ pub struct Page {
 pub trait ReadModel: Send + Sync {
     /// Writes `item` unless the stored one has the same or a newer version.
     async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError>;
+
+    /// A rebuild's write: writes `item` unless the stored one has a newer
+    /// version, or is this very state. Unlike [`upsert_if_newer`](Self::upsert_if_newer)
+    /// it repairs a row that is wrong at the right version (projection code
+    /// fixed since, a hand edit), and still never goes back in time, so it is
+    /// safe next to the live projector.
+    async fn repair(&self, item: &Item) -> Result<Upsert, StoreError>;
 
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError>;
 

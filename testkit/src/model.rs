@@ -221,6 +221,10 @@ impl ReadModel for Flaky {
         Ok(upsert)
     }
 
+    async fn repair(&self, item: &Item) -> Result<Upsert, StoreError> {
+        self.inner.repair(item).await
+    }
+
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
         if self.stale
             && let Some(previous) = self.previous.lock().unwrap_or_else(PoisonError::into_inner).get(&id)

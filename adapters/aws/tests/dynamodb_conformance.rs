@@ -47,3 +47,39 @@ impl items_testkit::model::MakeBackend for DynamoDb {
 fn the_read_model_is_the_fold_of_the_log_under_every_interleaving() {
     items_testkit::model::run::<DynamoDb>(24, 30, 0x17e5_2026);
 }
+
+/// Review finding 8: tombstones expire. The projector's tombstone carries
+/// the read table's TTL attribute, `TOMBSTONE_LIFETIME` from now; a live
+/// item carries none (DynamoDB's TTL would delete it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_expires_and_a_live_item_does_not() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use items_aws::dynamodb::{TOMBSTONE_LIFETIME, TTL_ATTRIBUTE};
+    use items_domain::ports::ReadModel;
+    let client = DynamoDbLocal::shared().client().await;
+    let items = unique_table("items");
+    ensure_items_table(&client, &items).await.unwrap();
+    let read_model = DynamoReadModel::new(client.clone(), &items);
+    let live = items_testkit::conformance::item(items_testkit::conformance::new_id(), 1, "Pen");
+    let tombstone = items_domain::Item { version: 2, deleted: true, ..live.clone() };
+    let other = items_testkit::conformance::item(items_testkit::conformance::new_id(), 1, "Cup");
+    read_model.upsert_if_newer(&live).await.unwrap();
+    read_model.upsert_if_newer(&other).await.unwrap();
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    read_model.upsert_if_newer(&tombstone).await.unwrap();
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+
+    let stored = |id: items_domain::ItemId| {
+        let (client, items) = (client.clone(), items.clone());
+        async move {
+            let output =
+                client.get_item().table_name(items).key("id", AttributeValue::S(id.to_string())).send().await.unwrap();
+            output.item.unwrap()
+        }
+    };
+    let expires_at: u64 = stored(tombstone.id).await[TTL_ATTRIBUTE].as_n().unwrap().parse().unwrap();
+    let lifetime = TOMBSTONE_LIFETIME.as_secs();
+    assert!((before + lifetime..=after + lifetime).contains(&expires_at), "{expires_at}");
+    assert!(!stored(other.id).await.contains_key(TTL_ATTRIBUTE));
+    assert_eq!(read_model.get(tombstone.id).await.unwrap(), Some(tombstone), "the attribute is not part of the item");
+}

@@ -36,6 +36,9 @@ impl ReadModel for Slow {
     async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
         self.0.upsert_if_newer(item).await
     }
+    async fn repair(&self, item: &Item) -> Result<Upsert, StoreError> {
+        self.0.repair(item).await
+    }
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
         self.0.get(id).await
     }

@@ -188,3 +188,54 @@ async fn streams_with_renames_and_deletes_split_across_pages_replay_to_the_folde
     assert_eq!(table[&ItemId(uuid::Uuid::from_u128(1))].name, "third");
     assert!(table[&ItemId(uuid::Uuid::from_u128(2))].deleted, "a deleted item replays to its tombstone");
 }
+
+fn deleted(item: u128, version: u64) -> Event {
+    Event { payload: EventPayload::ItemDeleted, ..created(item, version, "") }
+}
+
+/// Review finding 8: tombstones expire, so a deleted item without a row is
+/// as the log says.
+#[test]
+fn verify_accepts_a_tombstone_that_expired() {
+    let log = [created(1, 1, "kept"), created(2, 1, "gone"), deleted(2, 2)];
+    let expected = fold_states(&log);
+    let kept = expected[&ItemId(uuid::Uuid::from_u128(1))].clone();
+    assert!(verify(&expected, [kept]).is_clean());
+    assert_eq!(verify(&expected, []).missing, vec![ItemId(uuid::Uuid::from_u128(1))], "a live item must be there");
+}
+
+/// Review finding 15: the log was scanned before an item changed, the table
+/// read after. The recheck reads the stream and the row as they are now and
+/// keeps only what still differs.
+#[tokio::test]
+async fn a_recheck_drops_differences_that_were_changes_in_between() {
+    use crate::ports::ReadModel;
+    let scanned = [created(1, 1, "old"), created(2, 1, "wrong"), created(3, 1, "new")];
+    let report = verify(&fold_states(&scanned), []);
+    assert_eq!(report.missing.len(), 3);
+
+    // Since the scan: item 1 was renamed (and projected), item 3 deleted
+    // (its tombstone expired); item 2's row is really wrong, item 4 is
+    // really extra.
+    let renamed = Event {
+        payload: EventPayload::ItemUpdated(crate::event::ItemUpdated { name: Some("renamed".into()), timestamp: None }),
+        ..created(1, 2, "")
+    };
+    let now = PagedLog {
+        events: vec![created(1, 1, "old"), renamed, created(2, 1, "right"), created(3, 1, "new"), deleted(3, 2)],
+        fail_at: Mutex::new(None),
+    };
+    let table = crate::memory::InMemoryReadModel::default();
+    for item in fold_states(&now.events).into_values().filter(|item| item.id != ItemId(uuid::Uuid::from_u128(3))) {
+        let item = if item.name == "right" { Item { name: "wrong".into(), ..item } } else { item };
+        table.upsert_if_newer(&item).await.unwrap();
+    }
+    let extra = fold_states(&[created(4, 1, "stray")]).remove(&ItemId(uuid::Uuid::from_u128(4))).unwrap();
+    table.upsert_if_newer(&extra).await.unwrap();
+    let report = VerifyReport { extra: vec![extra.id], ..report };
+
+    let rechecked = recheck(&now, &table, report).await.unwrap();
+    assert_eq!(rechecked.stale, vec![ItemId(uuid::Uuid::from_u128(2))]);
+    assert_eq!(rechecked.missing, vec![]);
+    assert_eq!(rechecked.extra, vec![extra.id]);
+}

@@ -82,9 +82,9 @@ impl FakeReadModel {
     }
 }
 
-#[async_trait]
-impl ReadModel for FakeReadModel {
-    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
+impl FakeReadModel {
+    /// Writes `item` unless `keep` says the stored one stays.
+    fn write(&self, item: &Item, keep: impl Fn(&Item) -> bool) -> Result<Upsert, StoreError> {
         let mut writes = self.writes.lock().unwrap();
         *writes += 1;
         if Some(*writes) == self.fail_write_number {
@@ -92,12 +92,23 @@ impl ReadModel for FakeReadModel {
         }
         let mut items = self.items.lock().unwrap();
         match items.get(&item.id) {
-            Some(current) if current.version >= item.version => Ok(Upsert::AlreadyNewer),
+            Some(current) if keep(current) => Ok(Upsert::AlreadyNewer),
             _ => {
                 items.insert(item.id, item.clone());
                 Ok(Upsert::Applied)
             }
         }
+    }
+}
+
+#[async_trait]
+impl ReadModel for FakeReadModel {
+    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
+        self.write(item, |current| current.version >= item.version)
+    }
+
+    async fn repair(&self, item: &Item) -> Result<Upsert, StoreError> {
+        self.write(item, |current| current.version > item.version || current == item)
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {

@@ -7,7 +7,7 @@ mod replay;
 mod tables;
 
 pub use event_store::DynamoEventStore;
-pub use read_model::DynamoReadModel;
+pub use read_model::{DynamoReadModel, TOMBSTONE_LIFETIME, TTL_ATTRIBUTE};
 pub use replay::BatchWriter;
 pub use tables::{ensure_events_table, ensure_events_table_without_stream, ensure_items_table};
 

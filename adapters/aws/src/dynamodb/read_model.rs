@@ -29,26 +29,94 @@ impl DynamoReadModel {
     }
 }
 
-#[async_trait]
-impl ReadModel for DynamoReadModel {
-    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
-        let record = to_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let result = self
+/// How long a tombstone stays in the read table: past it, DynamoDB's TTL
+/// removes it. A tombstone keeps a late stream record (a retried batch, a
+/// redelivered `ItemCreated`) from bringing the item back, and DynamoDB
+/// Streams keeps a record 24 hours
+/// (docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html),
+/// so no record of the item can arrive once this has passed since the
+/// tombstone was written. Twice that, for clock skew and slow sweeps. A
+/// replay folds whole streams and writes the tombstone again; a record that
+/// finds no row folds the item's stream (see `projection::evolve`).
+pub const TOMBSTONE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+
+/// The read table's TTL attribute (`pulumi/tables.ts`: `ITEMS_TTL_ATTRIBUTE`),
+/// in epoch seconds as DynamoDB TTL reads it.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// The attributes stored for `item`: a tombstone also gets its expiry.
+pub(crate) fn record(item: &Item) -> Result<std::collections::HashMap<String, AttributeValue>, StoreError> {
+    let mut record: std::collections::HashMap<String, AttributeValue> =
+        to_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if item.deleted {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let expires_at = (now + TOMBSTONE_LIFETIME).as_secs();
+        record.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(expires_at.to_string()));
+    }
+    Ok(record)
+}
+
+impl DynamoReadModel {
+    /// A conditional PutItem of `item`: `AlreadyNewer` when the condition fails.
+    async fn put_unless(
+        &self,
+        item: &Item,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Upsert, StoreError> {
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(record))
-            .condition_expression("attribute_not_exists(id) OR version < :version")
-            .expression_attribute_values(":version", AttributeValue::N(item.version.to_string()))
-            .send()
-            .await;
-        match result {
+            .set_item(Some(record(item)?))
+            .condition_expression(condition);
+        for (name, attribute) in names {
+            put = put.expression_attribute_names(*name, *attribute);
+        }
+        for (name, value) in values {
+            put = put.expression_attribute_values(name, value);
+        }
+        match put.send().await {
             Ok(_) => Ok(Upsert::Applied),
             Err(error) => match error.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(Upsert::AlreadyNewer),
                 _ => Err(store_error("PutItem", error)),
             },
         }
+    }
+}
+
+#[async_trait]
+impl ReadModel for DynamoReadModel {
+    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
+        let version = AttributeValue::N(item.version.to_string());
+        self.put_unless(item, "attribute_not_exists(id) OR version < :version", &[], vec![(":version", version)]).await
+    }
+
+    async fn repair(&self, item: &Item) -> Result<Upsert, StoreError> {
+        // Same version: written when any field the API shows differs (the
+        // expiry is not compared: a tombstone written again gets a new one).
+        let deleted = if item.deleted {
+            "(attribute_not_exists(deleted) OR deleted <> :deleted)"
+        } else {
+            "attribute_exists(deleted)"
+        };
+        let condition = format!(
+            "attribute_not_exists(id) OR version < :version OR (version = :version AND (#name <> :name OR #timestamp <> :timestamp \
+             OR createdBy <> :createdBy OR createdAt <> :createdAt OR {deleted}))"
+        );
+        let mut values = vec![
+            (":version", AttributeValue::N(item.version.to_string())),
+            (":name", AttributeValue::S(item.name.clone())),
+            (":timestamp", AttributeValue::S(item.timestamp.clone())),
+            (":createdBy", AttributeValue::S(item.created_by.clone())),
+            (":createdAt", AttributeValue::S(items_domain::event::rfc3339::format(&item.created_at))),
+        ];
+        if item.deleted {
+            values.push((":deleted", AttributeValue::Bool(true)));
+        }
+        self.put_unless(item, &condition, &[("#name", "name"), ("#timestamp", "timestamp")], values).await
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {

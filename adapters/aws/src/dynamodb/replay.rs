@@ -12,7 +12,7 @@ use items_domain::ports::{PageKey, StoreError};
 use items_domain::replay::{EventLogScan, ReplayTarget, ScanPage, WriteStats};
 
 use super::{DynamoEventStore, store_error};
-use crate::dynamodb_codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item, to_item};
+use crate::dynamodb_codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item};
 
 /// A scan position: the events table's key, as JSON.
 fn encode_key(key: &HashMap<String, AttributeValue>) -> Option<PageKey> {
@@ -104,7 +104,7 @@ impl ReplayTarget for BatchWriter {
         for chunk in items.chunks(25) {
             let mut requests = Vec::with_capacity(chunk.len());
             for item in chunk {
-                let record = to_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let record = super::read_model::record(item)?;
                 let put = PutRequest::builder()
                     .set_item(Some(record))
                     .build()

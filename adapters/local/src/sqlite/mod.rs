@@ -52,6 +52,24 @@ const PAGE_ROWS: usize = 1000;
 const READ_POOL: usize = 8;
 /// Items the read model keeps in memory for `get` (a few MiB).
 const HOT_ITEMS: usize = 16_384;
+
+/// The hot-item cache, and its epoch: bumped by every write and clear, so a
+/// read can tell whether one came between the database read and remembering.
+#[derive(Default)]
+struct HotItems {
+    items: HashMap<ItemId, Item>,
+    epoch: u64,
+}
+
+impl HotItems {
+    fn insert(&mut self, item: Item) {
+        if self.items.len() >= HOT_ITEMS {
+            // Start over rather than track recency on every read.
+            self.items.clear();
+        }
+        self.items.insert(item.id, item);
+    }
+}
 /// How long a reader waits for a lock before giving up (WAL readers rarely wait).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The projector position's name (one change feed per database).
@@ -65,8 +83,9 @@ pub struct Database {
     readers: Mutex<Vec<Connection>>,
     /// Items recently written or read, for `get` without a read transaction.
     /// Only this process writes the items table (the data dir is locked), and
-    /// every write goes through [`SqliteReadModel`], so the copy cannot go stale.
-    hot_items: Mutex<HashMap<ItemId, Item>>,
+    /// every write goes through [`SqliteReadModel`]; a read is remembered only
+    /// if no write came between it and remembering (see [`HotItems`]).
+    hot_items: Mutex<HotItems>,
     /// The sequence number of the newest committed event.
     head: watch::Sender<u64>,
     _lock: File,
@@ -129,26 +148,47 @@ impl Database {
         result
     }
 
-    fn hot_item(&self, id: ItemId) -> Option<Item> {
-        self.hot_items.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    fn hot(&self) -> std::sync::MutexGuard<'_, HotItems> {
+        self.hot_items.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Remembers `item` unless a newer version is remembered (a read racing a
-    /// write must not put the older copy back).
-    fn remember(&self, item: &Item) {
-        let mut hot = self.hot_items.lock().unwrap_or_else(PoisonError::into_inner);
-        if hot.get(&item.id).is_some_and(|known| known.version >= item.version) {
-            return;
+    fn hot_item(&self, id: ItemId) -> Option<Item> {
+        self.hot().items.get(&id).cloned()
+    }
+
+    /// Remembers a committed write (`replace`: even at the version
+    /// remembered, for a repair).
+    fn remember_written(&self, item: &Item, replace: Replace) {
+        let mut hot = self.hot();
+        hot.epoch += 1;
+        let keep = hot.items.get(&item.id).is_some_and(|known| match replace {
+            Replace::Older => known.version >= item.version,
+            Replace::OlderOrDifferent => known.version > item.version,
+        });
+        if !keep {
+            hot.insert(item.clone());
         }
-        if hot.len() >= HOT_ITEMS {
-            // Start over rather than track recency on every read.
-            hot.clear();
+    }
+
+    /// Remembers what a read found, unless a write came since the read
+    /// began (`epoch`, from [`read_epoch`](Self::read_epoch)): a read that
+    /// lost a race with a write (or with a clear) must not put an older copy
+    /// back.
+    fn remember_read(&self, item: &Item, epoch: u64) {
+        let mut hot = self.hot();
+        if hot.epoch == epoch && !hot.items.contains_key(&item.id) {
+            hot.insert(item.clone());
         }
-        hot.insert(item.id, item.clone());
+    }
+
+    fn read_epoch(&self) -> u64 {
+        self.hot().epoch
     }
 
     fn forget_hot_items(&self) {
-        self.hot_items.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        let mut hot = self.hot();
+        hot.epoch += 1;
+        hot.items.clear();
     }
 
     /// The highest event sequence number committed so far.
@@ -488,12 +528,27 @@ impl SqliteReadModel {
     }
 }
 
-/// Version-guarded upsert into `table` (`items`, or the rebuild's staging table).
-fn upsert_into(connection: &Connection, table: &str, item: &Item) -> Result<Upsert, AppendError> {
+/// Which stored rows a write replaces.
+#[derive(Clone, Copy)]
+enum Replace {
+    /// Older ones: the projector's version-guarded upsert.
+    Older,
+    /// Older ones, and different ones at the same version: a rebuild's repair.
+    OlderOrDifferent,
+}
+
+/// Writes `item` into `table` (`items`, or the rebuild's staging table).
+fn upsert_into(connection: &Connection, table: &str, item: &Item, replace: Replace) -> Result<Upsert, AppendError> {
+    let guard = match replace {
+        Replace::Older => format!("excluded.version > {table}.version"),
+        Replace::OlderOrDifferent => format!(
+            "excluded.version > {table}.version OR (excluded.version = {table}.version AND excluded.item <> {table}.item)"
+        ),
+    };
     let sql = format!(
         "INSERT INTO {table} (id, version, item) VALUES (?1, ?2, ?3)
          ON CONFLICT (id) DO UPDATE SET version = excluded.version, item = excluded.item
-         WHERE excluded.version > {table}.version"
+         WHERE {guard}"
     );
     let stored = encode(item)?;
     let changed = connection
@@ -510,11 +565,25 @@ impl ReadModel for SqliteReadModel {
         let upsert = self
             .0
             .writer
-            .disposable(move |connection| upsert_into(connection, "items", &stored))
+            .disposable(move |connection| upsert_into(connection, "items", &stored, Replace::Older))
             .await
             .map_err(store_error)?;
         if upsert == Upsert::Applied {
-            self.0.remember(item);
+            self.0.remember_written(item, Replace::Older);
+        }
+        Ok(upsert)
+    }
+
+    async fn repair(&self, item: &Item) -> Result<Upsert, StoreError> {
+        let stored = item.clone();
+        let upsert = self
+            .0
+            .writer
+            .disposable(move |connection| upsert_into(connection, "items", &stored, Replace::OlderOrDifferent))
+            .await
+            .map_err(store_error)?;
+        if upsert == Upsert::Applied {
+            self.0.remember_written(item, Replace::OlderOrDifferent);
         }
         Ok(upsert)
     }
@@ -523,6 +592,7 @@ impl ReadModel for SqliteReadModel {
         if let Some(item) = self.0.hot_item(id) {
             return Ok(Some(item));
         }
+        let epoch = self.0.read_epoch();
         let item = self.0.read_now(move |connection| {
             let stored: Option<String> = connection
                 .prepare_cached("SELECT item FROM items WHERE id = ?1")
@@ -531,7 +601,7 @@ impl ReadModel for SqliteReadModel {
             stored.as_deref().map(decode_item).transpose()
         })?;
         if let Some(item) = &item {
-            self.0.remember(item);
+            self.0.remember_read(item, epoch);
         }
         Ok(item)
     }
@@ -626,7 +696,7 @@ impl ReplayTarget for Rebuild {
             .disposable(move |connection| {
                 let mut stats = WriteStats::default();
                 for item in &items {
-                    match upsert_into(connection, "items_rebuild", item)? {
+                    match upsert_into(connection, "items_rebuild", item, Replace::Older)? {
                         Upsert::Applied => stats.written += 1,
                         Upsert::AlreadyNewer => stats.already_newer += 1,
                     }

@@ -214,16 +214,65 @@ async fn the_hot_items_keep_the_newest_version_and_stay_bounded() {
     let read_model = SqliteReadModel::new(database.clone());
     let first = item_of(&created(ItemId(Uuid::new_v4()), "v1"));
     let second = Item { name: "v2".into(), version: 2, ..first.clone() };
+    let epoch = database.read_epoch();
     read_model.upsert_if_newer(&second).await.unwrap();
     // A read that started before the write finishes after it: its copy is older.
-    database.remember(&first);
+    database.remember_read(&first, epoch);
     assert_eq!(read_model.get(first.id).await.unwrap(), Some(second));
 
     for _ in 0..HOT_ITEMS + 10 {
-        database.remember(&item_of(&created(ItemId(Uuid::new_v4()), "filler")));
+        let filler = item_of(&created(ItemId(Uuid::new_v4()), "filler"));
+        database.remember_read(&filler, database.read_epoch());
     }
-    assert!(database.hot_items.lock().unwrap().len() <= HOT_ITEMS);
+    assert!(database.hot().items.len() <= HOT_ITEMS);
     assert_eq!(read_model.get(first.id).await.unwrap().map(|item| item.version), Some(2), "read back from the table");
+}
+
+/// Review finding 12: a GET reads X@1 and is pre-empted; the projector
+/// writes X's tombstone; the cache fills up and is cleared; the GET resumes
+/// and remembers X@1. Before, GET /items/X then served the deleted item for
+/// good; the epoch now tells the read that a write came in between.
+#[tokio::test]
+async fn a_read_that_lost_a_race_with_a_delete_and_a_clear_is_not_remembered() {
+    let dir = DataDir::new();
+    let database = Database::open(&dir.0).unwrap();
+    let read_model = SqliteReadModel::new(database.clone());
+    let live = item_of(&created(ItemId(Uuid::new_v4()), "Pen"));
+    read_model.upsert_if_newer(&live).await.unwrap();
+
+    let epoch = database.read_epoch();
+    let tombstone = Item { version: 2, deleted: true, ..live.clone() };
+    read_model.upsert_if_newer(&tombstone).await.unwrap();
+    database.forget_hot_items();
+    database.remember_read(&live, epoch);
+
+    assert_eq!(read_model.get(live.id).await.unwrap(), Some(tombstone));
+}
+
+/// Review finding 3 on the embedded store: a repair replaces a row that is
+/// wrong at the right version, in the table and in the hot cache, and never
+/// goes back in time.
+#[tokio::test]
+async fn a_repair_replaces_a_wrong_row_at_the_same_version_and_the_cached_copy() {
+    let dir = DataDir::new();
+    let database = Database::open(&dir.0).unwrap();
+    let read_model = SqliteReadModel::new(database.clone());
+    let right = item_of(&created(ItemId(Uuid::new_v4()), "Pen"));
+    let wrong = Item { name: "tampered".into(), ..right.clone() };
+    read_model.upsert_if_newer(&wrong).await.unwrap();
+    assert_eq!(read_model.get(right.id).await.unwrap(), Some(wrong.clone()), "cached");
+
+    assert_eq!(read_model.upsert_if_newer(&right).await.unwrap(), Upsert::AlreadyNewer);
+    assert_eq!(read_model.repair(&right).await.unwrap(), Upsert::Applied);
+    assert_eq!(read_model.repair(&right).await.unwrap(), Upsert::AlreadyNewer, "nothing left to repair");
+    assert_eq!(read_model.get(right.id).await.unwrap(), Some(right.clone()));
+    database.forget_hot_items();
+    assert_eq!(read_model.get(right.id).await.unwrap(), Some(right.clone()), "in the table too");
+
+    let newer = Item { version: 2, name: "Pencil".into(), ..right.clone() };
+    read_model.upsert_if_newer(&newer).await.unwrap();
+    assert_eq!(read_model.repair(&right).await.unwrap(), Upsert::AlreadyNewer);
+    assert_eq!(read_model.get(right.id).await.unwrap(), Some(newer));
 }
 
 /// Review finding 7, scenario B: one row nobody can decode (a manual edit, a
