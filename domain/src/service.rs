@@ -126,11 +126,14 @@ pub struct Listing {
 pub struct ListBudget {
     pub max_body_bytes: usize,
     pub max_time: Duration,
+    /// Kept back before the invocation's deadline, to answer in: reading
+    /// stops this long before it.
+    pub reserve: Duration,
 }
 
 impl ListBudget {
     /// No bounds: every item in one listing.
-    pub const UNBOUNDED: Self = Self { max_body_bytes: usize::MAX, max_time: Duration::MAX };
+    pub const UNBOUNDED: Self = Self { max_body_bytes: usize::MAX, max_time: Duration::MAX, reserve: Duration::ZERO };
 }
 
 /// The size of `item`'s JSON as it is carried inside a JSON string (a Lambda
@@ -165,8 +168,16 @@ impl QueryService {
 
     /// With `limit`, one page and the cursor of the next. Without, the items
     /// from `cursor` on, pages followed until the end or until the service's
-    /// [`ListBudget`] is spent, then the cursor of the rest: never a silent cut.
-    pub async fn list(&self, limit: Option<u32>, cursor: Option<&str>) -> Result<Listing, QueryError> {
+    /// [`ListBudget`] is spent, or the invocation's `deadline` (less the
+    /// budget's reserve) is near, then the cursor of the rest: never a silent
+    /// cut. A listing that found only tombstones by then is empty, with a
+    /// cursor: an empty page is not the end.
+    pub async fn list(
+        &self,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<Listing, QueryError> {
         let mut after = match cursor {
             Some(cursor) => Some(self.cursors.open(cursor).map_err(|_| QueryError::InvalidCursor)?),
             None => None,
@@ -178,6 +189,9 @@ impl QueryService {
             return Ok(Listing { items: page.items, next_cursor: page.next.map(|key| self.cursors.seal(&key)) });
         }
         let started = Instant::now();
+        let by_budget = started.checked_add(self.budget.max_time);
+        let by_deadline = deadline.map(|deadline| deadline.checked_sub(self.budget.reserve).unwrap_or(started));
+        let stop_at = by_budget.into_iter().chain(by_deadline).min();
         let mut items: Vec<Item> = Vec::new();
         let mut body_bytes = 2; // `[]`
         loop {
@@ -195,7 +209,7 @@ impl QueryService {
             }
             match page.next {
                 None => return Ok(Listing { items, next_cursor: None }),
-                Some(next) if started.elapsed() >= self.budget.max_time && !items.is_empty() => {
+                Some(next) if stop_at.is_some_and(|stop_at| Instant::now() >= stop_at) => {
                     return Ok(Listing { items, next_cursor: Some(self.cursors.seal(&next)) });
                 }
                 Some(next) => after = Some(next),

@@ -390,7 +390,7 @@ pub async fn listing_pages_through_everything_exactly_once(backend: Backend, cou
     assert!(backend_pages >= min_backend_pages, "the backend served {backend_pages} page(s)");
     let queries = QueryService::new(backend.read_model.clone(), Arc::new(PlainCursors));
 
-    let everything = queries.list(None, None).await.unwrap();
+    let everything = queries.list(None, None, None).await.unwrap();
     assert_eq!(everything.items.len(), count, "the unlimited listing is complete");
     assert_eq!(everything.items.iter().map(|i| i.id).collect::<HashSet<_>>(), ids);
     assert_eq!(everything.next_cursor, None);
@@ -399,7 +399,7 @@ pub async fn listing_pages_through_everything_exactly_once(backend: Backend, cou
     let mut cursor = None;
     let mut pages = 0;
     loop {
-        let page = queries.list(Some(997), cursor.as_deref()).await.unwrap();
+        let page = queries.list(Some(997), cursor.as_deref(), None).await.unwrap();
         assert!(page.items.len() <= 997);
         pages += 1;
         seen.extend(page.items.iter().map(|i| i.id));
@@ -455,7 +455,7 @@ pub async fn renames_and_deletes_project_to_the_folded_state_with_tombstones(bac
     );
     let queries = QueryService::new(backend.read_model.clone(), Arc::new(PlainCursors));
     assert_eq!(queries.get(gone).await.unwrap(), None);
-    let listed: HashSet<ItemId> = queries.list(None, None).await.unwrap().items.iter().map(|i| i.id).collect();
+    let listed: HashSet<ItemId> = queries.list(None, None, None).await.unwrap().items.iter().map(|i| i.id).collect();
     assert!(listed.contains(&kept) && !listed.contains(&gone));
 }
 

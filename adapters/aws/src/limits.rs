@@ -41,8 +41,11 @@ pub const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "Request Too Long");
 
 /// `get-items` without `limit`: a body well under the Lambda cap (about 1 MB
 /// of headroom for the headers and the proxy envelope), read in well under the
-/// integration timeout. The setting [`LIST_MAX_BODY_SETTING`] lowers it.
-pub const LIST_BUDGET: ListBudget = ListBudget { max_body_bytes: 5 * 1024 * 1024, max_time: Duration::from_secs(10) };
+/// integration timeout, and stopping a second before the invocation's
+/// deadline (the function's own timeout, often the shorter) to answer in.
+/// The setting [`LIST_MAX_BODY_SETTING`] lowers the body budget.
+pub const LIST_BUDGET: ListBudget =
+    ListBudget { max_body_bytes: 5 * 1024 * 1024, max_time: Duration::from_secs(10), reserve: Duration::from_secs(1) };
 
 // The listing budget leaves room under the Lambda cap (headers, the proxy
 // envelope) and under the integration timeout: checked when compiling.

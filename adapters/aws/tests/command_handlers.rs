@@ -122,7 +122,7 @@ impl Api {
     }
 
     async fn get(&self, id: &str) -> ApiGatewayProxyResponse {
-        get_items(&self.query, request("GET", "/items/{id}", id, None, &[], &OWNER_RW)).await
+        get_items(&self.query, request("GET", "/items/{id}", id, None, &[], &OWNER_RW), deadline()).await
     }
 
     async fn stream_len(&self, id: &str) -> usize {
@@ -251,7 +251,7 @@ async fn delete_answers_204_then_the_item_is_gone_but_its_history_stays() {
     api.project().await;
 
     assert_eq!(api.get(&id).await.status_code, 404);
-    let listed = get_items(&api.query, request("GET", "/items", "", None, &[], &OWNER_RW)).await;
+    let listed = get_items(&api.query, request("GET", "/items", "", None, &[], &OWNER_RW), deadline()).await;
     assert_eq!(body_json(&listed), json!([]));
     for (method, body) in [("DELETE", None), ("PATCH", Some(r#"{"name":"Back"}"#))] {
         let gone = api.call(method, &id, body, &[], &OWNER_RW).await;
@@ -327,4 +327,9 @@ fn the_caller_reads_groups_from_the_claims() {
     assert!(caller.is_in_group("items-admins") && caller.is_in_group("staff"));
     assert_eq!(groups_claim(&json!(5)), Vec::<String>::new());
     assert_eq!(groups_claim(&json!("")), Vec::<String>::new());
+}
+
+/// An invocation's deadline: the functions' timeout from now.
+fn deadline() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(10)
 }

@@ -48,7 +48,7 @@ impl Api {
     }
 
     async fn get(&self, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
-        get_items(&self.query, request).await
+        get_items(&self.query, request, deadline()).await
     }
 
     /// Projects everything appended so far, as the stream would.
@@ -383,7 +383,7 @@ async fn a_listing_without_limit_stays_within_lambdas_response_limit_and_links_e
     let mut request = list_request(Value::Null);
     let mut pages = 0;
     loop {
-        let response = get_items(&query, request).await;
+        let response = get_items(&query, request, deadline()).await;
         assert_eq!(response.status_code, 200);
         // The whole proxy response, as Lambda would carry it.
         let payload = serde_json::to_vec(&response).unwrap().len();
@@ -400,4 +400,9 @@ async fn a_listing_without_limit_stays_within_lambdas_response_limit_and_links_e
     }
     assert_eq!(seen, ids);
     assert!(pages >= 2);
+}
+
+/// An invocation's deadline: the functions' timeout from now.
+fn deadline() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(10)
 }

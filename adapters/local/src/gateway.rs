@@ -204,10 +204,12 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
     }
     let source_ip = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
     let event = proxy_request(request, &route, claims.gateway_claims(), request_id, source_ip).await?;
+    // The invocation's deadline, as Lambda gives it to the function.
+    let deadline = std::time::Instant::now() + gateway.function_timeout;
     let call = async {
         match route.function {
             Function::PostItem => apigw::post_item(&gateway.functions.post_item, event).await,
-            Function::GetItems => apigw::get_items(&gateway.functions.get_items, event).await,
+            Function::GetItems => apigw::get_items(&gateway.functions.get_items, event, deadline).await,
             Function::ItemCommands => apigw::item_commands(&gateway.functions.item_commands, event).await,
         }
     };

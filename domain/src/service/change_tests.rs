@@ -269,7 +269,7 @@ async fn given_shuffled_and_duplicated_deliveries_then_the_read_model_ends_as_th
         let survivor = read_model.get(kept.id).await.unwrap().unwrap();
         assert_eq!((survivor.name.as_str(), survivor.version), ("Kept too", 2), "seed {seed}");
         let queries = QueryService::new(read_model, Arc::new(KeyCursors));
-        let listed: Vec<ItemId> = queries.list(None, None).await.unwrap().items.iter().map(|i| i.id).collect();
+        let listed: Vec<ItemId> = queries.list(None, None, None).await.unwrap().items.iter().map(|i| i.id).collect();
         assert_eq!(listed, [kept.id], "seed {seed}: deleted items are never listed");
         assert_eq!(queries.get(world.id).await.unwrap(), None);
     }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -212,7 +213,7 @@ async fn listing_without_limit_follows_every_page() {
     let read_model = Arc::new(FakeReadModel::new(2));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
 
-    let listing = QueryService::new(read_model, Arc::new(PrefixCursors)).list(None, None).await.unwrap();
+    let listing = QueryService::new(read_model, Arc::new(PrefixCursors)).list(None, None, None).await.unwrap();
     assert_eq!(listing.items.len(), 7);
     assert_eq!(listing.next_cursor, None);
 }
@@ -227,7 +228,7 @@ async fn listing_with_limit_pages_through_sealed_cursors() {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = queries.list(Some(2), cursor.as_deref()).await.unwrap();
+        let page = queries.list(Some(2), cursor.as_deref(), None).await.unwrap();
         assert!(page.items.len() <= 2);
         seen.extend(page.items.into_iter().map(|i| i.id));
         match page.next_cursor {
@@ -248,7 +249,7 @@ async fn follow(queries: &QueryService) -> Vec<Vec<ItemId>> {
     let mut listings = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let listing = queries.list(None, cursor.as_deref()).await.unwrap();
+        let listing = queries.list(None, cursor.as_deref(), None).await.unwrap();
         listings.push(listing.items.iter().map(|i| i.id).collect());
         match listing.next_cursor {
             Some(next) => cursor = Some(next),
@@ -265,7 +266,7 @@ async fn given_a_byte_budget_when_listing_without_limit_then_it_stops_at_a_whole
     let all: Vec<Item> = read_model.items.lock().unwrap().values().cloned().collect();
     // Room for exactly three items: `[`, three items, two commas, `]`.
     let three = 2 + all[..3].iter().map(embedded_size).sum::<usize>() + 2;
-    let budget = ListBudget { max_body_bytes: three, max_time: Duration::from_secs(60) };
+    let budget = ListBudget { max_body_bytes: three, max_time: Duration::from_secs(60), reserve: Duration::ZERO };
     let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
 
     let listings = follow(&queries).await;
@@ -279,7 +280,7 @@ async fn given_an_item_larger_than_the_budget_when_listing_then_it_still_comes_a
     let events = created_events(2).await;
     let read_model = Arc::new(FakeReadModel::new(10));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
-    let budget = ListBudget { max_body_bytes: 10, max_time: Duration::from_secs(60) };
+    let budget = ListBudget { max_body_bytes: 10, max_time: Duration::from_secs(60), reserve: Duration::ZERO };
     let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
     assert_eq!(follow(&queries).await.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1], "progress, one by one");
 }
@@ -289,9 +290,45 @@ async fn given_a_time_budget_when_it_is_spent_then_the_listing_stops_between_pag
     let events = created_events(6).await;
     let read_model = Arc::new(FakeReadModel::new(2));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
-    let budget = ListBudget { max_body_bytes: usize::MAX, max_time: Duration::ZERO };
+    let budget = ListBudget { max_body_bytes: usize::MAX, max_time: Duration::ZERO, reserve: Duration::ZERO };
     let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
     assert_eq!(follow(&queries).await.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 2]);
+}
+
+/// Review finding 8: pages of tombstones only, and the invocation's
+/// deadline (less the reserve) has come: the listing answers an empty page
+/// with a cursor instead of reading on, and following the cursors still
+/// reaches every live item.
+#[tokio::test]
+async fn given_only_tombstones_by_the_deadline_when_listing_then_an_empty_page_with_a_cursor() {
+    let events = created_events(5).await;
+    let read_model = Arc::new(FakeReadModel::new(2));
+    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    let mut ids: Vec<ItemId> = read_model.items.lock().unwrap().keys().copied().collect();
+    ids.sort();
+    for id in &ids[..4] {
+        let mut items = read_model.items.lock().unwrap();
+        let item = items.get_mut(id).unwrap();
+        (item.version, item.deleted) = (2, true);
+    }
+    let budget =
+        ListBudget { max_body_bytes: usize::MAX, max_time: Duration::from_secs(60), reserve: Duration::from_secs(1) };
+    let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
+
+    let soon = Instant::now() + Duration::from_millis(500);
+    let first = queries.list(None, None, Some(soon)).await.unwrap();
+    assert_eq!(first.items, vec![]);
+    let mut cursor = first.next_cursor.expect("an empty page is not the end");
+    let mut seen = Vec::new();
+    loop {
+        let listing = queries.list(None, Some(&cursor), Some(soon)).await.unwrap();
+        seen.extend(listing.items.iter().map(|item| item.id));
+        match listing.next_cursor {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![ids[4]]);
 }
 
 #[tokio::test]
@@ -308,7 +345,7 @@ async fn embedded_size_counts_the_escapes_a_json_envelope_adds() {
 #[tokio::test]
 async fn a_tampered_cursor_is_refused() {
     let queries = QueryService::new(Arc::new(FakeReadModel::new(10)), Arc::new(PrefixCursors));
-    assert_eq!(queries.list(Some(2), Some("forged")).await, Err(QueryError::InvalidCursor));
+    assert_eq!(queries.list(Some(2), Some("forged"), None).await, Err(QueryError::InvalidCursor));
 }
 
 #[tokio::test]

@@ -269,15 +269,21 @@ fn collection_path(request: &ApiGatewayProxyRequest) -> String {
     }
 }
 
-/// `GET /items` and `GET /items/{id}` (the `get-items` function).
-pub async fn get_items(service: &QueryService, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
-    answer(request, async |caller, request| read(service, caller, request).await).await
+/// `GET /items` and `GET /items/{id}` (the `get-items` function). A listing
+/// stops reading in time to answer before `deadline`, the invocation's.
+pub async fn get_items(
+    service: &QueryService,
+    request: ApiGatewayProxyRequest,
+    deadline: Instant,
+) -> ApiGatewayProxyResponse {
+    answer(request, async |caller, request| read(service, caller, request, deadline).await).await
 }
 
 async fn read(
     service: &QueryService,
     caller: Option<&Caller>,
     request: &ApiGatewayProxyRequest,
+    deadline: Instant,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
     let caller = caller.ok_or_else(ApiError::unauthorized)?;
     if !caller.has_scope(READ_SCOPE) {
@@ -304,7 +310,7 @@ async fn read(
         },
     };
     let cursor = request.query_string_parameters.first("cursor");
-    let listing = service.list(limit, cursor).await.map_err(query_error)?;
+    let listing = service.list(limit, cursor, Some(deadline)).await.map_err(query_error)?;
     let mut headers = HeaderMap::new();
     if let Some(next) = listing.next_cursor {
         let limit = limit.map(|l| format!("limit={l}&")).unwrap_or_default();

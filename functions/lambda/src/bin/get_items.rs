@@ -16,5 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let service =
         QueryService::new(Arc::new(read_model), Arc::new(cursors)).with_list_budget(lambda_env::list_budget());
     let service = &service;
-    items_lambda::run_api("get-items", async |request| get_items(service, request).await).await
+    items_lambda::run_api("get-items", async |request, deadline| get_items(service, request, deadline).await).await
 }

@@ -20,5 +20,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         history: HistoryService::new(events),
     };
     let functions = &functions;
-    items_lambda::run_api("item-commands", async |request| item_commands(functions, request).await).await
+    items_lambda::run_api("item-commands", async |request, _deadline| item_commands(functions, request).await).await
 }

@@ -15,5 +15,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let service = CreateItemService::new(Arc::new(events), Arc::new(SystemClock), Arc::new(RandomIds))
         .with_idempotency_ttl(lambda_env::idempotency_ttl()?);
     let service = &service;
-    items_lambda::run_api("post-item", async |request| post_item(service, request).await).await
+    items_lambda::run_api("post-item", async |request, _deadline| post_item(service, request).await).await
 }
