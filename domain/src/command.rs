@@ -30,6 +30,34 @@ pub enum ValidationError {
 }
 
 /// A validated request to change an item: the fields given, at least one.
+/// The versions a change may apply at (HTTP's `If-Match`): the change is
+/// decided only if the item is at one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Precondition {
+    /// At whatever version (no `If-Match`, or `*`).
+    #[default]
+    Any,
+    /// At one of these; an empty list never holds (`If-Match` naming only
+    /// weak tags, which never match a strong comparison).
+    OneOf(Vec<u64>),
+}
+
+impl Precondition {
+    pub fn holds(&self, version: u64) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::OneOf(versions) => versions.contains(&version),
+        }
+    }
+}
+
+/// `Some(v)`: at version `v`; `None`: at any.
+impl From<Option<u64>> for Precondition {
+    fn from(version: Option<u64>) -> Self {
+        version.map_or(Precondition::Any, |version| Precondition::OneOf(vec![version]))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateItem {
     pub name: Option<String>,

@@ -4,7 +4,7 @@
 //! or why the command is refused. Appending them at the state's version is the
 //! services' job; a concurrent change then fails the append, never overwrites.
 
-use crate::command::{CreateItem, UpdateItem};
+use crate::command::{CreateItem, Precondition, UpdateItem};
 use crate::event::{EventPayload, ItemCreated, ItemUpdated};
 use crate::item::Item;
 
@@ -35,8 +35,8 @@ pub enum Rejection {
     #[error("not the item's owner")]
     NotOwner,
     /// The client's `If-Match` version is not the item's.
-    #[error("item is at version {current}, not {expected}")]
-    VersionMismatch { expected: u64, current: u64 },
+    #[error("item is at version {current}, not one the client expects")]
+    VersionMismatch { current: u64 },
     /// Creating an item whose stream exists.
     #[error("item already exists")]
     AlreadyExists,
@@ -48,7 +48,7 @@ pub fn decide(
     state: Option<&Item>,
     command: &Command,
     actor: &Actor,
-    expected_version: Option<u64>,
+    precondition: &Precondition,
 ) -> Result<Vec<EventPayload>, Rejection> {
     let current = match (state, command) {
         (None, Command::Create(create)) => {
@@ -65,10 +65,8 @@ pub fn decide(
     if current.created_by != actor.subject && !actor.is_admin {
         return Err(Rejection::NotOwner);
     }
-    if let Some(expected) = expected_version
-        && expected != current.version
-    {
-        return Err(Rejection::VersionMismatch { expected, current: current.version });
+    if !precondition.holds(current.version) {
+        return Err(Rejection::VersionMismatch { current: current.version });
     }
     match command {
         Command::Update(update) => {
@@ -141,17 +139,23 @@ mod tests {
     #[test]
     fn given_nothing_when_created_then_item_created() {
         let command = Command::Create(CreateItem { name: "Pen".into(), timestamp: "t".into() });
-        assert_eq!(decide(None, &command, &owner(), None), Ok(vec![created("Pen")]));
-        assert_eq!(decide(given(&[created("Pen")]).as_ref(), &command, &owner(), None), Err(Rejection::AlreadyExists));
+        assert_eq!(decide(None, &command, &owner(), &Precondition::Any), Ok(vec![created("Pen")]));
+        assert_eq!(
+            decide(given(&[created("Pen")]).as_ref(), &command, &owner(), &Precondition::Any),
+            Err(Rejection::AlreadyExists)
+        );
     }
 
     #[test]
     fn given_an_item_when_its_owner_renames_it_then_only_the_change_is_recorded() {
         let state = given(&[created("Pen")]);
-        assert_eq!(decide(state.as_ref(), &update(Some("Ink"), Some("t")), &owner(), None), Ok(vec![renamed("Ink")]));
+        assert_eq!(
+            decide(state.as_ref(), &update(Some("Ink"), Some("t")), &owner(), &Precondition::Any),
+            Ok(vec![renamed("Ink")])
+        );
         let both = update(Some("Ink"), Some("later"));
         assert_eq!(
-            decide(state.as_ref(), &both, &owner(), None),
+            decide(state.as_ref(), &both, &owner(), &Precondition::Any),
             Ok(vec![EventPayload::ItemUpdated(ItemUpdated {
                 name: Some("Ink".into()),
                 timestamp: Some("later".into())
@@ -162,48 +166,72 @@ mod tests {
     #[test]
     fn given_an_item_when_updated_to_the_same_values_then_nothing_is_recorded() {
         let state = given(&[created("Pen"), renamed("Ink")]);
-        assert_eq!(decide(state.as_ref(), &update(Some("Ink"), Some("t")), &owner(), None), Ok(vec![]));
+        assert_eq!(decide(state.as_ref(), &update(Some("Ink"), Some("t")), &owner(), &Precondition::Any), Ok(vec![]));
     }
 
     #[test]
     fn given_an_item_when_someone_else_changes_it_then_not_owner_unless_admin() {
         let state = given(&[created("Pen")]);
         for command in [update(Some("Mine"), None), Command::Delete] {
-            assert_eq!(decide(state.as_ref(), &command, &other(), None), Err(Rejection::NotOwner));
-            assert!(decide(state.as_ref(), &command, &admin(), None).is_ok_and(|events| events.len() == 1));
+            assert_eq!(decide(state.as_ref(), &command, &other(), &Precondition::Any), Err(Rejection::NotOwner));
+            assert!(
+                decide(state.as_ref(), &command, &admin(), &Precondition::Any).is_ok_and(|events| events.len() == 1)
+            );
         }
     }
 
     #[test]
     fn given_an_item_when_deleted_then_item_deleted_and_after_that_not_found() {
         let state = given(&[created("Pen")]);
-        assert_eq!(decide(state.as_ref(), &Command::Delete, &owner(), None), Ok(vec![EventPayload::ItemDeleted]));
+        assert_eq!(
+            decide(state.as_ref(), &Command::Delete, &owner(), &Precondition::Any),
+            Ok(vec![EventPayload::ItemDeleted])
+        );
         let gone = given(&[created("Pen"), EventPayload::ItemDeleted]);
         for command in [update(Some("Back"), None), Command::Delete] {
-            assert_eq!(decide(gone.as_ref(), &command, &owner(), None), Err(Rejection::NotFound));
-            assert_eq!(decide(gone.as_ref(), &command, &admin(), None), Err(Rejection::NotFound));
+            assert_eq!(decide(gone.as_ref(), &command, &owner(), &Precondition::Any), Err(Rejection::NotFound));
+            assert_eq!(decide(gone.as_ref(), &command, &admin(), &Precondition::Any), Err(Rejection::NotFound));
         }
     }
 
     #[test]
     fn given_nothing_when_changed_then_not_found() {
-        assert_eq!(decide(None, &update(Some("Ink"), None), &admin(), None), Err(Rejection::NotFound));
-        assert_eq!(decide(None, &Command::Delete, &owner(), None), Err(Rejection::NotFound));
+        assert_eq!(decide(None, &update(Some("Ink"), None), &admin(), &Precondition::Any), Err(Rejection::NotFound));
+        assert_eq!(decide(None, &Command::Delete, &owner(), &Precondition::Any), Err(Rejection::NotFound));
     }
 
     #[test]
     fn given_version_two_when_the_client_expects_another_then_version_mismatch() {
         let state = given(&[created("Pen"), renamed("Ink")]);
         assert_eq!(
-            decide(state.as_ref(), &Command::Delete, &owner(), Some(1)),
-            Err(Rejection::VersionMismatch { expected: 1, current: 2 })
+            decide(state.as_ref(), &Command::Delete, &owner(), &Precondition::from(Some(1))),
+            Err(Rejection::VersionMismatch { current: 2 })
         );
-        assert_eq!(decide(state.as_ref(), &Command::Delete, &owner(), Some(2)), Ok(vec![EventPayload::ItemDeleted]));
+        assert_eq!(
+            decide(state.as_ref(), &Command::Delete, &owner(), &Precondition::from(Some(2))),
+            Ok(vec![EventPayload::ItemDeleted])
+        );
+    }
+
+    #[test]
+    fn given_version_two_when_the_client_expects_one_of_several_then_any_match_will_do() {
+        let state = given(&[created("Pen"), renamed("Ink")]);
+        let either = Precondition::OneOf(vec![1, 2]);
+        assert_eq!(decide(state.as_ref(), &Command::Delete, &owner(), &either), Ok(vec![EventPayload::ItemDeleted]));
+        let none = Precondition::OneOf(vec![]);
+        assert_eq!(
+            decide(state.as_ref(), &Command::Delete, &owner(), &none),
+            Err(Rejection::VersionMismatch { current: 2 }),
+            "an empty list never holds"
+        );
     }
 
     #[test]
     fn ownership_is_checked_before_the_version() {
         let state = given(&[created("Pen")]);
-        assert_eq!(decide(state.as_ref(), &Command::Delete, &other(), Some(9)), Err(Rejection::NotOwner));
+        assert_eq!(
+            decide(state.as_ref(), &Command::Delete, &other(), &Precondition::from(Some(9))),
+            Err(Rejection::NotOwner)
+        );
     }
 }

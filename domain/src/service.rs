@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::command::CreateItem;
+use crate::command::{CreateItem, Precondition};
 use crate::decide::{Actor, Command};
 use crate::event::{Event, EventPayload, ItemId};
 use crate::idempotency::IdempotencyKey;
@@ -88,18 +88,19 @@ impl CreateItemService {
         // Who creates needs no rights beyond the scope the handler checked.
         let actor = Actor { subject: subject.to_owned(), is_admin: false };
         let id = self.path.new_id();
-        self.path.write(&actor, Target::New(id), Command::Create(command), None, key).await.map_err(|error| match error
-        {
-            ChangeError::KeyReused => CreateError::KeyReused,
-            ChangeError::Store(error) => CreateError::Store(error),
-            ChangeError::Conflict { current } => {
-                CreateError::Conflict(AppendError::Conflict { item_id: id, expected: 0, actual: current })
-            }
-            // decide refuses a create only where the new id's stream exists.
-            ChangeError::Rejected(rejection) => {
-                CreateError::Conflict(AppendError::Store(StoreError::Corrupt(rejection.to_string())))
-            }
-        })
+        self.path.write(&actor, Target::New(id), Command::Create(command), &Precondition::Any, key).await.map_err(
+            |error| match error {
+                ChangeError::KeyReused => CreateError::KeyReused,
+                ChangeError::Store(error) => CreateError::Store(error),
+                ChangeError::Conflict { current } => {
+                    CreateError::Conflict(AppendError::Conflict { item_id: id, expected: 0, actual: current })
+                }
+                // decide refuses a create only where the new id's stream exists.
+                ChangeError::Rejected(rejection) => {
+                    CreateError::Conflict(AppendError::Store(StoreError::Corrupt(rejection.to_string())))
+                }
+            },
+        )
     }
 }
 

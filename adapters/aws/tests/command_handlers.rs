@@ -205,6 +205,29 @@ async fn a_stale_if_match_gets_412_with_the_current_version() {
     assert_eq!(api.stream_len(&id).await, 2);
 }
 
+/// Review finding 14, RFC 9110 §13.1.1: a weak tag never matches (412, not
+/// 400); a list matches when one member does; `*` holds for an existing
+/// item. On a deleted item `*` gets 404, not the 412 the review expected:
+/// §13.2.1 has a server ignore preconditions when the request would fail
+/// without them, and a DELETE of a deleted item is a 404.
+#[tokio::test]
+async fn if_match_takes_lists_star_and_never_matches_a_weak_tag() {
+    let api = Api::new();
+    let id = api.item().await;
+    let weak = api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &[("If-Match", r#"W/"1""#)], &OWNER_RW).await;
+    assert_eq!(weak.status_code, 412);
+    assert_eq!(body_json(&weak)["currentVersion"], 1);
+    let star = api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &[("If-Match", "*")], &OWNER_RW).await;
+    assert_eq!(star.status_code, 200);
+    let listed = api.call("PATCH", &id, Some(r#"{"name":"Nib"}"#), &[("If-Match", r#""1", "2""#)], &OWNER_RW).await;
+    assert_eq!(listed.status_code, 200, "at version 2, one of the list");
+    let stale = api.call("DELETE", &id, None, &[("If-Match", r#""1", "2""#)], &OWNER_RW).await;
+    assert_eq!(stale.status_code, 412, "at version 3, none of the list");
+    assert_eq!(api.stream_len(&id).await, 3);
+    assert_eq!(api.call("DELETE", &id, None, &[("If-Match", "*")], &OWNER_RW).await.status_code, 204);
+    assert_eq!(api.call("DELETE", &id, None, &[("If-Match", "*")], &OWNER_RW).await.status_code, 404);
+}
+
 #[tokio::test]
 async fn only_the_creator_or_an_items_admin_may_change_an_item() {
     let api = Api::new();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::command::UpdateItem;
+use crate::command::{Precondition, UpdateItem};
 use crate::decide::{Actor, Command, Rejection};
 use crate::event::{Event, ItemId};
 use crate::idempotency::IdempotencyKey;
@@ -55,20 +55,20 @@ impl ChangeItemService {
         actor: &Actor,
         id: ItemId,
         update: UpdateItem,
-        expected_version: Option<u64>,
+        precondition: impl Into<Precondition>,
         key: Option<&IdempotencyKey>,
     ) -> Result<Changed, ChangeError> {
-        self.execute(actor, id, Command::Update(update), expected_version, key).await
+        self.execute(actor, id, Command::Update(update), precondition.into(), key).await
     }
 
     pub async fn delete(
         &self,
         actor: &Actor,
         id: ItemId,
-        expected_version: Option<u64>,
+        precondition: impl Into<Precondition>,
         key: Option<&IdempotencyKey>,
     ) -> Result<Changed, ChangeError> {
-        self.execute(actor, id, Command::Delete, expected_version, key).await
+        self.execute(actor, id, Command::Delete, precondition.into(), key).await
     }
 
     async fn execute(
@@ -76,10 +76,10 @@ impl ChangeItemService {
         actor: &Actor,
         id: ItemId,
         command: Command,
-        expected_version: Option<u64>,
+        precondition: Precondition,
         key: Option<&IdempotencyKey>,
     ) -> Result<Changed, ChangeError> {
-        let written = self.path.write(actor, Target::Existing(id), command, expected_version, key).await?;
+        let written = self.path.write(actor, Target::Existing(id), command, &precondition, key).await?;
         Ok(Changed { item: written.item, repeated: written.repeated })
     }
 }

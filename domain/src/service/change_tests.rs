@@ -95,9 +95,9 @@ async fn given_a_stale_if_match_then_version_mismatch_and_nothing_appended() {
     let world = given_an_item().await;
     world.changes.update(&owner(), world.id, rename("Ink"), Some(1), None).await.unwrap();
     let stale = world.changes.update(&owner(), world.id, rename("Nib"), Some(1), None).await;
-    assert_eq!(stale, Err(ChangeError::Rejected(Rejection::VersionMismatch { expected: 1, current: 2 })));
+    assert_eq!(stale, Err(ChangeError::Rejected(Rejection::VersionMismatch { current: 2 })));
     let stale = world.changes.delete(&owner(), world.id, Some(1), None).await;
-    assert_eq!(stale, Err(ChangeError::Rejected(Rejection::VersionMismatch { expected: 1, current: 2 })));
+    assert_eq!(stale, Err(ChangeError::Rejected(Rejection::VersionMismatch { current: 2 })));
     assert_eq!(world.stream().await.len(), 2);
 }
 
@@ -171,7 +171,7 @@ async fn given_a_concurrent_change_then_exactly_one_wins_and_the_other_is_told()
         let lost = changes.update(&owner(), world.id, rename("Mine"), if_match, None).await;
         let expected = match if_match {
             None => ChangeError::Conflict { current: 2 },
-            Some(_) => ChangeError::Rejected(Rejection::VersionMismatch { expected: 1, current: 2 }),
+            Some(_) => ChangeError::Rejected(Rejection::VersionMismatch { current: 2 }),
         };
         assert_eq!(lost, Err(expected));
         let stream = world.stream().await;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::command::CreateItem;
+use crate::command::{CreateItem, Precondition};
 use crate::decide::{Actor, Command, Rejection, decide};
 use crate::event::{Event, ItemId};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
@@ -70,10 +70,10 @@ impl WritePath {
         actor: &Actor,
         target: Target,
         command: Command,
-        expected_version: Option<u64>,
+        precondition: &Precondition,
         key: Option<&IdempotencyKey>,
     ) -> Result<Written, ChangeError> {
-        let request = Request::new(target, &command, expected_version);
+        let request = Request::new(target, &command, precondition);
         for _ in 0..KEY_ROUNDS {
             let now = self.clock.now();
             if let Some(key) = key
@@ -87,7 +87,7 @@ impl WritePath {
                 Target::Existing(id) => self.events.stream(id).await?,
             };
             let state = projection::fold_stream(&stream).map_err(StoreError::from)?;
-            let payloads = decide(state.as_ref(), &command, actor, expected_version)?;
+            let payloads = decide(state.as_ref(), &command, actor, precondition)?;
             let loaded_version = state.as_ref().map_or(0, |item| item.version);
             let events: Vec<Event> = payloads
                 .into_iter()
@@ -116,9 +116,9 @@ impl WritePath {
             };
             return match appended {
                 Ok(()) => Ok(Written { item, repeated: false }),
-                Err(AppendError::Conflict { actual, .. }) => Err(match expected_version {
-                    Some(expected) => Rejection::VersionMismatch { expected, current: actual }.into(),
-                    None => ChangeError::Conflict { current: actual },
+                Err(AppendError::Conflict { actual, .. }) => Err(match precondition {
+                    Precondition::OneOf(_) => Rejection::VersionMismatch { current: actual }.into(),
+                    Precondition::Any => ChangeError::Conflict { current: actual },
                 }),
                 // Another request with this key won: the next round answers from its record.
                 Err(AppendError::KeyTaken) => continue,
@@ -138,10 +138,10 @@ enum Request {
 }
 
 impl Request {
-    fn new(target: Target, command: &Command, expected_version: Option<u64>) -> Self {
+    fn new(target: Target, command: &Command, precondition: &Precondition) -> Self {
         match (target, command) {
             (Target::New(_), Command::Create(create)) => Request::Create(create.clone()),
-            _ => Request::Change(fingerprint(target.id(), command, expected_version)),
+            _ => Request::Change(fingerprint(target.id(), command, precondition)),
         }
     }
 
@@ -176,8 +176,14 @@ impl Request {
     }
 }
 
-/// A change request's identity: the item, what was asked, and `If-Match`.
-fn fingerprint(id: ItemId, command: &Command, expected_version: Option<u64>) -> String {
+/// A change request's identity: the item, what was asked, and `If-Match`
+/// (one version as a number, as records written before lists were taken).
+fn fingerprint(id: ItemId, command: &Command, precondition: &Precondition) -> String {
+    let if_match = match precondition {
+        Precondition::Any => serde_json::Value::Null,
+        Precondition::OneOf(versions) if versions.len() == 1 => versions[0].into(),
+        Precondition::OneOf(versions) => versions.as_slice().into(),
+    };
     let asked = match command {
         Command::Update(update) => {
             serde_json::json!({"op": "update", "name": update.name, "timestamp": update.timestamp})
@@ -187,5 +193,5 @@ fn fingerprint(id: ItemId, command: &Command, expected_version: Option<u64>) -> 
             serde_json::json!({"op": "create", "name": create.name, "timestamp": create.timestamp})
         }
     };
-    serde_json::json!({"id": id, "ifMatch": expected_version, "asked": asked}).to_string()
+    serde_json::json!({"id": id, "ifMatch": if_match, "asked": asked}).to_string()
 }

@@ -6,7 +6,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use http::header::{ETAG, HeaderValue, IF_MATCH};
 use http::{HeaderMap, Method};
 use items_domain::ItemId;
-use items_domain::command::UpdateItem;
+use items_domain::command::{Precondition, UpdateItem};
 use items_domain::decide::{ADMIN_GROUP, Actor, Rejection};
 use items_domain::service::{ChangeError, ChangeItemService, Changed, HistoryService};
 
@@ -92,18 +92,35 @@ fn replayed(changed: &Changed) -> HeaderMap {
     headers
 }
 
-/// `If-Match: "<version>"` (as `ETag` sends it); `*` matches any existing item.
-fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(value) = headers.get(IF_MATCH) else { return Ok(None) };
-    let text = value.to_str().unwrap_or("").trim();
+/// `If-Match` as RFC 9110 §13.1.1 reads it: `*` holds for any existing
+/// item; a list of entity tags holds when one of them is the item's `ETag`
+/// (`"<version>"`) by strong comparison, so a weak tag (`W/"3"`) or a tag
+/// that is not one of ours never matches (412). Not the header's syntax: 400.
+/// A missing or deleted item is 404 with or without it: a precondition is
+/// ignored when the request would fail without it (§13.2.1).
+fn if_match(headers: &HeaderMap) -> Result<Precondition, ApiError> {
+    let Some(value) = headers.get(IF_MATCH) else { return Ok(Precondition::Any) };
+    let invalid = || ApiError::new(400, r#"If-Match must be * or a list of ETags of this item, such as "3""#);
+    let text = value.to_str().map_err(|_| invalid())?.trim();
     if text == "*" {
-        return Ok(None);
+        return Ok(Precondition::Any);
     }
-    text.strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-        .and_then(|version| version.parse::<u64>().ok())
-        .map(Some)
-        .ok_or_else(|| ApiError::new(400, r#"If-Match must be an ETag of this item, such as "3""#))
+    let mut versions = Vec::new();
+    for tag in text.split(',').map(str::trim) {
+        let (weak, opaque) = match tag.strip_prefix("W/") {
+            Some(opaque) => (true, opaque),
+            None => (false, tag),
+        };
+        let quoted = opaque.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')).ok_or_else(invalid)?;
+        // etagc: no DQUOTE, no controls, no space.
+        if quoted.bytes().any(|b| b == b'"' || b <= b' ' || b == 0x7f) {
+            return Err(invalid());
+        }
+        if !weak && let Ok(version) = quoted.parse::<u64>() {
+            versions.push(version);
+        }
+    }
+    Ok(Precondition::OneOf(versions))
 }
 
 fn change_error(error: ChangeError) -> ApiError {
@@ -139,11 +156,25 @@ mod tests {
     }
 
     #[test]
-    fn if_match_takes_our_etags_and_star() {
-        assert_eq!(if_match(&HeaderMap::new()), Ok(None));
-        assert_eq!(if_match(&headers(r#""3""#)), Ok(Some(3)));
-        assert_eq!(if_match(&headers("*")), Ok(None));
-        for bad in ["3", r#"W/"3""#, r#""three""#, r#""-1""#, ""] {
+    fn if_match_takes_our_etags_lists_and_star() {
+        assert_eq!(if_match(&HeaderMap::new()), Ok(Precondition::Any));
+        assert_eq!(if_match(&headers("*")), Ok(Precondition::Any));
+        assert_eq!(if_match(&headers(r#""3""#)), Ok(Precondition::OneOf(vec![3])));
+        assert_eq!(if_match(&headers(r#""2", "3""#)), Ok(Precondition::OneOf(vec![2, 3])));
+    }
+
+    /// Review finding 14: weak tags and tags that are not ours are valid
+    /// syntax that never matches (412 once decided), not a bad request.
+    #[test]
+    fn weak_and_foreign_tags_never_match() {
+        assert_eq!(if_match(&headers(r#"W/"3""#)), Ok(Precondition::OneOf(vec![])));
+        assert_eq!(if_match(&headers(r#""three""#)), Ok(Precondition::OneOf(vec![])));
+        assert_eq!(if_match(&headers(r#"W/"2", "3""#)), Ok(Precondition::OneOf(vec![3])));
+    }
+
+    #[test]
+    fn if_match_that_is_not_the_syntax_is_a_bad_request() {
+        for bad in ["3", "", r#""3"#, r#""3", "#, r#""a b""#, r#"W/3"#] {
             assert_eq!(if_match(&headers(bad)).map_err(|e| e.status), Err(400), "{bad}");
         }
     }
