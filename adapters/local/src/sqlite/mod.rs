@@ -100,6 +100,8 @@ impl Database {
         let lock = schema::lock_data_dir(data_dir)?;
         let path = data_dir.join(DATABASE_FILE);
         let connection = schema::open_writer(&path)?;
+        remove_expired_records(&connection, Utc::now(), None)
+            .map_err(|e| OpenError::Io { path: path.clone(), detail: e.to_string() })?;
         let head: u64 = connection
             .query_row("SELECT coalesce(max(sequence), 0) FROM events", [], |row| row.get(0))
             .map_err(|e| OpenError::unreadable(&path, e))?;
@@ -315,6 +317,8 @@ impl EventStore for SqliteEventStore {
                         params![record.subject, record.key.as_str(), rfc3339::format(&record.expires_at), encode(&record)?],
                     )
                     .map_err(unavailable)?;
+                // Two out for each one in: expired records never pile up.
+                remove_expired_records(connection, now, Some(2))?;
                 Ok(())
             })
             .await
@@ -497,6 +501,22 @@ impl ChangeLog for SqliteEventStore {
             .await
             .map_err(store_error)
     }
+}
+
+/// Removes idempotency records that have expired by `now` (at most `limit`,
+/// the oldest first). DynamoDB's TTL does this job in AWS.
+fn remove_expired_records(
+    connection: &Connection,
+    now: DateTime<Utc>,
+    limit: Option<u32>,
+) -> Result<usize, AppendError> {
+    connection
+        .prepare_cached(
+            "DELETE FROM idempotency WHERE rowid IN
+               (SELECT rowid FROM idempotency WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+        )
+        .and_then(|mut statement| statement.execute(params![rfc3339::format(&now), limit.map_or(-1, i64::from)]))
+        .map_err(|e| unavailable(e).into())
 }
 
 fn save_position(connection: &Connection, position: u64) -> Result<(), AppendError> {

@@ -45,6 +45,9 @@ const MIGRATIONS: &[&str] = &[
          reason TEXT NOT NULL,
          at TEXT NOT NULL
      );",
+    // 3: idempotency records by expiry, so expired ones are removed cheaply
+    // (`expires_at` is fixed-width RFC 3339 UTC: text order is time order).
+    "CREATE INDEX idempotency_expiry ON idempotency (expires_at);",
 ];
 
 /// The schema version this code writes.

@@ -328,3 +328,41 @@ async fn an_undecodable_row_is_quarantined_and_the_feed_goes_on() {
     let database = Database::open(&dir.0).unwrap();
     assert_eq!(SqliteEventStore::new(database).quarantined().await.unwrap().len(), 1);
 }
+
+/// Review finding 16: expired idempotency records are removed (DynamoDB's
+/// TTL does it in AWS): each keyed write takes out up to two, and opening
+/// the database takes out the rest. Before, the table grew by one row per
+/// keyed request for good.
+#[tokio::test]
+async fn expired_idempotency_records_do_not_pile_up() {
+    let dir = DataDir::new();
+    let start = at("2026-01-02T03:04:05.678Z");
+    let rows = |database: &Arc<Database>| {
+        let connection = open_reader(&database.path).unwrap();
+        connection.query_row("SELECT count(*) FROM idempotency", [], |row| row.get::<_, u64>(0)).unwrap()
+    };
+    {
+        let database = Database::open(&dir.0).unwrap();
+        let events = SqliteEventStore::new(database.clone());
+        for n in 0..2_000 {
+            // One keyed request a second, each record live for one second.
+            let now = start + chrono::TimeDelta::seconds(n);
+            let event = created(ItemId(Uuid::new_v4()), "Pen");
+            let record = IdempotencyRecord {
+                subject: "sub-1".into(),
+                key: IdempotencyKey::parse(&format!("key-{n}")).unwrap(),
+                name: "Pen".into(),
+                timestamp: "N/A".into(),
+                item: item_of(&event),
+                expires_at: now + chrono::TimeDelta::seconds(1),
+                change: None,
+            };
+            events.append_idempotent(&record, 0, &[event], now).await.unwrap();
+        }
+        assert!(rows(&database) <= 2, "{} rows", rows(&database));
+        assert_eq!(database.head(), 2_000, "the events stay");
+    }
+    // Written long ago: every record has expired by the next open.
+    let database = Database::open(&dir.0).unwrap();
+    assert_eq!(rows(&database), 0);
+}
