@@ -59,6 +59,63 @@ pub struct Quarantined {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+/// What a redrive did with the quarantine.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Redrive {
+    /// Items re-projected from their whole stream (their records released).
+    pub items: usize,
+    /// Records released.
+    pub released: usize,
+    /// Records that still cannot be applied, and why: they stay.
+    pub kept: Vec<(Quarantined, String)>,
+}
+
+/// Re-projects the items of the quarantined records from their whole
+/// streams (with the read model's repair, so never back in time) and
+/// releases their records; a record whose item still cannot be folded (its
+/// event still unreadable by this code) stays, with the reason.
+pub async fn redrive(
+    log: &dyn ChangeLog,
+    events: &dyn items_domain::ports::EventStore,
+    read_model: &dyn items_domain::ports::ReadModel,
+) -> Result<Redrive, StoreError> {
+    let mut outcome = Redrive::default();
+    let mut by_stream: std::collections::BTreeMap<String, Vec<Quarantined>> = std::collections::BTreeMap::new();
+    for record in log.quarantined().await? {
+        by_stream.entry(record.stream_id.clone()).or_default().push(record);
+    }
+    for (stream_id, records) in by_stream {
+        let item_id = stream_id.strip_prefix(items_domain::event::STREAM_PREFIX).and_then(items_domain::ItemId::parse);
+        let Some(item_id) = item_id else {
+            let reason = format!("`{stream_id}` is not an item stream");
+            outcome.kept.extend(records.into_iter().map(|record| (record, reason.clone())));
+            continue;
+        };
+        let folded = match events.stream(item_id).await {
+            Ok(stream) => items_domain::projection::fold_stream(&stream).map_err(StoreError::from),
+            Err(error) => Err(error),
+        };
+        let item = match folded {
+            Ok(item) => item,
+            Err(StoreError::Unavailable(reason)) => return Err(StoreError::Unavailable(reason)),
+            Err(error) => {
+                let reason = error.to_string();
+                outcome.kept.extend(records.into_iter().map(|record| (record, reason.clone())));
+                continue;
+            }
+        };
+        if let Some(item) = item {
+            read_model.repair(&item).await?;
+        }
+        outcome.items += 1;
+        for record in records {
+            log.release(&record.sequence).await?;
+            outcome.released += 1;
+        }
+    }
+    Ok(outcome)
+}
+
 /// One entry of an embedded log as the change feed reads it: decoded per
 /// row, so one bad row is one poison record, not a page nobody can read.
 #[derive(Debug, Clone, PartialEq)]

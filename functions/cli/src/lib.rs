@@ -4,6 +4,7 @@
 //! this crate reads settings and connects the pieces.
 
 pub mod aws;
+pub mod quarantine;
 pub mod replay;
 pub mod serve;
 pub mod settings;

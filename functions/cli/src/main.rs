@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use items_cli::{replay, serve, settings, token, user};
+use items_cli::{quarantine, replay, serve, settings, token, user};
 
 #[derive(Debug, Parser)]
 #[command(name = "items", version, about = "Items API: local server and tools")]
@@ -22,6 +22,8 @@ enum Command {
     User(user::UserArgs),
     /// Rebuild the read model from the event log (embedded store, or `--dynamodb`); `--verify` compares them.
     Replay(replay::ReplayArgs),
+    /// List the records the embedded store's projection set aside as poison; `--redrive` re-projects their items.
+    Quarantine(quarantine::QuarantineArgs),
 }
 
 #[tokio::main]
@@ -35,6 +37,10 @@ async fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::User(args) => user::run(args),
         Command::Replay(args) => return replay::run(args).await,
+        Command::Quarantine(args) => match quarantine::run(args).await {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

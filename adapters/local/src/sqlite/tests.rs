@@ -326,7 +326,34 @@ async fn an_undecodable_row_is_quarantined_and_the_feed_goes_on() {
 
     // Persisted: a restart still lists it.
     let database = Database::open(&dir.0).unwrap();
-    assert_eq!(SqliteEventStore::new(database).quarantined().await.unwrap().len(), 1);
+    let (events, read_model) = (SqliteEventStore::new(database.clone()), SqliteReadModel::new(database.clone()));
+    assert_eq!(events.quarantined().await.unwrap().len(), 1);
+
+    // A redrive while the row still cannot be read keeps the record.
+    let outcome = crate::event_source_mapping::redrive(&events, &events, &read_model).await.unwrap();
+    assert_eq!((outcome.items, outcome.released, outcome.kept.len()), (0, 0, 1));
+    assert!(outcome.kept[0].1.contains("ItemArchived"), "{}", outcome.kept[0].1);
+
+    // Once it can (here: the row put right), the item is projected from its
+    // stream and the record released.
+    let readable = created(poison_item, "archived").to_stored();
+    database
+        .writer
+        .durable(move |connection| {
+            connection
+                .execute(
+                    "UPDATE events SET stored = ?1 WHERE sequence = 1",
+                    [serde_json::to_string(&readable).unwrap()],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let outcome = crate::event_source_mapping::redrive(&events, &events, &read_model).await.unwrap();
+    assert_eq!((outcome.items, outcome.released, outcome.kept.len()), (1, 1, 0));
+    assert_eq!(read_model.get(poison_item).await.unwrap().map(|item| item.name), Some("archived".into()));
+    assert_eq!(events.quarantined().await.unwrap(), vec![]);
 }
 
 /// Review finding 16: expired idempotency records are removed (DynamoDB's
