@@ -5,9 +5,11 @@
 //! deletes (by owners, strangers and admins, with and without `If-Match` and
 //! `Idempotency-Key`), changes racing for one version, retries of keyed
 //! requests, projections of the log in shuffled and duplicated order with
-//! stale base reads and transient read-model failures, and rebuilds (in place,
-//! and into a new table with a change after the scan and a catch-up) go
-//! through the real services, and after every step:
+//! stale base reads and transient read-model failures, event-store failures
+//! before and after a write (the ambiguous 503), records no projector can
+//! apply (poison), and rebuilds (in place over a row edited by hand, and into
+//! a new table with a change after the scan and a catch-up) go through the
+//! real services, and after every step:
 //!
 //! - **nothing acknowledged is lost or doubled**: each item's stream holds
 //!   exactly the events whose appends were answered, in dense versions, and
@@ -18,7 +20,10 @@
 //! - **every answer is documented**: a result or a rejection the API maps to
 //!   a 4xx, never a store failure;
 //! - at every quiescent point (after a projection or a rebuild) **the read
-//!   model equals the fold of the log** (`replay::verify` is clean).
+//!   model equals the fold of the log** (`replay::verify` is clean), and an
+//!   item whose stream holds a poison record has no row made up for it;
+//! - **a poison record is never skipped**: the projection sets it aside
+//!   (only a poisoned stream's records may fail so) and a rebuild stops at it.
 //!
 //! A failure prints the minimal sequence of steps; `PROPTEST_RNG_SEED=<n>`
 //! replays a run, and the backends' test files fix the seed and case count.
@@ -31,9 +36,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use items_domain::command::{CreateItem, UpdateItem};
 use items_domain::decide::{Actor, Rejection};
-use items_domain::idempotency::IdempotencyKey;
+use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use items_domain::memory::InMemoryReadModel;
-use items_domain::ports::{Clock, EventStore, IdGenerator, Page, PageKey, ReadModel, StoreError, Upsert};
+use items_domain::ports::{AppendError, Clock, EventStore, IdGenerator, Page, PageKey, ReadModel, StoreError, Upsert};
 use items_domain::projection::fold_stream;
 use items_domain::replay::{EventLogScan, NoCheckpoints, ReadModelTarget, ReplayService, fold_states, verify};
 use items_domain::service::{
@@ -102,11 +107,26 @@ pub enum Step {
         fail_at: Option<u8>,
     },
     /// A rebuild of the read model: in place, or into a new table with a
-    /// change after the scan, the switch, then the catch-up.
+    /// change after the scan, the switch, then the catch-up. `tamper` first
+    /// makes an item's row wrong at its own version (a hand edit, a
+    /// projection bug fixed since): the rebuild must repair it.
     Rebuild {
         into_new: bool,
         change_after_scan: Option<(usize, u8)>,
+        tamper: Option<usize>,
     },
+    /// A rename while the event store fails: before the write (nothing
+    /// stored), or after it (stored, but the answer is lost: the 503 of an
+    /// ambiguous write, which a keyed retry must then answer as stored).
+    Faulty {
+        slot: usize,
+        name: u8,
+        after_write: bool,
+        key: Option<u8>,
+    },
+    /// A record no projector can apply lands in the log (another build's
+    /// event: here, an update of an item that was never created).
+    Poison,
 }
 
 /// The reference: only what the generator needs (how many items and keyed
@@ -151,29 +171,45 @@ impl ReferenceStateMachine for Model {
         let project = (any::<u64>(), any::<bool>(), any::<bool>(), proptest::option::of(0u8..6)).prop_map(
             |(order, duplicates, stale_reads, fail_at)| Step::Project { order, duplicates, stale_reads, fail_at },
         );
-        let rebuild = (any::<bool>(), proptest::option::of((slot, 0u8..4)))
-            .prop_map(|(into_new, change_after_scan)| Step::Rebuild { into_new, change_after_scan });
+        let rebuild = (any::<bool>(), proptest::option::of((slot.clone(), 0u8..4)), proptest::option::of(slot.clone()))
+            .prop_map(|(into_new, change_after_scan, tamper)| Step::Rebuild { into_new, change_after_scan, tamper });
+        let faulty = (slot, 0u8..4, any::<bool>(), proptest::option::of(0u8..4))
+            .prop_map(|(slot, name, after_write, key)| Step::Faulty { slot, name, after_write, key });
         let retry = (0..state.keyed.max(1)).prop_map(|request| Step::Retry { request });
+        let poison = Just(Step::Poison);
         if state.keyed == 0 {
-            prop_oneof![3 => create, 4 => rename, 2 => delete, 2 => race, 3 => project, 1 => rebuild].boxed()
-        } else {
-            prop_oneof![3 => create, 4 => rename, 2 => delete, 2 => race, 2 => retry, 3 => project, 1 => rebuild]
+            prop_oneof![3 => create, 4 => rename, 2 => delete, 2 => race, 3 => project, 2 => rebuild, 1 => faulty, 1 => poison]
                 .boxed()
+        } else {
+            prop_oneof![
+                3 => create, 4 => rename, 2 => delete, 2 => race, 2 => retry, 3 => project, 2 => rebuild, 1 => faulty,
+                1 => poison
+            ]
+            .boxed()
         }
     }
 
     fn preconditions(state: &Reference, step: &Step) -> bool {
         match step {
-            Step::Create { .. } | Step::Project { .. } => true,
-            Step::Rename { slot, .. } | Step::Delete { slot, .. } | Step::Race { slot, .. } => *slot < state.items,
-            Step::Rebuild { change_after_scan, .. } => change_after_scan.is_none_or(|(slot, _)| slot < state.items),
+            Step::Create { .. } | Step::Project { .. } | Step::Poison => true,
+            Step::Rename { slot, .. }
+            | Step::Delete { slot, .. }
+            | Step::Race { slot, .. }
+            | Step::Faulty { slot, .. } => *slot < state.items,
+            Step::Rebuild { change_after_scan, tamper, .. } => {
+                change_after_scan.is_none_or(|(slot, _)| slot < state.items)
+                    && tamper.is_none_or(|slot| slot < state.items)
+            }
             Step::Retry { request } => *request < state.keyed,
         }
     }
 
     fn apply(mut state: Reference, step: &Step) -> Reference {
         let keyed = match step {
-            Step::Create { key, .. } | Step::Rename { key, .. } | Step::Delete { key, .. } => key.is_some(),
+            Step::Create { key, .. }
+            | Step::Rename { key, .. }
+            | Step::Delete { key, .. }
+            | Step::Faulty { key, .. } => key.is_some(),
             _ => false,
         };
         if let Step::Create { .. } = step {
@@ -239,6 +275,69 @@ impl ReadModel for Flaky {
     }
 }
 
+/// Where the next write to the event log fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Before it reaches the store: nothing is written.
+    BeforeWrite,
+    /// After the store wrote it: the answer is lost.
+    AfterWrite,
+}
+
+/// The event log the services write through, failing one write when told.
+struct FaultyLog {
+    inner: Arc<dyn EventStore>,
+    next: Mutex<Option<Fault>>,
+}
+
+impl FaultyLog {
+    fn fail_next(&self, fault: Fault) {
+        *self.next.lock().unwrap_or_else(PoisonError::into_inner) = Some(fault);
+    }
+
+    async fn write(
+        &self,
+        write: impl std::future::Future<Output = Result<(), AppendError>>,
+    ) -> Result<(), AppendError> {
+        let fault = self.next.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let outage = || AppendError::Store(StoreError::Unavailable("injected event-store outage".into()));
+        match fault {
+            Some(Fault::BeforeWrite) => Err(outage()),
+            Some(Fault::AfterWrite) => write.await.and_then(|()| Err(outage())),
+            None => write.await,
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for FaultyLog {
+    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+        self.write(self.inner.append(expected_version, events)).await
+    }
+
+    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        self.inner.stream(item_id).await
+    }
+
+    async fn append_idempotent(
+        &self,
+        record: &IdempotencyRecord,
+        expected_version: u64,
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> Result<(), AppendError> {
+        self.write(self.inner.append_idempotent(record, expected_version, events, now)).await
+    }
+
+    async fn idempotency_record(
+        &self,
+        subject: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.idempotency_record(subject, key).await
+    }
+}
+
 /// A keyed request and its first answer.
 #[derive(Clone)]
 struct Sent {
@@ -261,6 +360,9 @@ pub struct System {
     /// How far each item's stream was handed to the projector.
     projected: HashMap<ItemId, u64>,
     keyed: Vec<Sent>,
+    log: Arc<FaultyLog>,
+    /// Items whose stream holds a record no projector can apply.
+    poisoned: Vec<ItemId>,
 }
 
 fn subject(slot_owner: &str, who: Who) -> Actor {
@@ -354,7 +456,8 @@ impl System {
 
     fn project(&mut self, order: u64, duplicates: bool, stale: bool, fail_at: Option<u8>) {
         let mut pending: Vec<Event> = Vec::new();
-        for (id, _) in self.items.clone() {
+        let poisoned = self.poisoned.iter().map(|id| (*id, String::new()));
+        for (id, _) in self.items.clone().into_iter().chain(poisoned) {
             let from = self.projected.get(&id).copied().unwrap_or(0);
             let stream = self.stream(id);
             self.projected.insert(id, stream.len() as u64);
@@ -383,7 +486,8 @@ impl System {
             writes: AtomicUsize::new(0),
         });
         let projector = ProjectorService::new(flaky).with_history(self.backend.events.clone());
-        // Delivered as an event source mapping does: from the failed event on.
+        // Delivered as an event source mapping does: from the failed event
+        // on; a poison record (after its attempts) set aside, never applied.
         let mut rest = pending.as_slice();
         let mut deliveries = 0;
         while !rest.is_empty() {
@@ -391,14 +495,29 @@ impl System {
             match outcome.failed {
                 None => break,
                 Some((index, StoreError::Unavailable(_))) => rest = &rest[index..],
-                Some((_, poison)) => panic!("a valid log made a poison record: {poison}"),
+                Some((index, poison)) => {
+                    let item_id = rest[index].item_id;
+                    assert!(self.poisoned.contains(&item_id), "a valid stream made a poison record: {poison}");
+                    rest = &rest[index + 1..];
+                }
             }
             deliveries += 1;
-            assert!(deliveries < 10, "the projection never got through");
+            assert!(deliveries < 10 + pending.len(), "the projection never got through");
         }
     }
 
-    fn rebuild(&mut self, into_new: bool, change_after_scan: Option<(usize, u8)>) {
+    /// Rebuilds; `false` when it stopped at a record it cannot read (as it
+    /// must while the log holds one).
+    fn rebuild(&mut self, into_new: bool, change_after_scan: Option<(usize, u8)>, tamper: Option<usize>) -> bool {
+        // With a record it cannot read in the log a rebuild stops, and would leave the edit.
+        if let Some(slot) = tamper.filter(|_| self.poisoned.is_empty()) {
+            let id = self.items[slot].0;
+            let row = self.runtime.block_on(self.backend.read_model.get(id)).expect("readable");
+            if let Some(row) = row {
+                let wrong = Item { name: format!("{} (edited by hand)", row.name), ..row };
+                self.runtime.block_on(self.backend.read_model.repair(&wrong)).expect("writable");
+            }
+        }
         let started = self.clock.now();
         let target: Arc<dyn ReadModel> =
             if into_new { Arc::new(InMemoryReadModel::default()) } else { self.backend.read_model.clone() };
@@ -408,7 +527,12 @@ impl System {
             Arc::new(NoCheckpoints),
             Arc::new(()),
         );
-        self.runtime.block_on(replay.run(3)).expect("the rebuild runs");
+        let rebuilt = self.runtime.block_on(replay.run(3));
+        if !self.poisoned.is_empty() {
+            assert!(rebuilt.is_err(), "a rebuild went past a record it cannot read");
+            return false;
+        }
+        rebuilt.expect("the rebuild runs");
         if let Some((slot, n)) = change_after_scan {
             // Written after the scan passed the item, projected into the old table.
             let step = Step::Rename { slot, name: n, who: Who::Owner, if_match: false, key: None };
@@ -427,6 +551,7 @@ impl System {
             .since(started);
             self.runtime.block_on(catch_up.run(2)).expect("the catch-up runs");
         }
+        true
     }
 
     /// The read model is the fold of the log.
@@ -462,8 +587,9 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let backend = B::make(&runtime);
         let clock = Arc::new(Ticking::default());
-        let create = CreateItemService::new(backend.events.clone(), clock.clone(), backend.ids.clone());
-        let changes = ChangeItemService::new(backend.events.clone(), clock.clone(), backend.ids.clone());
+        let log = Arc::new(FaultyLog { inner: backend.events.clone(), next: Mutex::default() });
+        let create = CreateItemService::new(log.clone(), clock.clone(), backend.ids.clone());
+        let changes = ChangeItemService::new(log.clone(), clock.clone(), backend.ids.clone());
         System {
             runtime,
             backend,
@@ -474,6 +600,8 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
             acknowledged: HashMap::new(),
             projected: HashMap::new(),
             keyed: Vec::new(),
+            log,
+            poisoned: Vec::new(),
         }
     }
 
@@ -576,14 +704,73 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
                 system.project(*order, *duplicates, *stale_reads, *fail_at);
                 system.converged();
             }
-            Step::Rebuild { into_new, change_after_scan } => {
-                system.rebuild(*into_new, *change_after_scan);
-                // Everything is projected now: the next projection starts after it.
-                for (id, _) in system.items.clone() {
-                    let head = system.stream(id).len() as u64;
-                    system.projected.insert(id, head);
+            Step::Rebuild { into_new, change_after_scan, tamper } => {
+                if system.rebuild(*into_new, *change_after_scan, *tamper) {
+                    // Everything is projected now: the next projection starts after it.
+                    for (id, _) in system.items.clone() {
+                        let head = system.stream(id).len() as u64;
+                        system.projected.insert(id, head);
+                    }
+                    system.converged();
                 }
-                system.converged();
+            }
+            Step::Faulty { slot, name: n, after_write, key: k } => {
+                let id = system.items[*slot].0;
+                let before = system.stream(id);
+                let fault = if *after_write { Fault::AfterWrite } else { Fault::BeforeWrite };
+                system.log.fail_next(fault);
+                let actor = Actor { subject: system.items[*slot].1.clone(), is_admin: false };
+                let update = UpdateItem { name: Some(name(*n)), timestamp: None };
+                let result = system.runtime.block_on(system.changes.update(&actor, id, update, None, key(*k).as_ref()));
+                // The fault fires only if the change got as far as a write.
+                let wrote = system.log.next.lock().unwrap_or_else(PoisonError::into_inner).take().is_none();
+                let after = system.stream(id);
+                let stored = match (&result, wrote) {
+                    (Err(ChangeError::Store(StoreError::Unavailable(_))), true) => match fault {
+                        Fault::BeforeWrite => {
+                            assert_eq!(after.len(), before.len(), "a failed write stored nothing");
+                            None
+                        }
+                        Fault::AfterWrite => {
+                            // The write landed (a keyed change of nothing writes its record only).
+                            let grew = after.len() - before.len();
+                            assert!(grew == 1 || (grew == 0 && k.is_some()), "the write landed, its answer was lost");
+                            let item = fold_stream(&after).expect("a dense stream").expect("an item");
+                            system.acknowledge(id, &Changed { item: item.clone(), repeated: false });
+                            Some(item)
+                        }
+                    },
+                    (other, false) => {
+                        // Refused, or nothing to change: answered as usual.
+                        documented(other);
+                        if let Ok(changed) = other {
+                            system.acknowledge(id, changed);
+                        }
+                        other.as_ref().ok().map(|changed| changed.item.clone())
+                    }
+                    (other, true) => panic!("a failing event store gave {other:?}, not a 503"),
+                };
+                if k.is_some() {
+                    // A retry must answer as the stored write (when it landed).
+                    let step = Step::Rename { slot: *slot, name: *n, who: Who::Owner, if_match: false, key: *k };
+                    system.keyed.push(Sent { step, subject: actor.subject, expected: None, answer: stored });
+                }
+            }
+            Step::Poison => {
+                let id = system.backend.ids.new_id();
+                let event = Event {
+                    event_id: system.backend.ids.new_id(),
+                    item_id: ItemId(id),
+                    version: 1,
+                    occurred_at: system.clock.now(),
+                    subject: "another build".into(),
+                    payload: items_domain::EventPayload::ItemUpdated(items_domain::event::ItemUpdated {
+                        name: Some("never created".into()),
+                        timestamp: None,
+                    }),
+                };
+                system.runtime.block_on(system.backend.events.append(0, &[event])).expect("appended");
+                system.poisoned.push(ItemId(id));
             }
         }
         system
