@@ -159,14 +159,13 @@ impl EventStore for InMemoryEventStore {
         Ok(log.idempotency.get(&(subject.to_owned(), key.clone())).cloned())
     }
 
-    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.available.check("event store")?;
         let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(log
-            .streams
-            .get(&item_id)
-            .map(|positions| positions.iter().map(|&p| log.events[p].clone()).collect())
-            .unwrap_or_default())
+        // A stream's positions are in version order, version n at index n - 1.
+        let positions = log.streams.get(&item_id).map(Vec::as_slice).unwrap_or_default();
+        let rest = positions.get(usize::try_from(after).unwrap_or(usize::MAX)..).unwrap_or_default();
+        Ok(rest.iter().take(limit).map(|&p| log.events[p].clone()).collect())
     }
 }
 

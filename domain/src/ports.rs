@@ -48,8 +48,14 @@ pub trait EventStore: Send + Sync {
     /// Appends `events` at `expected_version`, as the contract above says.
     async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError>;
 
+    /// Up to `limit` of one item's events after version `after`, in version
+    /// order (empty when there are none), read consistently.
+    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+
     /// One item's events in version order (empty when the item does not exist).
-    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError>;
+    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        self.stream_after(item_id, 0, usize::MAX).await
+    }
 
     /// Appends `events` (as [`append`](Self::append), to a stream at
     /// `expected_version`) together with `record`, atomically: both or neither.

@@ -137,10 +137,10 @@ impl ListBudget {
     pub const UNBOUNDED: Self = Self { max_body_bytes: usize::MAX, max_time: Duration::MAX, reserve: Duration::ZERO };
 }
 
-/// The size of `item`'s JSON as it is carried inside a JSON string (a Lambda
+/// The size of `value`'s JSON as it is carried inside a JSON string (a Lambda
 /// proxy response's `body`): every `"` and `\` takes one byte more.
-pub fn embedded_size(item: &Item) -> usize {
-    let json = serde_json::to_vec(item).unwrap_or_default();
+pub fn embedded_size(value: &impl serde::Serialize) -> usize {
+    let json = serde_json::to_vec(value).unwrap_or_default();
     json.len() + json.iter().filter(|&&b| b == b'"' || b == b'\\').count()
 }
 
@@ -300,7 +300,7 @@ mod write;
 
 use write::{Target, WritePath};
 
-pub use change::{ChangeError, ChangeItemService, Changed, HistoryEntry, HistoryService};
+pub use change::{ChangeError, ChangeItemService, Changed, HistoryEntry, HistoryPage, HistoryService};
 
 #[cfg(test)]
 mod tests;

@@ -72,8 +72,14 @@ pub async fn append_then_stream_in_version_order(backend: Backend) {
     let (one, two, three) = (event(id, 1, "a"), event(id, 2, "b"), event(id, 3, "c"));
     backend.events.append(0, std::slice::from_ref(&one)).await.unwrap();
     backend.events.append(1, &[two.clone(), three.clone()]).await.unwrap();
-    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one, two, three]);
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one, two.clone(), three.clone()]);
     assert_eq!(backend.events.stream(new_id()).await.unwrap(), vec![]);
+    // A part of it: after a version, at most so many (history pages).
+    assert_eq!(backend.events.stream_after(id, 1, 1).await.unwrap(), vec![two.clone()]);
+    assert_eq!(backend.events.stream_after(id, 1, 10).await.unwrap(), vec![two, three.clone()]);
+    assert_eq!(backend.events.stream_after(id, 2, usize::MAX).await.unwrap(), vec![three]);
+    assert_eq!(backend.events.stream_after(id, 3, 10).await.unwrap(), vec![]);
+    assert_eq!(backend.events.stream_after(id, u64::MAX, 10).await.unwrap(), vec![]);
 }
 
 pub async fn append_at_a_taken_version_is_a_conflict(backend: Backend) {
@@ -249,7 +255,7 @@ pub async fn reappending_the_same_events_is_a_success_that_writes_nothing(backen
     backend.events.append(1, &[two.clone(), three.clone()]).await.unwrap();
     backend.events.append(1, &[two.clone(), three.clone()]).await.expect("the same change again");
     backend.events.append(2, std::slice::from_ref(&three)).await.expect("a retried single event");
-    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one, two, three]);
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one, two.clone(), three.clone()]);
 
     let intruder = backend.events.append(0, &[event(id, 1, "a")]).await;
     assert_eq!(intruder, Err(AppendError::Conflict { item_id: id, expected: 0, actual: 3 }));

@@ -315,8 +315,8 @@ impl EventStore for FaultyLog {
         self.write(self.inner.append(expected_version, events)).await
     }
 
-    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
-        self.inner.stream(item_id).await
+    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.inner.stream_after(item_id, after, limit).await
     }
 
     async fn append_idempotent(

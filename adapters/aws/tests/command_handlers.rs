@@ -228,6 +228,38 @@ async fn if_match_takes_lists_star_and_never_matches_a_weak_tag() {
     assert_eq!(api.call("DELETE", &id, None, &[("If-Match", "*")], &OWNER_RW).await.status_code, 404);
 }
 
+/// Review finding 17: `GET /items/{id}/events` pages like `GET /items`:
+/// `?limit`, and `Link: <…?limit=N&cursor=V>; rel="next"` (with the stage in
+/// the path) while more events follow.
+#[tokio::test]
+async fn the_history_pages_with_a_link() {
+    let api = Api::new();
+    let id = api.item().await;
+    for name in ["Ink", "Nib"] {
+        let body = format!(r#"{{"name":"{name}"}}"#);
+        assert_eq!(api.call("PATCH", &id, Some(&body), &[], &OWNER_RW).await.status_code, 200);
+    }
+    let page = |query: Value| {
+        let mut request = request("GET", "/items/{id}/events", &id, None, &[], &OWNER_RW);
+        request.query_string_parameters = serde_json::from_value(query).unwrap();
+        item_commands(&api.commands, request)
+    };
+    let first = page(json!({"limit": "2"})).await;
+    assert_eq!(first.status_code, 200);
+    let versions = |response: &ApiGatewayProxyResponse| {
+        body_json(response).as_array().unwrap().iter().map(|e| e["version"].as_u64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(versions(&first), [1, 2]);
+    let link = first.headers.get("link").unwrap().to_str().unwrap();
+    assert_eq!(link, format!("</v1/items/{id}/events?limit=2&cursor=2>; rel=\"next\""));
+    let last = page(json!({"limit": "2", "cursor": "2"})).await;
+    assert_eq!(versions(&last), [3]);
+    assert!(last.headers.get("link").is_none(), "the end");
+    assert_eq!(versions(&page(json!({})).await), [1, 2, 3], "without a limit, all that fit");
+    assert_eq!(page(json!({"cursor": "two"})).await.status_code, 400);
+    assert_eq!(page(json!({"limit": "0"})).await.status_code, 400);
+}
+
 #[tokio::test]
 async fn only_the_creator_or_an_items_admin_may_change_an_item() {
     let api = Api::new();

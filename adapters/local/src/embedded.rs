@@ -99,8 +99,8 @@ impl EventStore for EmbeddedEventStore {
         self.log.idempotency_record(subject, key).await
     }
 
-    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
-        self.log.stream(item_id).await
+    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.log.stream_after(item_id, after, limit).await
     }
 }
 

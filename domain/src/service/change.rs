@@ -111,20 +111,77 @@ impl From<&Event> for HistoryEntry {
     }
 }
 
+/// One page of an item's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub entries: Vec<HistoryEntry>,
+    /// The version the next page starts after; `None` at the end.
+    pub next: Option<u64>,
+}
+
+/// Events read per query while filling a history page without a limit.
+const HISTORY_CHUNK: usize = 1000;
+
 /// `GET /items/{id}/events`: the audit trail, read from the event log (so it
-/// outlives a deletion).
+/// outlives a deletion), in pages.
 pub struct HistoryService {
     events: Arc<dyn EventStore>,
+    max_body_bytes: usize,
 }
 
 impl HistoryService {
     pub fn new(events: Arc<dyn EventStore>) -> Self {
-        Self { events }
+        Self { events, max_body_bytes: usize::MAX }
     }
 
-    /// The item's events in version order; `None` for an id that never existed.
-    pub async fn history(&self, id: ItemId) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
-        let stream = self.events.stream(id).await?;
-        Ok((!stream.is_empty()).then(|| stream.iter().map(HistoryEntry::from).collect()))
+    /// Bounds a page without a limit to a body of this size, as carried in a
+    /// JSON envelope (see [`super::ListBudget`]).
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
+        self.max_body_bytes = max_body_bytes;
+        self
+    }
+
+    /// The item's events after version `after`, in version order: with
+    /// `limit`, at most that many; without, as many as fit the body budget
+    /// (every one, for all but the longest histories). `None` for an id that
+    /// never existed.
+    pub async fn history(&self, id: ItemId, limit: Option<u32>, after: u64) -> Result<Option<HistoryPage>, StoreError> {
+        let page = match limit {
+            Some(limit) => {
+                // One more than the page tells whether there is a next one.
+                let limit = limit as usize;
+                let mut events = self.events.stream_after(id, after, limit + 1).await?;
+                let more = events.len() > limit;
+                events.truncate(limit);
+                let next = if more { events.last().map(|event| event.version) } else { None };
+                HistoryPage { entries: events.iter().map(HistoryEntry::from).collect(), next }
+            }
+            None => self.fill(id, after).await?,
+        };
+        Ok((after > 0 || !page.entries.is_empty()).then_some(page))
+    }
+
+    async fn fill(&self, id: ItemId, mut after: u64) -> Result<HistoryPage, StoreError> {
+        let mut entries: Vec<HistoryEntry> = Vec::new();
+        let mut body_bytes = 2; // `[]`
+        loop {
+            let events = self.events.stream_after(id, after, HISTORY_CHUNK).await?;
+            for event in &events {
+                let entry = HistoryEntry::from(event);
+                let size = super::embedded_size(&entry) + usize::from(!entries.is_empty());
+                if let Some(last) = entries.last()
+                    && body_bytes + size > self.max_body_bytes
+                {
+                    let next = Some(last.version);
+                    return Ok(HistoryPage { entries, next });
+                }
+                body_bytes += size;
+                entries.push(entry);
+            }
+            match events.last() {
+                Some(last) if events.len() == HISTORY_CHUNK => after = last.version,
+                _ => return Ok(HistoryPage { entries, next: None }),
+            }
+        }
     }
 }

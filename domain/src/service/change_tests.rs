@@ -132,8 +132,8 @@ impl EventStore for Racing {
         }
         self.inner.append(expected_version, events).await
     }
-    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
-        self.inner.stream(item_id).await
+    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.inner.stream_after(item_id, after, limit).await
     }
     async fn append_idempotent(
         &self,
@@ -205,7 +205,9 @@ async fn the_history_lists_every_change_and_outlives_the_item() {
     world.changes.update(&owner(), world.id, rename("Ink"), None, None).await.unwrap();
     world.changes.delete(&admin(), world.id, None, None).await.unwrap();
     let history = HistoryService::new(world.events.clone());
-    let entries = history.history(world.id).await.unwrap().unwrap();
+    let page = history.history(world.id, None, 0).await.unwrap().unwrap();
+    assert_eq!(page.next, None);
+    let entries = page.entries;
     let summary: Vec<(&str, u64, &str)> =
         entries.iter().map(|e| (e.event_type, e.version, e.subject.as_str())).collect();
     assert_eq!(summary, [("ItemCreated", 1, OWNER), ("ItemUpdated", 2, OWNER), ("ItemDeleted", 3, "admin-sub")]);
@@ -214,7 +216,39 @@ async fn the_history_lists_every_change_and_outlives_the_item() {
         serde_json::to_value(&entries[2]).unwrap().as_object().unwrap().keys().collect::<Vec<_>>(),
         ["changes", "eventId", "occurredAt", "subject", "type", "version"]
     );
-    assert_eq!(history.history(ItemId(uuid::Uuid::from_u128(999))).await.unwrap(), None);
+    assert_eq!(history.history(ItemId(uuid::Uuid::from_u128(999)), None, 0).await.unwrap(), None);
+}
+
+/// Review finding 17: a long history comes in pages, with a limit or within
+/// the body budget, and following them yields every event once, in order.
+/// Before, it was one body, over Lambda's 6 MB for a busy item.
+#[tokio::test]
+async fn a_long_history_comes_in_pages_that_together_hold_every_event() {
+    let world = given_an_item().await;
+    for n in 0..2_100 {
+        world.changes.update(&owner(), world.id, rename(&format!("name {n}")), None, None).await.unwrap();
+    }
+    let follow = |history: HistoryService, limit: Option<u32>| async move {
+        let (mut versions, mut pages, mut after) = (Vec::new(), 0, 0);
+        loop {
+            let page = history.history(world.id, limit, after).await.unwrap().unwrap();
+            pages += 1;
+            versions.extend(page.entries.iter().map(|entry| entry.version));
+            match page.next {
+                Some(next) => after = next,
+                None => return (versions, pages),
+            }
+        }
+    };
+    let every: Vec<u64> = (1..=2_101).collect();
+    let (versions, pages) = follow(HistoryService::new(world.events.clone()), Some(1000)).await;
+    assert_eq!((versions.as_slice(), pages), (every.as_slice(), 3));
+    let (versions, pages) = follow(HistoryService::new(world.events.clone()), None).await;
+    assert_eq!((versions.as_slice(), pages), (every.as_slice(), 1), "unbounded: one page, over several reads");
+    let budget = HistoryService::new(world.events.clone()).with_max_body_bytes(64 * 1024);
+    let (versions, pages) = follow(budget, None).await;
+    assert_eq!(versions, every);
+    assert!(pages > 3, "{pages} pages of at most 64 KiB");
 }
 
 /// Cursors that are the page keys themselves (sealing is tested elsewhere).

@@ -36,8 +36,9 @@ impl EventStore for FakeEvents {
         Ok(())
     }
 
-    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
-        Ok(self.log.lock().unwrap().iter().filter(|e| e.item_id == item_id).cloned().collect())
+    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let log = self.log.lock().unwrap();
+        Ok(log.iter().filter(|e| e.item_id == item_id && e.version > after).take(limit).cloned().collect())
     }
 
     async fn append_idempotent(

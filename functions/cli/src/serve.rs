@@ -202,7 +202,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             item_commands: Arc::new(CommandFunctions {
                 changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
                     .with_idempotency_ttl(lambda_env::idempotency_ttl()?),
-                history: HistoryService::new(events),
+                history: HistoryService::new(events).with_max_body_bytes(lambda_env::list_budget().max_body_bytes),
             }),
             get_items: Arc::new(QueryService::new(read_model, cursors).with_list_budget(lambda_env::list_budget())),
         },

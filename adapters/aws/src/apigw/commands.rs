@@ -3,7 +3,7 @@
 //! the stream itself as the item's history. No access to the read table.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use http::header::{ETAG, HeaderValue, IF_MATCH};
+use http::header::{ETAG, HeaderValue, IF_MATCH, LINK};
 use http::{HeaderMap, Method};
 use items_domain::ItemId;
 use items_domain::command::{Precondition, UpdateItem};
@@ -47,8 +47,21 @@ async fn dispatch(
     let id = request.path_parameters.get("id").and_then(|id| ItemId::parse(id)).ok_or_else(not_found)?;
     match (&request.http_method, history) {
         (&Method::GET, true) => {
-            let entries = functions.history.history(id).await?.ok_or_else(not_found)?;
-            Ok(json_response(200, &entries, HeaderMap::new()))
+            let limit = super::page_limit(request)?;
+            let after = match request.query_string_parameters.first("cursor") {
+                None => 0,
+                Some(text) => text.parse::<u64>().map_err(|_| ApiError::new(400, "invalid cursor"))?,
+            };
+            let page = functions.history.history(id, limit, after).await?.ok_or_else(not_found)?;
+            let mut headers = HeaderMap::new();
+            if let Some(next) = page.next {
+                let limit = limit.map(|l| format!("limit={l}&")).unwrap_or_default();
+                let path = request.request_context.path.as_deref().or(request.path.as_deref()).unwrap_or_default();
+                if let Ok(link) = HeaderValue::from_str(&format!("<{path}?{limit}cursor={next}>; rel=\"next\"")) {
+                    headers.insert(LINK, link);
+                }
+            }
+            Ok(json_response(200, &page.entries, headers))
         }
         (&Method::PATCH, false) => {
             let update = UpdateItem::from_json(&json_body(request)?).map_err(|e| ApiError::new(400, e.to_string()))?;

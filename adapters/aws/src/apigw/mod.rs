@@ -260,6 +260,17 @@ fn body_bytes(request: &ApiGatewayProxyRequest) -> Result<Vec<u8>, ApiError> {
     }
 }
 
+/// `?limit`: 1 to [`MAX_PAGE_LIMIT`], or none.
+fn page_limit(request: &ApiGatewayProxyRequest) -> Result<Option<u32>, ApiError> {
+    match request.query_string_parameters.first("limit") {
+        None => Ok(None),
+        Some(text) => match text.parse::<u32>() {
+            Ok(limit) if (1..=MAX_PAGE_LIMIT).contains(&limit) => Ok(Some(limit)),
+            _ => Err(ApiError::new(400, format!("`limit` must be an integer from 1 to {MAX_PAGE_LIMIT}"))),
+        },
+    }
+}
+
 /// The path of `/items` as the client called it (with the stage in AWS).
 fn collection_path(request: &ApiGatewayProxyRequest) -> String {
     let path = request.request_context.path.as_deref().or(request.path.as_deref()).unwrap_or("/items");
@@ -302,13 +313,7 @@ async fn read(
         }
         return Ok(json_response(200, &item, headers));
     }
-    let limit = match request.query_string_parameters.first("limit") {
-        None => None,
-        Some(text) => match text.parse::<u32>() {
-            Ok(limit) if (1..=MAX_PAGE_LIMIT).contains(&limit) => Some(limit),
-            _ => return Err(ApiError::new(400, format!("`limit` must be an integer from 1 to {MAX_PAGE_LIMIT}"))),
-        },
-    };
+    let limit = page_limit(request)?;
     let cursor = request.query_string_parameters.first("cursor");
     let listing = service.list(limit, cursor, Some(deadline)).await.map_err(query_error)?;
     let mut headers = HeaderMap::new();

@@ -350,26 +350,33 @@ impl EventStore for DynamoEventStore {
         stored.into_record().map(Some)
     }
 
-    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
-        let pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("stream_id = :stream")
-            .expression_attribute_values(":stream", AttributeValue::S(item_id.stream_id()))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Vec<_>>()
-            .await;
-        let mut events = Vec::with_capacity(pages.len());
-        for item in pages {
-            let item = item.map_err(|e| store_error("Query", e))?;
-            match event_from_item(item) {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => {}
-                Err(error) => return Err(StoreError::Corrupt(error.to_string())),
+    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut events = Vec::new();
+        let mut start = None;
+        while events.len() < limit {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("stream_id = :stream AND version > :after")
+                .expression_attribute_values(":stream", AttributeValue::S(item_id.stream_id()))
+                .expression_attribute_values(":after", AttributeValue::N(after.to_string()))
+                .consistent_read(true)
+                .limit(i32::try_from(limit - events.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            for item in output.items.unwrap_or_default() {
+                match event_from_item(item) {
+                    Ok(Some(event)) => events.push(event),
+                    Ok(None) => {}
+                    Err(error) => return Err(StoreError::Corrupt(error.to_string())),
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
             }
         }
         Ok(events)

@@ -343,13 +343,20 @@ impl EventStore for SqliteEventStore {
         })
     }
 
-    async fn stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        // SQLite integers are i64: a negative LIMIT is no limit, and no
+        // version is above i64::MAX.
+        let limit = i64::try_from(limit).unwrap_or(-1);
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
         self.0.read_now(move |connection| {
             let mut statement = connection
-                .prepare_cached("SELECT stored FROM events WHERE stream_id = ?1 ORDER BY version")
+                .prepare_cached(
+                    "SELECT stored FROM events WHERE stream_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3",
+                )
                 .map_err(unavailable)?;
-            let rows =
-                statement.query_map([item_id.stream_id()], |row| row.get::<_, String>(0)).map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![item_id.stream_id(), after, limit], |row| row.get::<_, String>(0))
+                .map_err(unavailable)?;
             rows.map(|row| decode_event(&row.map_err(unavailable)?)).collect()
         })
     }

@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let functions = CommandFunctions {
         changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
             .with_idempotency_ttl(lambda_env::idempotency_ttl()?),
-        history: HistoryService::new(events),
+        history: HistoryService::new(events).with_max_body_bytes(lambda_env::list_budget().max_body_bytes),
     };
     let functions = &functions;
     items_lambda::run_api("item-commands", async |request, _deadline| item_commands(functions, request).await).await
