@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use crate::event::{Event, ItemId};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::item::Item;
-use crate::ports::{AppendError, AppendPlan, EventStore, Page, PageKey, ReadModel, StoreError, Upsert, check_append};
+use crate::ports::{
+    AppendError, AppendPlan, EventStore, Page, PageKey, ReadModel, Snapshot, StoreError, Upsert, check_append,
+};
 use crate::replay::{EventLogScan, ScanPage};
 
 /// Events a replay scan page holds at most.
@@ -26,6 +28,7 @@ struct Log {
     /// Positions in `events` of each stream's events, in version order.
     streams: HashMap<ItemId, Vec<usize>>,
     idempotency: HashMap<(String, IdempotencyKey), IdempotencyRecord>,
+    snapshots: HashMap<ItemId, Snapshot>,
 }
 
 impl Log {
@@ -157,6 +160,21 @@ impl EventStore for InMemoryEventStore {
         self.available.check("event store")?;
         let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(log.idempotency.get(&(subject.to_owned(), key.clone())).cloned())
+    }
+
+    async fn snapshot(&self, item_id: ItemId) -> Result<Option<Snapshot>, StoreError> {
+        self.available.check("event store")?;
+        Ok(self.log.lock().unwrap_or_else(PoisonError::into_inner).snapshots.get(&item_id).cloned())
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.available.check("event store")?;
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = log.snapshots.get(&snapshot.item.id);
+        if kept.is_none_or(|kept| kept.revision != snapshot.revision || kept.item.version < snapshot.item.version) {
+            log.snapshots.insert(snapshot.item.id, snapshot.clone());
+        }
+        Ok(())
     }
 
     async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {

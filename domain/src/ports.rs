@@ -57,6 +57,13 @@ pub trait EventStore: Send + Sync {
         self.stream_after(item_id, 0, usize::MAX).await
     }
 
+    /// The item's latest snapshot, read consistently, if one was kept.
+    async fn snapshot(&self, item_id: ItemId) -> Result<Option<Snapshot>, StoreError>;
+
+    /// Keeps `snapshot` as the item's latest, unless a later one of the same
+    /// revision is kept already.
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
     /// Appends `events` (as [`append`](Self::append), to a stream at
     /// `expected_version`) together with `record`, atomically: both or neither.
     /// Fails with `KeyTaken` when a record for the same subject and key exists
@@ -108,6 +115,16 @@ pub fn check_append(
         return Ok(AppendPlan::AlreadyStored);
     }
     Err(AppendError::Conflict { item_id, expected: expected_version, actual })
+}
+
+/// An item's state at a version, as the projection code of `revision` folded
+/// it from the log: where the write side starts folding a long stream, so a
+/// change reads a snapshot and the events after it, not the whole stream.
+/// Only ever made from the log, so it never says more than the log does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub item: Item,
+    pub revision: u32,
 }
 
 /// Result of a version-guarded write to the read model.

@@ -8,6 +8,10 @@
 use crate::event::{Event, EventPayload};
 use crate::item::Item;
 
+/// The projection code's revision: bump it when [`evolve`] changes what it
+/// makes of events, so that snapshots folded by older code are not trusted.
+pub const REVISION: u32 = 1;
+
 /// What applying one event to an item's state does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

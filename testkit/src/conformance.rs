@@ -82,6 +82,25 @@ pub async fn append_then_stream_in_version_order(backend: Backend) {
     assert_eq!(backend.events.stream_after(id, u64::MAX, 10).await.unwrap(), vec![]);
 }
 
+/// Snapshots (where the write side starts folding): the latest of a
+/// revision is kept, an older one never replaces it, another revision does.
+pub async fn a_snapshot_is_kept_until_a_later_one_of_its_revision(backend: Backend) {
+    use items_domain::ports::Snapshot;
+    let id = new_id();
+    assert_eq!(backend.events.snapshot(id).await.unwrap(), None);
+    let at = |version: u64, revision: u32| Snapshot { item: item(id, version, &format!("v{version}")), revision };
+    backend.events.save_snapshot(&at(200, 1)).await.unwrap();
+    assert_eq!(backend.events.snapshot(id).await.unwrap(), Some(at(200, 1)));
+    backend.events.save_snapshot(&at(100, 1)).await.unwrap();
+    assert_eq!(backend.events.snapshot(id).await.unwrap(), Some(at(200, 1)), "never an older one");
+    backend.events.save_snapshot(&at(300, 1)).await.unwrap();
+    assert_eq!(backend.events.snapshot(id).await.unwrap(), Some(at(300, 1)));
+    backend.events.save_snapshot(&at(100, 2)).await.unwrap();
+    assert_eq!(backend.events.snapshot(id).await.unwrap(), Some(at(100, 2)), "another revision replaces it");
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![], "a snapshot is not an event");
+    assert_eq!(backend.events.snapshot(new_id()).await.unwrap(), None);
+}
+
 pub async fn append_at_a_taken_version_is_a_conflict(backend: Backend) {
     let id = new_id();
     let original = event(id, 1, "original");
@@ -502,6 +521,10 @@ macro_rules! conformance_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn append_then_stream_in_version_order() {
             $crate::conformance::append_then_stream_in_version_order($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_snapshot_is_kept_until_a_later_one_of_its_revision() {
+            $crate::conformance::a_snapshot_is_kept_until_a_later_one_of_its_revision($backend).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn append_at_a_taken_version_is_a_conflict() {

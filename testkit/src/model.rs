@@ -319,6 +319,14 @@ impl EventStore for FaultyLog {
         self.inner.stream_after(item_id, after, limit).await
     }
 
+    async fn snapshot(&self, item_id: ItemId) -> Result<Option<items_domain::ports::Snapshot>, StoreError> {
+        self.inner.snapshot(item_id).await
+    }
+
+    async fn save_snapshot(&self, snapshot: &items_domain::ports::Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+
     async fn append_idempotent(
         &self,
         record: &IdempotencyRecord,
@@ -589,7 +597,8 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
         let clock = Arc::new(Ticking::default());
         let log = Arc::new(FaultyLog { inner: backend.events.clone(), next: Mutex::default() });
         let create = CreateItemService::new(log.clone(), clock.clone(), backend.ids.clone());
-        let changes = ChangeItemService::new(log.clone(), clock.clone(), backend.ids.clone());
+        // Snapshots every 3 versions, so runs fold from them.
+        let changes = ChangeItemService::new(log.clone(), clock.clone(), backend.ids.clone()).with_snapshot_every(3);
         System {
             runtime,
             backend,

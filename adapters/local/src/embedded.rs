@@ -102,6 +102,14 @@ impl EventStore for EmbeddedEventStore {
     async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.log.stream_after(item_id, after, limit).await
     }
+
+    async fn snapshot(&self, item_id: ItemId) -> Result<Option<items_domain::ports::Snapshot>, StoreError> {
+        self.log.snapshot(item_id).await
+    }
+
+    async fn save_snapshot(&self, snapshot: &items_domain::ports::Snapshot) -> Result<(), StoreError> {
+        self.log.save_snapshot(snapshot).await
+    }
 }
 
 #[async_trait]

@@ -50,6 +50,14 @@ impl ChangeItemService {
         self
     }
 
+    /// Keeps a snapshot each time an item's version passes a multiple of
+    /// `every` (default [`SNAPSHOT_EVERY`](super::write::SNAPSHOT_EVERY); tests
+    /// take small ones to reach them).
+    pub fn with_snapshot_every(mut self, every: u64) -> Self {
+        self.path.snapshot_every = every.max(1);
+        self
+    }
+
     pub async fn update(
         &self,
         actor: &Actor,

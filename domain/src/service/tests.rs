@@ -36,6 +36,15 @@ impl EventStore for FakeEvents {
         Ok(())
     }
 
+    /// Keeps no snapshots: every load folds the whole stream.
+    async fn snapshot(&self, _item_id: ItemId) -> Result<Option<crate::ports::Snapshot>, StoreError> {
+        Ok(None)
+    }
+
+    async fn save_snapshot(&self, _snapshot: &crate::ports::Snapshot) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let log = self.log.lock().unwrap();
         Ok(log.iter().filter(|e| e.item_id == item_id && e.version > after).take(limit).cloned().collect())

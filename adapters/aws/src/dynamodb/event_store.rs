@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
-use items_domain::ports::{AppendError, AppendPlan, EventStore, StoreError, check_append};
+use items_domain::ports::{AppendError, AppendPlan, EventStore, Snapshot, StoreError, check_append};
 use items_domain::{Event, Item, ItemId};
 
 use super::store_error;
@@ -95,6 +95,13 @@ impl StoredIdempotency {
             change: self.change,
         })
     }
+}
+
+/// Where an item's snapshot is kept: its own partition (sort key 0), so
+/// readers of the item's stream, the replay scan and the projector (its event
+/// filter takes `item#` partitions only) never meet it.
+fn snapshot_partition(item_id: ItemId) -> String {
+    format!("snap#{item_id}")
 }
 
 /// A new version may only be written where none exists: no overwrites, ever.
@@ -348,6 +355,53 @@ impl EventStore for DynamoEventStore {
             return Ok(None);
         }
         stored.into_record().map(Some)
+    }
+
+    async fn snapshot(&self, item_id: ItemId) -> Result<Option<Snapshot>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(EVENTS_PARTITION_KEY, AttributeValue::S(snapshot_partition(item_id)))
+            .key(EVENTS_SORT_KEY, AttributeValue::N("0".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        let Some(record) = output.item else { return Ok(None) };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("snapshot of item {item_id}: {what}"));
+        let revision = record.get("revision").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+        let item = record.get("item").and_then(|v| v.as_s().ok()).ok_or_else(|| corrupt("no item"))?;
+        let item: Item = serde_json::from_str(item).map_err(|e| corrupt(&e.to_string()))?;
+        Ok(Some(Snapshot { item, revision: revision.ok_or_else(|| corrupt("no revision"))? }))
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let item = serde_json::to_string(&snapshot.item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(EVENTS_PARTITION_KEY, AttributeValue::S(snapshot_partition(snapshot.item.id)))
+            .item(EVENTS_SORT_KEY, AttributeValue::N("0".into()))
+            .item("snapshot_version", AttributeValue::N(snapshot.item.version.to_string()))
+            .item("revision", AttributeValue::N(snapshot.revision.to_string()))
+            .item("item", AttributeValue::S(item))
+            .condition_expression(
+                "attribute_not_exists(stream_id) OR snapshot_version < :version OR revision <> :revision",
+            )
+            .expression_attribute_values(":version", AttributeValue::N(snapshot.item.version.to_string()))
+            .expression_attribute_values(":revision", AttributeValue::N(snapshot.revision.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match error.as_service_error() {
+                // A later snapshot is kept already.
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                _ => Err(store_error("PutItem", error)),
+            },
+        }
     }
 
     async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use items_domain::event::{StoredEvent, rfc3339};
 use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use items_domain::ports::{
-    AppendError, AppendPlan, EventStore, Page, PageKey, ReadModel, StoreError, Upsert, check_append,
+    AppendError, AppendPlan, EventStore, Page, PageKey, ReadModel, Snapshot, StoreError, Upsert, check_append,
 };
 use items_domain::replay::{EventLogScan, ReplayTarget, ScanPage, WriteStats};
 use items_domain::{Event, Item, ItemId};
@@ -310,6 +310,8 @@ impl EventStore for SqliteEventStore {
                     }
                 }
                 append_in(connection, expected_version, &events)?;
+                // Two out for each one in: expired records never pile up.
+                remove_expired_records(connection, now, Some(2))?;
                 connection
                     .execute(
                         "INSERT INTO idempotency (subject, key, expires_at, record) VALUES (?1, ?2, ?3, ?4)
@@ -317,8 +319,6 @@ impl EventStore for SqliteEventStore {
                         params![record.subject, record.key.as_str(), rfc3339::format(&record.expires_at), encode(&record)?],
                     )
                     .map_err(unavailable)?;
-                // Two out for each one in: expired records never pile up.
-                remove_expired_records(connection, now, Some(2))?;
                 Ok(())
             })
             .await
@@ -341,6 +341,37 @@ impl EventStore for SqliteEventStore {
                 .map_err(unavailable)?;
             stored.map(|s| serde_json::from_str(&s).map_err(|e| corrupt("idempotency record", e))).transpose()
         })
+    }
+
+    async fn snapshot(&self, item_id: ItemId) -> Result<Option<Snapshot>, StoreError> {
+        self.0.read_now(move |connection| {
+            let stored: Option<(u32, String)> = connection
+                .prepare_cached("SELECT revision, item FROM snapshots WHERE stream_id = ?1")
+                .and_then(|mut statement| {
+                    statement.query_row([item_id.stream_id()], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+                })
+                .map_err(unavailable)?;
+            stored.map(|(revision, item)| Ok(Snapshot { item: decode_item(&item)?, revision })).transpose()
+        })
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let snapshot = snapshot.clone();
+        self.0
+            .writer
+            .disposable(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO snapshots (stream_id, version, revision, item) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, revision = excluded.revision, item = excluded.item
+                         WHERE excluded.version > snapshots.version OR excluded.revision <> snapshots.revision",
+                        params![snapshot.item.id.stream_id(), snapshot.item.version, snapshot.revision, encode(&snapshot.item)?],
+                    )
+                    .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)
     }
 
     async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {

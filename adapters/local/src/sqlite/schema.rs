@@ -48,6 +48,13 @@ const MIGRATIONS: &[&str] = &[
     // 3: idempotency records by expiry, so expired ones are removed cheaply
     // (`expires_at` is fixed-width RFC 3339 UTC: text order is time order).
     "CREATE INDEX idempotency_expiry ON idempotency (expires_at);",
+    // 4: each item's latest snapshot (the write side folds from it).
+    "CREATE TABLE snapshots (
+         stream_id TEXT PRIMARY KEY,
+         version INTEGER NOT NULL,
+         revision INTEGER NOT NULL,
+         item TEXT NOT NULL
+     );",
 ];
 
 /// The schema version this code writes.
