@@ -147,7 +147,7 @@ def build(results):
         "-p", "items-cli", "-p", "items-lambda", "-p", "items-aws", "-p", "items-local",
         "--bin", "items", "--bin", "post-item", "--bin", "get-items", "--bin", "project-events",
         "--example", "bench_harness", "--example", "hello_axum", "--example", "lambda_echo", "--example", "replay_bench",
-        "--bench", "token_verify", "--bench", "event_codec",
+        "--bench", "token_verify", "--bench", "event_codec", "--bench", "change_path",
         "--message-format", "json-render-diagnostics",
     ]
     log("$ " + " ".join(cmd))
@@ -428,7 +428,7 @@ def bench_store(profile, results):
 def bench_micro(profile, results, executables):
     home = results / "criterion"
     shutil.rmtree(home, ignore_errors=True)
-    for name, crate in [("token_verify", "local"), ("event_codec", "aws")]:
+    for name, crate in [("token_verify", "local"), ("event_codec", "aws"), ("change_path", "local")]:
         run([executables[name], "--bench", *profile["criterion"]], cwd=ROOT / "adapters" / crate,
             env=dict(os.environ, CRITERION_HOME=str(home)))
     micro = {}
@@ -843,7 +843,8 @@ class Report:
 
     def micro_section(self, data):
         self.add("## 5. Micro benchmarks (criterion)", "")
-        self.add("`adapters/local/benches/token_verify.rs` and `adapters/aws/benches/event_codec.rs`, criterion with short "
+        self.add("`adapters/local/benches/token_verify.rs`, `adapters/aws/benches/event_codec.rs` and "
+                 "`adapters/local/benches/change_path.rs`, criterion with short "
                  f"runs (`{' '.join(self.args_profile['criterion'])}`). Each sample is the mean time per iteration "
                  "of one criterion sample; median / p90 / p99 are over those samples. No classic baseline exists "
                  "(API Gateway verifies tokens for the classic stack, and it stores no events).", "")
@@ -856,6 +857,12 @@ class Report:
             "event/from_stored_json": "stored JSON → event",
             "event/from_stream_record_json": "DynamoDB stream batch JSON (1 record) → event",
         }
+        for length in (10, 1000, 20000):
+            descriptions[f"change/rename_snapshots/{length}"] = (
+                f"a rename on the durable store, item history starting at {length:,} events "
+                "(each iteration adds one), folding from the snapshot")
+            descriptions[f"change/rename_whole_stream/{length}"] = (
+                f"the same, history starting at {length:,} events, folding the whole stream (no snapshots)")
         rows = []
         for key, value in data.items():
             st = stats(value["us"])
