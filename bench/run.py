@@ -432,7 +432,7 @@ def bench_micro(profile, results, executables):
         run([executables[name], "--bench", *profile["criterion"]], cwd=ROOT / "adapters" / crate,
             env=dict(os.environ, CRITERION_HOME=str(home)))
     micro = {}
-    for benchmark in sorted(home.glob("*/*/new/benchmark.json")):
+    for benchmark in sorted(home.glob("**/new/benchmark.json")):
         meta = json.loads(benchmark.read_text())
         sample = json.loads((benchmark.parent / "sample.json").read_text())
         per_iter_ns = [t / n for t, n in zip(sample["times"], sample["iters"])]
@@ -880,13 +880,14 @@ class Report:
                  "BatchWriteItem of the same records, as they are, into a copy without a stream: no decoding, no "
                  "domain logic) and the replay service (the code `items replay` runs) with 4 segments each. "
                  "`replay --into` writes with BatchWriteItem into a new table; a replay into the live table uses the "
-                 "projector's version-guarded PutItem, one item at a time (32 in flight), because BatchWriteItem "
-                 "cannot carry a condition.", "")
+                 "read model's repair (a conditional PutItem: never back in time, rewriting a row that differs at "
+                 "its version), one item at a time (32 in flight), because BatchWriteItem cannot carry a "
+                 "condition.", "")
         self.add(*data["table"], "")
         into = next((v for k, v in data["ratios"].items() if k.startswith("replay --into")), None)
         if into is not None:
             self.headline.append(("Replay at least 0.8× the parallel Scan + BatchWriteItem floor (events/s)",
-                                  f"`replay --into` {into:.2f}× (live-table, version-guarded: "
+                                  f"`replay --into` {into:.2f}× (live table, conditional repair: "
                                   f"{next((v for k, v in data['ratios'].items() if 'live' in k), 0):.2f}×)",
                                   into >= 0.8))
 

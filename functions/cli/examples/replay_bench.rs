@@ -3,8 +3,8 @@
 //! - floor: a parallel Scan of the events table and BatchWriteItem of the same
 //!   records, as they are, into a copy table: no decoding, no domain logic;
 //! - `replay --into`: the replay service with BatchWriteItem (a new table);
-//! - `replay` into the live table: the replay service with the projector's
-//!   version-guarded PutItem.
+//! - `replay` into the live table: the replay service with the read model's
+//!   repair (a conditional PutItem).
 //!
 //! `cargo run --release --example replay_bench -- [EVENTS] [SEGMENTS]`
 //! (defaults 10000 and 4). Prints a Markdown table. Loopback only.
@@ -129,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
             Arc::new(BatchWriter::new(client.clone(), fresh))
         }),
         (
-            "replay into the live table (version-guarded PutItem)",
+            "replay into the live table (conditional repair PutItem)",
             Arc::new(ReadModelTarget::new(Arc::new(DynamoReadModel::new(client.clone(), live)), 32)),
         ),
     ];
