@@ -34,6 +34,9 @@ export function items(args, input = "") {
     child.on("close", (code) =>
       code === 0 ? resolvePromise(out) : reject(new Error(`items ${args.join(" ")} exited ${code}: ${err}`)),
     );
+    // A command that does not read its input (`items token`) may be done
+    // before the input is written: EPIPE then, which its exit code settles.
+    child.stdin.on("error", () => {});
     child.stdin.end(input);
   });
 }
