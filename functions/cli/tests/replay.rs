@@ -467,11 +467,18 @@ async fn verify_next_to_live_changes_finds_no_difference() {
             }
         })
     };
+    // The writer is going before `--verify` starts, and goes on while it runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while changed.load(Ordering::SeqCst) < 5 {
+        assert!(Instant::now() < deadline, "the writer never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = changed.load(Ordering::SeqCst);
     let mut verify = tables.replay_command(&["--verify"]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let verified = tokio::task::spawn_blocking(move || verify.output().unwrap()).await.unwrap();
+    let during = changed.load(Ordering::SeqCst) - before;
     stop.store(true, Ordering::SeqCst);
     writer.await.unwrap();
-    assert!(changed.load(Ordering::SeqCst) > 20, "the writer ran alongside");
-    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(during > 0, "the writer ran alongside");
+    assert!(verified.status.success(), "{during} changes meanwhile: {}", text(&verified));
 }
