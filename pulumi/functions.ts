@@ -1,4 +1,4 @@
-// The three Lambda functions built by cargo-lambda, their log groups and roles.
+// The four Lambda functions built by cargo-lambda, their log groups and roles.
 
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";

@@ -1,4 +1,4 @@
-//! Items API production adapters: what the three Lambdas link, and nothing of
+//! Items API production adapters: what the four Lambdas link, and nothing of
 //! the laptop stack (that is `items-local`).
 //!
 //! - [`apigw`]: the API handlers (API Gateway REST proxy events in and out) that the
