@@ -15,7 +15,7 @@ use items_domain::ports::EventStore;
 use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
 use items_domain::testing::{FixedClock, SequentialIds};
 use serde_json::{Value, json};
-use support::{body_json, header};
+use support::{body_json, deadline, header};
 
 const EVENT: &str = include_str!("fixtures/apigw-post-items.json");
 /// The fixture's caller, who creates the items here.
@@ -382,9 +382,4 @@ fn the_caller_reads_groups_from_the_claims() {
     assert!(caller.is_in_group("items-admins") && caller.is_in_group("staff"));
     assert_eq!(groups_claim(&json!(5)), Vec::<String>::new());
     assert_eq!(groups_claim(&json!("")), Vec::<String>::new());
-}
-
-/// An invocation's deadline: the functions' timeout from now.
-fn deadline() -> std::time::Instant {
-    std::time::Instant::now() + std::time::Duration::from_secs(10)
 }

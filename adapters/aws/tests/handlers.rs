@@ -15,7 +15,7 @@ use items_domain::service::{CreateItemService, ProjectorService, QueryService};
 use items_domain::testing::{FixedClock, SequentialIds};
 use items_domain::{EventPayload, ItemId};
 use serde_json::{Value, json};
-use support::{body_json, header};
+use support::{body_json, deadline, header};
 
 const POST_EVENT: &str = include_str!("fixtures/apigw-post-items.json");
 const SUB: &str = "4f1e8a52-7c3b-4d59-9a41-0c6b2f2e9d11";
@@ -400,9 +400,4 @@ async fn a_listing_without_limit_stays_within_lambdas_response_limit_and_links_e
     }
     assert_eq!(seen, ids);
     assert!(pages >= 2);
-}
-
-/// An invocation's deadline: the functions' timeout from now.
-fn deadline() -> std::time::Instant {
-    std::time::Instant::now() + std::time::Duration::from_secs(10)
 }
