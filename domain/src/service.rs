@@ -144,6 +144,32 @@ pub fn embedded_size(value: &impl serde::Serialize) -> usize {
     json.len() + json.iter().filter(|&&b| b == b'"' || b == b'\\').count()
 }
 
+/// A JSON array body filled under a byte budget (sizes as [`embedded_size`]
+/// counts them): what one listing or history page may hold.
+pub(crate) struct Body {
+    bytes: usize,
+    max: usize,
+    empty: bool,
+}
+
+impl Body {
+    pub(crate) fn new(max: usize) -> Self {
+        Self { bytes: 2, max, empty: true } // `[]`
+    }
+
+    /// Counts `value` in if it fits, or if the body is still empty (a page
+    /// always makes progress); `false`: the page ends before it.
+    pub(crate) fn takes(&mut self, value: &impl serde::Serialize) -> bool {
+        let size = embedded_size(value) + usize::from(!self.empty);
+        if !self.empty && self.bytes + size > self.max {
+            return false;
+        }
+        self.bytes += size;
+        self.empty = false;
+        true
+    }
+}
+
 /// `GET /items` and `GET /items/{id}`: reads the read model.
 pub struct QueryService {
     read_model: Arc<dyn ReadModel>,
@@ -194,18 +220,16 @@ impl QueryService {
         let by_deadline = deadline.map(|deadline| deadline.checked_sub(self.budget.reserve).unwrap_or(started));
         let stop_at = by_budget.into_iter().chain(by_deadline).min();
         let mut items: Vec<Item> = Vec::new();
-        let mut body_bytes = 2; // `[]`
+        let mut body = Body::new(self.budget.max_body_bytes);
         loop {
             let page = self.read_model.list_page(None, after.as_ref()).await?;
             for item in page.items.into_iter().filter(|item| !item.deleted) {
-                let size = embedded_size(&item) + usize::from(!items.is_empty());
-                if let Some(last) = items.last()
-                    && body_bytes + size > self.budget.max_body_bytes
+                if !body.takes(&item)
+                    && let Some(last) = items.last()
                 {
                     let rest = self.read_model.position_after(last);
                     return Ok(Listing { next_cursor: Some(self.cursors.seal(&rest)), items });
                 }
-                body_bytes += size;
                 items.push(item);
             }
             match page.next {

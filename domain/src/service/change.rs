@@ -171,19 +171,17 @@ impl HistoryService {
 
     async fn fill(&self, id: ItemId, mut after: u64) -> Result<HistoryPage, StoreError> {
         let mut entries: Vec<HistoryEntry> = Vec::new();
-        let mut body_bytes = 2; // `[]`
+        let mut body = super::Body::new(self.max_body_bytes);
         loop {
             let events = self.events.stream_after(id, after, HISTORY_CHUNK).await?;
             for event in &events {
                 let entry = HistoryEntry::from(event);
-                let size = super::embedded_size(&entry) + usize::from(!entries.is_empty());
-                if let Some(last) = entries.last()
-                    && body_bytes + size > self.max_body_bytes
+                if !body.takes(&entry)
+                    && let Some(last) = entries.last()
                 {
                     let next = Some(last.version);
                     return Ok(HistoryPage { entries, next });
                 }
-                body_bytes += size;
                 entries.push(entry);
             }
             match events.last() {
