@@ -304,6 +304,18 @@ impl VerifyReport {
     pub fn is_clean(&self) -> bool {
         self.missing.is_empty() && self.stale.is_empty() && self.extra.is_empty()
     }
+
+    /// Files item `id` under the difference, if any, between what the log
+    /// says (`want`) and what the table holds (`have`).
+    fn compare(&mut self, id: ItemId, want: Option<&Item>, have: Option<&Item>) {
+        match (want, have) {
+            (None, Some(_)) => self.extra.push(id),
+            // A deleted item's tombstone may have expired: no row is right too.
+            (Some(want), None) if !want.deleted => self.missing.push(id),
+            (Some(want), Some(have)) if want != have => self.stale.push(id),
+            _ => {}
+        }
+    }
 }
 
 /// Compares the expected states (from [`fold_states`] over the whole log) with
@@ -314,14 +326,11 @@ pub fn verify(expected: &HashMap<ItemId, Item>, actual: impl IntoIterator<Item =
     for item in actual {
         report.actual += 1;
         seen.insert(item.id);
-        match expected.get(&item.id) {
-            None => report.extra.push(item.id),
-            Some(want) if *want != item => report.stale.push(item.id),
-            Some(_) => {}
-        }
+        report.compare(item.id, expected.get(&item.id), Some(&item));
     }
-    report.missing =
-        expected.values().filter(|item| !item.deleted && !seen.contains(&item.id)).map(|item| item.id).collect();
+    for want in expected.values().filter(|want| !seen.contains(&want.id)) {
+        report.compare(want.id, Some(want), None);
+    }
     report.missing.sort();
     report.stale.sort();
     report.extra.sort();
@@ -340,13 +349,8 @@ pub async fn recheck(
     let mut rechecked = VerifyReport { expected: report.expected, actual: report.actual, ..VerifyReport::default() };
     let candidates = report.missing.iter().chain(&report.stale).chain(&report.extra);
     for &id in candidates {
-        let expected = projection::fold_stream(&scan.item_stream(id).await?)?;
-        match (expected, read_model.get(id).await?) {
-            (None, Some(_)) => rechecked.extra.push(id),
-            (Some(want), None) if !want.deleted => rechecked.missing.push(id),
-            (Some(want), Some(have)) if want != have => rechecked.stale.push(id),
-            _ => {}
-        }
+        let want = projection::fold_stream(&scan.item_stream(id).await?)?;
+        rechecked.compare(id, want.as_ref(), read_model.get(id).await?.as_ref());
     }
     Ok(rechecked)
 }
