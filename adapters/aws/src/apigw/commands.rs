@@ -3,7 +3,7 @@
 //! the stream itself as the item's history. No access to the read table.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use http::header::{ETAG, HeaderValue, IF_MATCH, LINK};
+use http::header::{ETAG, HeaderValue, IF_MATCH};
 use http::{HeaderMap, Method};
 use items_domain::ItemId;
 use items_domain::command::{Precondition, UpdateItem};
@@ -53,14 +53,9 @@ async fn dispatch(
                 Some(text) => text.parse::<u64>().map_err(|_| ApiError::new(400, "invalid cursor"))?,
             };
             let page = functions.history.history(id, limit, after).await?.ok_or_else(not_found)?;
-            let mut headers = HeaderMap::new();
-            if let Some(next) = page.next {
-                let limit = limit.map(|l| format!("limit={l}&")).unwrap_or_default();
-                let path = request.request_context.path.as_deref().or(request.path.as_deref()).unwrap_or_default();
-                if let Ok(link) = HeaderValue::from_str(&format!("<{path}?{limit}cursor={next}>; rel=\"next\"")) {
-                    headers.insert(LINK, link);
-                }
-            }
+            // The path as the client called it (with the stage in AWS).
+            let path = request.request_context.path.as_deref().or(request.path.as_deref()).unwrap_or_default();
+            let headers = super::next_link(path, limit, page.next.map(|next| next.to_string()).as_deref());
             Ok(json_response(200, &page.entries, headers))
         }
         (&Method::PATCH, false) => {

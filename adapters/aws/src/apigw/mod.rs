@@ -271,6 +271,18 @@ fn page_limit(request: &ApiGatewayProxyRequest) -> Result<Option<u32>, ApiError>
     }
 }
 
+/// `Link: <path?limit=N&cursor=C>; rel="next"` when a page has a next one.
+fn next_link(path: &str, limit: Option<u32>, next: Option<&str>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(next) = next {
+        let limit = limit.map(|l| format!("limit={l}&")).unwrap_or_default();
+        if let Ok(link) = HeaderValue::from_str(&format!("<{path}?{limit}cursor={next}>; rel=\"next\"")) {
+            headers.insert(LINK, link);
+        }
+    }
+    headers
+}
+
 /// The path of `/items` as the client called it (with the stage in AWS).
 fn collection_path(request: &ApiGatewayProxyRequest) -> String {
     let path = request.request_context.path.as_deref().or(request.path.as_deref()).unwrap_or("/items");
@@ -316,14 +328,7 @@ async fn read(
     let limit = page_limit(request)?;
     let cursor = request.query_string_parameters.first("cursor");
     let listing = service.list(limit, cursor, Some(deadline)).await.map_err(query_error)?;
-    let mut headers = HeaderMap::new();
-    if let Some(next) = listing.next_cursor {
-        let limit = limit.map(|l| format!("limit={l}&")).unwrap_or_default();
-        let link = format!("<{}?{limit}cursor={next}>; rel=\"next\"", collection_path(request));
-        if let Ok(link) = HeaderValue::from_str(&link) {
-            headers.insert(LINK, link);
-        }
-    }
+    let headers = next_link(&collection_path(request), limit, listing.next_cursor.as_deref());
     Ok(json_response(200, &listing.items, headers))
 }
 
