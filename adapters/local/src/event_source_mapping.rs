@@ -91,13 +91,11 @@ pub async fn redrive(
             outcome.kept.extend(records.into_iter().map(|record| (record, reason.clone())));
             continue;
         };
-        let folded = match events.stream(item_id).await {
-            Ok(stream) => items_domain::projection::fold_stream(&stream).map_err(StoreError::from),
-            Err(error) => Err(error),
-        };
+        let folded =
+            events.stream(item_id).await.and_then(|stream| Ok(items_domain::projection::fold_stream(&stream)?));
         let item = match folded {
             Ok(item) => item,
-            Err(StoreError::Unavailable(reason)) => return Err(StoreError::Unavailable(reason)),
+            Err(error @ StoreError::Unavailable(_)) => return Err(error),
             Err(error) => {
                 let reason = error.to_string();
                 outcome.kept.extend(records.into_iter().map(|record| (record, reason.clone())));
