@@ -139,9 +139,7 @@ impl WritePath {
         }
         Err(StoreError::Unavailable("idempotency record kept changing".into()).into())
     }
-}
 
-impl WritePath {
     /// The item's state, folded strictly: a short stream whole (read at once
     /// with the snapshot, so no extra round trip), a long one from its
     /// latest snapshot on. A snapshot that cannot be read or was folded by
