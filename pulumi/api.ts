@@ -3,13 +3,28 @@
 import * as crypto from "crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { READ_SCOPE, Settings, WRITE_SCOPE, namePrefix } from "./config";
+import { Settings, namePrefix } from "./config";
+import routeTable from "./routes.json";
 import { Cognito } from "./cognito";
 import { Functions, LambdaBundle } from "./functions";
 import { assumeRolePolicy } from "./iam";
 
 export const STAGE_NAME = "v1";
-export const CORS_ALLOW_HEADERS = "Authorization,Content-Type,Idempotency-Key,If-Match";
+
+type Method = "GET" | "POST" | "PATCH" | "DELETE";
+/** The API's routes as the Rust route table (`items_aws::routes`) writes them. */
+export const ROUTE_TABLE = routeTable as {
+    routes: { operation: string; method: Method; resource: string; function: string; scope: string }[];
+    allowHeaders: string[];
+    preflightMaxAge: number;
+};
+export const CORS_ALLOW_HEADERS = ROUTE_TABLE.allowHeaders.join(",");
+
+/** The methods a resource answers, OPTIONS included, as its preflight lists them. */
+export function allowedMethods(path: string): string {
+    const methods = ROUTE_TABLE.routes.filter((r) => r.resource === path).map((r) => r.method);
+    return [...methods, "OPTIONS"].join(",");
+}
 /** The body of a 404 for an unknown path or method, as `items serve` answers it. */
 export const NOT_FOUND_BODY = '{"message":"Not found"}';
 
@@ -45,7 +60,7 @@ interface Route {
     key: string;
     resource: aws.apigateway.Resource;
     path: string;
-    httpMethod: "GET" | "POST" | "PATCH" | "DELETE";
+    httpMethod: Method;
     target: LambdaBundle;
     scopes: string[];
     /** Tail of the execute-api source ARN allowed to invoke the target. */
@@ -105,66 +120,33 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
         identitySource: "method.request.header.Authorization",
     });
 
-    const routeSpecs: Route[] = [
-        {
-            key: "list-items",
-            resource: itemsResource,
-            path: "/items",
-            httpMethod: "GET",
-            target: fns.getItems,
-            scopes: [READ_SCOPE],
-            sourceArnPath: "GET/items",
-        },
-        {
-            key: "create-item",
-            resource: itemsResource,
-            path: "/items",
-            httpMethod: "POST",
-            target: fns.postItem,
-            scopes: [WRITE_SCOPE],
-            sourceArnPath: "POST/items",
-        },
-        {
-            key: "get-item",
-            resource: itemResource,
-            path: "/items/{id}",
-            httpMethod: "GET",
-            target: fns.getItems,
-            scopes: [READ_SCOPE],
-            sourceArnPath: "GET/items/*",
-            requestParameters: { "method.request.path.id": true },
-        },
-        {
-            key: "update-item",
-            resource: itemResource,
-            path: "/items/{id}",
-            httpMethod: "PATCH",
-            target: fns.itemCommands,
-            scopes: [WRITE_SCOPE],
-            sourceArnPath: "PATCH/items/*",
-            requestParameters: { "method.request.path.id": true },
-        },
-        {
-            key: "delete-item",
-            resource: itemResource,
-            path: "/items/{id}",
-            httpMethod: "DELETE",
-            target: fns.itemCommands,
-            scopes: [WRITE_SCOPE],
-            sourceArnPath: "DELETE/items/*",
-            requestParameters: { "method.request.path.id": true },
-        },
-        {
-            key: "item-history",
-            resource: historyResource,
-            path: "/items/{id}/events",
-            httpMethod: "GET",
-            target: fns.itemCommands,
-            scopes: [READ_SCOPE],
-            sourceArnPath: "GET/items/*/events",
-            requestParameters: { "method.request.path.id": true },
-        },
-    ];
+    // The route table (`routes.json`, written from the Rust one the handlers
+    // and `items serve` follow): one method per entry, named for its operation.
+    const resources: Record<string, aws.apigateway.Resource> = {
+        "/items": itemsResource,
+        "/items/{id}": itemResource,
+        "/items/{id}/events": historyResource,
+    };
+    const targets: Record<string, LambdaBundle> = {
+        "post-item": fns.postItem,
+        "get-items": fns.getItems,
+        "item-commands": fns.itemCommands,
+    };
+    for (const r of ROUTE_TABLE.routes) {
+        if (!resources[r.resource] || !targets[r.function]) {
+            throw new Error(`routes.json: ${r.method} ${r.resource} -> ${r.function} has no resource or function here`);
+        }
+    }
+    const routeSpecs: Route[] = ROUTE_TABLE.routes.map((r) => ({
+        key: r.operation,
+        resource: resources[r.resource],
+        path: r.resource,
+        httpMethod: r.method,
+        target: targets[r.function],
+        scopes: [r.scope],
+        sourceArnPath: `${r.method}${r.resource.replace(/\{[^}]+\}/g, "*")}`,
+        ...(r.resource.includes("{id}") ? { requestParameters: { "method.request.path.id": true } } : {}),
+    }));
 
     const routes: RouteResources[] = routeSpecs.map((route) => {
         const method = new aws.apigateway.Method(`${route.key}-method`, {
@@ -197,16 +179,16 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
     // CORS preflight: unauthenticated OPTIONS answered by API Gateway itself.
     // (The Lambda proxy responses must carry Access-Control-Allow-Origin too.)
     const corsTargets = [
-        { key: "items", resource: itemsResource, methods: "GET,POST,OPTIONS" },
-        { key: "item", resource: itemResource, methods: "GET,PATCH,DELETE,OPTIONS" },
-        { key: "item-events", resource: historyResource, methods: "GET,OPTIONS" },
-    ];
+        { key: "items", path: "/items" },
+        { key: "item", path: "/items/{id}" },
+        { key: "item-events", path: "/items/{id}/events" },
+    ].map((t) => ({ key: t.key, resource: resources[t.path], methods: allowedMethods(t.path) }));
     const cors = corsTargets.map((t) => {
         const headers = {
             "Access-Control-Allow-Origin": origin,
             "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
             "Access-Control-Allow-Methods": t.methods,
-            "Access-Control-Max-Age": "600",
+            "Access-Control-Max-Age": String(ROUTE_TABLE.preflightMaxAge),
         };
         const method = new aws.apigateway.Method(`${t.key}-options-method`, {
             restApi: restApi.id,

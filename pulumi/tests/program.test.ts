@@ -275,6 +275,27 @@ test("every non-OPTIONS method uses the Cognito authorizer with the right scopes
     }
 });
 
+test("the declared methods are exactly the route table's (routes.json, written by items_aws::routes)", () => {
+    const table = JSON.parse(fs.readFileSync(path.join(PROJECT_DIR, "routes.json"), "utf8"));
+    const methods = p.ofType(METHOD).filter((m) => m.inputs.httpMethod !== "OPTIONS");
+    assert.equal(methods.length, table.routes.length);
+    for (const r of table.routes) {
+        const m = p.get(METHOD, `${r.operation}-method`).inputs;
+        assert.equal(`${m.httpMethod} ${resourcePath({ inputs: m } as Registered)}`, `${r.method} ${r.resource}`);
+        assert.deepEqual(m.authorizationScopes, [r.scope], r.operation);
+        const i = p.get(INTEGRATION, `${r.operation}-integration`).inputs;
+        assert.equal(i.uri, invokeArn(r.function), r.operation);
+    }
+    const preflight = p.ofType("aws:apigateway/integrationResponse:IntegrationResponse");
+    for (const resource of new Set<string>(table.routes.map((r: any) => r.resource))) {
+        const methods = table.routes.filter((r: any) => r.resource === resource).map((r: any) => r.method);
+        const answer = preflight.find((x) => resourcePath(x) === resource)!.inputs.responseParameters;
+        assert.equal(answer["method.response.header.Access-Control-Allow-Methods"], `'${[...methods, "OPTIONS"]}'`);
+        assert.equal(answer["method.response.header.Access-Control-Allow-Headers"], `'${table.allowHeaders}'`);
+        assert.equal(answer["method.response.header.Access-Control-Max-Age"], `'${table.preflightMaxAge}'`);
+    }
+});
+
 test("every OPTIONS method is unauthenticated", () => {
     const options = p.ofType(METHOD).filter((m) => m.inputs.httpMethod === "OPTIONS");
     assert.deepEqual(options.map(resourcePath).sort(), ["/items", "/items/{id}", "/items/{id}/events"]);

@@ -3,6 +3,8 @@
 //!
 //! - [`apigw`]: the API handlers (API Gateway REST proxy events in and out) that the
 //!   Lambdas and the local gateway both run.
+//! - [`routes`]: the route table (method, resource, function, scope) that the local
+//!   gateway, the handlers and the Pulumi program all follow.
 //! - [`projector`]: the projector's handler for DynamoDB stream batches, with partial
 //!   batch failures.
 //! - [`response_headers`]: the CORS and security headers of every API response, in
@@ -27,4 +29,5 @@ pub mod limits;
 pub mod metrics;
 pub mod projector;
 pub mod response_headers;
+pub mod routes;
 pub mod system;

@@ -22,11 +22,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
-use items_aws::apigw::{self, ApiError, CommandFunctions, READ_SCOPE, WRITE_SCOPE};
+use items_aws::apigw::{self, ApiError, CommandFunctions};
 use items_aws::limits::{
     BAD_GATEWAY, LAMBDA_RESPONSE_MAX_BYTES, PAYLOAD_TOO_LARGE, REQUEST_PAYLOAD_MAX_BYTES, TIMED_OUT,
 };
 use items_aws::response_headers::{self, CorsPolicy};
+use items_aws::routes::{self, Function, Route};
 use items_domain::service::{CreateItemService, QueryService};
 use serde_json::Value;
 use uuid::Uuid;
@@ -58,48 +59,19 @@ pub struct GatewayConfig {
     pub function_timeout: Duration,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Function {
-    PostItem,
-    GetItems,
-    ItemCommands,
-}
-
-struct Route {
-    resource: &'static str,
-    function: Function,
-    scope: &'static str,
+/// A request matched to a route of the table, as API Gateway matches it.
+struct Matched {
+    route: &'static Route,
     path_parameters: HashMap<String, String>,
 }
 
-/// Matches a path and method to a resource, as API Gateway does.
-fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let (resource, id) = match segments.as_slice() {
-        ["items"] => ("/items", None),
-        ["items", id] if !id.is_empty() => ("/items/{id}", Some(*id)),
-        ["items", id, "events"] if !id.is_empty() => ("/items/{id}/events", Some(*id)),
-        _ => return Err(ApiError::new(404, "Not found")),
-    };
-    // The Pulumi program's methods, functions and scopes, resource by resource.
-    let (function, scope) = match (resource, method.as_str()) {
-        ("/items", "GET") | ("/items/{id}", "GET") => (Function::GetItems, READ_SCOPE),
-        ("/items", "POST") => (Function::PostItem, WRITE_SCOPE),
-        ("/items/{id}", "PATCH" | "DELETE") => (Function::ItemCommands, WRITE_SCOPE),
-        ("/items/{id}/events", "GET") => (Function::ItemCommands, READ_SCOPE),
-        _ => return Err(ApiError::new(405, "Method not allowed")),
-    };
+/// Matches a path and method to a route: 404 for an unknown path, 405 (with
+/// `Allow`) for a method the resource does not have.
+fn route(method: &Method, path: &str) -> Result<Matched, ApiError> {
+    let (resource, id) = routes::resource(path).ok_or_else(|| ApiError::new(404, "Not found"))?;
+    let route = routes::find(method, resource).ok_or_else(|| ApiError::new(405, "Method not allowed"))?;
     let path_parameters = id.map(|id| ("id".to_owned(), id.to_owned())).into_iter().collect();
-    Ok(Route { resource, function, scope, path_parameters })
-}
-
-fn allow_header(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    match segments.as_slice() {
-        ["items"] => "GET, POST, OPTIONS",
-        ["items", _] => "GET, PATCH, DELETE, OPTIONS",
-        _ => "GET, OPTIONS",
-    }
+    Ok(Matched { route, path_parameters })
 }
 
 /// The token from `Authorization: <token>` (as the classic clients send it) or
@@ -154,8 +126,8 @@ async fn handle(State(gateway): State<Arc<GatewayConfig>>, request: Request) -> 
             Err(error) => {
                 let status = error.status;
                 let mut response = proxy_to_http(error.into_response());
-                if status == 405 {
-                    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow_header(&path)));
+                if let (405, Some((resource, _))) = (status, routes::resource(&path)) {
+                    insert(response.headers_mut(), header::ALLOW, &routes::allowed_methods(resource));
                 }
                 response
             }
@@ -169,23 +141,28 @@ async fn handle(State(gateway): State<Arc<GatewayConfig>>, request: Request) -> 
 }
 
 fn preflight(path: &str) -> Response {
-    if let Err(error) = route(&Method::GET, path) {
-        return proxy_to_http(error.into_response());
-    }
+    let Some((resource, _)) = routes::resource(path) else {
+        return proxy_to_http(ApiError::new(404, "Not found").into_response());
+    };
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::ALLOW, HeaderValue::from_static(allow_header(path)));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(allow_header(path)));
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, Idempotency-Key, If-Match"),
-    );
-    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    let methods = routes::allowed_methods(resource);
+    insert(headers, header::ALLOW, &methods);
+    insert(headers, header::ACCESS_CONTROL_ALLOW_METHODS, &methods);
+    insert(headers, header::ACCESS_CONTROL_ALLOW_HEADERS, &routes::ALLOW_HEADERS.join(", "));
+    insert(headers, header::ACCESS_CONTROL_MAX_AGE, &routes::PREFLIGHT_MAX_AGE.to_string());
     response
 }
 
+/// Header values made from the route table, which holds only visible ASCII.
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
 async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> Result<Response, ApiError> {
-    let route = route(request.method(), request.uri().path())?;
+    let matched = route(request.method(), request.uri().path())?;
     let token = bearer_token(request.headers()).ok_or_else(ApiError::unauthorized)?;
     let claims = match gateway.verifier.verify(token).await {
         Ok(claims) => claims,
@@ -199,15 +176,15 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
             return Err(ApiError::new(503, "Service unavailable, please retry"));
         }
     };
-    if !claims.has_scope(route.scope) {
+    if !claims.has_scope(matched.route.scope) {
         return Err(ApiError::forbidden());
     }
     let source_ip = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
-    let event = proxy_request(request, &route, claims.gateway_claims(), request_id, source_ip).await?;
+    let event = proxy_request(request, &matched, claims.gateway_claims(), request_id, source_ip).await?;
     // The invocation's deadline, as Lambda gives it to the function.
     let deadline = std::time::Instant::now() + gateway.function_timeout;
     let call = async {
-        match route.function {
+        match matched.route.function {
             Function::PostItem => apigw::post_item(&gateway.functions.post_item, event).await,
             Function::GetItems => apigw::get_items(&gateway.functions.get_items, event, deadline).await,
             Function::ItemCommands => apigw::item_commands(&gateway.functions.item_commands, event).await,
@@ -241,7 +218,7 @@ fn within_lambda_limit(response: &ApiGatewayProxyResponse) -> bool {
 /// The Lambda proxy event API Gateway would send for this request.
 async fn proxy_request(
     request: Request,
-    route: &Route,
+    matched: &Matched,
     claims: serde_json::Map<String, Value>,
     request_id: &str,
     source_ip: Option<String>,
@@ -264,14 +241,14 @@ async fn proxy_request(
     }
 
     let mut event = ApiGatewayProxyRequest::default();
-    event.resource = Some(route.resource.to_owned());
+    event.resource = Some(matched.route.resource.to_owned());
     event.path = Some(parts.uri.path().to_owned());
     event.http_method = parts.method.clone();
     event.headers = parts.headers;
     event.multi_value_headers = multi_value_headers;
     event.query_string_parameters = QueryMap::from(single);
     event.multi_value_query_string_parameters = QueryMap::from(multi);
-    event.path_parameters = route.path_parameters.clone();
+    event.path_parameters = matched.path_parameters.clone();
     if !body.is_empty() {
         match std::str::from_utf8(&body) {
             Ok(text) => event.body = Some(text.to_owned()),
@@ -284,7 +261,7 @@ async fn proxy_request(
     let context = &mut event.request_context;
     context.request_id = Some(request_id.to_owned());
     context.stage = Some("local".into());
-    context.resource_path = Some(route.resource.to_owned());
+    context.resource_path = Some(matched.route.resource.to_owned());
     context.path = Some(parts.uri.path().to_owned());
     context.http_method = parts.method;
     context.protocol = Some("HTTP/1.1".into());

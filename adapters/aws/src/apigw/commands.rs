@@ -3,8 +3,8 @@
 //! the stream itself as the item's history. No access to the read table.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use http::HeaderMap;
 use http::header::{ETAG, HeaderValue, IF_MATCH};
-use http::{HeaderMap, Method};
 use items_domain::ItemId;
 use items_domain::command::{Precondition, UpdateItem};
 use items_domain::decide::{ADMIN_GROUP, Actor, Rejection};
@@ -12,10 +12,8 @@ use items_domain::service::{ChangeError, ChangeItemService, Changed, HistoryServ
 
 use crate::metrics::Counter;
 
-use super::{
-    ApiError, Caller, IDEMPOTENT_REPLAYED, READ_SCOPE, WRITE_SCOPE, answer, etag, idempotency_key, json_body,
-    json_response,
-};
+use super::{ApiError, Caller, IDEMPOTENT_REPLAYED, answer, etag, idempotency_key, json_body, json_response};
+use crate::routes::{Function, Operation};
 
 /// What the `item-commands` function serves.
 pub struct CommandFunctions {
@@ -38,15 +36,11 @@ async fn dispatch(
     request: &ApiGatewayProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
     let caller = caller.ok_or_else(ApiError::unauthorized)?;
-    let history = request.resource.as_deref().is_some_and(|resource| resource.ends_with("/events"));
-    let scope = if history { READ_SCOPE } else { WRITE_SCOPE };
-    if !caller.has_scope(scope) {
-        return Err(ApiError::forbidden());
-    }
+    let route = super::route(Function::ItemCommands, caller, request)?;
     // Not a UUID: no item has that id.
     let id = request.path_parameters.get("id").and_then(|id| ItemId::parse(id)).ok_or_else(not_found)?;
-    match (&request.http_method, history) {
-        (&Method::GET, true) => {
+    match route.operation {
+        Operation::ItemHistory => {
             let limit = super::page_limit(request)?;
             let after = match request.query_string_parameters.first("cursor") {
                 None => 0,
@@ -58,7 +52,7 @@ async fn dispatch(
             let headers = super::next_link(path, limit, page.next.map(|next| next.to_string()).as_deref());
             Ok(json_response(200, &page.entries, headers))
         }
-        (&Method::PATCH, false) => {
+        Operation::UpdateItem => {
             let update = UpdateItem::from_json(&json_body(request)?).map_err(|e| ApiError::new(400, e.to_string()))?;
             let (expected, key) = (if_match(&request.headers)?, idempotency_key(&request.headers)?);
             let changed = functions.changes.update(&actor(caller), id, update, expected, key.as_ref()).await;
@@ -70,7 +64,7 @@ async fn dispatch(
             }
             Ok(json_response(200, &changed.item, headers))
         }
-        (&Method::DELETE, false) => {
+        Operation::DeleteItem => {
             let (expected, key) = (if_match(&request.headers)?, idempotency_key(&request.headers)?);
             let changed = functions.changes.delete(&actor(caller), id, expected, key.as_ref()).await;
             let changed = changed.map_err(change_error)?;

@@ -13,14 +13,16 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
 use http::header::{CONTENT_TYPE, ETAG, HeaderValue, LINK, LOCATION};
-use http::{HeaderMap, Method};
 use items_domain::ItemId;
 use items_domain::command::CreateItem;
 use items_domain::idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 use items_domain::ports::StoreError;
 use items_domain::service::{CreateError, CreateItemService, Created, QueryError, QueryService};
 use serde::Serialize;
+
+use crate::routes::{self, Function, Operation, Route};
 
 pub use commands::{CommandFunctions, item_commands};
 
@@ -32,8 +34,6 @@ pub const MAX_PAGE_LIMIT: u32 = 1000;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Response header on a repeated idempotent response (the name Stripe uses; value `true`). A wire name: it keeps the word "replayed".
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-pub const READ_SCOPE: &str = "items/read";
-pub const WRITE_SCOPE: &str = "items/write";
 
 /// The authenticated caller, as API Gateway's Cognito authorizer describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +159,21 @@ async fn answer(
     response
 }
 
+/// The route a request is for, from its `httpMethod` and `resource` as API
+/// Gateway sets them: one `function` serves, with a scope the caller holds.
+fn route(function: Function, caller: &Caller, request: &ApiGatewayProxyRequest) -> Result<&'static Route, ApiError> {
+    let route = request
+        .resource
+        .as_deref()
+        .and_then(|resource| routes::find(&request.http_method, resource))
+        .filter(|route| route.function == function)
+        .ok_or_else(|| ApiError::new(405, "Method not allowed"))?;
+    if !caller.has_scope(route.scope) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(route)
+}
+
 /// `POST /items` (the `post-item` function).
 pub async fn post_item(service: &CreateItemService, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
     answer(request, async |caller, request| create(service, caller, request).await).await
@@ -170,9 +185,7 @@ async fn create(
     request: &ApiGatewayProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
     let caller = caller.ok_or_else(ApiError::unauthorized)?;
-    if !caller.has_scope(WRITE_SCOPE) {
-        return Err(ApiError::forbidden());
-    }
+    route(Function::PostItem, caller, request)?;
     let body = json_body(request)?;
     let command = CreateItem::from_json(&body).map_err(|e| ApiError::new(400, e.to_string()))?;
     let key = idempotency_key(&request.headers)?;
@@ -309,15 +322,9 @@ async fn read(
     deadline: Instant,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
     let caller = caller.ok_or_else(ApiError::unauthorized)?;
-    if !caller.has_scope(READ_SCOPE) {
-        return Err(ApiError::forbidden());
-    }
-    if request.http_method != Method::GET {
-        return Err(ApiError::new(405, "Method not allowed"));
-    }
-    if let Some(id) = request.path_parameters.get("id") {
+    if route(Function::GetItems, caller, request)?.operation == Operation::GetItem {
         let not_found = || ApiError::new(404, "Item not found");
-        let id = ItemId::parse(id).ok_or_else(not_found)?;
+        let id = request.path_parameters.get("id").and_then(|id| ItemId::parse(id)).ok_or_else(not_found)?;
         let item = service.get(id).await.map_err(query_error)?.ok_or_else(not_found)?;
         let mut headers = HeaderMap::new();
         if let Some(etag) = etag(item.version) {
