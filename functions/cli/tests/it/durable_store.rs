@@ -2,8 +2,6 @@
 //! that was acknowledged, one server per data dir, clear errors for files and
 //! folders it cannot use, and replay / verify on it.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::{Server, new_data_dir, printed, run_items};
 use serde_json::{Value, json};
-use support::{Server, new_data_dir, printed, run_items};
 use tokio::task::JoinSet;
 
 const DATABASE: &str = "items.sqlite3";

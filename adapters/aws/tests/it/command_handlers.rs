@@ -2,12 +2,11 @@
 //! REST proxy events (the `item-commands` function), over the in-memory ports:
 //! every status the API reference lists, and what was stored.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::{body_json, deadline, header};
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use items_aws::apigw::{Caller, CommandFunctions, get_items, groups_claim, item_commands, post_item};
+use items_aws::apigw::{Caller, ItemCommands, get_items, groups_claim, item_commands, post_item};
 use items_aws::cursor::HmacCursorCodec;
 use items_domain::ItemId;
 use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
@@ -15,9 +14,8 @@ use items_domain::ports::EventStore;
 use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
 use items_domain::testing::{FixedClock, SequentialIds};
 use serde_json::{Value, json};
-use support::{body_json, deadline, header};
 
-const EVENT: &str = include_str!("fixtures/apigw-post-items.json");
+const EVENT: &str = include_str!("../fixtures/apigw-post-items.json");
 /// The fixture's caller, who creates the items here.
 const OWNER: &str = "4f1e8a52-7c3b-4d59-9a41-0c6b2f2e9d11";
 const OTHER: &str = "7d0c9b8a-1111-4222-8333-944455566677";
@@ -28,7 +26,7 @@ struct Api {
     read_model: Arc<InMemoryReadModel>,
     create: CreateItemService,
     query: QueryService,
-    commands: CommandFunctions,
+    commands: ItemCommands,
 }
 
 /// Who calls, with which scopes and `cognito:groups` (as the authorizer passes it).
@@ -84,8 +82,8 @@ impl Api {
         let clock = Arc::new(FixedClock::default());
         Self {
             create: CreateItemService::new(events.clone(), clock.clone(), ids.clone()),
-            query: QueryService::new(read_model.clone(), Arc::new(HmacCursorCodec::new(b"test key"))),
-            commands: CommandFunctions {
+            query: QueryService::new(read_model.clone(), Arc::new(HmacCursorCodec::new(b"test key")), clock.clone()),
+            commands: ItemCommands {
                 changes: ChangeItemService::new(events.clone(), clock, ids),
                 history: HistoryService::new(events.clone()),
             },

@@ -1,13 +1,11 @@
 //! `items serve`'s page and local Hosted UI over real HTTP, and `items user`:
 //! the tokens a person gets by signing in are the ones the API accepts.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::support::{Server, claims};
 use serde_json::Value;
-use support::{Server, claims};
 
 const CLIENT: &str = "itemslocaldevclient0000000";
 // RFC 7636, appendix B.

@@ -1,13 +1,11 @@
 //! End to end: the `items` binary serving over HTTP, tokens from `items token`,
 //! on the embedded store and on a real DynamoDB Local.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Server, claims, wait_until_listed};
 use items_testkit::{DynamoDbLocal, unique_table};
 use serde_json::{Value, json};
-use support::{Server, claims, wait_until_listed};
 
 /// The quick start's story: create with the printed curl, see it in GET, and the
 /// errors a new user meets.
@@ -102,7 +100,7 @@ fn sigterm_stops_the_server_cleanly() {
 /// hundred items make three pages).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_listing_is_paged_by_link_headers() {
-    let server = Server::start_with(support::new_data_dir(), &[], &[("ITEMS_LIST_MAX_BODY_BYTES", "20000")]);
+    let server = Server::start_with(crate::support::new_data_dir(), &[], &[("ITEMS_LIST_MAX_BODY_BYTES", "20000")]);
     let client = reqwest::Client::new();
     let token = server.token(&[]);
     let mut ids = std::collections::HashSet::new();
@@ -119,7 +117,7 @@ async fn a_large_listing_is_paged_by_link_headers() {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (items, pages) = support::list_all(&client, &server, &token).await;
+        let (items, pages) = crate::support::list_all(&client, &server, &token).await;
         let listed: std::collections::HashSet<String> =
             items.iter().map(|item| item["id"].as_str().unwrap().to_owned()).collect();
         assert_eq!(listed.len(), items.len(), "no item twice");
@@ -183,7 +181,7 @@ async fn lifecycle(server: &Server, visible_within: Duration) {
     let deadline = std::time::Instant::now() + visible_within;
     loop {
         let gone = call(reqwest::Method::GET, item.clone(), &owner).send().await.unwrap().status() == 404;
-        let (listed, _) = support::list_all(&client, server, &owner).await;
+        let (listed, _) = crate::support::list_all(&client, server, &owner).await;
         if gone && listed.iter().all(|listed| listed["id"] != id.as_str()) {
             break;
         }

@@ -1,27 +1,28 @@
-//! The ports' conformance suite on the volatile embedded backend (in memory).
+//! The ports' conformance suite on the volatile backend (in memory).
 
 use std::sync::Arc;
 
-use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel};
+use items_domain::memory::InMemoryReadModel;
+use items_local::volatile::VolatileEventStore;
 use items_testkit::conformance::Backend;
 use items_testkit::conformance_suite;
 
-fn embedded() -> Backend {
-    Backend { events: Arc::new(EmbeddedEventStore::default()), read_model: Arc::new(EmbeddedReadModel::default()) }
+fn volatile() -> Backend {
+    Backend { events: Arc::new(VolatileEventStore::default()), read_model: Arc::new(InMemoryReadModel::default()) }
 }
 
-conformance_suite!(embedded(), 3000, 1);
+conformance_suite!(volatile(), 3000, 1);
 
 /// The event-sourcing guarantees, model-based (items_testkit::model), in memory.
 struct InMemory;
 
 impl items_testkit::model::MakeBackend for InMemory {
     fn make(_: &tokio::runtime::Runtime) -> items_testkit::model::ModelBackend {
-        let store = Arc::new(EmbeddedEventStore::default());
+        let store = Arc::new(VolatileEventStore::default());
         items_testkit::model::ModelBackend {
             events: store.clone(),
             scan: store,
-            read_model: Arc::new(EmbeddedReadModel::default()),
+            read_model: Arc::new(InMemoryReadModel::default()),
             ids: Arc::new(items_domain::testing::SequentialIds::default()),
         }
     }

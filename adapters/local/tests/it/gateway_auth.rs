@@ -4,27 +4,26 @@
 //! accept/reject matrix, claims reaching the handler, key rotation, forged
 //! kids, JWKS outages, the gateway's own responses, and tokens kept out of logs.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use items_aws::apigw::CommandFunctions;
+use crate::support::jwks_server::{JwksServer, jwks_of};
+use crate::support::tokens::*;
+use items_aws::apigw::ItemCommands;
 use items_aws::cursor::HmacCursorCodec;
 use items_aws::response_headers::CorsPolicy;
 use items_aws::system::{RandomIds, SystemClock};
+use items_domain::memory::InMemoryReadModel;
 use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
 use items_local::auth::dev_idp::{DEV_CLIENT_ID, DevIdentityProvider, TokenRequest};
 use items_local::auth::{AccessTokenVerifier, VerifierConfig};
-use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel};
 use items_local::event_source_mapping::run_change_feed;
 use items_local::gateway::{DEV_JWKS_PATH, Functions, GatewayConfig, router};
+use items_local::volatile::VolatileEventStore;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use support::jwks_server::{JwksServer, jwks_of};
-use support::tokens::*;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
@@ -65,7 +64,7 @@ impl Default for Setup {
 #[derive(Clone)]
 struct Gateway {
     base: String,
-    events: Arc<EmbeddedEventStore>,
+    events: Arc<VolatileEventStore>,
     http: reqwest::Client,
 }
 
@@ -88,8 +87,8 @@ impl Reply {
 
 impl Gateway {
     async fn start(jwks_url: &str, setup: Setup) -> Self {
-        let events = Arc::new(EmbeddedEventStore::default());
-        let read_model = Arc::new(EmbeddedReadModel::default());
+        let events = Arc::new(VolatileEventStore::default());
+        let read_model = Arc::new(InMemoryReadModel::default());
         let projector = Arc::new(ProjectorService::new(read_model.clone()));
         tokio::spawn(run_change_feed(events.clone(), projector, 100));
         let config = GatewayConfig {
@@ -107,8 +106,9 @@ impl Gateway {
                 get_items: Arc::new(QueryService::new(
                     read_model,
                     Arc::new(HmacCursorCodec::new(b"gateway auth test cursor key")),
+                    Arc::new(SystemClock),
                 )),
-                item_commands: Arc::new(CommandFunctions {
+                item_commands: Arc::new(ItemCommands {
                     changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds)),
                     history: HistoryService::new(events.clone()),
                 }),

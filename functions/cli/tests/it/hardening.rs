@@ -2,15 +2,13 @@
 //! foreign `Host` is refused (DNS rebinding), the data dir and its secrets are
 //! private, and a secret others could have written is not used.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{Server, new_data_dir, printed, run_items};
+use crate::support::{Server, new_data_dir, printed, run_items};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777

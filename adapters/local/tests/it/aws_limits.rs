@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use items_aws::apigw::CommandFunctions;
+use items_aws::apigw::ItemCommands;
 use items_aws::cursor::HmacCursorCodec;
 use items_aws::limits::{LAMBDA_RESPONSE_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_PAYLOAD_MAX_BYTES};
 use items_aws::response_headers::CorsPolicy;
@@ -76,12 +76,13 @@ async fn start(read_model: Arc<dyn ReadModel>, budget: ListBudget, function_time
         })),
         functions: Functions {
             post_item: Arc::new(CreateItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))),
-            item_commands: Arc::new(CommandFunctions {
+            item_commands: Arc::new(ItemCommands {
                 changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds)),
                 history: HistoryService::new(events),
             }),
             get_items: Arc::new(
-                QueryService::new(read_model, Arc::new(HmacCursorCodec::new(b"limits test"))).with_list_budget(budget),
+                QueryService::new(read_model, Arc::new(HmacCursorCodec::new(b"limits test")), Arc::new(SystemClock))
+                    .with_list_budget(budget),
             ),
         },
         dev_idp: Some(idp.clone()),
@@ -207,11 +208,8 @@ async fn a_listing_of_tombstones_answers_an_empty_page_with_a_link_before_the_ti
             deleted: true,
         })
         .collect();
-    let budget = ListBudget {
-        max_body_bytes: usize::MAX,
-        max_time: Duration::from_secs(10),
-        reserve: Duration::from_millis(500),
-    };
+    let budget =
+        ListBudget { max_time: Duration::from_secs(10), reserve: Duration::from_millis(500), ..ListBudget::UNBOUNDED };
     let api = start(Arc::new(Tombstones(tombstones, Duration::from_millis(100))), budget, Duration::from_secs(1)).await;
     let response = api.http.get(format!("{}/items", api.base)).bearer_auth(&api.token).send().await.unwrap();
     assert_eq!(response.status(), 200);

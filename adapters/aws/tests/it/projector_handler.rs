@@ -15,7 +15,7 @@ use items_domain::{Event, EventPayload, ItemId};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const INSERT_EVENT: &str = include_str!("fixtures/dynamodb-stream-insert.json");
+const INSERT_EVENT: &str = include_str!("../fixtures/dynamodb-stream-insert.json");
 
 fn fixture() -> Value {
     serde_json::from_str(INSERT_EVENT).unwrap()

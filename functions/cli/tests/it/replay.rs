@@ -1,13 +1,12 @@
 //! `items replay` on a real DynamoDB Local: rebuild, verify, resume, and
 //! replay next to live traffic.
 
-mod support;
-
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::Server;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
@@ -19,7 +18,6 @@ use items_domain::service::{CreateItemService, ProjectorService};
 use items_domain::{Item, ItemId};
 use items_testkit::{DynamoDbLocal, unique_table};
 use serde_json::json;
-use support::Server;
 
 struct Tables {
     client: Client,
@@ -65,7 +63,7 @@ impl Tables {
             .with_history(Arc::new(DynamoEventStore::new(self.client.clone(), &self.events)));
         let mut after = None;
         loop {
-            use items_domain::replay::EventLogScan;
+            use items_domain::ports::EventLogScan;
             let page = events.scan_page(0, 1, after.as_ref()).await.unwrap();
             assert_eq!(projector.project_batch(&page.events).await.failed, None);
             match page.next {
@@ -91,7 +89,7 @@ impl Tables {
 
     /// The ids of the items in the log.
     async fn snapshot_ids_from_log(&self, events: &DynamoEventStore) -> Vec<ItemId> {
-        use items_domain::replay::EventLogScan;
+        use items_domain::ports::EventLogScan;
         let mut ids = Vec::new();
         let mut after = None;
         loop {
@@ -158,8 +156,8 @@ async fn a_lost_read_table_is_rebuilt_to_what_live_projection_made() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_log_with_renames_and_deletes_replays_to_the_same_table() {
+    use items_domain::command::Actor;
     use items_domain::command::UpdateItem;
-    use items_domain::decide::Actor;
     use items_domain::service::ChangeItemService;
     let tables = Tables::new().await;
     tables.create_items(600).await;
@@ -333,8 +331,8 @@ async fn replay_next_to_live_posts_converges() {
 /// `--verify` ends clean. Without the catch-up, `--verify` reports them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuild_into_a_new_table_with_its_catch_up_misses_no_change() {
+    use items_domain::command::Actor;
     use items_domain::command::UpdateItem;
-    use items_domain::decide::Actor;
     use items_domain::service::ChangeItemService;
     let tables = Tables::new().await;
     tables.create_items(60).await;
@@ -396,7 +394,7 @@ async fn a_rebuild_into_a_new_table_with_its_catch_up_misses_no_change() {
 /// the replay wrote nothing and `--verify` stayed red.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replay_in_place_repairs_rows_wrong_at_their_version() {
-    use items_domain::decide::Actor;
+    use items_domain::command::Actor;
     use items_domain::service::ChangeItemService;
     let tables = Tables::new().await;
     tables.create_items(40).await;
@@ -433,8 +431,8 @@ async fn a_replay_in_place_repairs_rows_wrong_at_their_version() {
 /// checks each difference again against the stream and the row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn verify_next_to_live_changes_finds_no_difference() {
+    use items_domain::command::Actor;
     use items_domain::command::UpdateItem;
-    use items_domain::decide::Actor;
     use items_domain::service::ChangeItemService;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let tables = Tables::new().await;

@@ -7,18 +7,16 @@
 //! hangs; the speeds they measure are printed (run with `--nocapture`), never
 //! asserted.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::Server;
 use aws_sdk_dynamodb::types::AttributeValue;
 use items_aws::dynamodb::{ensure_events_table, ensure_items_table};
 use items_testkit::{DynamoDbLocal, unique_table};
 use serde_json::{Value, json};
-use support::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -51,7 +49,7 @@ fn http_client(connections: usize) -> reqwest::Client {
 struct Reply {
     status: u16,
     /// The `idempotent-replayed` header, if any.
-    replayed: Option<String>,
+    repeat: Option<String>,
     /// The body as JSON, or as a JSON string when it is not JSON.
     body: Value,
     latency: Duration,
@@ -70,10 +68,10 @@ impl Reply {
 
 async fn reply(started: Instant, response: reqwest::Response) -> Result<Reply, reqwest::Error> {
     let status = response.status().as_u16();
-    let replayed = response.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap_or("<not text>").to_owned());
+    let repeat = response.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap_or("<not text>").to_owned());
     let text = response.text().await?;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Ok(Reply { status, replayed, body, latency: started.elapsed() })
+    Ok(Reply { status, repeat, body, latency: started.elapsed() })
 }
 
 async fn post(
@@ -348,10 +346,10 @@ async fn retries_with_idempotency_keys_make_one_item_per_key() {
         if item["name"] != format!("retried-{k:03}") || replies.iter().any(|r| &r.body["item"] != item) {
             failures.push(format!("key-{k:03}: the answers describe different items: {replies:?}"));
         }
-        let fresh = replies.iter().filter(|r| r.replayed.is_none()).count();
-        let replays_marked = replies.iter().filter(|r| r.replayed.as_deref() == Some("true")).count();
-        if fresh != 1 || fresh + replays_marked != replies.len() {
-            failures.push(format!("key-{k:03}: {fresh} fresh answers, {replays_marked} marked replays: {replies:?}"));
+        let fresh = replies.iter().filter(|r| r.repeat.is_none()).count();
+        let repeats_marked = replies.iter().filter(|r| r.repeat.as_deref() == Some("true")).count();
+        if fresh != 1 || fresh + repeats_marked != replies.len() {
+            failures.push(format!("key-{k:03}: {fresh} fresh answers, {repeats_marked} marked repeats: {replies:?}"));
         }
         item_of_key.insert(k, item.clone());
     }

@@ -1,10 +1,9 @@
 //! The API handlers on real API Gateway REST proxy events (as AWS sends them),
 //! over the in-memory ports: status, headers, body, and what was stored.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::{body_json, deadline, header};
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use items_aws::apigw::{get_items, post_item};
@@ -15,9 +14,8 @@ use items_domain::service::{CreateItemService, ProjectorService, QueryService};
 use items_domain::testing::{FixedClock, SequentialIds};
 use items_domain::{EventPayload, ItemId};
 use serde_json::{Value, json};
-use support::{body_json, deadline, header};
 
-const POST_EVENT: &str = include_str!("fixtures/apigw-post-items.json");
+const POST_EVENT: &str = include_str!("../fixtures/apigw-post-items.json");
 const SUB: &str = "4f1e8a52-7c3b-4d59-9a41-0c6b2f2e9d11";
 
 struct Api {
@@ -37,7 +35,11 @@ impl Api {
                 Arc::new(FixedClock::default()),
                 Arc::new(SequentialIds::default()),
             ),
-            query: QueryService::new(read_model.clone(), Arc::new(HmacCursorCodec::new(b"test key"))),
+            query: QueryService::new(
+                read_model.clone(),
+                Arc::new(HmacCursorCodec::new(b"test key")),
+                Arc::new(FixedClock::default()),
+            ),
             events,
             read_model,
         }
@@ -377,7 +379,8 @@ async fn a_listing_without_limit_stays_within_lambdas_response_limit_and_links_e
         read_model.upsert_if_newer(&item).await.unwrap();
     }
     let query =
-        QueryService::new(read_model, Arc::new(HmacCursorCodec::new(b"test key"))).with_list_budget(LIST_BUDGET);
+        QueryService::new(read_model, Arc::new(HmacCursorCodec::new(b"test key")), Arc::new(FixedClock::default()))
+            .with_list_budget(LIST_BUDGET);
 
     let mut seen = std::collections::HashSet::new();
     let mut request = list_request(Value::Null);
