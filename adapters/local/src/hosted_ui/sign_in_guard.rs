@@ -6,10 +6,11 @@
 //! refused without a password check and do not count.
 //! (<https://docs.aws.amazon.com/cognito/latest/developerguide/authentication.html#authentication-flow-lockout-behavior>)
 
+use super::lock;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -170,10 +171,6 @@ pub struct SignInGuard {
 pub struct CheckSlot {
     _running: OwnedSemaphorePermit,
     _admitted: OwnedSemaphorePermit,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl SignInGuard {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use super::{BUSY_TIMEOUT, LOCK_FILE};
+use super::LOCK_FILE;
+use super::database::BUSY_TIMEOUT;
 
 /// Marks the file as an Items API database (`PRAGMA application_id`, "ITEM").
 const APPLICATION_ID: i32 = 0x4954_454d;

@@ -10,7 +10,17 @@ use items_domain::{EventPayload, ItemId};
 use uuid::Uuid;
 
 use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::database::{HOT_ITEMS, open_reader};
+use crate::event_source_mapping::ChangeLog;
 use crate::event_source_mapping::ChangeRecord;
+use chrono::Utc;
+use items_domain::idempotency::IdempotencyKey;
+use items_domain::idempotency::IdempotencyRecord;
+use items_domain::ports::{AppendError, EventStore, ReadModel, ReplayTarget, Upsert};
+use rusqlite::{Connection, params};
 
 /// A fresh data dir, removed when dropped.
 struct DataDir(PathBuf);
