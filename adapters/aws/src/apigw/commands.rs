@@ -6,23 +6,24 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use http::HeaderMap;
 use http::header::{ETAG, HeaderValue, IF_MATCH};
 use items_domain::ItemId;
+use items_domain::command::{ADMIN_GROUP, Actor};
 use items_domain::command::{Precondition, UpdateItem};
-use items_domain::decide::{ADMIN_GROUP, Actor, Rejection};
+use items_domain::decide::Rejection;
 use items_domain::service::{ChangeError, ChangeItemService, Changed, HistoryService};
 
 use crate::metrics::Counter;
 
-use super::{ApiError, Caller, IDEMPOTENT_REPLAYED, answer, etag, idempotency_key, json_body, json_response};
+use super::{ApiError, Caller, REPEAT_HEADER, answer, etag, idempotency_key, json_body, json_response};
 use crate::routes::{Function, Operation};
 
 /// What the `item-commands` function serves.
-pub struct CommandFunctions {
+pub struct ItemCommands {
     pub changes: ChangeItemService,
     pub history: HistoryService,
 }
 
 /// The `item-commands` function's handler.
-pub async fn item_commands(functions: &CommandFunctions, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
+pub async fn item_commands(functions: &ItemCommands, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
     answer(request, async |caller, request| dispatch(functions, caller, request).await).await
 }
 
@@ -31,7 +32,7 @@ fn not_found() -> ApiError {
 }
 
 async fn dispatch(
-    functions: &CommandFunctions,
+    functions: &ItemCommands,
     caller: Option<&Caller>,
     request: &ApiGatewayProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
@@ -58,7 +59,7 @@ async fn dispatch(
             let changed = functions.changes.update(&actor(caller), id, update, expected, key.as_ref()).await;
             let changed = changed.map_err(change_error)?;
             counted(&changed, Counter::ItemsUpdated);
-            let mut headers = replayed(&changed);
+            let mut headers = repeat_header(&changed);
             if let Some(etag) = etag(changed.item.version) {
                 headers.insert(ETAG, etag);
             }
@@ -71,7 +72,7 @@ async fn dispatch(
             counted(&changed, Counter::ItemsDeleted);
             let mut response = ApiGatewayProxyResponse::default();
             response.status_code = 204;
-            response.headers = replayed(&changed);
+            response.headers = repeat_header(&changed);
             Ok(response)
         }
         _ => Err(ApiError::new(405, "Method not allowed")),
@@ -86,10 +87,10 @@ fn actor(caller: &Caller) -> Actor {
     Actor { subject: caller.subject.clone(), is_admin: caller.is_in_group(ADMIN_GROUP) }
 }
 
-fn replayed(changed: &Changed) -> HeaderMap {
+fn repeat_header(changed: &Changed) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if changed.repeated {
-        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        headers.insert(REPEAT_HEADER, HeaderValue::from_static("true"));
     }
     headers
 }
