@@ -5,6 +5,7 @@
 //!   Lambdas and the local gateway both run.
 //! - [`routes`]: the route table (method, resource, function, scope) that the local
 //!   gateway, the handlers and the Pulumi program all follow.
+//! - [`compose`]: one composition per function, used by the Lambda mains and `items serve`.
 //! - [`projector`]: the projector's handler for DynamoDB stream batches, with partial
 //!   batch failures.
 //! - [`response_headers`]: the CORS and security headers of every API response, in
@@ -21,6 +22,7 @@
 //!   timeout, payload and header sizes), in one place.
 
 pub mod apigw;
+pub mod compose;
 pub mod cursor;
 pub mod dynamodb;
 pub mod dynamodb_codec;

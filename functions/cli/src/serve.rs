@@ -7,24 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use items_aws::apigw::CommandFunctions;
+use items_aws::compose::{self, Settings};
 use items_aws::cursor::HmacCursorCodec;
-use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, TableNames, ensure_events_table, ensure_items_table};
-use items_aws::lambda_env;
+use items_aws::dynamodb::TableNames;
 use items_aws::response_headers::{CORS_SETTING, CorsPolicy};
-use items_aws::system::{RandomIds, SystemClock};
-use items_domain::ports::{EventStore, ReadModel};
-use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
 use items_local::auth::dev_idp::{DEV_CLIENT_ID, DEV_MACHINE_CLIENT_ID, DevIdentityProvider};
 use items_local::auth::{AccessTokenVerifier, VerifierConfig};
+use items_local::backend::{Backend, Store};
 use items_local::data_dir::{create_private_dir, publish_secret, read_secret};
-use items_local::embedded::{EmbeddedEventStore, EmbeddedReadModel};
-use items_local::event_source_mapping::run_change_feed;
 use items_local::gateway::{DEV_JWKS_PATH, Functions, GatewayConfig, router};
 use items_local::server::ServerLimits;
-use items_local::sqlite::{Database, SqliteEventStore, SqliteReadModel};
-use items_local::stream_poller::{PollerConfig, run_stream_poller};
-use tokio::task::JoinHandle;
 
 use crate::aws::{clients, dynamodb_endpoint};
 use crate::settings::{DEV_ISSUER, default_data_dir};
@@ -79,9 +71,6 @@ pub struct ServeArgs {
     pub web: crate::web::WebArgs,
 }
 
-/// Stream records per projector batch, as the event source mapping's batch size.
-const FEED_BATCH: usize = 100;
-
 /// Reads the cursor signing key from the data dir, creating it on first use.
 fn cursor_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(key) = std::env::var("CURSOR_SIGNING_KEY") {
@@ -108,43 +97,29 @@ pub(crate) fn data_dir_secret(data_dir: &Path, name: &str) -> anyhow::Result<Vec
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Registered before anything else, so a SIGTERM during start-up is a clean stop too.
     let shutdown = shutdown_signal()?;
-    let (events, read_model, projection, backend): (Arc<dyn EventStore>, Arc<dyn ReadModel>, JoinHandle<()>, String) =
-        if args.dynamodb {
-            let endpoint = dynamodb_endpoint(args.dynamodb_endpoint.as_deref());
-            let clients = clients(endpoint.clone()).await;
-            ensure_events_table(&clients.dynamodb, &args.events_table).await.context("creating the events table")?;
-            ensure_items_table(&clients.dynamodb, &args.items_table).await.context("creating the items table")?;
-            let read_model = Arc::new(DynamoReadModel::new(clients.dynamodb.clone(), &args.items_table));
-            let events = Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &args.events_table));
-            let projector = Arc::new(ProjectorService::new(read_model.clone()).with_history(events.clone()));
-            let poller = tokio::spawn(run_stream_poller(
-                clients.dynamodb.clone(),
-                clients.streams.clone(),
-                PollerConfig::new(&args.events_table),
-                projector,
-            ));
-            let backend = format!(
-                "DynamoDB at {} (tables {}, {})",
-                endpoint.as_deref().unwrap_or("the default AWS endpoint"),
-                args.events_table,
-                args.items_table
-            );
-            (events, read_model, poller, backend)
-        } else if args.in_memory {
-            let events = Arc::new(EmbeddedEventStore::default());
-            let read_model = Arc::new(EmbeddedReadModel::default());
-            let projector = Arc::new(ProjectorService::new(read_model.clone()).with_history(events.clone()));
-            let feed = tokio::spawn(run_change_feed(events.clone(), projector, FEED_BATCH));
-            (events, read_model, feed, "in memory (volatile: everything is lost when the server stops)".to_owned())
-        } else {
-            let database = Database::open(&args.data_dir)?;
-            let backend = format!("SQLite at {} (durable)", database.path().display());
-            let events = Arc::new(SqliteEventStore::new(database.clone()));
-            let read_model = Arc::new(SqliteReadModel::new(database));
-            let projector = Arc::new(ProjectorService::new(read_model.clone()).with_history(events.clone()));
-            let feed = tokio::spawn(run_change_feed(events.clone(), projector, FEED_BATCH));
-            (events, read_model, feed, backend)
+    let (store, backend) = if args.dynamodb {
+        let endpoint = dynamodb_endpoint(args.dynamodb_endpoint.as_deref());
+        let clients = clients(endpoint.clone()).await;
+        let backend = format!(
+            "DynamoDB at {} (tables {}, {})",
+            endpoint.as_deref().unwrap_or("the default AWS endpoint"),
+            args.events_table,
+            args.items_table
+        );
+        let store = Store::Dynamo {
+            dynamodb: clients.dynamodb,
+            streams: clients.streams,
+            events_table: args.events_table.clone(),
+            items_table: args.items_table.clone(),
         };
+        (store, backend)
+    } else if args.in_memory {
+        (Store::Volatile, "in memory (volatile: everything is lost when the server stops)".to_owned())
+    } else {
+        let path = args.data_dir.join(items_local::sqlite::DATABASE_FILE);
+        (Store::Sqlite(args.data_dir.clone()), format!("SQLite at {} (durable)", path.display()))
+    };
+    let Backend { events, read_model, projection } = items_local::backend::open(store).await?;
 
     // After the store: a second server on the same data dir is told so, whatever its port.
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
@@ -154,19 +129,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(jwks_url) = &args.jwks_url {
         items_local::auth::jwks::check_jwks_url(jwks_url).map_err(anyhow::Error::msg)?;
     }
+    let leeway = Duration::from_secs(args.token_leeway);
     let (dev_idp, verifier_config) = match (&args.issuer, &args.jwks_url) {
-        (Some(issuer), Some(jwks_url)) => (
-            None,
-            VerifierConfig {
-                issuer: issuer.clone(),
-                jwks_url: jwks_url.clone(),
-                client_ids: args.client_ids.clone(),
-                leeway: Duration::from_secs(args.token_leeway),
-                min_jwks_refresh: Duration::from_secs(30),
-                max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
-                cached_tokens: items_local::auth::verifier::DEFAULT_CACHED_TOKENS,
-            },
-        ),
+        (Some(issuer), Some(jwks_url)) => {
+            (None, VerifierConfig::issuer(issuer, jwks_url, args.client_ids.clone()).with_leeway(leeway))
+        }
         _ => {
             let idp = DevIdentityProvider::load_or_create(&args.data_dir, DEV_ISSUER)?;
             // The page's client and the machine client (client_credentials).
@@ -175,36 +142,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             } else {
                 args.client_ids.clone()
             };
-            (
-                Some(Arc::new(idp)),
-                VerifierConfig {
-                    issuer: DEV_ISSUER.to_owned(),
-                    jwks_url: format!("{base_url}{DEV_JWKS_PATH}"),
-                    client_ids,
-                    leeway: Duration::from_secs(args.token_leeway),
-                    min_jwks_refresh: Duration::from_secs(5),
-                    max_jwks_age: items_local::auth::jwks::DEFAULT_MAX_KEY_AGE,
-                    cached_tokens: items_local::auth::verifier::DEFAULT_CACHED_TOKENS,
-                },
-            )
+            let jwks_url = format!("{base_url}{DEV_JWKS_PATH}");
+            (Some(Arc::new(idp)), VerifierConfig::development(DEV_ISSUER, jwks_url, client_ids).with_leeway(leeway))
         }
     };
     let issuer = verifier_config.issuer.clone();
     let cursors = Arc::new(HmacCursorCodec::new(&cursor_key(&args.data_dir)?));
+    let settings = Settings::from_env()?;
     let mut web = crate::web::build(&args.web, addr, dev_idp.clone(), &args.data_dir, &args.client_ids)?;
     let gateway = router(GatewayConfig {
         verifier: Arc::new(AccessTokenVerifier::new(verifier_config)),
+        // The Lambdas' own compositions, from the same settings.
         functions: Functions {
-            post_item: Arc::new(
-                CreateItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
-                    .with_idempotency_ttl(lambda_env::idempotency_ttl()?),
-            ),
-            item_commands: Arc::new(CommandFunctions {
-                changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
-                    .with_idempotency_ttl(lambda_env::idempotency_ttl()?),
-                history: HistoryService::new(events).with_max_body_bytes(lambda_env::list_budget().max_body_bytes),
-            }),
-            get_items: Arc::new(QueryService::new(read_model, cursors).with_list_budget(lambda_env::list_budget())),
+            post_item: Arc::new(compose::post_item(events.clone(), &settings)),
+            item_commands: Arc::new(compose::item_commands(events, &settings)),
+            get_items: Arc::new(compose::get_items(read_model, cursors, &settings)),
         },
         dev_idp: dev_idp.clone(),
         cors: CorsPolicy::new(args.cors_allowed_origins.clone()),

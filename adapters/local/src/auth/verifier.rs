@@ -38,6 +38,33 @@ pub struct VerifierConfig {
 /// Enough for every token of a busy team; each entry is about 2 KiB.
 pub const DEFAULT_CACHED_TOKENS: usize = 4096;
 
+impl VerifierConfig {
+    /// Trusting `issuer`, whose keys are at `jwks_url` (a Cognito pool's
+    /// `<iss>/.well-known/jwks.json`): keys refetched at most every 30 s.
+    pub fn issuer(issuer: impl Into<String>, jwks_url: impl Into<String>, client_ids: Vec<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks_url: jwks_url.into(),
+            client_ids,
+            leeway: Duration::from_secs(60),
+            min_jwks_refresh: Duration::from_secs(30),
+            max_jwks_age: crate::auth::jwks::DEFAULT_MAX_KEY_AGE,
+            cached_tokens: DEFAULT_CACHED_TOKENS,
+        }
+    }
+
+    /// Trusting the development identity provider served at `jwks_url`: its
+    /// keys change when its data dir does, so they are refetched sooner.
+    pub fn development(issuer: impl Into<String>, jwks_url: impl Into<String>, client_ids: Vec<String>) -> Self {
+        Self { min_jwks_refresh: Duration::from_secs(5), ..Self::issuer(issuer, jwks_url, client_ids) }
+    }
+
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// Missing, malformed or invalid token: 401. The reason is for logs only.

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use items_aws::compose;
 use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel};
 use items_aws::lambda_env;
 use items_aws::projector::project_events;
-use items_domain::service::ProjectorService;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let client = lambda_env::dynamodb_client().await;
     let read_model = DynamoReadModel::new(client.clone(), lambda_env::required("ITEMS_TABLE")?);
     let history = DynamoEventStore::new(client, lambda_env::required("EVENTS_TABLE")?);
-    let projector = ProjectorService::new(Arc::new(read_model)).with_history(Arc::new(history));
+    let projector = compose::project_events(Arc::new(read_model), Arc::new(history));
     let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
         let response = project_events(projector, event.payload).await;
