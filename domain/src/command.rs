@@ -1,4 +1,5 @@
-//! Validation of the `POST /items` and `PATCH /items/{id}` bodies.
+//! Commands: who asks ([`Actor`]) for what ([`Command`]), and the
+//! validation of the `POST /items` and `PATCH /items/{id}` bodies they come from.
 
 use serde_json::{Map, Value};
 
@@ -6,6 +7,24 @@ pub const DEFAULT_NAME: &str = "Unnamed";
 pub const DEFAULT_TIMESTAMP: &str = "N/A";
 pub const NAME_MAX_CHARS: usize = 256;
 pub const TIMESTAMP_MAX_CHARS: usize = 64;
+
+/// The Cognito group whose members may change or delete anyone's items.
+pub const ADMIN_GROUP: &str = "items-admins";
+
+/// Who asks: the access token's `sub`, and whether they are in [`ADMIN_GROUP`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub subject: String,
+    pub is_admin: bool,
+}
+
+/// What a caller asks of an item; [`crate::decide`] says what it becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Create(CreateItem),
+    Update(UpdateItem),
+    Delete,
+}
 
 /// A validated request to create an item.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,26 +4,9 @@
 //! or why the command is refused. Appending them at the state's version is the
 //! services' job; a concurrent change then fails the append, never overwrites.
 
-use crate::command::{CreateItem, Precondition, UpdateItem};
+use crate::command::{Actor, Command, Precondition};
 use crate::event::{EventPayload, ItemCreated, ItemUpdated};
 use crate::item::Item;
-
-/// The Cognito group whose members may change or delete anyone's items.
-pub const ADMIN_GROUP: &str = "items-admins";
-
-/// Who asks: the access token's `sub`, and whether they are in [`ADMIN_GROUP`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub subject: String,
-    pub is_admin: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Create(CreateItem),
-    Update(UpdateItem),
-    Delete,
-}
 
 /// Why a command is refused. Nothing is appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +71,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::{CreateItem, UpdateItem};
     use crate::event::{Event, ItemId};
     use crate::projection::fold;
     use crate::testing::at;

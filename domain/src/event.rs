@@ -157,7 +157,7 @@ impl StoredEvent {
     pub fn decode(self) -> Result<Event, DecodeError> {
         let payload = match self.event_type.as_str() {
             // Every type this code knows is at schema 1.
-            "ItemCreated" | "ItemUpdated" | "ItemDeleted" if self.schema != 1 => {
+            "ItemCreated" | "ItemUpdated" | "ItemDeleted" if self.schema != SCHEMA_VERSION => {
                 return Err(DecodeError::UnsupportedSchema { event_type: self.event_type, schema: self.schema });
             }
             "ItemCreated" => {

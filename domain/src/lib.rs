@@ -2,7 +2,7 @@
 //!
 //! - [`item`]: the read-model state of an item.
 //! - [`event`]: the events stored in the log, with a stable, versioned encoding.
-//! - [`command`]: validation of the `POST` and `PATCH` bodies.
+//! - [`command`]: who asks for what (`Actor`, `Command`), and the validation of the `POST` and `PATCH` bodies.
 //! - [`decide`]: command -> events, the rules (ownership, `If-Match`, deleted items).
 //! - [`projection`]: event -> state, pure and version-guarded, with tombstones.
 //! - [`ports`]: the traits adapters implement (event store, read model, clock, ids, cursors).

@@ -16,7 +16,7 @@ use crate::item::Item;
 use crate::ports::{
     AppendError, AppendPlan, EventStore, Page, PageKey, ReadModel, Snapshot, StoreError, Upsert, check_append,
 };
-use crate::replay::{EventLogScan, ScanPage};
+use crate::ports::{EventLogScan, ScanPage};
 
 /// Events a replay scan page holds at most.
 const SCAN_PAGE_EVENTS: usize = 1000;
@@ -229,9 +229,17 @@ impl EventLogScan for InMemoryEventStore {
 pub struct InMemoryReadModel {
     items: RwLock<BTreeMap<ItemId, Item>>,
     available: Availability,
+    /// Items a page without a limit holds at most (all when `None`), as a
+    /// DynamoDB page stops at 1 MB.
+    page_size: Option<usize>,
 }
 
 impl InMemoryReadModel {
+    /// Pages without a limit of at most `items` items.
+    pub fn with_page_size(items: usize) -> Self {
+        Self { page_size: Some(items.max(1)), ..Self::default() }
+    }
+
     /// Simulates an outage (for fault tests): every call fails as unavailable.
     pub fn set_available(&self, available: bool) {
         self.available.set(available);
@@ -279,8 +287,8 @@ impl ReadModel for InMemoryReadModel {
         };
         let items = self.items.read().unwrap_or_else(PoisonError::into_inner);
         let mut rest = items.range((start, Bound::Unbounded)).map(|(_, item)| item);
-        let page: Vec<Item> = match limit {
-            Some(limit) => rest.by_ref().take(limit as usize).cloned().collect(),
+        let page: Vec<Item> = match limit.map(|limit| limit as usize).or(self.page_size) {
+            Some(size) => rest.by_ref().take(size).cloned().collect(),
             None => rest.by_ref().cloned().collect(),
         };
         let next = match (rest.next(), page.last()) {

@@ -1,5 +1,7 @@
 //! Ports: what the application needs from the outside world.
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -176,7 +178,10 @@ pub trait ReadModel: Send + Sync {
 }
 
 pub trait Clock: Send + Sync {
+    /// Wall-clock time: what events record.
     fn now(&self) -> DateTime<Utc>;
+    /// Monotonic time: what deadlines and budgets are measured in.
+    fn instant(&self) -> Instant;
 }
 
 pub trait IdGenerator: Send + Sync {
@@ -191,4 +196,80 @@ pub struct InvalidCursor;
 pub trait CursorCodec: Send + Sync {
     fn seal(&self, key: &PageKey) -> String;
     fn open(&self, cursor: &str) -> Result<PageKey, InvalidCursor>;
+}
+
+// The rebuild's ports: `items replay` reads the log through these and
+// writes the read model (or another table) through them.
+
+/// One page of one segment of the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanPage {
+    pub events: Vec<Event>,
+    /// Records that are not events (other partitions, such as idempotency
+    /// records): counted, not replayed. An event this code cannot read is an
+    /// error, never a skip.
+    pub skipped: usize,
+    pub next: Option<PageKey>,
+}
+
+/// Reads the event log in `total_segments` disjoint parts (a parallel Scan).
+/// All events of one item are in one segment, in version order.
+#[async_trait]
+pub trait EventLogScan: Send + Sync {
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        after: Option<&PageKey>,
+    ) -> Result<ScanPage, StoreError>;
+
+    /// One item's whole stream: for a page that holds the middle of it (an
+    /// update needs the state right before it).
+    async fn item_stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteStats {
+    pub written: usize,
+    /// Already at this version or newer in the target: left alone.
+    pub already_newer: usize,
+    /// Writes the store asked to repeat (throttling, unprocessed items).
+    pub retries: usize,
+}
+
+impl std::ops::AddAssign for WriteStats {
+    fn add_assign(&mut self, other: Self) {
+        self.written += other.written;
+        self.already_newer += other.already_newer;
+        self.retries += other.retries;
+    }
+}
+
+/// Where replayed states go.
+#[async_trait]
+pub trait ReplayTarget: Send + Sync {
+    async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError>;
+}
+
+/// How far a segment got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentProgress {
+    /// Pages up to this position are written.
+    After(PageKey),
+    Done,
+}
+
+/// Where per-segment checkpoints are kept between runs.
+pub trait Checkpoints: Send + Sync {
+    fn load(&self, segment: u32) -> Option<SegmentProgress>;
+    fn save(&self, segment: u32, progress: &SegmentProgress) -> Result<(), StoreError>;
+}
+
+/// Told after every page, for progress displays.
+pub trait ReplayObserver: Send + Sync {
+    fn page_done(&self, segment: u32, events: usize, stats: WriteStats);
+}
+
+impl ReplayObserver for () {
+    fn page_done(&self, _segment: u32, _events: usize, _stats: WriteStats) {}
 }

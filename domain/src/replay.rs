@@ -10,72 +10,8 @@ use async_trait::async_trait;
 
 use crate::event::{Event, ItemId};
 use crate::item::Item;
-use crate::ports::{PageKey, StoreError};
+use crate::ports::{Checkpoints, EventLogScan, ReplayObserver, ReplayTarget, SegmentProgress, StoreError, WriteStats};
 use crate::projection::{self, Outcome};
-
-/// One page of one segment of the event log.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ScanPage {
-    pub events: Vec<Event>,
-    /// Records that are not events (other partitions, such as idempotency
-    /// records): counted, not replayed. An event this code cannot read is an
-    /// error, never a skip.
-    pub skipped: usize,
-    pub next: Option<PageKey>,
-}
-
-/// Reads the event log in `total_segments` disjoint parts (a parallel Scan).
-/// All events of one item are in one segment, in version order.
-#[async_trait]
-pub trait EventLogScan: Send + Sync {
-    async fn scan_page(
-        &self,
-        segment: u32,
-        total_segments: u32,
-        after: Option<&PageKey>,
-    ) -> Result<ScanPage, StoreError>;
-
-    /// One item's whole stream: for a page that holds the middle of it (an
-    /// update needs the state right before it).
-    async fn item_stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError>;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WriteStats {
-    pub written: usize,
-    /// Already at this version or newer in the target: left alone.
-    pub already_newer: usize,
-    /// Writes the store asked to repeat (throttling, unprocessed items).
-    pub retries: usize,
-}
-
-impl std::ops::AddAssign for WriteStats {
-    fn add_assign(&mut self, other: Self) {
-        self.written += other.written;
-        self.already_newer += other.already_newer;
-        self.retries += other.retries;
-    }
-}
-
-/// Where replayed states go.
-#[async_trait]
-pub trait ReplayTarget: Send + Sync {
-    async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError>;
-}
-
-/// How far a segment got.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SegmentProgress {
-    /// Pages up to this position are written.
-    After(PageKey),
-    Done,
-}
-
-/// Where per-segment checkpoints are kept between runs.
-pub trait Checkpoints: Send + Sync {
-    fn load(&self, segment: u32) -> Option<SegmentProgress>;
-    fn save(&self, segment: u32, progress: &SegmentProgress) -> Result<(), StoreError>;
-}
 
 /// Checkpoints that are not kept (a run that will not be resumed).
 #[derive(Debug, Default)]
@@ -88,15 +24,6 @@ impl Checkpoints for NoCheckpoints {
     fn save(&self, _segment: u32, _progress: &SegmentProgress) -> Result<(), StoreError> {
         Ok(())
     }
-}
-
-/// Told after every page, for progress displays.
-pub trait ReplayObserver: Send + Sync {
-    fn page_done(&self, segment: u32, events: usize, stats: WriteStats);
-}
-
-impl ReplayObserver for () {
-    fn page_done(&self, _segment: u32, _events: usize, _stats: WriteStats) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -316,6 +243,49 @@ impl VerifyReport {
             _ => {}
         }
     }
+}
+
+/// What the log's fold holds (the newest state per item), as a replay target.
+#[derive(Default)]
+struct Fold(std::sync::Mutex<HashMap<ItemId, Item>>);
+
+#[async_trait]
+impl ReplayTarget for Fold {
+    async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError> {
+        let mut states = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for item in items {
+            if states.get(&item.id).is_none_or(|current| current.version < item.version) {
+                states.insert(item.id, item);
+            }
+        }
+        Ok(WriteStats::default())
+    }
+}
+
+/// `--verify`: folds the whole log with the replay's own code (the same
+/// pages, segments and projector rules) and compares the fold with every row
+/// of `read_model`. Differences may be the moment's traffic: see [`recheck`].
+pub async fn verify_read_model(
+    scan: Arc<dyn EventLogScan>,
+    read_model: &dyn crate::ports::ReadModel,
+    segments: u32,
+    observer: Arc<dyn ReplayObserver>,
+) -> Result<(ReplaySummary, VerifyReport), StoreError> {
+    let fold = Arc::new(Fold::default());
+    let service = ReplayService::new(scan, Some(fold.clone()), Arc::new(NoCheckpoints), observer);
+    let summary = service.run(segments).await?;
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = read_model.list_page(None, after.as_ref()).await?;
+        rows.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let expected = std::mem::take(&mut *fold.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    Ok((summary, verify(&expected, rows)))
 }
 
 /// Compares the expected states (from [`fold_states`] over the whole log) with

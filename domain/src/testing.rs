@@ -21,9 +21,14 @@ impl Default for FixedClock {
     }
 }
 
+/// The wall clock stands still; monotonic time runs, so deadlines pass.
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         self.0
+    }
+
+    fn instant(&self) -> std::time::Instant {
+        std::time::Instant::now()
     }
 }
 

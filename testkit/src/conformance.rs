@@ -413,7 +413,11 @@ pub async fn listing_pages_through_everything_exactly_once(backend: Backend, cou
         }
     }
     assert!(backend_pages >= min_backend_pages, "the backend served {backend_pages} page(s)");
-    let queries = QueryService::new(backend.read_model.clone(), Arc::new(PlainCursors));
+    let queries = QueryService::new(
+        backend.read_model.clone(),
+        Arc::new(PlainCursors),
+        Arc::new(items_domain::testing::FixedClock::default()),
+    );
 
     let everything = queries.list(None, None, None).await.unwrap();
     assert_eq!(everything.items.len(), count, "the unlimited listing is complete");
@@ -442,8 +446,8 @@ pub async fn listing_pages_through_everything_exactly_once(backend: Backend, cou
 /// versions, projected in a shuffled, duplicated order; the tombstone is
 /// stored (a late event cannot bring the item back) and never listed.
 pub async fn renames_and_deletes_project_to_the_folded_state_with_tombstones(backend: Backend) {
+    use items_domain::command::Actor;
     use items_domain::command::{CreateItem, UpdateItem};
-    use items_domain::decide::Actor;
     use items_domain::service::{ChangeItemService, CreateItemService};
     use items_domain::testing::FixedClock;
 
@@ -478,7 +482,11 @@ pub async fn renames_and_deletes_project_to_the_folded_state_with_tombstones(bac
         Upsert::AlreadyNewer,
         "a late creation does not bring it back"
     );
-    let queries = QueryService::new(backend.read_model.clone(), Arc::new(PlainCursors));
+    let queries = QueryService::new(
+        backend.read_model.clone(),
+        Arc::new(PlainCursors),
+        Arc::new(items_domain::testing::FixedClock::default()),
+    );
     assert_eq!(queries.get(gone).await.unwrap(), None);
     let listed: HashSet<ItemId> = queries.list(None, None, None).await.unwrap().items.iter().map(|i| i.id).collect();
     assert!(listed.contains(&kept) && !listed.contains(&gone));

@@ -34,13 +34,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use items_domain::command::Actor;
 use items_domain::command::{CreateItem, UpdateItem};
-use items_domain::decide::{Actor, Rejection};
+use items_domain::decide::Rejection;
 use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use items_domain::memory::InMemoryReadModel;
+use items_domain::ports::EventLogScan;
 use items_domain::ports::{AppendError, Clock, EventStore, IdGenerator, Page, PageKey, ReadModel, StoreError, Upsert};
 use items_domain::projection::fold_stream;
-use items_domain::replay::{EventLogScan, NoCheckpoints, ReadModelTarget, ReplayService, fold_states, verify};
+use items_domain::replay::{NoCheckpoints, ReadModelTarget, ReplayService, fold_states, verify};
 use items_domain::service::{
     ChangeError, ChangeItemService, Changed, CreateError, CreateItemService, ProjectorService,
 };
@@ -229,6 +231,10 @@ impl Clock for Ticking {
     fn now(&self) -> DateTime<Utc> {
         let start = items_domain::testing::at("2026-01-02T03:04:05.000Z");
         start + chrono::TimeDelta::milliseconds(self.0.fetch_add(1, Ordering::SeqCst) as i64)
+    }
+
+    fn instant(&self) -> std::time::Instant {
+        std::time::Instant::now()
     }
 }
 

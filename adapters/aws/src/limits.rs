@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use items_domain::service::ListBudget;
+use items_domain::service::{BodyBudget, ListBudget};
 
 /// Lambda: a synchronous invocation's response payload is at most 6 MB; past
 /// it the invocation fails (Lambda's error names 6,291,556 bytes) and API
@@ -44,12 +44,21 @@ pub const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "Request Too Long");
 /// integration timeout, and stopping a second before the invocation's
 /// deadline (the function's own timeout, often the shorter) to answer in.
 /// The setting [`LIST_MAX_BODY_SETTING`] lowers the body budget.
-pub const LIST_BUDGET: ListBudget =
-    ListBudget { max_body_bytes: 5 * 1024 * 1024, max_time: Duration::from_secs(10), reserve: Duration::from_secs(1) };
+pub const LIST_BUDGET: ListBudget = ListBudget {
+    body: BodyBudget { max_bytes: 5 * 1024 * 1024, size_of: proxy_body_size },
+    max_time: Duration::from_secs(10),
+    reserve: Duration::from_secs(1),
+};
+
+/// The size of a JSON text as a Lambda proxy response's `body` carries it:
+/// inside a JSON string, where every `"` and `\` takes one byte more.
+pub fn proxy_body_size(json: &[u8]) -> usize {
+    json.len() + json.iter().filter(|&&b| b == b'"' || b == b'\\').count()
+}
 
 // The listing budget leaves room under the Lambda cap (headers, the proxy
 // envelope) and under the integration timeout: checked when compiling.
-const _: () = assert!(LIST_BUDGET.max_body_bytes + 512 * 1024 < LAMBDA_RESPONSE_MAX_BYTES);
+const _: () = assert!(LIST_BUDGET.body.max_bytes + 512 * 1024 < LAMBDA_RESPONSE_MAX_BYTES);
 const _: () = assert!(LIST_BUDGET.max_time.as_secs() * 2 < INTEGRATION_TIMEOUT.as_secs());
 
 /// `ITEMS_LIST_MAX_BODY_BYTES`: a smaller body budget for `GET /items` (tests,
@@ -58,11 +67,11 @@ pub const LIST_MAX_BODY_SETTING: &str = "ITEMS_LIST_MAX_BODY_BYTES";
 
 /// The listing budget with the setting applied: never above [`LIST_BUDGET`].
 pub fn list_budget(setting: Option<&str>) -> ListBudget {
-    let max_body_bytes = setting
+    let max_bytes = setting
         .and_then(|text| text.trim().parse::<usize>().ok())
         .filter(|bytes| *bytes > 0)
-        .map_or(LIST_BUDGET.max_body_bytes, |bytes| bytes.min(LIST_BUDGET.max_body_bytes));
-    ListBudget { max_body_bytes, ..LIST_BUDGET }
+        .map_or(LIST_BUDGET.body.max_bytes, |bytes| bytes.min(LIST_BUDGET.body.max_bytes));
+    ListBudget { body: BodyBudget { max_bytes, ..LIST_BUDGET.body }, ..LIST_BUDGET }
 }
 
 #[cfg(test)]
@@ -71,10 +80,20 @@ mod tests {
 
     #[test]
     fn the_setting_can_only_lower_the_budget() {
-        assert_eq!(list_budget(None), LIST_BUDGET);
-        assert_eq!(list_budget(Some("20000")).max_body_bytes, 20_000);
-        assert_eq!(list_budget(Some("999999999")), LIST_BUDGET);
-        assert_eq!(list_budget(Some("0")), LIST_BUDGET);
-        assert_eq!(list_budget(Some("lots")), LIST_BUDGET);
+        let max = LIST_BUDGET.body.max_bytes;
+        assert_eq!(list_budget(None).body.max_bytes, max);
+        assert_eq!(list_budget(Some("20000")).body.max_bytes, 20_000);
+        assert_eq!(list_budget(Some("999999999")).body.max_bytes, max);
+        assert_eq!(list_budget(Some("0")).body.max_bytes, max);
+        assert_eq!(list_budget(Some("lots")).body.max_bytes, max);
+        assert_eq!(list_budget(Some("20000")).max_time, LIST_BUDGET.max_time);
+    }
+
+    #[test]
+    fn a_proxy_body_counts_the_escapes_its_json_envelope_adds() {
+        let json = br#"{"name":"a "quoted" \ name"}"#;
+        let carried = serde_json::to_string(std::str::from_utf8(json).unwrap()).unwrap();
+        assert_eq!(proxy_body_size(json), carried.len() - 2);
+        assert!(proxy_body_size(json) > json.len());
     }
 }

@@ -2,6 +2,7 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::event::{EventPayload, ItemCreated};
+use crate::ports::{PageKey, ScanPage};
 use crate::testing::at;
 
 fn created(item: u128, version: u64, name: &str) -> Event {

@@ -1,16 +1,23 @@
 //! Changes, history and the projector's catch-up, given / when / then, on the
 //! in-memory ports (the adapters run the same behaviours in the conformance suite).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
 use super::*;
+use crate::command::Actor;
+use crate::command::CreateItem;
 use crate::command::UpdateItem;
-use crate::decide::{Actor, Rejection};
+use crate::decide::Rejection;
 use crate::event::ItemUpdated;
+use crate::event::{Event, EventPayload, ItemId};
+use crate::idempotency::IdempotencyKey;
 use crate::idempotency::IdempotencyRecord;
+use crate::item::Item;
 use crate::memory::{InMemoryEventStore, InMemoryReadModel};
+use crate::ports::{AppendError, CursorCodec, EventStore, ReadModel, StoreError};
+use crate::projection;
 use crate::projection::{REVISION, fold_stream};
 use crate::testing::{FixedClock, SequentialIds};
 
@@ -253,7 +260,8 @@ async fn a_long_history_comes_in_pages_that_together_hold_every_event() {
     assert_eq!((versions.as_slice(), pages), (every.as_slice(), 3));
     let (versions, pages) = follow(HistoryService::new(world.events.clone()), None).await;
     assert_eq!((versions.as_slice(), pages), (every.as_slice(), 1), "unbounded: one page, over several reads");
-    let budget = HistoryService::new(world.events.clone()).with_max_body_bytes(64 * 1024);
+    let budget = HistoryService::new(world.events.clone())
+        .with_body_budget(BodyBudget { max_bytes: 64 * 1024, ..BodyBudget::UNBOUNDED });
     let (versions, pages) = follow(budget, None).await;
     assert_eq!(versions, every);
     assert!(pages > 3, "{pages} pages of at most 64 KiB");
@@ -310,7 +318,7 @@ async fn given_shuffled_and_duplicated_deliveries_then_the_read_model_ends_as_th
         assert!(deleted.deleted && deleted.version == 4, "seed {seed}: {deleted:?}");
         let survivor = read_model.get(kept.id).await.unwrap().unwrap();
         assert_eq!((survivor.name.as_str(), survivor.version), ("Kept too", 2), "seed {seed}");
-        let queries = QueryService::new(read_model, Arc::new(KeyCursors));
+        let queries = QueryService::new(read_model, Arc::new(KeyCursors), Arc::new(FixedClock::default()));
         let listed: Vec<ItemId> = queries.list(None, None, None).await.unwrap().items.iter().map(|i| i.id).collect();
         assert_eq!(listed, [kept.id], "seed {seed}: deleted items are never listed");
         assert_eq!(queries.get(world.id).await.unwrap(), None);

@@ -1,140 +1,62 @@
-//! Service tests with small in-test fakes of the ports. The real adapters are
-//! tested against these same behaviours in the adapters' conformance suite.
+//! Create, query and projector services, given / when / then, on the
+//! in-memory ports (held to the ports' contract by the conformance suite).
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::*;
-use crate::event::ItemCreated;
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
-use crate::ports::{InvalidCursor, Page, PageKey};
+use crate::command::CreateItem;
+use crate::event::{Event, EventPayload, ItemCreated, ItemId};
+use crate::idempotency::IdempotencyKey;
+use crate::item::Item;
+use crate::memory::{InMemoryEventStore, InMemoryReadModel};
+use crate::ports::{CursorCodec, InvalidCursor, Page, PageKey, ReadModel, StoreError, Upsert};
 use crate::testing::{FixedClock, SequentialIds};
 
-#[derive(Default)]
-struct FakeEvents {
-    log: Mutex<Vec<Event>>,
-    records: Mutex<Vec<IdempotencyRecord>>,
-    down: bool,
+/// The in-memory read model, failing its `n`th write (a throttled write).
+struct FailingWrite {
+    inner: InMemoryReadModel,
+    fail_write_number: usize,
+    writes: AtomicUsize,
 }
 
 #[async_trait]
-impl EventStore for FakeEvents {
-    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
-        if self.down {
-            return Err(StoreError::Unavailable("down".into()).into());
-        }
-        let mut log = self.log.lock().unwrap();
-        let item_id = events[0].item_id;
-        let actual = log.iter().filter(|e| e.item_id == item_id).map(|e| e.version).max().unwrap_or(0);
-        if actual != expected_version {
-            return Err(AppendError::Conflict { item_id, expected: expected_version, actual });
-        }
-        log.extend_from_slice(events);
-        Ok(())
-    }
-
-    /// Keeps no snapshots: every load folds the whole stream.
-    async fn snapshot(&self, _item_id: ItemId) -> Result<Option<crate::ports::Snapshot>, StoreError> {
-        Ok(None)
-    }
-
-    async fn save_snapshot(&self, _snapshot: &crate::ports::Snapshot) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let log = self.log.lock().unwrap();
-        Ok(log.iter().filter(|e| e.item_id == item_id && e.version > after).take(limit).cloned().collect())
-    }
-
-    async fn append_idempotent(
-        &self,
-        record: &IdempotencyRecord,
-        _expected_version: u64,
-        events: &[Event],
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), AppendError> {
-        let mut records = self.records.lock().unwrap();
-        if records.iter().any(|r| r.subject == record.subject && r.key == record.key && r.is_live(now)) {
-            return Err(AppendError::KeyTaken);
-        }
-        if self.down {
-            return Err(StoreError::Unavailable("down".into()).into());
-        }
-        self.log.lock().unwrap().extend_from_slice(events);
-        records.retain(|r| !(r.subject == record.subject && r.key == record.key));
-        records.push(record.clone());
-        Ok(())
-    }
-
-    async fn idempotency_record(
-        &self,
-        subject: &str,
-        key: &IdempotencyKey,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        Ok(self.records.lock().unwrap().iter().find(|r| r.subject == subject && &r.key == key).cloned())
-    }
-}
-
-/// A read model that serves `page_size` items per page and can fail the nth write.
-struct FakeReadModel {
-    items: Mutex<BTreeMap<ItemId, Item>>,
-    page_size: usize,
-    fail_write_number: Option<usize>,
-    writes: Mutex<usize>,
-}
-
-impl FakeReadModel {
-    fn new(page_size: usize) -> Self {
-        Self { items: Mutex::default(), page_size, fail_write_number: None, writes: Mutex::new(0) }
-    }
-}
-
-impl FakeReadModel {
-    /// Writes `item` unless `keep` says the stored one stays.
-    fn write(&self, item: &Item, keep: impl Fn(&Item) -> bool) -> Result<Upsert, StoreError> {
-        let mut writes = self.writes.lock().unwrap();
-        *writes += 1;
-        if Some(*writes) == self.fail_write_number {
+impl ReadModel for FailingWrite {
+    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
+        if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_write_number {
             return Err(StoreError::Unavailable("throttled".into()));
         }
-        let mut items = self.items.lock().unwrap();
-        match items.get(&item.id) {
-            Some(current) if keep(current) => Ok(Upsert::AlreadyNewer),
-            _ => {
-                items.insert(item.id, item.clone());
-                Ok(Upsert::Applied)
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl ReadModel for FakeReadModel {
-    async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
-        self.write(item, |current| current.version >= item.version)
+        self.inner.upsert_if_newer(item).await
     }
 
     async fn repair(&self, item: &Item) -> Result<Upsert, StoreError> {
-        self.write(item, |current| current.version > item.version || current == item)
+        self.inner.repair(item).await
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
-        Ok(self.items.lock().unwrap().get(&id).cloned())
+        self.inner.get(id).await
     }
 
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
-        let items = self.items.lock().unwrap();
-        let size = limit.map_or(self.page_size, |l| l as usize);
-        let start = after.map(|k| ItemId::parse(&k.0).unwrap());
-        let rest: Vec<Item> = items.values().filter(|i| start.is_none_or(|s| i.id > s)).cloned().collect();
-        let page: Vec<Item> = rest.iter().take(size).cloned().collect();
-        let next = (rest.len() > size).then(|| PageKey(page.last().unwrap().id.to_string()));
-        Ok(Page { items: page, next })
+        self.inner.list_page(limit, after).await
     }
+}
+
+/// Every event in the log, in append order.
+fn logged(events: &InMemoryEventStore) -> Vec<Event> {
+    events.read_after(0, usize::MAX).into_iter().map(|(_, event)| event).collect()
+}
+
+/// Every item in the read model (tombstones too), in id order.
+async fn stored(read_model: &impl ReadModel) -> Vec<Item> {
+    read_model.list_page(Some(u32::MAX), None).await.unwrap().items
+}
+
+fn queries(read_model: Arc<dyn ReadModel>) -> QueryService {
+    QueryService::new(read_model, Arc::new(PrefixCursors), Arc::new(FixedClock::default()))
 }
 
 /// Cursors as `sealed:<key>`; anything else is tampered.
@@ -149,7 +71,7 @@ impl CursorCodec for PrefixCursors {
     }
 }
 
-fn create_service(events: Arc<FakeEvents>) -> CreateItemService {
+fn create_service(events: Arc<InMemoryEventStore>) -> CreateItemService {
     CreateItemService::new(events, Arc::new(FixedClock::default()), Arc::new(SequentialIds::default()))
 }
 
@@ -158,20 +80,20 @@ fn command(name: &str) -> CreateItem {
 }
 
 async fn created_events(count: usize) -> Vec<Event> {
-    let events = Arc::new(FakeEvents::default());
+    let events = Arc::new(InMemoryEventStore::default());
     let service = create_service(events.clone());
     for n in 0..count {
         service.create("sub-1", command(&format!("item {n}"))).await.unwrap();
     }
-    events.log.lock().unwrap().clone()
+    logged(&events)
 }
 
 #[tokio::test]
 async fn create_appends_one_item_created_event_at_version_1() {
-    let events = Arc::new(FakeEvents::default());
+    let events = Arc::new(InMemoryEventStore::default());
     let item = create_service(events.clone()).create("sub-1", command("Pen")).await.unwrap();
 
-    let log = events.log.lock().unwrap().clone();
+    let log = logged(&events);
     assert_eq!(log.len(), 1);
     let event = &log[0];
     assert_eq!(event.item_id, item.id);
@@ -186,44 +108,50 @@ async fn create_appends_one_item_created_event_at_version_1() {
 
 #[tokio::test]
 async fn create_on_a_store_that_is_down_fails_and_records_nothing() {
-    let events = Arc::new(FakeEvents { down: true, ..FakeEvents::default() });
+    let events = Arc::new(InMemoryEventStore::default());
+    events.set_available(false);
     let result = create_service(events.clone()).create("sub-1", command("Pen")).await;
     assert!(matches!(result, Err(CreateError::Store(StoreError::Unavailable(_)))));
-    assert!(events.log.lock().unwrap().is_empty());
+    events.set_available(true);
+    assert!(events.is_empty());
 }
 
 #[tokio::test]
 async fn projecting_a_batch_twice_gives_the_same_read_model() {
     let events = created_events(3).await;
-    let read_model = Arc::new(FakeReadModel::new(10));
+    let read_model = Arc::new(InMemoryReadModel::default());
     let projector = ProjectorService::new(read_model.clone());
 
     let first = projector.project_batch(&events).await;
     assert_eq!((first.applied, first.already_newer, first.failed), (3, 0, None));
-    let snapshot = read_model.items.lock().unwrap().clone();
+    let snapshot = stored(&*read_model).await;
 
     let second = projector.project_batch(&events).await;
     assert_eq!((second.applied, second.already_newer, second.failed), (0, 3, None));
-    assert_eq!(*read_model.items.lock().unwrap(), snapshot);
+    assert_eq!(stored(&*read_model).await, snapshot);
 }
 
 #[tokio::test]
 async fn a_batch_stops_at_the_first_failure_and_reports_its_index() {
     let events = created_events(3).await;
-    let read_model = Arc::new(FakeReadModel { fail_write_number: Some(2), ..FakeReadModel::new(10) });
+    let read_model = Arc::new(FailingWrite {
+        inner: InMemoryReadModel::default(),
+        fail_write_number: 2,
+        writes: AtomicUsize::new(0),
+    });
     let outcome = ProjectorService::new(read_model.clone()).project_batch(&events).await;
     assert_eq!(outcome.applied, 1);
     assert!(matches!(outcome.failed, Some((1, StoreError::Unavailable(_)))));
-    assert_eq!(read_model.items.lock().unwrap().len(), 1, "nothing after the failure was applied");
+    assert_eq!(stored(&read_model.inner).await.len(), 1, "nothing after the failure was applied");
 }
 
 #[tokio::test]
 async fn listing_without_limit_follows_every_page() {
     let events = created_events(7).await;
-    let read_model = Arc::new(FakeReadModel::new(2));
+    let read_model = Arc::new(InMemoryReadModel::with_page_size(2));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
 
-    let listing = QueryService::new(read_model, Arc::new(PrefixCursors)).list(None, None, None).await.unwrap();
+    let listing = queries(read_model).list(None, None, None).await.unwrap();
     assert_eq!(listing.items.len(), 7);
     assert_eq!(listing.next_cursor, None);
 }
@@ -231,9 +159,9 @@ async fn listing_without_limit_follows_every_page() {
 #[tokio::test]
 async fn listing_with_limit_pages_through_sealed_cursors() {
     let events = created_events(5).await;
-    let read_model = Arc::new(FakeReadModel::new(100));
+    let read_model = Arc::new(InMemoryReadModel::with_page_size(100));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
-    let queries = QueryService::new(read_model, Arc::new(PrefixCursors));
+    let queries = queries(read_model);
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -271,13 +199,15 @@ async fn follow(queries: &QueryService) -> Vec<Vec<ItemId>> {
 #[tokio::test]
 async fn given_a_byte_budget_when_listing_without_limit_then_it_stops_at_a_whole_item_and_the_cursor_goes_on() {
     let events = created_events(7).await;
-    let read_model = Arc::new(FakeReadModel::new(2));
+    let read_model = Arc::new(InMemoryReadModel::with_page_size(2));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
-    let all: Vec<Item> = read_model.items.lock().unwrap().values().cloned().collect();
+    let all: Vec<Item> = stored(&*read_model).await;
     // Room for exactly three items: `[`, three items, two commas, `]`.
-    let three = 2 + all[..3].iter().map(embedded_size).sum::<usize>() + 2;
-    let budget = ListBudget { max_body_bytes: three, max_time: Duration::from_secs(60), reserve: Duration::ZERO };
-    let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
+    let size = |item: &Item| serde_json::to_vec(item).unwrap().len();
+    let three = 2 + all[..3].iter().map(size).sum::<usize>() + 2;
+    let body = BodyBudget { max_bytes: three, ..BodyBudget::UNBOUNDED };
+    let budget = ListBudget { body, max_time: Duration::from_secs(60), reserve: Duration::ZERO };
+    let queries = queries(read_model).with_list_budget(budget);
 
     let listings = follow(&queries).await;
     assert_eq!(listings.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1], "cut mid-page, at whole items");
@@ -288,20 +218,21 @@ async fn given_a_byte_budget_when_listing_without_limit_then_it_stops_at_a_whole
 #[tokio::test]
 async fn given_an_item_larger_than_the_budget_when_listing_then_it_still_comes_alone() {
     let events = created_events(2).await;
-    let read_model = Arc::new(FakeReadModel::new(10));
+    let read_model = Arc::new(InMemoryReadModel::with_page_size(10));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
-    let budget = ListBudget { max_body_bytes: 10, max_time: Duration::from_secs(60), reserve: Duration::ZERO };
-    let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
+    let body = BodyBudget { max_bytes: 10, ..BodyBudget::UNBOUNDED };
+    let budget = ListBudget { body, max_time: Duration::from_secs(60), reserve: Duration::ZERO };
+    let queries = queries(read_model).with_list_budget(budget);
     assert_eq!(follow(&queries).await.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1], "progress, one by one");
 }
 
 #[tokio::test]
 async fn given_a_time_budget_when_it_is_spent_then_the_listing_stops_between_pages() {
     let events = created_events(6).await;
-    let read_model = Arc::new(FakeReadModel::new(2));
+    let read_model = Arc::new(InMemoryReadModel::with_page_size(2));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
-    let budget = ListBudget { max_body_bytes: usize::MAX, max_time: Duration::ZERO, reserve: Duration::ZERO };
-    let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
+    let budget = ListBudget { max_time: Duration::ZERO, ..ListBudget::UNBOUNDED };
+    let queries = queries(read_model).with_list_budget(budget);
     assert_eq!(follow(&queries).await.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 2]);
 }
 
@@ -312,18 +243,17 @@ async fn given_a_time_budget_when_it_is_spent_then_the_listing_stops_between_pag
 #[tokio::test]
 async fn given_only_tombstones_by_the_deadline_when_listing_then_an_empty_page_with_a_cursor() {
     let events = created_events(5).await;
-    let read_model = Arc::new(FakeReadModel::new(2));
+    let read_model = Arc::new(InMemoryReadModel::with_page_size(2));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
-    let mut ids: Vec<ItemId> = read_model.items.lock().unwrap().keys().copied().collect();
-    ids.sort();
-    for id in &ids[..4] {
-        let mut items = read_model.items.lock().unwrap();
-        let item = items.get_mut(id).unwrap();
-        (item.version, item.deleted) = (2, true);
+    let all = stored(&*read_model).await;
+    let ids: Vec<ItemId> = all.iter().map(|item| item.id).collect();
+    for item in &all[..4] {
+        let tombstone = Item { version: 2, deleted: true, ..item.clone() };
+        assert_eq!(read_model.upsert_if_newer(&tombstone).await, Ok(Upsert::Applied));
     }
     let budget =
-        ListBudget { max_body_bytes: usize::MAX, max_time: Duration::from_secs(60), reserve: Duration::from_secs(1) };
-    let queries = QueryService::new(read_model, Arc::new(PrefixCursors)).with_list_budget(budget);
+        ListBudget { max_time: Duration::from_secs(60), reserve: Duration::from_secs(1), ..ListBudget::UNBOUNDED };
+    let queries = queries(read_model).with_list_budget(budget);
 
     let soon = Instant::now() + Duration::from_millis(500);
     let first = queries.list(None, None, Some(soon)).await.unwrap();
@@ -342,28 +272,32 @@ async fn given_only_tombstones_by_the_deadline_when_listing_then_an_empty_page_w
 }
 
 #[tokio::test]
-async fn embedded_size_counts_the_escapes_a_json_envelope_adds() {
-    let events = created_events(1).await;
-    let mut item = crate::projection::fold(&events).unwrap();
-    let plain = embedded_size(&item);
-    assert_eq!(plain, serde_json::to_string(&serde_json::to_string(&item).unwrap()).unwrap().len() - 2);
-    item.name = r#"say "hi" \ bye"#.into();
-    assert_eq!(embedded_size(&item), serde_json::to_string(&serde_json::to_string(&item).unwrap()).unwrap().len() - 2);
-    assert!(embedded_size(&item) > plain);
+async fn the_body_budget_counts_sizes_by_the_transport_s_rule() {
+    let events = created_events(4).await;
+    let read_model = Arc::new(InMemoryReadModel::default());
+    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    let plain = serde_json::to_vec(&stored(&*read_model).await).unwrap().len();
+    // A transport that doubles every byte: the same budget holds half as much.
+    let body = BodyBudget { max_bytes: plain, size_of: |json| json.len() * 2 };
+    let budget = ListBudget { body, ..ListBudget::UNBOUNDED };
+    let listings = follow(&queries(read_model.clone()).with_list_budget(budget)).await;
+    assert_eq!(listings.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+    let unbounded = follow(&queries(read_model)).await;
+    assert_eq!(unbounded.iter().map(Vec::len).collect::<Vec<_>>(), [4]);
 }
 
 #[tokio::test]
 async fn a_tampered_cursor_is_refused() {
-    let queries = QueryService::new(Arc::new(FakeReadModel::new(10)), Arc::new(PrefixCursors));
+    let queries = queries(Arc::new(InMemoryReadModel::default()));
     assert_eq!(queries.list(Some(2), Some("forged"), None).await, Err(QueryError::InvalidCursor));
 }
 
 #[tokio::test]
 async fn get_returns_the_projected_item_or_none() {
     let events = created_events(1).await;
-    let read_model = Arc::new(FakeReadModel::new(10));
+    let read_model = Arc::new(InMemoryReadModel::with_page_size(10));
     ProjectorService::new(read_model.clone()).project_batch(&events).await;
-    let queries = QueryService::new(read_model, Arc::new(PrefixCursors));
+    let queries = queries(read_model);
 
     let item = queries.get(events[0].item_id).await.unwrap().unwrap();
     assert_eq!(item.name, "item 0");
@@ -376,39 +310,39 @@ fn key(text: &str) -> IdempotencyKey {
 
 #[tokio::test]
 async fn a_retry_with_the_same_key_returns_the_first_item_and_appends_nothing() {
-    let events = Arc::new(FakeEvents::default());
+    let events = Arc::new(InMemoryEventStore::default());
     let service = create_service(events.clone());
     let Created::New(first) = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap() else {
         panic!("the first request creates");
     };
     let retry = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
     assert_eq!(retry, Created::Repeated(first));
-    assert_eq!(events.log.lock().unwrap().len(), 1);
+    assert_eq!(events.len(), 1);
 }
 
 #[tokio::test]
 async fn the_same_key_with_another_request_is_refused() {
-    let events = Arc::new(FakeEvents::default());
+    let events = Arc::new(InMemoryEventStore::default());
     let service = create_service(events.clone());
     service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
     assert_eq!(service.create_idempotent("sub-1", command("Pencil"), &key("k1")).await, Err(CreateError::KeyReused));
-    assert_eq!(events.log.lock().unwrap().len(), 1);
+    assert_eq!(events.len(), 1);
 }
 
 #[tokio::test]
 async fn keys_are_per_subject() {
-    let events = Arc::new(FakeEvents::default());
+    let events = Arc::new(InMemoryEventStore::default());
     let service = create_service(events.clone());
     let mine = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
     let theirs = service.create_idempotent("sub-2", command("Pen"), &key("k1")).await.unwrap();
     assert!(matches!(theirs, Created::New(_)));
     assert_ne!(mine.item().id, theirs.item().id);
-    assert_eq!(events.log.lock().unwrap().len(), 2);
+    assert_eq!(events.len(), 2);
 }
 
 #[tokio::test]
 async fn an_expired_key_creates_a_new_item() {
-    let events = Arc::new(FakeEvents::default());
+    let events = Arc::new(InMemoryEventStore::default());
     let service = create_service(events.clone()).with_idempotency_ttl(chrono::TimeDelta::zero());
     let first = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
     let second = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();

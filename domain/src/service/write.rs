@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
+use crate::command::{Actor, Command};
 use crate::command::{CreateItem, Precondition};
-use crate::decide::{Actor, Command, Rejection, decide};
+use crate::decide::{Rejection, decide};
 use crate::event::{Event, ItemId};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::item::Item;
@@ -93,14 +94,15 @@ impl WritePath {
                 Target::Existing(id) => self.load(id).await?,
             };
             let payloads = decide(state.as_ref(), &command, actor, precondition)?;
-            let loaded_version = state.as_ref().map_or(0, |item| item.version);
+            // The stream's head: a strict fold applies every event or fails.
+            let head = state.as_ref().map_or(0, |item| item.version);
             let events: Vec<Event> = payloads
                 .into_iter()
                 .enumerate()
                 .map(|(offset, payload)| Event {
                     event_id: self.ids.new_id(),
                     item_id: target.id(),
-                    version: loaded_version + offset as u64 + 1,
+                    version: head + offset as u64 + 1,
                     occurred_at: now,
                     subject: actor.subject.clone(),
                     payload,
@@ -114,14 +116,14 @@ impl WritePath {
                 // gets, whatever happened to the item since.
                 Some(key) => {
                     let record = request.record(actor, key, &item, now + self.idempotency_ttl);
-                    self.events.append_idempotent(&record, loaded_version, &events, now).await
+                    self.events.append_idempotent(&record, head, &events, now).await
                 }
                 None if events.is_empty() => Ok(()),
-                None => self.events.append(loaded_version, &events).await,
+                None => self.events.append(head, &events).await,
             };
             return match appended {
                 Ok(()) => {
-                    if item.version / self.snapshot_every > loaded_version / self.snapshot_every {
+                    if item.version / self.snapshot_every > head / self.snapshot_every {
                         // Best effort: without it, the next loads read further back.
                         let snapshot = Snapshot { item: item.clone(), revision: projection::REVISION };
                         let _ = self.events.save_snapshot(&snapshot).await;

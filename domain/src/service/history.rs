@@ -1,0 +1,107 @@
+//! `GET /items/{id}/events`: an item's history, read from the log in pages.
+
+use std::sync::Arc;
+
+use crate::event::{Event, ItemId};
+use crate::ports::{EventStore, StoreError};
+
+use super::body::{Body, BodyBudget};
+
+/// One entry of an item's history, as `GET /items/{id}/events` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub event_id: uuid::Uuid,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    pub version: u64,
+    #[serde(with = "crate::event::rfc3339")]
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub subject: String,
+    pub changes: serde_json::Value,
+}
+
+impl From<&Event> for HistoryEntry {
+    fn from(event: &Event) -> Self {
+        Self {
+            event_id: event.event_id,
+            event_type: event.payload.type_name(),
+            version: event.version,
+            occurred_at: event.occurred_at,
+            subject: event.subject.clone(),
+            changes: event.payload.changes(),
+        }
+    }
+}
+
+/// One page of an item's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub entries: Vec<HistoryEntry>,
+    /// The version the next page starts after; `None` at the end.
+    pub next: Option<u64>,
+}
+
+/// Events read per query while filling a history page without a limit.
+const HISTORY_CHUNK: usize = 1000;
+
+/// `GET /items/{id}/events`: the audit trail, read from the event log (so it
+/// outlives a deletion), in pages.
+pub struct HistoryService {
+    events: Arc<dyn EventStore>,
+    budget: BodyBudget,
+}
+
+impl HistoryService {
+    pub fn new(events: Arc<dyn EventStore>) -> Self {
+        Self { events, budget: BodyBudget::UNBOUNDED }
+    }
+
+    /// Bounds a page without a limit to this body budget (the listing's).
+    pub fn with_body_budget(mut self, budget: BodyBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The item's events after version `after`, in version order: with
+    /// `limit`, at most that many; without, as many as fit the body budget
+    /// (every one, for all but the longest histories). `None` for an id that
+    /// never existed.
+    pub async fn history(&self, id: ItemId, limit: Option<u32>, after: u64) -> Result<Option<HistoryPage>, StoreError> {
+        let page = match limit {
+            Some(limit) => {
+                // One more than the page tells whether there is a next one.
+                let limit = limit as usize;
+                let mut events = self.events.stream_after(id, after, limit + 1).await?;
+                let more = events.len() > limit;
+                events.truncate(limit);
+                let next = if more { events.last().map(|event| event.version) } else { None };
+                HistoryPage { entries: events.iter().map(HistoryEntry::from).collect(), next }
+            }
+            None => self.fill(id, after).await?,
+        };
+        Ok((after > 0 || !page.entries.is_empty()).then_some(page))
+    }
+
+    async fn fill(&self, id: ItemId, mut after: u64) -> Result<HistoryPage, StoreError> {
+        let mut entries: Vec<HistoryEntry> = Vec::new();
+        let mut body = Body::new(self.budget);
+        loop {
+            let events = self.events.stream_after(id, after, HISTORY_CHUNK).await?;
+            for event in &events {
+                let entry = HistoryEntry::from(event);
+                if !body.takes(&entry)
+                    && let Some(last) = entries.last()
+                {
+                    let next = Some(last.version);
+                    return Ok(HistoryPage { entries, next });
+                }
+                entries.push(entry);
+            }
+            match events.last() {
+                Some(last) if events.len() == HISTORY_CHUNK => after = last.version,
+                _ => return Ok(HistoryPage { entries, next: None }),
+            }
+        }
+    }
+}
