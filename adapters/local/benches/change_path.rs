@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use items_aws::system::{RandomIds, SystemClock};
+use items_domain::command::Actor;
 use items_domain::command::UpdateItem;
-use items_domain::decide::Actor;
 use items_domain::event::{ItemCreated, ItemUpdated};
 use items_domain::ports::{EventStore, Snapshot};
 use items_domain::projection::{REVISION, fold_stream};

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use items_domain::ports::{Checkpoints, SegmentProgress};
 use items_domain::ports::{PageKey, StoreError};
-use items_domain::replay::{Checkpoints, SegmentProgress};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

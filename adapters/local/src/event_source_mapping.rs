@@ -1,5 +1,5 @@
 //! What Lambda's event source mapping does for the projector, emulated for the
-//! local change feeds (the embedded stores' and the DynamoDB stream poller's):
+//! local change feeds (of the SQLite and volatile stores, and the DynamoDB stream poller):
 //! a batch of stream records in, the function's partial batch failures
 //! honoured by retrying from the first failed record.
 //!
@@ -49,7 +49,7 @@ pub async fn deliver(projector: &ProjectorService, records: &[EventRecord]) -> O
 /// A record set aside after it kept failing as poison.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Quarantined {
-    /// Where it is in the feed: the embedded log's sequence number, or the
+    /// Where it is in the feed: the local log's sequence number, or the
     /// stream record's sequence number.
     pub sequence: String,
     /// The item stream it belongs to (`item#<id>`), when known.
@@ -114,7 +114,7 @@ pub async fn redrive(
     Ok(outcome)
 }
 
-/// One entry of an embedded log as the change feed reads it: decoded per
+/// One entry of a local log as the change feed reads it: decoded per
 /// row, so one bad row is one poison record, not a page nobody can read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeRecord {
@@ -180,7 +180,7 @@ pub fn insert_record(event: &Event, sequence_number: String) -> Result<EventReco
     Ok(record)
 }
 
-/// An embedded event log as a change feed reads it: events in sequence order
+/// A local event log as a change feed reads it: events in sequence order
 /// (1, 2, ...), a signal when new ones are committed, where the projector got
 /// to, and the quarantine.
 #[async_trait]
@@ -360,15 +360,16 @@ mod tests {
     /// deletion aside after about 1 s, for good.
     #[tokio::test]
     async fn a_deletion_waits_out_a_read_model_outage_and_is_applied() {
-        use crate::embedded::{EmbeddedEventStore, EmbeddedReadModel};
+        use crate::volatile::VolatileEventStore;
+        use items_domain::command::Actor;
         use items_domain::command::CreateItem;
-        use items_domain::decide::Actor;
+        use items_domain::memory::InMemoryReadModel;
         use items_domain::ports::{EventStore, ReadModel};
         use items_domain::service::{ChangeItemService, CreateItemService};
         use items_domain::testing::{FixedClock, SequentialIds};
 
-        let events = Arc::new(EmbeddedEventStore::default());
-        let read_model = Arc::new(EmbeddedReadModel::default());
+        let events = Arc::new(VolatileEventStore::default());
+        let read_model = Arc::new(InMemoryReadModel::default());
         let (clock, ids) = (Arc::new(FixedClock::default()), Arc::new(SequentialIds::default()));
         let projector =
             Arc::new(ProjectorService::new(read_model.clone()).with_history(events.clone() as Arc<dyn EventStore>));

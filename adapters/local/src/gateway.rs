@@ -22,7 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
-use items_aws::apigw::{self, ApiError, CommandFunctions};
+use items_aws::apigw::{self, ApiError, ItemCommands};
 use items_aws::limits::{
     BAD_GATEWAY, LAMBDA_RESPONSE_MAX_BYTES, PAYLOAD_TOO_LARGE, REQUEST_PAYLOAD_MAX_BYTES, TIMED_OUT,
 };
@@ -45,7 +45,7 @@ pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
 pub struct Functions {
     pub post_item: Arc<CreateItemService>,
     pub get_items: Arc<QueryService>,
-    pub item_commands: Arc<CommandFunctions>,
+    pub item_commands: Arc<ItemCommands>,
 }
 
 pub struct GatewayConfig {

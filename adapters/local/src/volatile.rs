@@ -1,4 +1,4 @@
-//! The volatile embedded backend (`items serve --in-memory`): an in-process
+//! The volatile backend (`items serve --in-memory`): an in-process
 //! event log and read model (the domain's in-memory ports) whose change feed
 //! drives the projector asynchronously, like a DynamoDB stream. Everything is
 //! lost when the process stops; the durable default is [`crate::sqlite`].
@@ -13,15 +13,13 @@ use items_domain::ItemId;
 use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use items_domain::memory::InMemoryEventStore;
 use items_domain::ports::{AppendError, EventStore, PageKey, StoreError};
-use items_domain::replay::{EventLogScan, ScanPage};
+use items_domain::ports::{EventLogScan, ScanPage};
 use tokio::sync::watch;
 
 use crate::event_source_mapping::{ChangeLog, ChangeRecord, Quarantined};
 
-pub use items_domain::memory::InMemoryReadModel as EmbeddedReadModel;
-
 /// An in-process event log that announces every append to its change feed.
-pub struct EmbeddedEventStore {
+pub struct VolatileEventStore {
     log: InMemoryEventStore,
     /// The sequence number of the newest event.
     head: watch::Sender<u64>,
@@ -30,7 +28,7 @@ pub struct EmbeddedEventStore {
     quarantine: Mutex<Vec<Quarantined>>,
 }
 
-impl Default for EmbeddedEventStore {
+impl Default for VolatileEventStore {
     fn default() -> Self {
         Self {
             log: InMemoryEventStore::default(),
@@ -41,7 +39,7 @@ impl Default for EmbeddedEventStore {
     }
 }
 
-impl EmbeddedEventStore {
+impl VolatileEventStore {
     /// Simulates an outage (for fault tests): every call fails as unavailable.
     pub fn set_available(&self, available: bool) {
         self.log.set_available(available);
@@ -72,7 +70,7 @@ impl EmbeddedEventStore {
 }
 
 #[async_trait]
-impl EventStore for EmbeddedEventStore {
+impl EventStore for VolatileEventStore {
     async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
         self.log.append(expected_version, events).await?;
         self.announce();
@@ -113,7 +111,7 @@ impl EventStore for EmbeddedEventStore {
 }
 
 #[async_trait]
-impl EventLogScan for EmbeddedEventStore {
+impl EventLogScan for VolatileEventStore {
     async fn scan_page(
         &self,
         segment: u32,
@@ -129,7 +127,7 @@ impl EventLogScan for EmbeddedEventStore {
 }
 
 #[async_trait]
-impl ChangeLog for EmbeddedEventStore {
+impl ChangeLog for VolatileEventStore {
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<ChangeRecord>, StoreError> {
         let records = self.log.read_after(after, max).into_iter().map(|(sequence, event)| ChangeRecord {
             sequence,

@@ -22,7 +22,8 @@ use items_aws::dynamodb::{
 };
 use items_aws::dynamodb_codec::event_to_item;
 use items_domain::event::{Event, EventPayload, ItemCreated, ItemId};
-use items_domain::replay::{NoCheckpoints, ReadModelTarget, ReplayService, ReplayTarget};
+use items_domain::ports::ReplayTarget;
+use items_domain::replay::{NoCheckpoints, ReadModelTarget, ReplayService};
 use items_testkit::DynamoDbLocal;
 
 type Record = HashMap<String, AttributeValue>;

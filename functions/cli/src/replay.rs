@@ -2,7 +2,6 @@
 //! store (the data dir's database, as `items serve` uses by default) or on
 //! DynamoDB (`--dynamodb`, or a `--dynamodb-endpoint`).
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,15 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use indicatif::{ProgressBar, ProgressStyle};
 use items_aws::dynamodb::{BatchWriter, DynamoEventStore, DynamoReadModel, TableNames, ensure_items_table};
-use items_domain::ports::{ReadModel, StoreError};
-use items_domain::replay::{
-    EventLogScan, NoCheckpoints, ReadModelTarget, ReplayObserver, ReplayService, ReplaySummary, ReplayTarget,
-    VerifyReport, WriteStats, recheck, verify,
-};
-use items_domain::{Item, ItemId};
+use items_domain::ports::ReadModel;
+use items_domain::ports::{EventLogScan, ReplayObserver, ReplayTarget, WriteStats};
+use items_domain::replay::{self, NoCheckpoints, ReadModelTarget, ReplayService, ReplaySummary, VerifyReport, recheck};
 use items_local::checkpoints::FileCheckpoints;
 use items_local::sqlite::{Database, Rebuild, SqliteEventStore, SqliteReadModel};
 
@@ -156,24 +151,6 @@ impl ReplayObserver for Progress {
     }
 }
 
-/// Collects the latest state per item (for `--verify`).
-#[derive(Default)]
-struct Collect(Mutex<HashMap<ItemId, Item>>);
-
-#[async_trait]
-impl ReplayTarget for Collect {
-    async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError> {
-        let mut states = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for item in items {
-            let newer = states.get(&item.id).is_none_or(|current| current.version < item.version);
-            if newer {
-                states.insert(item.id, item);
-            }
-        }
-        Ok(WriteStats::default())
-    }
-}
-
 fn default_segments(approximate_items: i64) -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as i64;
     (approximate_items / 2_000 + 1).clamp(1, (cores * 4).max(4)) as u32
@@ -194,6 +171,19 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         replay_dynamodb(args).await
     } else {
         replay_embedded(args).await
+    }
+}
+
+/// Runs `work` to its end, or until Ctrl-C: then `None`, the progress bar
+/// closed and `what_now` said.
+async fn interruptible<T>(work: impl Future<Output = T>, progress: &Progress, what_now: &str) -> Option<T> {
+    tokio::select! {
+        done = work => Some(done),
+        _ = tokio::signal::ctrl_c() => {
+            progress.finish();
+            eprintln!("interrupted; {what_now}");
+            None
+        }
     }
 }
 
@@ -225,14 +215,10 @@ async fn replay_embedded(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         progress.clone(),
     );
     eprintln!("replaying the event log into {label}{}", if args.dry_run { " (dry run)" } else { "" });
-    let summary = tokio::select! {
-        result = service.run(segments) => result?,
-        _ = tokio::signal::ctrl_c() => {
-            progress.finish();
-            eprintln!("interrupted; the read model is unchanged");
-            return Ok(ExitCode::from(EXIT_INTERRUPTED));
-        }
+    let Some(summary) = interruptible(service.run(segments), &progress, "the read model is unchanged").await else {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
     };
+    let summary = summary?;
     if let Some(rebuild) = rebuild {
         rebuild.finish().await?;
     }
@@ -257,22 +243,8 @@ async fn verify_read_model(
     label: &str,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
-    let collect = Arc::new(Collect::default());
-    let service = ReplayService::new(scan.clone(), Some(collect.clone()), Arc::new(NoCheckpoints), progress.clone());
-    let summary = service.run(segments).await?;
-    let mut actual = Vec::new();
-    let mut after = None;
-    loop {
-        let page = read_model.list_page(None, after.as_ref()).await?;
-        actual.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+    let (summary, mut report) = replay::verify_read_model(scan.clone(), read_model, segments, progress.clone()).await?;
     progress.finish();
-    let expected = std::mem::take(&mut *collect.0.lock().unwrap_or_else(|e| e.into_inner()));
-    let mut report = verify(&expected, actual);
     // Under live traffic the log and the table were read at different
     // moments: check the differences again, giving the projector a moment.
     for pause in RECHECK_PAUSES {
@@ -362,14 +334,11 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         target_table,
         if args.dry_run { " (dry run)" } else { "" }
     );
-    let summary = tokio::select! {
-        result = service.run(segments) => result?,
-        _ = tokio::signal::ctrl_c() => {
-            progress.finish();
-            eprintln!("interrupted; run again with --resume to continue from the checkpoints in {}", checkpoint_file.display());
-            return Ok(ExitCode::from(EXIT_INTERRUPTED));
-        }
+    let resume = format!("run again with --resume to continue from the checkpoints in {}", checkpoint_file.display());
+    let Some(summary) = interruptible(service.run(segments), &progress, &resume).await else {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
     };
+    let summary = summary?;
     progress.finish();
     if let Some(checkpoints) = checkpoints {
         checkpoints.finish();

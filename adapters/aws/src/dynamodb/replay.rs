@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use items_domain::Item;
+use items_domain::ports::{EventLogScan, ReplayTarget, ScanPage, WriteStats};
 use items_domain::ports::{PageKey, StoreError};
-use items_domain::replay::{EventLogScan, ReplayTarget, ScanPage, WriteStats};
 
 use super::{DynamoEventStore, store_error};
 use crate::dynamodb_codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item};
