@@ -7,7 +7,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use items_domain::event::ItemCreated;
-use items_domain::ports::{AppendError, CursorCodec, EventStore, InvalidCursor, PageKey, ReadModel, Upsert};
+use items_domain::event::ItemUpdated;
+use items_domain::ports::{
+    AppendError, CursorCodec, EventLogScan, EventStore, InvalidCursor, PageKey, ReadModel, Upsert,
+};
 use items_domain::service::{ProjectorService, QueryService};
 use items_domain::testing::at;
 use items_domain::{Event, EventPayload, Item, ItemId};
@@ -37,6 +40,8 @@ impl items_domain::ports::IdGenerator for RandomIds {
 
 pub struct Backend {
     pub events: Arc<dyn EventStore>,
+    /// The same log, as the replay reads it.
+    pub scan: Arc<dyn EventLogScan>,
     pub read_model: Arc<dyn ReadModel>,
 }
 
@@ -522,10 +527,110 @@ pub async fn an_idempotent_change_appends_at_the_expected_version_or_not_at_all(
     assert_eq!(backend.events.idempotency_record(&kept.subject, &kept.key).await.unwrap(), Some(kept));
 }
 
+/// Every event of every segment's pages, per segment.
+async fn scan_all(scan: &dyn EventLogScan, total: u32) -> Vec<Vec<Event>> {
+    let mut segments = Vec::new();
+    for segment in 0..total {
+        let mut events = Vec::new();
+        let mut after: Option<PageKey> = None;
+        loop {
+            let page = scan.scan_page(segment, total, after.as_ref()).await.unwrap();
+            events.extend(page.events);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        segments.push(events);
+    }
+    segments
+}
+
+/// The scan port's contract: segments are disjoint and together hold the
+/// whole log; all of an item's events are in one segment, in version order;
+/// records that are not events (idempotency records) are never events.
+pub async fn scan_segments_are_disjoint_and_hold_each_stream_in_order(backend: Backend) {
+    let mut appended: Vec<Event> = Vec::new();
+    for n in 0..40u64 {
+        let id = new_id();
+        let mut stream = vec![event(id, 1, &format!("item {n}"))];
+        for version in 2..=(n % 4 + 1) {
+            let mut update = event(id, version, "");
+            update.payload =
+                EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("v{version}")), timestamp: None });
+            stream.push(update);
+        }
+        backend.events.append(0, &stream).await.unwrap();
+        appended.extend(stream);
+    }
+    // An idempotency record beside the events: not an event of any scan.
+    let keyed = event(new_id(), 1, "keyed");
+    let record = items_domain::idempotency::IdempotencyRecord {
+        subject: "sub-1".into(),
+        key: items_domain::idempotency::IdempotencyKey::parse("scan-key").unwrap(),
+        name: "keyed".into(),
+        timestamp: "N/A".into(),
+        item: item(keyed.item_id, 1, "keyed"),
+        expires_at: at("2099-01-01T00:00:00Z"),
+        change: None,
+    };
+    backend
+        .events
+        .append_idempotent(&record, 0, std::slice::from_ref(&keyed), at("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    appended.push(keyed);
+
+    let mut expected: Vec<Uuid> = appended.iter().map(|e| e.event_id).collect();
+    expected.sort();
+    for total in [1, 3] {
+        let segments = scan_all(backend.scan.as_ref(), total).await;
+        // Backends may share a log with other cases: only ours count.
+        let ours: HashSet<Uuid> = expected.iter().copied().collect();
+        let mut seen: Vec<Uuid> =
+            segments.iter().flatten().map(|e| e.event_id).filter(|id| ours.contains(id)).collect();
+        seen.sort();
+        assert_eq!(seen, expected, "{total} segments hold every event once");
+        let mut segment_of: std::collections::HashMap<ItemId, usize> = std::collections::HashMap::new();
+        for (index, events) in segments.iter().enumerate() {
+            let mut last: std::collections::HashMap<ItemId, u64> = std::collections::HashMap::new();
+            for event in events.iter().filter(|e| ours.contains(&e.event_id)) {
+                assert_eq!(*segment_of.entry(event.item_id).or_insert(index), index, "one item, one segment");
+                let previous = last.insert(event.item_id, event.version).unwrap_or(0);
+                assert!(event.version > previous, "an item's events in version order within its segment");
+            }
+        }
+    }
+}
+
+/// The scan port's `item_stream`: the whole stream in version order, as the
+/// event store's `stream`; nothing for an unknown item.
+pub async fn an_item_stream_is_the_whole_stream_in_version_order(backend: Backend) {
+    let id = new_id();
+    let mut stream = vec![event(id, 1, "a")];
+    for version in 2..=5 {
+        let mut update = event(id, version, "");
+        update.payload = EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("v{version}")), timestamp: None });
+        stream.push(update);
+    }
+    backend.events.append(0, &stream[..2]).await.unwrap();
+    backend.events.append(2, &stream[2..]).await.unwrap();
+    assert_eq!(backend.scan.item_stream(id).await.unwrap(), stream);
+    assert_eq!(backend.scan.item_stream(new_id()).await.unwrap(), vec![]);
+}
+
 /// Expands to one `#[tokio::test]` per conformance case for a backend.
 #[macro_export]
 macro_rules! conformance_suite {
     ($backend:expr, $large_listing:expr, $min_backend_pages:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn scan_segments_are_disjoint_and_hold_each_stream_in_order() {
+            $crate::conformance::scan_segments_are_disjoint_and_hold_each_stream_in_order($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn an_item_stream_is_the_whole_stream_in_version_order() {
+            $crate::conformance::an_item_stream_is_the_whole_stream_in_version_order($backend).await;
+        }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn append_then_stream_in_version_order() {
             $crate::conformance::append_then_stream_in_version_order($backend).await;

@@ -13,10 +13,8 @@ async fn dynamodb() -> Backend {
     let (events, items) = (unique_table("events"), unique_table("items"));
     ensure_events_table(&client, &events).await.unwrap();
     ensure_items_table(&client, &items).await.unwrap();
-    Backend {
-        events: Arc::new(DynamoEventStore::new(client.clone(), events)),
-        read_model: Arc::new(DynamoReadModel::new(client, items)),
-    }
+    let store = Arc::new(DynamoEventStore::new(client.clone(), events));
+    Backend { events: store.clone(), scan: store, read_model: Arc::new(DynamoReadModel::new(client, items)) }
 }
 
 // 3,000 items of ~400 bytes: over 1 MB, so more than one Scan page.
@@ -28,7 +26,7 @@ struct DynamoDb;
 
 impl items_testkit::model::MakeBackend for DynamoDb {
     fn make(runtime: &tokio::runtime::Runtime) -> items_testkit::model::ModelBackend {
-        let Backend { events: _, read_model } = runtime.block_on(dynamodb());
+        let Backend { read_model, .. } = runtime.block_on(dynamodb());
         let local = DynamoDbLocal::shared();
         let client = runtime.block_on(local.client());
         let events = unique_table("events");

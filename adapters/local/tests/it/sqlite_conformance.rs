@@ -11,10 +11,8 @@ fn sqlite() -> Backend {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("sqlite-conformance-{}", uuid::Uuid::new_v4().simple()));
     let database = Database::open(&dir).expect("a fresh database opens");
-    Backend {
-        events: Arc::new(SqliteEventStore::new(database.clone())),
-        read_model: Arc::new(SqliteReadModel::new(database)),
-    }
+    let store = Arc::new(SqliteEventStore::new(database.clone()));
+    Backend { events: store.clone(), scan: store, read_model: Arc::new(SqliteReadModel::new(database)) }
 }
 
 // 3,000 items: more than one 1,000-row page.

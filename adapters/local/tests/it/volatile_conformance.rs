@@ -8,7 +8,8 @@ use items_testkit::conformance::Backend;
 use items_testkit::conformance_suite;
 
 fn volatile() -> Backend {
-    Backend { events: Arc::new(VolatileEventStore::default()), read_model: Arc::new(InMemoryReadModel::default()) }
+    let store = Arc::new(VolatileEventStore::default());
+    Backend { events: store.clone(), scan: store, read_model: Arc::new(InMemoryReadModel::default()) }
 }
 
 conformance_suite!(volatile(), 3000, 1);
