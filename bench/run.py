@@ -144,9 +144,9 @@ def build(results):
     """One cargo command for everything; returns the bench executables."""
     cmd = [
         "cargo", "build", "--release",
-        "-p", "items-cli", "-p", "items-lambda", "-p", "items-aws", "-p", "items-local",
+        "-p", "items-cli", "-p", "items-lambda", "-p", "items-aws", "-p", "items-local", "-p", "items-bench",
         "--bin", "items", "--bin", "post-item", "--bin", "get-items", "--bin", "project-events",
-        "--example", "bench_harness", "--example", "hello_axum", "--example", "lambda_echo", "--example", "replay_bench",
+        "--bin", "bench_harness", "--bin", "hello_axum", "--bin", "lambda_echo", "--bin", "replay_bench",
         "--bench", "token_verify", "--bench", "event_codec", "--bench", "change_path",
         "--message-format", "json-render-diagnostics",
     ]
@@ -216,9 +216,9 @@ def stop(process):
 def bench_lambda(profile, results, classic_handler):
     out = results / "lambda.json"
     run([
-        TARGET / "release/examples/bench_harness", "lambda",
+        TARGET / "release/bench_harness", "lambda",
         "--bin-dir", TARGET / "release",
-        "--echo-bin", TARGET / "release/examples/lambda_echo",
+        "--echo-bin", TARGET / "release/lambda_echo",
         "--classic-handler", classic_handler,
         "--python", sys.executable,
         "--fixtures", ROOT / "adapters/aws/tests/fixtures",
@@ -236,7 +236,7 @@ def bench_lambda(profile, results, classic_handler):
 def bench_projection(profile, results):
     out = results / "projection.json"
     run([
-        TARGET / "release/examples/bench_harness", "projection",
+        TARGET / "release/bench_harness", "projection",
         "--items-bin", TARGET / "release/items",
         "--backlog", str(profile["backlog"]),
         "--samples", str(profile["lag"]),
@@ -266,7 +266,7 @@ def bench_gateway(profile, results):
     serve_log = open(logs / "items-serve-embedded.log", "w")
     serve = subprocess.Popen([items, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir],
                              stdout=serve_log, stderr=serve_log, stdin=subprocess.DEVNULL, env=clean_env())
-    hello = subprocess.Popen([TARGET / "release/examples/hello_axum", f"127.0.0.1:{hello_port}"],
+    hello = subprocess.Popen([TARGET / "release/hello_axum", f"127.0.0.1:{hello_port}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         wait_http(f"{base}/items")
@@ -442,8 +442,8 @@ def bench_micro(profile, results, executables):
 
 
 def bench_replay(profile, results):
-    """functions/cli/examples/replay_bench.rs: replay vs a parallel Scan + BatchWriteItem floor."""
-    out = subprocess.run([TARGET / "release/examples/replay_bench", str(profile["replay_events"]), "4"],
+    """bench/harness/src/bin/replay_bench.rs: replay vs a parallel Scan + BatchWriteItem floor."""
+    out = subprocess.run([TARGET / "release/replay_bench", str(profile["replay_events"]), "4"],
                          cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
     table = [line for line in out.splitlines() if line.startswith("|")]
     (results / "replay.md").write_text("\n".join(table) + "\n")
@@ -875,7 +875,7 @@ class Report:
 
     def replay_section(self, data):
         self.add("## 6. Replay", "")
-        self.add("`functions/cli/examples/replay_bench.rs` on its own DynamoDB Local: the events table is seeded, "
+        self.add("`bench/harness/src/bin/replay_bench.rs` on its own DynamoDB Local: the events table is seeded, "
                  "DynamoDB Local is warmed up, then the floor (a parallel Scan of the events table and "
                  "BatchWriteItem of the same records, as they are, into a copy without a stream: no decoding, no "
                  "domain logic) and the replay service (the code `items replay` runs) with 4 segments each. "
@@ -1014,7 +1014,7 @@ class Report:
             "- **One machine, loopback only.** The functions, the Runtime API emulator, DynamoDB Local and the "
             "load generator share the same cores. DynamoDB Local (a JVM with SQLite) is much slower than DynamoDB "
             "and dominates every warm figure; the ratios to the floor say how much each function adds on top.",
-            "- **Runtime API emulator** (`functions/cli/examples/bench_harness/emulator.rs`): blocking threads, "
+            "- **Runtime API emulator** (`bench/harness/src/bin/bench_harness/emulator.rs`): blocking threads, "
             "`TCP_NODELAY` on every accepted socket, one emulator per process so a stopped process can never take "
             "another's invocation. Both runtimes (`lambda_runtime` for Rust, `awslambdaric` for Python) talk to "
             "the same emulator code.",

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 # The repository's top-level folders: a backticked token starting with one is a path.
-TOP = {"domain", "adapters", "functions", "testkit", "pulumi", "web", "e2e", "docs", "scripts", "bench", "tests", ".ci"}
+TOP = {"domain", "adapters", "functions", "cli", "testkit", "pulumi", "web", "e2e", "docs", "scripts", "bench", "tests", ".ci"}
 # Crate names (and the short names the docs use) to their source folders.
 CRATES = {
     "items_domain": "domain/src",
@@ -20,6 +20,7 @@ CRATES = {
     "items_local": "adapters/local/src",
     "items_testkit": "testkit/src",
     "testkit": "testkit/src",
+    "items_cli": "cli/src",
 }
 # Folders that are not crates, though a Rust-looking path may start with one.
 NOT_CRATES = {"adapters", "functions"}

@@ -6,7 +6,7 @@
 //! - `replay` into the live table: the replay service with the read model's
 //!   repair (a conditional PutItem).
 //!
-//! `cargo run --release --example replay_bench -- [EVENTS] [SEGMENTS]`
+//! `cargo run --release -p items-bench --bin replay_bench -- [EVENTS] [SEGMENTS]`
 //! (defaults 10000 and 4). Prints a Markdown table. Loopback only.
 
 use std::collections::HashMap;

@@ -34,7 +34,7 @@ pub struct LambdaArgs {
     #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
     /// The Runtime API floor: `lambda_echo` (answers at once, no AWS call).
-    #[arg(long, default_value = "target/release/examples/lambda_echo")]
+    #[arg(long, default_value = "target/release/lambda_echo")]
     pub echo_bin: PathBuf,
     /// The classic handler: a Python module with `lambda_handler` (copied into
     /// a temporary folder at run time as `classic_lambda.py`).

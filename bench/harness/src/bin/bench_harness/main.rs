@@ -5,9 +5,9 @@
 //! loopback against a DynamoDB Local it starts itself.
 //!
 //! ```sh
-//! cargo run --release --example bench_harness -- lambda --help
-//! cargo run --release --example bench_harness -- projection --help
-//! cargo run --release --example bench_harness -- shard --help
+//! cargo run --release -p items-bench --bin bench_harness -- lambda --help
+//! cargo run --release -p items-bench --bin bench_harness -- projection --help
+//! cargo run --release -p items-bench --bin bench_harness -- shard --help
 //! ```
 
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! The ceiling for the local gateway benchmark: an axum "hello world" on the
 //! same tokio and axum versions as `items serve`, with nothing else in it.
 //!
-//! `cargo run --release --example hello_axum -- 127.0.0.1:3100`
+//! `cargo run --release -p items-bench --bin hello_axum -- 127.0.0.1:3100`
 
 use axum::Router;
 use axum::routing::get;
