@@ -17,8 +17,9 @@ pub const DIMENSION: &str = "Function";
 /// EMF takes at most 100 values per metric and line.
 const MAX_SAMPLES: usize = 100;
 
-/// What the handlers count.
+/// What the handlers count; its value indexes [`Counter::ALL`] and [`NAMES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Counter {
     ItemsCreated,
     IdempotentRepeats,
@@ -34,54 +35,53 @@ pub enum Counter {
     ReplayItemsWritten,
 }
 
+/// Each counter's CloudWatch name and Prometheus name (`items_` prefix,
+/// snake case, `_total`), in [`Counter`] order.
+const NAMES: [(Counter, &str, &str); 10] = [
+    (Counter::ItemsCreated, "ItemsCreated", "items_created_total"),
+    (Counter::IdempotentRepeats, "IdempotentRepeats", "items_idempotent_repeats_total"),
+    (Counter::ItemsUpdated, "ItemsUpdated", "items_updated_total"),
+    (Counter::ItemsDeleted, "ItemsDeleted", "items_deleted_total"),
+    (Counter::RecordsProjected, "RecordsProjected", "items_records_projected_total"),
+    (Counter::RecordsAlreadyNewer, "RecordsAlreadyNewer", "items_records_already_newer_total"),
+    (Counter::RecordsFailed, "RecordsFailed", "items_records_failed_total"),
+    (Counter::RecordsQuarantined, "RecordsQuarantined", "items_records_quarantined_total"),
+    (Counter::ReplayEventsRead, "ReplayEventsRead", "items_replay_events_read_total"),
+    (Counter::ReplayItemsWritten, "ReplayItemsWritten", "items_replay_items_written_total"),
+];
+
+// The table is in enum order: checked when compiling.
+const _: () = {
+    let mut i = 0;
+    while i < NAMES.len() {
+        assert!(NAMES[i].0 as usize == i);
+        i += 1;
+    }
+};
+
 impl Counter {
-    pub const ALL: [Counter; 10] = [
-        Counter::ItemsCreated,
-        Counter::IdempotentRepeats,
-        Counter::ItemsUpdated,
-        Counter::ItemsDeleted,
-        Counter::RecordsProjected,
-        Counter::RecordsAlreadyNewer,
-        Counter::RecordsFailed,
-        Counter::RecordsQuarantined,
-        Counter::ReplayEventsRead,
-        Counter::ReplayItemsWritten,
-    ];
+    pub const ALL: [Counter; NAMES.len()] = {
+        let mut all = [Counter::ItemsCreated; NAMES.len()];
+        let mut i = 0;
+        while i < NAMES.len() {
+            all[i] = NAMES[i].0;
+            i += 1;
+        }
+        all
+    };
 
     /// The CloudWatch metric name.
     pub fn name(self) -> &'static str {
-        match self {
-            Counter::ItemsCreated => "ItemsCreated",
-            Counter::IdempotentRepeats => "IdempotentRepeats",
-            Counter::ItemsUpdated => "ItemsUpdated",
-            Counter::ItemsDeleted => "ItemsDeleted",
-            Counter::RecordsProjected => "RecordsProjected",
-            Counter::RecordsAlreadyNewer => "RecordsAlreadyNewer",
-            Counter::RecordsFailed => "RecordsFailed",
-            Counter::RecordsQuarantined => "RecordsQuarantined",
-            Counter::ReplayEventsRead => "ReplayEventsRead",
-            Counter::ReplayItemsWritten => "ReplayItemsWritten",
-        }
+        NAMES[self.index()].1
     }
 
-    /// The Prometheus name (`items_` prefix, snake case, `_total`).
+    /// The Prometheus name.
     pub fn prometheus_name(self) -> &'static str {
-        match self {
-            Counter::ItemsCreated => "items_created_total",
-            Counter::IdempotentRepeats => "items_idempotent_repeats_total",
-            Counter::ItemsUpdated => "items_updated_total",
-            Counter::ItemsDeleted => "items_deleted_total",
-            Counter::RecordsProjected => "items_records_projected_total",
-            Counter::RecordsAlreadyNewer => "items_records_already_newer_total",
-            Counter::RecordsFailed => "items_records_failed_total",
-            Counter::RecordsQuarantined => "items_records_quarantined_total",
-            Counter::ReplayEventsRead => "items_replay_events_read_total",
-            Counter::ReplayItemsWritten => "items_replay_items_written_total",
-        }
+        NAMES[self.index()].2
     }
 
     fn index(self) -> usize {
-        Counter::ALL.iter().position(|c| *c == self).unwrap_or(0)
+        self as usize
     }
 }
 
