@@ -30,14 +30,21 @@ pub const REQUEST_PAYLOAD_MAX_BYTES: usize = 10 * 1024 * 1024;
 /// settled by the sources; the local server answers 431.
 pub const REQUEST_HEAD_MAX_BYTES: usize = 10_240;
 
+/// An answer API Gateway gives itself, without the function: status and message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayAnswer {
+    pub status: u16,
+    pub message: &'static str,
+}
+
 /// What API Gateway answers when the function failed (its response was over
-/// the Lambda limit, or malformed): status and body.
-pub const BAD_GATEWAY: (u16, &str) = (502, "Internal server error");
+/// the Lambda limit, or malformed).
+pub const BAD_GATEWAY: GatewayAnswer = GatewayAnswer { status: 502, message: "Internal server error" };
 /// What API Gateway answers past the integration timeout.
-pub const TIMED_OUT: (u16, &str) = (504, "Endpoint request timed out");
+pub const TIMED_OUT: GatewayAnswer = GatewayAnswer { status: 504, message: "Endpoint request timed out" };
 /// What API Gateway answers to a payload over its limit. The status is
 /// documented; the message is what it is reported to send (unconfirmed).
-pub const PAYLOAD_TOO_LARGE: (u16, &str) = (413, "Request Too Long");
+pub const PAYLOAD_TOO_LARGE: GatewayAnswer = GatewayAnswer { status: 413, message: "Request Too Long" };
 
 /// `get-items` without `limit`: a body well under the Lambda cap (about 1 MB
 /// of headroom for the headers and the proxy envelope), read in well under the

@@ -194,9 +194,9 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
         Ok(response) if within_lambda_limit(&response) => Ok(proxy_to_http(response)),
         Ok(_) => {
             tracing::error!(request_id, "function response over Lambda's {LAMBDA_RESPONSE_MAX_BYTES}-byte limit");
-            Err(ApiError::new(BAD_GATEWAY.0, BAD_GATEWAY.1))
+            Err(BAD_GATEWAY.into())
         }
-        Err(_) => Err(ApiError::new(TIMED_OUT.0, TIMED_OUT.1)),
+        Err(_) => Err(TIMED_OUT.into()),
     }
 }
 
@@ -227,7 +227,7 @@ async fn proxy_request(
     let body = tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, REQUEST_PAYLOAD_MAX_BYTES))
         .await
         .map_err(|_| ApiError::new(408, "Request body was not received in time"))?
-        .map_err(|_| ApiError::new(PAYLOAD_TOO_LARGE.0, PAYLOAD_TOO_LARGE.1))?;
+        .map_err(|_| ApiError::from(PAYLOAD_TOO_LARGE))?;
 
     let mut single: HashMap<String, String> = HashMap::new();
     let mut multi: HashMap<String, Vec<String>> = HashMap::new();

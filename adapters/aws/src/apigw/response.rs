@@ -42,6 +42,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::limits::GatewayAnswer> for ApiError {
+    fn from(answer: crate::limits::GatewayAnswer) -> Self {
+        Self::new(answer.status, answer.message)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         // The detail goes to the log, never to the client.
