@@ -11,10 +11,10 @@ use axum::Router;
 use items_local::auth::dev_idp::{DEV_CLIENT_ID, DEV_MACHINE_CLIENT_ID, DevIdentityProvider};
 use items_local::hosted_ui::users::UserStore;
 use items_local::hosted_ui::{self, HostedUi, HostedUiConfig, MachineClient};
+use items_local::web_app::{self, WebAppConfig};
 
 /// The development machine client's secret, in the data dir (0600).
 pub const MACHINE_SECRET_FILE: &str = "machine-client.secret";
-use items_local::web_app::{self, WebAppConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebArgs {

@@ -16,7 +16,6 @@ use super::html::{self, STYLESHEET_PATH};
 use super::sign_in_guard::Throttled;
 use super::{AuthorizeError, HostedUi, Params, TokenError, csrf, grants};
 
-const STYLESHEET: &str = include_str!("../../../../web/style.css");
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 /// The Hosted UI's routes, to merge into the local gateway's router.
@@ -382,7 +381,7 @@ async fn logout(State(ui): State<Arc<HostedUi>>, uri: Uri) -> Response {
 }
 
 async fn stylesheet() -> Response {
-    let mut response = Response::new(Body::from(STYLESHEET));
+    let mut response = Response::new(Body::from(crate::web_app::STYLE_CSS));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
     secure(response, None)
 }
