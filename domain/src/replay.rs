@@ -57,8 +57,9 @@ pub fn fold_states<'a>(events: impl IntoIterator<Item = &'a Event>) -> HashMap<I
 pub fn fold_page<'a>(events: impl IntoIterator<Item = &'a Event>) -> (HashMap<ItemId, Item>, Vec<ItemId>) {
     let mut states: HashMap<ItemId, Item> = HashMap::new();
     let mut continued: Vec<ItemId> = Vec::new();
+    let mut skipped: std::collections::HashSet<ItemId> = std::collections::HashSet::new();
     for event in events {
-        if continued.contains(&event.item_id) {
+        if skipped.contains(&event.item_id) {
             continue;
         }
         match projection::evolve(states.get(&event.item_id), event) {
@@ -68,6 +69,7 @@ pub fn fold_page<'a>(events: impl IntoIterator<Item = &'a Event>) -> (HashMap<It
             Outcome::AlreadyNewer => {}
             Outcome::NeedsHistory => {
                 states.remove(&event.item_id);
+                skipped.insert(event.item_id);
                 continued.push(event.item_id);
             }
         }
@@ -184,18 +186,14 @@ impl ReplayService {
                     states.insert(item_id, item);
                 }
             }
+            let items = states.len();
             let states: Vec<Item> = states.into_values().collect();
             let stats = match &self.target {
-                Some(target) if !states.is_empty() => target.write(states.clone()).await?,
+                Some(target) if !states.is_empty() => target.write(states).await?,
                 _ => WriteStats::default(),
             };
-            summary += ReplaySummary {
-                events: page.events.len(),
-                skipped: page.skipped,
-                items: states.len(),
-                writes: stats,
-                pages: 1,
-            };
+            summary +=
+                ReplaySummary { events: page.events.len(), skipped: page.skipped, items, writes: stats, pages: 1 };
             self.observer.page_done(segment, page.events.len(), stats);
             let progress = match page.next {
                 Some(next) => SegmentProgress::After(next),

@@ -179,7 +179,7 @@ pub async fn repairs_replace_wrong_rows_at_the_same_version_and_never_go_back(ba
 }
 
 pub async fn projection_is_idempotent_and_order_independent(backend: Backend) {
-    let projector = ProjectorService::new(backend.read_model.clone());
+    let projector = ProjectorService::new(backend.read_model.clone(), backend.events.clone());
     let ids: Vec<ItemId> = (0..5).map(|_| new_id()).collect();
     let events: Vec<Event> = ids.iter().map(|&id| event(id, 1, &format!("item {id}"))).collect();
     let mut shuffled: Vec<Event> = events.iter().rev().cloned().collect();
@@ -475,7 +475,7 @@ pub async fn renames_and_deletes_project_to_the_folded_state_with_tombstones(bac
     // Newest first, then everything again: every event arrives out of order once.
     let mut deliveries: Vec<Event> = log.iter().rev().cloned().collect();
     deliveries.extend(log.iter().cloned());
-    let projector = ProjectorService::new(backend.read_model.clone()).with_history(backend.events.clone());
+    let projector = ProjectorService::new(backend.read_model.clone(), backend.events.clone());
     assert_eq!(projector.project_batch(&deliveries).await.failed, None);
 
     let survivor = backend.read_model.get(kept).await.unwrap().unwrap();

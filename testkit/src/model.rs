@@ -499,7 +499,7 @@ impl System {
             fail_at: fail_at.map(usize::from),
             writes: AtomicUsize::new(0),
         });
-        let projector = ProjectorService::new(flaky).with_history(self.backend.events.clone());
+        let projector = ProjectorService::new(flaky, self.backend.events.clone());
         // Delivered as an event source mapping does: from the failed event
         // on; a poison record (after its attempts) set aside, never applied.
         let mut rest = pending.as_slice();

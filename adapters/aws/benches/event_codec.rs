@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use items_aws::dynamodb_codec::{event_from_item, event_to_item};
+use items_aws::dynamodb::codec::{event_from_item, event_to_item};
 use items_aws::projector::{Decoded, decode_record};
 use items_domain::event::{Event, EventPayload, ItemCreated, ItemId, StoredEvent};
 

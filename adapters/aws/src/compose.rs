@@ -51,5 +51,5 @@ pub fn item_commands(events: Arc<dyn EventStore>, settings: &Settings) -> ItemCo
 /// `project-events`: writes the items table, and reads an item's stream when
 /// an event does not follow on from the row.
 pub fn project_events(read_model: Arc<dyn ReadModel>, events: Arc<dyn EventStore>) -> ProjectorService {
-    ProjectorService::new(read_model).with_history(events)
+    ProjectorService::new(read_model, events)
 }

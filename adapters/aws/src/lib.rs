@@ -12,7 +12,7 @@
 //!   Lambda and locally.
 //! - [`dynamodb`]: the DynamoDB event store, read model, replay scan and batch writer,
 //!   and table creation for local runs and tests.
-//! - [`dynamodb_codec`]: the DynamoDB item codec: events and items as DynamoDB items,
+//! - [`dynamodb::codec`]: the DynamoDB item codec: events and items as DynamoDB items,
 //!   for the SDK and for stream records.
 //! - [`cursor`]: opaque, tamper-evident page cursors.
 //! - [`system`]: the real clock and id generator.
@@ -25,7 +25,6 @@ pub mod apigw;
 pub mod compose;
 pub mod cursor;
 pub mod dynamodb;
-pub mod dynamodb_codec;
 pub mod lambda_env;
 pub mod limits;
 pub mod metrics;

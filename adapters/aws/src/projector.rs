@@ -7,7 +7,7 @@ use items_domain::Event;
 use items_domain::ports::StoreError;
 use items_domain::service::ProjectorService;
 
-use crate::dynamodb_codec::{RecordError, event_from_item};
+use crate::dynamodb::codec::{RecordError, event_from_item};
 use crate::metrics::{self, Counter};
 
 /// What one stream record holds for the projector.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::dynamodb::{EventRecord, StreamViewType};
-use items_aws::dynamodb_codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_to_item};
+use items_aws::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_to_item};
 use items_aws::projector::{Failure, project_records};
 use items_domain::Event;
 use items_domain::ports::StoreError;
@@ -371,8 +371,7 @@ mod tests {
         let events = Arc::new(VolatileEventStore::default());
         let read_model = Arc::new(InMemoryReadModel::default());
         let (clock, ids) = (Arc::new(FixedClock::default()), Arc::new(SequentialIds::default()));
-        let projector =
-            Arc::new(ProjectorService::new(read_model.clone()).with_history(events.clone() as Arc<dyn EventStore>));
+        let projector = Arc::new(ProjectorService::new(read_model.clone(), events.clone() as Arc<dyn EventStore>));
         let feed = tokio::spawn(run_change_feed(events.clone(), projector, 10));
         let create = CreateItemService::new(events.clone(), clock.clone(), ids.clone());
         let item = create.create("owner", CreateItem { name: "Pen".into(), timestamp: "t".into() }).await.unwrap();

@@ -59,8 +59,10 @@ impl Tables {
     /// Projects every event as live projection would (the projector's code).
     async fn project_live(&self, table: &str) {
         let events = DynamoEventStore::new(self.client.clone(), &self.events);
-        let projector = ProjectorService::new(Arc::new(DynamoReadModel::new(self.client.clone(), table)))
-            .with_history(Arc::new(DynamoEventStore::new(self.client.clone(), &self.events)));
+        let projector = ProjectorService::new(
+            Arc::new(DynamoReadModel::new(self.client.clone(), table)),
+            Arc::new(DynamoEventStore::new(self.client.clone(), &self.events)),
+        );
         let mut after = None;
         loop {
             use items_domain::ports::EventLogScan;
@@ -200,7 +202,7 @@ async fn verify_detects_a_corrupted_a_missing_and_an_extra_item() {
     ids.sort();
     let mut corrupted = live[&ids[0]].clone();
     corrupted.name = "corrupted".into();
-    let item: HashMap<String, AttributeValue> = items_aws::dynamodb_codec::to_item(&corrupted).unwrap();
+    let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&corrupted).unwrap();
     tables.client.put_item().table_name(&tables.items).set_item(Some(item)).send().await.unwrap();
     tables
         .client
@@ -212,7 +214,7 @@ async fn verify_detects_a_corrupted_a_missing_and_an_extra_item() {
         .unwrap();
     let mut extra = live[&ids[2]].clone();
     extra.id = ItemId(uuid::Uuid::new_v4());
-    let item: HashMap<String, AttributeValue> = items_aws::dynamodb_codec::to_item(&extra).unwrap();
+    let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&extra).unwrap();
     tables.client.put_item().table_name(&tables.items).set_item(Some(item)).send().await.unwrap();
 
     let verified = tables.replay(&["--verify"]);
@@ -410,7 +412,7 @@ async fn a_replay_in_place_repairs_rows_wrong_at_their_version() {
 
     for id in &ids[..2] {
         let edited = Item { name: "edited by hand".into(), ..live[id].clone() };
-        let item: HashMap<String, AttributeValue> = items_aws::dynamodb_codec::to_item(&edited).unwrap();
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&edited).unwrap();
         tables.client.put_item().table_name(&tables.items).set_item(Some(item)).send().await.unwrap();
     }
     let verified = tables.replay(&["--verify"]);
@@ -448,8 +450,8 @@ async fn verify_next_to_live_changes_finds_no_difference() {
     let writer = {
         let (stop, changed) = (stop.clone(), changed.clone());
         let changes = ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
-        let projector = ProjectorService::new(Arc::new(DynamoReadModel::new(tables.client.clone(), &tables.items)))
-            .with_history(events.clone());
+        let projector =
+            ProjectorService::new(Arc::new(DynamoReadModel::new(tables.client.clone(), &tables.items)), events.clone());
         let owner = Actor { subject: "sub-replay".into(), is_admin: false };
         let events = events.clone();
         tokio::spawn(async move {

@@ -311,7 +311,7 @@ async fn given_shuffled_and_duplicated_deliveries_then_the_read_model_ends_as_th
 
     for seed in 0..50 {
         let read_model = Arc::new(InMemoryReadModel::default());
-        let projector = ProjectorService::new(read_model.clone()).with_history(world.events.clone());
+        let projector = ProjectorService::new(read_model.clone(), world.events.clone());
         let outcome = projector.project_batch(&shuffled(&duplicated, seed)).await;
         assert_eq!(outcome.failed, None, "seed {seed}");
         let deleted = read_model.get(world.id).await.unwrap().unwrap();
@@ -326,13 +326,14 @@ async fn given_shuffled_and_duplicated_deliveries_then_the_read_model_ends_as_th
 }
 
 #[tokio::test]
-async fn without_the_log_an_event_out_of_order_fails_instead_of_guessing() {
+async fn when_the_log_is_down_an_event_out_of_order_fails_instead_of_guessing() {
     let world = given_an_item().await;
     world.changes.update(&owner(), world.id, rename("Ink"), None, None).await.unwrap();
     world.changes.update(&owner(), world.id, rename("Nib"), None, None).await.unwrap();
     let stream = world.stream().await;
     let read_model = Arc::new(InMemoryReadModel::default());
-    let projector = ProjectorService::new(read_model.clone());
+    let projector = ProjectorService::new(read_model.clone(), world.events.clone());
+    world.events.set_available(false);
     let outcome = projector.project_batch(&[stream[0].clone(), stream[2].clone(), stream[1].clone()]).await;
     assert_eq!(outcome.applied, 1);
     assert!(matches!(outcome.failed, Some((1, StoreError::Unavailable(_)))), "{outcome:?}");

@@ -21,19 +21,15 @@ pub struct ProjectorService {
     read_model: Arc<dyn ReadModel>,
     /// Where an item's stream is read when an event does not follow on from
     /// the read model's state (a delivery out of order, or a lost write).
-    history: Option<Arc<dyn EventStore>>,
+    history: Arc<dyn EventStore>,
 }
 
 impl ProjectorService {
-    pub fn new(read_model: Arc<dyn ReadModel>) -> Self {
-        Self { read_model, history: None }
-    }
-
-    /// Lets the projector fold an item's stream when an event needs the state
-    /// right before it and the read model is further behind.
-    pub fn with_history(mut self, events: Arc<dyn EventStore>) -> Self {
-        self.history = Some(events);
-        self
+    /// Projects onto `read_model`, folding an item's stream from `history`
+    /// when an event needs the state right before it and the read model is
+    /// further behind.
+    pub fn new(read_model: Arc<dyn ReadModel>, history: Arc<dyn EventStore>) -> Self {
+        Self { read_model, history }
     }
 
     /// Applies one event. Idempotent: the read model's write is version-guarded.
@@ -47,13 +43,7 @@ impl ProjectorService {
             Outcome::Apply(item) => self.read_model.upsert_if_newer(&item).await,
             Outcome::AlreadyNewer => Ok(Upsert::AlreadyNewer),
             Outcome::NeedsHistory => {
-                let Some(history) = &self.history else {
-                    return Err(StoreError::Unavailable(format!(
-                        "event {} of item {} needs the item's history, and this projector has no event log",
-                        event.version, event.item_id
-                    )));
-                };
-                let stream = history.stream(event.item_id).await?;
+                let stream = self.history.stream(event.item_id).await?;
                 match projection::fold_stream(&stream)? {
                     Some(item) if item.version >= event.version => self.read_model.upsert_if_newer(&item).await,
                     _ => Err(StoreError::Corrupt(format!(

@@ -120,7 +120,7 @@ async fn create_on_a_store_that_is_down_fails_and_records_nothing() {
 async fn projecting_a_batch_twice_gives_the_same_read_model() {
     let events = created_events(3).await;
     let read_model = Arc::new(InMemoryReadModel::default());
-    let projector = ProjectorService::new(read_model.clone());
+    let projector = ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default()));
 
     let first = projector.project_batch(&events).await;
     assert_eq!((first.applied, first.already_newer, first.failed), (3, 0, None));
@@ -139,7 +139,8 @@ async fn a_batch_stops_at_the_first_failure_and_reports_its_index() {
         fail_write_number: 2,
         writes: AtomicUsize::new(0),
     });
-    let outcome = ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    let outcome =
+        ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
     assert_eq!(outcome.applied, 1);
     assert!(matches!(outcome.failed, Some((1, StoreError::Unavailable(_)))));
     assert_eq!(stored(&read_model.inner).await.len(), 1, "nothing after the failure was applied");
@@ -149,7 +150,7 @@ async fn a_batch_stops_at_the_first_failure_and_reports_its_index() {
 async fn listing_without_limit_follows_every_page() {
     let events = created_events(7).await;
     let read_model = Arc::new(InMemoryReadModel::with_page_size(2));
-    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
 
     let listing = queries(read_model).list(None, None, None).await.unwrap();
     assert_eq!(listing.items.len(), 7);
@@ -160,7 +161,7 @@ async fn listing_without_limit_follows_every_page() {
 async fn listing_with_limit_pages_through_sealed_cursors() {
     let events = created_events(5).await;
     let read_model = Arc::new(InMemoryReadModel::with_page_size(100));
-    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
     let queries = queries(read_model);
 
     let mut seen = Vec::new();
@@ -200,7 +201,7 @@ async fn follow(queries: &QueryService) -> Vec<Vec<ItemId>> {
 async fn given_a_byte_budget_when_listing_without_limit_then_it_stops_at_a_whole_item_and_the_cursor_goes_on() {
     let events = created_events(7).await;
     let read_model = Arc::new(InMemoryReadModel::with_page_size(2));
-    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
     let all: Vec<Item> = stored(&*read_model).await;
     // Room for exactly three items: `[`, three items, two commas, `]`.
     let size = |item: &Item| serde_json::to_vec(item).unwrap().len();
@@ -219,7 +220,7 @@ async fn given_a_byte_budget_when_listing_without_limit_then_it_stops_at_a_whole
 async fn given_an_item_larger_than_the_budget_when_listing_then_it_still_comes_alone() {
     let events = created_events(2).await;
     let read_model = Arc::new(InMemoryReadModel::with_page_size(10));
-    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
     let body = BodyBudget { max_bytes: 10, ..BodyBudget::UNBOUNDED };
     let budget = ListBudget { body, max_time: Duration::from_secs(60), reserve: Duration::ZERO };
     let queries = queries(read_model).with_list_budget(budget);
@@ -230,7 +231,7 @@ async fn given_an_item_larger_than_the_budget_when_listing_then_it_still_comes_a
 async fn given_a_time_budget_when_it_is_spent_then_the_listing_stops_between_pages() {
     let events = created_events(6).await;
     let read_model = Arc::new(InMemoryReadModel::with_page_size(2));
-    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
     let budget = ListBudget { max_time: Duration::ZERO, ..ListBudget::UNBOUNDED };
     let queries = queries(read_model).with_list_budget(budget);
     assert_eq!(follow(&queries).await.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 2]);
@@ -244,7 +245,7 @@ async fn given_a_time_budget_when_it_is_spent_then_the_listing_stops_between_pag
 async fn given_only_tombstones_by_the_deadline_when_listing_then_an_empty_page_with_a_cursor() {
     let events = created_events(5).await;
     let read_model = Arc::new(InMemoryReadModel::with_page_size(2));
-    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
     let all = stored(&*read_model).await;
     let ids: Vec<ItemId> = all.iter().map(|item| item.id).collect();
     for item in &all[..4] {
@@ -275,7 +276,7 @@ async fn given_only_tombstones_by_the_deadline_when_listing_then_an_empty_page_w
 async fn the_body_budget_counts_sizes_by_the_transport_s_rule() {
     let events = created_events(4).await;
     let read_model = Arc::new(InMemoryReadModel::default());
-    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
     let plain = serde_json::to_vec(&stored(&*read_model).await).unwrap().len();
     // A transport that doubles every byte: the same budget holds half as much.
     let body = BodyBudget { max_bytes: plain, size_of: |json| json.len() * 2 };
@@ -296,7 +297,7 @@ async fn a_tampered_cursor_is_refused() {
 async fn get_returns_the_projected_item_or_none() {
     let events = created_events(1).await;
     let read_model = Arc::new(InMemoryReadModel::with_page_size(10));
-    ProjectorService::new(read_model.clone()).project_batch(&events).await;
+    ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
     let queries = queries(read_model);
 
     let item = queries.get(events[0].item_id).await.unwrap().unwrap();

@@ -4,8 +4,6 @@
 
 use items_domain::Event;
 use items_domain::event::{DecodeError, STREAM_PREFIX, StoredEvent};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 /// Attribute names of the events table's key.
 pub const EVENTS_PARTITION_KEY: &str = "stream_id";
@@ -42,12 +40,4 @@ where
     }
     let stored: StoredEvent = serde_dynamo::from_item(item)?;
     Ok(Some(stored.decode()?))
-}
-
-pub fn to_item<T: Serialize, I: From<serde_dynamo::Item>>(value: &T) -> Result<I, serde_dynamo::Error> {
-    serde_dynamo::to_item(value)
-}
-
-pub fn from_item<T: DeserializeOwned, I: Into<serde_dynamo::Item>>(item: I) -> Result<T, serde_dynamo::Error> {
-    serde_dynamo::from_item(item.into())
 }

@@ -13,9 +13,9 @@ use items_domain::ports::{AppendError, AppendPlan, EventStore, Snapshot, StoreEr
 use items_domain::{Event, Item, ItemId};
 
 use super::store_error;
-use crate::dynamodb_codec::{
-    EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item, event_to_item, from_item, to_item,
-};
+use serde_dynamo::{from_item, to_item};
+
+use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item, event_to_item};
 
 /// The event log in a table keyed by (`stream_id`, `version`).
 #[derive(Clone)]

@@ -1,6 +1,7 @@
 //! DynamoDB adapters: the event store, the read model, the replay scan and
 //! batch writer, and table creation for local runs and tests.
 
+pub mod codec;
 mod event_store;
 mod read_model;
 mod replay;

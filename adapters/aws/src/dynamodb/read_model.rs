@@ -6,7 +6,9 @@ use items_domain::ports::{Page, PageKey, ReadModel, StoreError, Upsert};
 use items_domain::{Item, ItemId};
 
 use super::store_error;
-use crate::dynamodb_codec::{ITEMS_KEY, from_item, to_item};
+use serde_dynamo::{from_item, to_item};
+
+use crate::dynamodb::codec::ITEMS_KEY;
 
 /// The items read table, keyed by `id`.
 #[derive(Clone)]

@@ -12,7 +12,7 @@ use items_domain::ports::{EventLogScan, ReplayTarget, ScanPage, WriteStats};
 use items_domain::ports::{PageKey, StoreError};
 
 use super::{DynamoEventStore, store_error};
-use crate::dynamodb_codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item};
+use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item};
 
 /// A scan position: the events table's key, as JSON.
 fn encode_key(key: &HashMap<String, AttributeValue>) -> Option<PageKey> {

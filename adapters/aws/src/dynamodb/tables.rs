@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 use items_domain::ports::StoreError;
 
 use super::store_error;
-use crate::dynamodb_codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, ITEMS_KEY};
+use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, ITEMS_KEY};
 
 fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, StoreError> {
     AttributeDefinition::builder()

@@ -103,7 +103,7 @@ impl Api {
 
     async fn project(&self) {
         let events: Vec<_> = self.events.read_after(0, usize::MAX).into_iter().map(|(_, e)| e).collect();
-        let projector = ProjectorService::new(self.read_model.clone()).with_history(self.events.clone());
+        let projector = ProjectorService::new(self.read_model.clone(), self.events.clone());
         assert_eq!(projector.project_batch(&events).await.failed, None);
     }
 

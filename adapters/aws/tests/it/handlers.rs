@@ -56,7 +56,7 @@ impl Api {
     /// Projects everything appended so far, as the stream would.
     async fn project(&self) {
         let events: Vec<_> = self.events.read_after(0, usize::MAX).into_iter().map(|(_, e)| e).collect();
-        let outcome = ProjectorService::new(self.read_model.clone()).project_batch(&events).await;
+        let outcome = ProjectorService::new(self.read_model.clone(), self.events.clone()).project_batch(&events).await;
         assert_eq!(outcome.failed, None);
     }
 

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
-use items_aws::dynamodb_codec::event_to_item;
+use items_aws::dynamodb::codec::event_to_item;
 use items_aws::projector::project_events;
 use items_domain::event::ItemCreated;
-use items_domain::memory::InMemoryReadModel;
+use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
 use items_domain::ports::ReadModel;
 use items_domain::service::ProjectorService;
 use items_domain::testing::at;
@@ -60,7 +60,7 @@ fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse)
 #[tokio::test]
 async fn an_insert_from_aws_is_projected() {
     let read_model = Arc::new(InMemoryReadModel::default());
-    let projector = ProjectorService::new(read_model.clone());
+    let projector = ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default()));
     let event: DynamoDbEvent = serde_json::from_value(fixture()).unwrap();
 
     let response = project_events(&projector, event).await;
@@ -76,7 +76,7 @@ async fn an_insert_from_aws_is_projected() {
 #[tokio::test]
 async fn duplicates_and_out_of_order_records_converge() {
     let read_model = Arc::new(InMemoryReadModel::default());
-    let projector = ProjectorService::new(read_model.clone());
+    let projector = ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default()));
     let id = ItemId(Uuid::new_v4());
     let (older, newer) = (version_of(id, 1, "older"), version_of(id, 2, "newer"));
     let other = created("other");
@@ -95,7 +95,7 @@ async fn duplicates_and_out_of_order_records_converge() {
 #[tokio::test]
 async fn a_malformed_record_is_reported_and_nothing_after_it_is_applied() {
     let read_model = Arc::new(InMemoryReadModel::default());
-    let projector = ProjectorService::new(read_model.clone());
+    let projector = ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default()));
     let (good, after) = (created("good"), created("after"));
     let mut malformed = record(&created("bad"), 2);
     malformed["dynamodb"]["NewImage"]["data"] = json!({"M": {"name": {"N": "5"}}});
@@ -109,7 +109,7 @@ async fn a_malformed_record_is_reported_and_nothing_after_it_is_applied() {
 #[tokio::test]
 async fn modifies_and_other_partitions_are_skipped() {
     let read_model = Arc::new(InMemoryReadModel::default());
-    let projector = ProjectorService::new(read_model.clone());
+    let projector = ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default()));
     let mut modify = record(&created("modified"), 2);
     modify["eventName"] = json!("MODIFY");
     let mut idempotency = record(&created("not an event"), 3);
@@ -135,7 +135,7 @@ async fn an_unknown_event_type_fails_its_record_and_nothing_after_it_is_applied(
     let id = ItemId(Uuid::new_v4());
     let (one, three) = (version_of(id, 1, "Pen"), renamed(id, 3, "Ink"));
     log.append(0, std::slice::from_ref(&one)).await.unwrap();
-    let projector = ProjectorService::new(read_model.clone()).with_history(log);
+    let projector = ProjectorService::new(read_model.clone(), log);
     project_events(&projector, batch(vec![record(&one, 1)])).await;
 
     let mut archived = record(&version_of(id, 2, "Pen"), 2);
@@ -150,7 +150,7 @@ async fn an_unknown_event_type_fails_its_record_and_nothing_after_it_is_applied(
 #[tokio::test]
 async fn a_store_failure_reports_the_failed_record() {
     let read_model = Arc::new(InMemoryReadModel::default());
-    let projector = ProjectorService::new(read_model.clone());
+    let projector = ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default()));
     read_model.set_available(false);
     let response = project_events(&projector, batch(vec![record(&created("x"), 7), record(&created("y"), 8)])).await;
     assert_eq!(failures(&response), vec![format!("{:024}", 7)]);
@@ -185,7 +185,7 @@ async fn shuffled_and_duplicated_stream_batches_with_renames_and_deletes_end_as_
     let orders: [&[usize]; 4] = [&[0, 1, 2, 3, 4, 5], &[5, 4, 3, 2, 1, 0], &[2, 0, 5, 1, 3, 4], &[3, 5, 0, 2, 4, 1]];
     for order in orders {
         let read_model = Arc::new(InMemoryReadModel::default());
-        let projector = ProjectorService::new(read_model.clone()).with_history(events.clone());
+        let projector = ProjectorService::new(read_model.clone(), events.clone());
         let records: Vec<Value> =
             order.iter().chain(order.iter()).enumerate().map(|(n, &i)| record(&log[i], n as u32 + 1)).collect();
         let response = project_events(&projector, batch(records)).await;

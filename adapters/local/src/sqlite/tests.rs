@@ -316,8 +316,7 @@ async fn an_undecodable_row_is_quarantined_and_the_feed_goes_on() {
     let good = created(ItemId(Uuid::new_v4()), "after the poison");
     events.append(0, std::slice::from_ref(&good)).await.unwrap();
 
-    let projector =
-        Arc::new(ProjectorService::new(Arc::new(read_model.clone())).with_history(Arc::new(events.clone())));
+    let projector = Arc::new(ProjectorService::new(Arc::new(read_model.clone()), Arc::new(events.clone())));
     let feed = tokio::spawn(run_change_feed(Arc::new(events.clone()), projector, 100));
     let mut waited = 0;
     while read_model.get(good.item_id).await.unwrap().is_none() {

@@ -89,7 +89,7 @@ impl Gateway {
     async fn start(jwks_url: &str, setup: Setup) -> Self {
         let events = Arc::new(VolatileEventStore::default());
         let read_model = Arc::new(InMemoryReadModel::default());
-        let projector = Arc::new(ProjectorService::new(read_model.clone()));
+        let projector = Arc::new(ProjectorService::new(read_model.clone(), events.clone()));
         tokio::spawn(run_change_feed(events.clone(), projector, 100));
         let config = GatewayConfig {
             verifier: Arc::new(AccessTokenVerifier::new(VerifierConfig {

@@ -16,11 +16,11 @@ use std::time::Instant;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::StreamExt;
+use items_aws::dynamodb::codec::event_to_item;
 use items_aws::dynamodb::{
     BatchWriter, DynamoEventStore, DynamoReadModel, ensure_events_table, ensure_events_table_without_stream,
     ensure_items_table,
 };
-use items_aws::dynamodb_codec::event_to_item;
 use items_domain::event::{Event, EventPayload, ItemCreated, ItemId};
 use items_domain::ports::ReplayTarget;
 use items_domain::replay::{NoCheckpoints, ReadModelTarget, ReplayService};

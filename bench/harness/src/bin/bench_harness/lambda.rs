@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use items_aws::dynamodb::codec::event_to_item;
 use items_aws::dynamodb::{
     DynamoReadModel, ensure_events_table, ensure_events_table_without_stream, ensure_items_table,
 };
-use items_aws::dynamodb_codec::event_to_item;
 use items_domain::Item;
 use items_domain::event::{Event, EventPayload, ItemCreated, ItemId};
 use items_domain::ports::ReadModel;
@@ -302,7 +302,7 @@ async fn floor_classic_put(client: &Client) -> anyhow::Result<f64> {
 
 /// The floor for the projector: its version-guarded PutItem of an item.
 async fn floor_project(client: &Client) -> anyhow::Result<f64> {
-    let item: HashMap<String, AttributeValue> = items_aws::dynamodb_codec::to_item(&sample_item())?;
+    let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(sample_item())?;
     let started = Instant::now();
     client
         .put_item()

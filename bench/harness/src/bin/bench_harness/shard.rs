@@ -54,7 +54,7 @@ async fn drain(ddb: &items_testkit::DynamoDbLocal, backlog: usize, batch_size: i
     let streams = ddb.streams_client().await;
     let read_model = Arc::new(DynamoReadModel::new(client.clone(), &items_table));
     let history = Arc::new(DynamoEventStore::new(client.clone(), &events_table));
-    let projector = Arc::new(ProjectorService::new(read_model).with_history(history));
+    let projector = Arc::new(ProjectorService::new(read_model, history));
     let config = PollerConfig { batch_size, ..PollerConfig::new(&events_table) };
     let started = Instant::now();
     let poller = tokio::spawn(run_stream_poller(client.clone(), streams, config, projector));
