@@ -1,7 +1,10 @@
 //! One conformance suite for the ports, run against every backend: the same
-//! tests, so the embedded stores and DynamoDB behave alike. A backend's test
+//! tests, so the local stores and DynamoDB behave alike. A backend's test
 //! file calls [`conformance_suite!`](crate::conformance_suite) with a way to
 //! make a fresh backend.
+//!
+//! One file: the suite is one contract, case after case, and the macro that
+//! expands it for a backend lists every case once.
 
 use std::collections::HashSet;
 use std::sync::Arc;

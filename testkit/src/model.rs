@@ -27,6 +27,9 @@
 //!
 //! A failure prints the minimal sequence of steps; `PROPTEST_RNG_SEED=<n>`
 //! replays a run, and the backends' test files fix the seed and case count.
+//!
+//! One file: the model, its steps and its invariants are one state machine,
+//! read together.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

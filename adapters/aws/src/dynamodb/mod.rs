@@ -3,6 +3,7 @@
 
 pub mod codec;
 mod event_store;
+mod idempotency;
 mod read_model;
 mod replay;
 mod tables;

@@ -1,4 +1,6 @@
-//! The Hosted UI's HTTP endpoints (axum), over [`HostedUi`]'s logic.
+//! The Hosted UI's HTTP endpoints (axum), over [`HostedUi`]'s logic. One
+//! file for all of them: they share their security headers (CSP, CORS,
+//! `no-store`) and error pages, which read best beside every use.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -8,6 +8,9 @@
 //! Blocking threads, no async runtime: a connection thread waiting on a read
 //! is woken by the kernel directly, which keeps the emulator's own share of
 //! the measured time to a few microseconds.
+//!
+//! One file: the Runtime API is small, and its three endpoints share the
+//! connection handling.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -1,4 +1,4 @@
-//! Cold starts, warm invocations and peak RSS of the three Rust Lambdas and of
+//! Cold starts, warm invocations and peak RSS of three of the Rust Lambdas and of
 //! the classic Python handler (under `awslambdaric`), all behind the same
 //! Runtime API emulator and the same DynamoDB Local, plus the floor: the same
 //! DynamoDB calls made directly with the Rust SDK.
@@ -6,6 +6,9 @@
 //! Measurements of the things being compared are interleaved (one Rust
 //! invocation, one classic invocation, one floor call, and again), so that
 //! load from anything else on the machine falls on all of them alike.
+//!
+//! One file: the measurement loop, its processes and its report are one
+//! procedure (a benchmark, not production code).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -2,20 +2,23 @@
 //! store (the data dir's database, as `items serve` uses by default) or on
 //! DynamoDB (`--dynamodb`, or a `--dynamodb-endpoint`).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use items_aws::dynamodb::{BatchWriter, DynamoEventStore, DynamoReadModel, TableNames, ensure_items_table};
 use items_domain::ports::ReadModel;
-use items_domain::ports::{EventLogScan, ReplayObserver, ReplayTarget, WriteStats};
-use items_domain::replay::{self, NoCheckpoints, ReadModelTarget, ReplayService, ReplaySummary, VerifyReport, recheck};
+use items_domain::ports::{EventLogScan, ReplayTarget};
+use items_domain::replay::{self, NoCheckpoints, ReadModelTarget, ReplayService, recheck};
 use items_local::checkpoints::FileCheckpoints;
 use items_local::sqlite::{Database, Rebuild, SqliteEventStore, SqliteReadModel};
+
+mod progress;
+mod report;
+
+use progress::Progress;
+use report::{print_summary, print_verify};
 
 use crate::aws::{clients, dynamodb_endpoint};
 use crate::settings::default_data_dir;
@@ -83,73 +86,6 @@ fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 /// writer's clock, which may be behind the operator's, and a write may be in
 /// flight while the rebuild starts.
 const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-
-/// Progress: a bar on a terminal, a line every few seconds otherwise.
-struct Progress {
-    bar: Option<ProgressBar>,
-    events: AtomicUsize,
-    written: AtomicUsize,
-    started: Instant,
-    last_line: Mutex<Instant>,
-    /// Print an EMF line (ReplayEventsRead, ReplayItemsWritten) per page.
-    emf: bool,
-}
-
-/// `ITEMS_METRICS_EMF=1`: replay progress as CloudWatch EMF lines on stdout.
-const EMF_SETTING: &str = "ITEMS_METRICS_EMF";
-
-impl Progress {
-    fn new(expected_events: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(expected_events);
-            bar.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  ETA {eta}  {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        let now = Instant::now();
-        Self {
-            bar,
-            events: AtomicUsize::new(0),
-            written: AtomicUsize::new(0),
-            started: now,
-            last_line: Mutex::new(now),
-            emf: std::env::var(EMF_SETTING).is_ok_and(|v| v == "1"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl ReplayObserver for Progress {
-    fn page_done(&self, _segment: u32, events: usize, stats: WriteStats) {
-        let total = self.events.fetch_add(events, Ordering::Relaxed) + events;
-        let written = self.written.fetch_add(stats.written, Ordering::Relaxed) + stats.written;
-        items_aws::metrics::count(items_aws::metrics::Counter::ReplayEventsRead, events as u64);
-        items_aws::metrics::count(items_aws::metrics::Counter::ReplayItemsWritten, stats.written as u64);
-        if self.emf {
-            // Replay progress as CloudWatch metrics, for a replay run where
-            // stdout goes to CloudWatch Logs (a task, a build job).
-            items_aws::metrics::flush_emf("replay");
-        }
-        if let Some(bar) = &self.bar {
-            bar.set_position(total as u64);
-            bar.set_message(format!("{written} written"));
-            return;
-        }
-        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
-        if last.elapsed() >= Duration::from_secs(2) {
-            *last = Instant::now();
-            let rate = total as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-            eprintln!("replay: {total} events read, {written} items written, {rate:.0} events/s");
-        }
-    }
-}
 
 fn default_segments(approximate_items: i64) -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as i64;
@@ -357,40 +293,4 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         println!("  items replay --dynamodb --events-table {} --items-table {into} --since {since}", args.events_table);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_summary(summary: &ReplaySummary, elapsed: Duration, dry_run: bool) {
-    let seconds = elapsed.as_secs_f64();
-    println!("events read:    {}", summary.events);
-    println!("records skipped: {}", summary.skipped);
-    if !dry_run {
-        println!("items written:  {}", summary.writes.written);
-        println!("already newer:  {}", summary.writes.already_newer);
-        println!("retries:        {}", summary.writes.retries);
-    }
-    println!("duration:       {seconds:.2} s ({:.0} events/s)", summary.events as f64 / seconds.max(0.001));
-}
-
-fn print_verify(label: &str, summary: &ReplaySummary, report: &VerifyReport, elapsed: Duration) {
-    println!("events read:    {}", summary.events);
-    println!("expected items: {}", report.expected);
-    println!("items in {label}: {}", report.actual);
-    for (label, ids) in [("missing", &report.missing), ("stale", &report.stale), ("extra", &report.extra)] {
-        let shown: Vec<String> = ids.iter().take(10).map(ToString::to_string).collect();
-        let more = if ids.len() > 10 { format!(" (+{} more)", ids.len() - 10) } else { String::new() };
-        println!(
-            "{label}: {}{}{more}",
-            ids.len(),
-            if shown.is_empty() { String::new() } else { format!(" {}", shown.join(" ")) }
-        );
-    }
-    println!("duration:       {:.2} s", elapsed.as_secs_f64());
-    println!(
-        "{}",
-        if report.is_clean() {
-            "the read table matches the event log"
-        } else {
-            "the read table DIFFERS from the event log"
-        }
-    );
 }
