@@ -58,6 +58,8 @@ export interface Settings {
     idempotencyTtlSeconds: number;
     stream: {
         batchSize: number;
+        /** Batches of one shard processed at once (1-10); order is kept per item. */
+        parallelizationFactor: number;
         maximumBatchingWindowInSeconds: number;
         maximumRetryAttempts: number;
         maximumRecordAgeInSeconds: number;
@@ -114,6 +116,7 @@ export const CONFIG_DEFAULTS = {
     projectorTimeoutSeconds: 30,
     idempotencyTtlSeconds: 86400,
     batchSize: 100,
+    parallelizationFactor: 2,
     maximumBatchingWindowInSeconds: 1,
     maximumRetryAttempts: 5,
     maximumRecordAgeInSeconds: 3600,
@@ -398,6 +401,7 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
         idempotencyTtlSeconds: int("idempotencyTtlSeconds", CONFIG_DEFAULTS.idempotencyTtlSeconds, 60, 365 * 24 * 3600),
         stream: {
             batchSize: int("batchSize", CONFIG_DEFAULTS.batchSize, 1, 1000),
+            parallelizationFactor: int("parallelizationFactor", CONFIG_DEFAULTS.parallelizationFactor, 1, 10),
             maximumBatchingWindowInSeconds: int(
                 "maximumBatchingWindowInSeconds",
                 CONFIG_DEFAULTS.maximumBatchingWindowInSeconds,

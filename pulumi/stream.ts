@@ -36,6 +36,9 @@ export function createStreamTrigger(
         functionName: projector.arn,
         startingPosition: "TRIM_HORIZON",
         batchSize: settings.stream.batchSize,
+        // Batches of one shard at once, each item's records still in order
+        // (docs/scaling.md, "The projector, per shard").
+        parallelizationFactor: settings.stream.parallelizationFactor,
         maximumBatchingWindowInSeconds: settings.stream.maximumBatchingWindowInSeconds,
         bisectBatchOnFunctionError: true,
         maximumRetryAttempts: settings.stream.maximumRetryAttempts,

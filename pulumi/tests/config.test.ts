@@ -238,6 +238,7 @@ describe("loadSettings", () => {
         assert.equal(s.idempotencyTtlSeconds, 86400);
         assert.deepEqual(s.stream, {
             batchSize: 100,
+            parallelizationFactor: 2,
             maximumBatchingWindowInSeconds: 1,
             maximumRetryAttempts: 5,
             maximumRecordAgeInSeconds: 3600,
@@ -278,6 +279,7 @@ describe("loadSettings", () => {
             architecture: "arm64",
             logLevel: "debug",
             batchSize: "1000",
+            parallelizationFactor: "10",
             deletionProtection: "false",
             logRetentionDays: "30",
             itemsTableGeneration: "2",
@@ -286,6 +288,7 @@ describe("loadSettings", () => {
         assert.equal(s.architecture, "arm64");
         assert.equal(s.logLevel, "DEBUG");
         assert.equal(s.stream.batchSize, 1000);
+        assert.equal(s.stream.parallelizationFactor, 10);
         assert.equal(s.cognito.deletionProtection, false);
         assert.equal(s.logRetentionDays, 30);
         assert.deepEqual(s.readTables, { live: 2, rebuild: 3 });
@@ -301,6 +304,10 @@ describe("loadSettings", () => {
         assert.throws(() => load({ ...minimal, callbackUrls: '["http://app.example.com/"]' }), /must use https/);
         assert.throws(() => load({ ...minimal, architecture: "arm" }), /architecture must be one of x86_64, arm64/);
         assert.throws(() => load({ ...minimal, batchSize: "0" }), /batchSize must be an integer between 1 and 1000/);
+        assert.throws(
+            () => load({ ...minimal, parallelizationFactor: "11" }),
+            /parallelizationFactor must be an integer between 1 and 10/,
+        );
         assert.throws(() => load({ ...minimal, batchSize: "1001" }), /batchSize/);
         assert.throws(() => load({ ...minimal, maximumRetryAttempts: "-1" }), /maximumRetryAttempts/);
         assert.throws(() => load({ ...minimal, maximumRecordAgeInSeconds: "-1" }), /maximumRecordAgeInSeconds/);

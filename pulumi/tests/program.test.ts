@@ -83,6 +83,7 @@ test("event source mapping: TRIM_HORIZON, partial batch failures, bisect, bounde
     assert.equal(m.functionName, `arn:aws:lambda:${REGION}:${ACCOUNT}:function:items-api-test-project-events`);
     assert.equal(m.startingPosition, "TRIM_HORIZON");
     assert.equal(m.batchSize, 100);
+    assert.equal(m.parallelizationFactor, 2);
     assert.equal(m.maximumBatchingWindowInSeconds, 1);
     assert.equal(m.bisectBatchOnFunctionError, true);
     assert.equal(m.maximumRetryAttempts, 5);
