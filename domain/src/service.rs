@@ -18,7 +18,7 @@ pub use body::{BodyBudget, plain_size};
 pub use change::{ChangeError, ChangeItemService, Changed};
 pub use create::{CreateError, CreateItemService, Created, DEFAULT_IDEMPOTENCY_TTL};
 pub use history::{HistoryEntry, HistoryPage, HistoryService};
-pub use project::{BatchOutcome, ProjectorService};
+pub use project::{BatchOutcome, DEFAULT_CONCURRENCY, ProjectorService};
 pub use query::{ListBudget, Listing, QueryError, QueryService};
 
 #[cfg(test)]
@@ -26,3 +26,6 @@ mod tests;
 
 #[cfg(test)]
 mod change_tests;
+
+#[cfg(test)]
+mod project_tests;

@@ -99,12 +99,14 @@ struct Lag {
     sum: f64,
     count: u64,
     max: f64,
+    /// The newest sample: what the lag is now, while it grows or shrinks.
+    last: f64,
 }
 
 static REGISTRY: Registry = Registry {
     totals: [const { AtomicU64::new(0) }; Counter::ALL.len()],
     pending: [const { AtomicU64::new(0) }; Counter::ALL.len()],
-    lag: Mutex::new(Lag { pending: Vec::new(), sum: 0.0, count: 0, max: 0.0 }),
+    lag: Mutex::new(Lag { pending: Vec::new(), sum: 0.0, count: 0, max: 0.0, last: 0.0 }),
 };
 
 pub fn count(counter: Counter, n: u64) {
@@ -122,6 +124,7 @@ pub fn projection_lag(milliseconds: f64) {
     lag.sum += milliseconds;
     lag.count += 1;
     lag.max = lag.max.max(milliseconds);
+    lag.last = milliseconds;
     if lag.pending.len() < MAX_SAMPLES {
         lag.pending.push(milliseconds);
     } else if let Some(smallest) = lag.pending.iter_mut().min_by(|a, b| a.total_cmp(b)) {
@@ -178,19 +181,30 @@ pub fn flush_emf(function: &str) {
     }
 }
 
-/// Every counter since the process started, in Prometheus text format 0.0.4.
 /// Records in the local quarantine now (a gauge: it falls after a redrive).
 static QUARANTINE_SIZE: AtomicU64 = AtomicU64::new(0);
+/// Events in a local log the projector has not applied yet (a gauge).
+static BACKLOG: AtomicU64 = AtomicU64::new(0);
 
 /// Sets the local quarantine's size, as `GET /metrics` shows it.
 pub fn quarantine_size(records: u64) {
     QUARANTINE_SIZE.store(records, Ordering::Relaxed);
 }
 
+/// Sets how many events of a local log wait for the projector, as `GET
+/// /metrics` shows it (in AWS, the event source mapping's iterator age says it).
+pub fn projection_backlog(events: u64) {
+    BACKLOG.store(events, Ordering::Relaxed);
+}
+
+/// Every counter since the process started, and the gauges, in Prometheus
+/// text format 0.0.4.
 pub fn prometheus_text() -> String {
     let mut out = String::new();
     let quarantined = QUARANTINE_SIZE.load(Ordering::Relaxed);
     out.push_str(&format!("# TYPE items_quarantined_records gauge\nitems_quarantined_records {quarantined}\n"));
+    let backlog = BACKLOG.load(Ordering::Relaxed);
+    out.push_str(&format!("# TYPE items_projection_backlog_events gauge\nitems_projection_backlog_events {backlog}\n"));
     for counter in Counter::ALL {
         let name = counter.prometheus_name();
         out.push_str(&format!("# TYPE {name} counter\n{name} {}\n", total(counter)));
@@ -201,6 +215,8 @@ pub fn prometheus_text() -> String {
     out.push_str(&format!("items_projection_lag_milliseconds_count {}\n", lag.count));
     out.push_str("# TYPE items_projection_lag_milliseconds_max gauge\n");
     out.push_str(&format!("items_projection_lag_milliseconds_max {}\n", lag.max));
+    out.push_str("# TYPE items_projection_lag_milliseconds_last gauge\n");
+    out.push_str(&format!("items_projection_lag_milliseconds_last {}\n", lag.last));
     out
 }
 
@@ -268,5 +284,18 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {} counter\n", counter.prometheus_name())));
         }
         assert!(text.contains("items_projection_lag_milliseconds_count "));
+    }
+
+    #[test]
+    fn the_gauges_say_what_the_projection_is_behind_now() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        projection_backlog(1234);
+        projection_lag(5000.0);
+        projection_lag(40.0);
+        let text = prometheus_text();
+        assert!(text.contains("items_projection_backlog_events 1234\n"), "{text}");
+        assert!(text.contains("items_projection_lag_milliseconds_last 40\n"), "{text}");
+        projection_backlog(0);
+        assert!(prometheus_text().contains("items_projection_backlog_events 0\n"));
     }
 }

@@ -232,6 +232,7 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
             }
         };
         if batch.is_empty() {
+            items_aws::metrics::projection_backlog(0);
             if head.changed().await.is_err() {
                 return;
             }
@@ -277,6 +278,7 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
                 }
             }
         }
+        items_aws::metrics::projection_backlog(head.borrow().saturating_sub(checkpoint));
         if checkpoint != previous
             && let Err(error) = log.save_projected_position(checkpoint).await
         {

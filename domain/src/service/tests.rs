@@ -132,7 +132,23 @@ async fn projecting_a_batch_twice_gives_the_same_read_model() {
 }
 
 #[tokio::test]
-async fn a_batch_stops_at_the_first_failure_and_reports_its_index() {
+async fn one_at_a_time_a_batch_stops_at_the_first_failure_and_reports_its_index() {
+    let events = created_events(3).await;
+    let read_model = Arc::new(FailingWrite {
+        inner: InMemoryReadModel::default(),
+        fail_write_number: 2,
+        writes: AtomicUsize::new(0),
+    });
+    let projector =
+        ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).with_concurrency(1);
+    let outcome = projector.project_batch(&events).await;
+    assert_eq!(outcome.applied, 1);
+    assert!(matches!(outcome.failed, Some((1, StoreError::Unavailable(_)))));
+    assert_eq!(stored(&read_model.inner).await.len(), 1, "nothing after the failure was applied");
+}
+
+#[tokio::test]
+async fn concurrently_a_batch_reports_its_first_failure_and_the_other_items_are_applied() {
     let events = created_events(3).await;
     let read_model = Arc::new(FailingWrite {
         inner: InMemoryReadModel::default(),
@@ -141,9 +157,11 @@ async fn a_batch_stops_at_the_first_failure_and_reports_its_index() {
     });
     let outcome =
         ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
-    assert_eq!(outcome.applied, 1);
     assert!(matches!(outcome.failed, Some((1, StoreError::Unavailable(_)))));
-    assert_eq!(stored(&read_model.inner).await.len(), 1, "nothing after the failure was applied");
+    assert_eq!(outcome.applied, 2, "the other items' events, before and after it");
+    let stored: Vec<ItemId> = stored(&read_model.inner).await.iter().map(|item| item.id).collect();
+    assert!(!stored.contains(&events[1].item_id), "the failed item is not applied");
+    assert_eq!(stored.len(), 2);
 }
 
 #[tokio::test]

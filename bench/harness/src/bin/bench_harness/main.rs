@@ -8,6 +8,7 @@
 //! cargo run --release -p items-bench --bin bench_harness -- lambda --help
 //! cargo run --release -p items-bench --bin bench_harness -- projection --help
 //! cargo run --release -p items-bench --bin bench_harness -- shard --help
+//! cargo run --release -p items-bench --bin bench_harness -- feed --help
 //! ```
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod emulator;
+mod feed;
 mod lambda;
 mod projection;
 mod shard;
@@ -36,6 +38,8 @@ enum Command {
     Projection(projection::ProjectionArgs),
     /// Projector events/s on one stream shard at several batch sizes (DynamoDB Local, in process).
     Shard(shard::ShardArgs),
+    /// Projector events/s draining the embedded store's change feed (SQLite, in process).
+    Feed(feed::FeedArgs),
 }
 
 /// Raw samples by name; the report computes the statistics.
@@ -64,5 +68,6 @@ fn main() -> anyhow::Result<()> {
         Command::Lambda(args) => lambda::run(args),
         Command::Projection(args) => projection::run(args),
         Command::Shard(args) => shard::run(args),
+        Command::Feed(args) => feed::run(args),
     }
 }
