@@ -176,7 +176,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, backend, "listening");
     let limits = ServerLimits { allowed_hosts: allowed_hosts(addr, &args.allowed_hosts), ..ServerLimits::default() };
     items_local::server::serve(listener, gateway, limits, shutdown).await?;
-    projection.abort();
+    projection.stop();
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,6 +10,10 @@ use crate::event::{Event, ItemId};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::item::Item;
 
+/// Writes one call of [`ReadModel::upsert_all_if_newer`] keeps in flight at
+/// most, where the store takes them one by one (DynamoDB's `PutItem`).
+pub const WRITES_IN_FLIGHT: usize = 100;
+
 /// A dependency failed. The text is for logs only, never for clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -155,6 +159,16 @@ pub struct Page {
 pub trait ReadModel: Send + Sync {
     /// Writes `item` unless the stored one has the same or a newer version.
     async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError>;
+
+    /// Each of `items` (one per item id) as [`upsert_if_newer`](Self::upsert_if_newer):
+    /// one result per item, in order. Several writes are in flight at once; a
+    /// store that can take them in one transaction does (all or nothing).
+    async fn upsert_all_if_newer(&self, items: &[Item]) -> Vec<Result<Upsert, StoreError>> {
+        use futures::StreamExt;
+        // Made before the first await: the stream then holds no closure.
+        let writes: Vec<_> = items.iter().map(|item| self.upsert_if_newer(item)).collect();
+        futures::stream::iter(writes).buffered(WRITES_IN_FLIGHT).collect().await
+    }
 
     /// A rebuild's write: writes `item` unless the stored one has a newer
     /// version, or is this very state. Unlike [`upsert_if_newer`](Self::upsert_if_newer)

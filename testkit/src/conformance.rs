@@ -162,6 +162,31 @@ pub async fn upserts_only_apply_newer_versions(backend: Backend) {
     assert_eq!(read_model.get(id).await.unwrap().unwrap().name, "v3");
 }
 
+/// Many upserts in one call: each item version-guarded as alone, one result
+/// per item in order, every row as the guard leaves it.
+pub async fn upserting_many_guards_each_item_and_answers_in_order(backend: Backend) {
+    let read_model = &backend.read_model;
+    let ids: Vec<ItemId> = (0..40).map(|_| new_id()).collect();
+    for id in &ids[..20] {
+        read_model.upsert_if_newer(&item(*id, 3, "stored v3")).await.unwrap();
+    }
+    // Older than the stored row for the first ten, newer for the next ten, new for the rest.
+    let batch: Vec<Item> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| if n < 10 { item(*id, 2, "late v2") } else { item(*id, 4, "v4") })
+        .collect();
+    let results: Vec<Upsert> =
+        read_model.upsert_all_if_newer(&batch).await.into_iter().map(|result| result.unwrap()).collect();
+    let expected: Vec<Upsert> = (0..40).map(|n| if n < 10 { Upsert::AlreadyNewer } else { Upsert::Applied }).collect();
+    assert_eq!(results, expected);
+    for (n, id) in ids.iter().enumerate() {
+        let want = if n < 10 { item(*id, 3, "stored v3") } else { item(*id, 4, "v4") };
+        assert_eq!(read_model.get(*id).await.unwrap(), Some(want));
+    }
+    assert_eq!(read_model.upsert_all_if_newer(&[]).await, vec![]);
+}
+
 /// A rebuild's write (review finding 3): a row wrong at the right version
 /// (a hand edit, projection code fixed since) is replaced, a tombstone too; a
 /// row already right, or newer, is left alone.
@@ -653,6 +678,10 @@ macro_rules! conformance_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_appends_at_one_version_have_exactly_one_winner() {
             $crate::conformance::concurrent_appends_at_one_version_have_exactly_one_winner($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn upserting_many_guards_each_item_and_answers_in_order() {
+            $crate::conformance::upserting_many_guards_each_item_and_answers_in_order($backend).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn upserts_only_apply_newer_versions() {

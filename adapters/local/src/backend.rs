@@ -2,6 +2,10 @@
 //! read model, and the projection that keeps the second following the first
 //! (the change feed of a local log, or the DynamoDB stream poller), wired as
 //! the projector Lambda is (`items_aws::compose::project_events`).
+//!
+//! The projection runs on a thread of its own, as the projector Lambda runs
+//! apart from the API's functions: under load it keeps its share of the
+//! machine instead of queueing behind every request on the API's runtime.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +14,9 @@ use items_aws::compose;
 use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, ensure_events_table, ensure_items_table};
 use items_domain::memory::InMemoryReadModel;
 use items_domain::ports::{EventStore, ReadModel, StoreError};
-use tokio::task::JoinHandle;
+use std::future::Future;
+
+use tokio::sync::oneshot;
 
 use crate::event_source_mapping::{ChangeLog, run_change_feed};
 use crate::sqlite::{Database, OpenError, SqliteEventStore, SqliteReadModel};
@@ -39,7 +45,51 @@ pub enum Store {
 pub struct Backend {
     pub events: Arc<dyn EventStore>,
     pub read_model: Arc<dyn ReadModel>,
-    pub projection: JoinHandle<()>,
+    pub projection: Projection,
+}
+
+/// The projection's thread: a runtime of its own running the feed until
+/// stopped (or dropped).
+pub struct Projection {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Projection {
+    fn spawn(feed: impl Future<Output = ()> + Send + 'static) -> std::io::Result<Self> {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let thread = std::thread::Builder::new().name("projection".into()).spawn(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    () = feed => {}
+                    _ = stopped => {}
+                }
+            });
+        })?;
+        Ok(Self { stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// Stops the feed where it is (what it applied is saved; a restart goes
+    /// on from its saved position) and waits for the thread.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Projection {
+    fn drop(&mut self) {
+        self.halt();
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +98,8 @@ pub enum BackendError {
     Sqlite(#[from] OpenError),
     #[error("creating the {table} table: {detail}")]
     Table { table: String, detail: String },
+    #[error("starting the projection's thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 pub async fn open(store: Store) -> Result<Backend, BackendError> {
@@ -55,9 +107,9 @@ pub async fn open(store: Store) -> Result<Backend, BackendError> {
         Store::Sqlite(data_dir) => {
             let database = Database::open(&data_dir)?;
             let events = Arc::new(SqliteEventStore::new(database.clone()));
-            Ok(fed(events, Arc::new(SqliteReadModel::new(database))))
+            fed(events, Arc::new(SqliteReadModel::new(database)))
         }
-        Store::Volatile => Ok(fed(Arc::new(VolatileEventStore::default()), Arc::new(InMemoryReadModel::default()))),
+        Store::Volatile => fed(Arc::new(VolatileEventStore::default()), Arc::new(InMemoryReadModel::default())),
         Store::Dynamo { dynamodb, streams, events_table, items_table } => {
             let table = |table: &str| {
                 let table = table.to_owned();
@@ -69,15 +121,18 @@ pub async fn open(store: Store) -> Result<Backend, BackendError> {
             let events = Arc::new(DynamoEventStore::new(dynamodb.clone(), &events_table));
             let projector = Arc::new(compose::project_events(read_model.clone(), events.clone()));
             let config = PollerConfig::new(&events_table);
-            let projection = tokio::spawn(run_stream_poller(dynamodb, streams, config, projector));
+            let projection = Projection::spawn(run_stream_poller(dynamodb, streams, config, projector))?;
             Ok(Backend { events, read_model, projection })
         }
     }
 }
 
 /// A local log with its change feed driving the projector.
-fn fed<L: EventStore + ChangeLog + 'static>(events: Arc<L>, read_model: Arc<dyn ReadModel>) -> Backend {
+fn fed<L: EventStore + ChangeLog + 'static>(
+    events: Arc<L>,
+    read_model: Arc<dyn ReadModel>,
+) -> Result<Backend, BackendError> {
     let projector = Arc::new(compose::project_events(read_model.clone(), events.clone()));
-    let projection = tokio::spawn(run_change_feed(events.clone(), projector, FEED_BATCH));
-    Backend { events, read_model, projection }
+    let projection = Projection::spawn(run_change_feed(events.clone(), projector, FEED_BATCH))?;
+    Ok(Backend { events, read_model, projection })
 }

@@ -222,6 +222,7 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
         items_aws::metrics::quarantine_size(quarantined.len() as u64);
     }
     let mut attempts = Attempts::default();
+    let mut saved = (checkpoint, std::time::Instant::now());
     loop {
         let batch = match log.read_after(checkpoint, batch_size).await {
             Ok(batch) => batch,
@@ -233,6 +234,7 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
         };
         if batch.is_empty() {
             items_aws::metrics::projection_backlog(0);
+            save_position(log.as_ref(), &mut saved, checkpoint, Duration::ZERO).await;
             if head.changed().await.is_err() {
                 return;
             }
@@ -279,13 +281,27 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
             }
         }
         items_aws::metrics::projection_backlog(head.borrow().saturating_sub(checkpoint));
-        if checkpoint != previous
-            && let Err(error) = log.save_projected_position(checkpoint).await
-        {
-            // Not fatal: after a restart the projector re-applies from the
-            // last saved position, and its writes are version-guarded.
-            tracing::warn!(%error, "cannot save the projector's position");
+        if checkpoint != previous {
+            save_position(log.as_ref(), &mut saved, checkpoint, SAVE_EVERY).await;
         }
+    }
+}
+
+/// While the projector is busy, its position is saved at most this often
+/// (once idle, at once): one write fewer per batch under load. A restart
+/// re-applies what came after the saved position, version-guarded.
+const SAVE_EVERY: Duration = Duration::from_millis(250);
+
+/// Saves `position` unless the last save, `saved`, is younger than `every`.
+async fn save_position(log: &dyn ChangeLog, saved: &mut (u64, std::time::Instant), position: u64, every: Duration) {
+    if saved.0 == position || saved.1.elapsed() < every {
+        return;
+    }
+    match log.save_projected_position(position).await {
+        Ok(()) => *saved = (position, std::time::Instant::now()),
+        // Not fatal: after a restart the projector re-applies from the
+        // last saved position, and its writes are version-guarded.
+        Err(error) => tracing::warn!(%error, "cannot save the projector's position"),
     }
 }
 

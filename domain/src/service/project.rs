@@ -6,13 +6,26 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use crate::event::{Event, EventPayload, ItemId};
+use crate::item::Item;
 use crate::ports::{EventStore, ReadModel, StoreError, Upsert};
 use crate::projection::{self, Outcome};
 
-/// Items a batch applies at once, by default: a batch of 100 creates costs
-/// about 4 write round trips instead of 100, and a read model sees at most
-/// this many writes in flight from one batch.
-pub const DEFAULT_CONCURRENCY: usize = 32;
+/// Items of a batch folded at once (their rows read at once), by default.
+pub const DEFAULT_CONCURRENCY: usize = 100;
+
+/// One item's events of a batch, folded onto its row.
+#[derive(Default)]
+struct Fold {
+    /// The state to write, when an event changed it.
+    state: Option<Item>,
+    /// Events that changed the state, and the first of them.
+    applied: usize,
+    first_change: Option<usize>,
+    already_newer: usize,
+    /// The event that could not be folded, and why; the item's later events
+    /// were not.
+    failed: Option<(usize, StoreError)>,
+}
 
 /// What a batch did. An item's events after its failure are not attempted;
 /// other items' events may have been applied, before or after the failure
@@ -61,23 +74,17 @@ impl ProjectorService {
         match projection::evolve(current.as_ref(), event) {
             Outcome::Apply(item) => self.read_model.upsert_if_newer(&item).await,
             Outcome::AlreadyNewer => Ok(Upsert::AlreadyNewer),
-            Outcome::NeedsHistory => {
-                let stream = self.history.stream(event.item_id).await?;
-                match projection::fold_stream(&stream)? {
-                    Some(item) if item.version >= event.version => self.read_model.upsert_if_newer(&item).await,
-                    _ => Err(StoreError::Corrupt(format!(
-                        "event {} of item {} is not in the item's stream",
-                        event.version, event.item_id
-                    ))),
-                }
-            }
+            Outcome::NeedsHistory => self.read_model.upsert_if_newer(&self.state_from_history(event).await?).await,
         }
     }
 
-    /// Applies a batch: concurrently across items, each item's events in
-    /// batch order (a stream orders records per key; so does this), an item
-    /// stopping at its first failure. Reports the first failure in batch
-    /// order, from which the stream source retries.
+    /// Applies a batch: each item's events folded in batch order onto its
+    /// row (a stream orders records per key; so does this), items at once,
+    /// then every changed row written in one call
+    /// ([`ReadModel::upsert_all_if_newer`]). Reports the first failure in
+    /// batch order, from which the stream source retries: an item's event
+    /// that cannot be folded, or the first event of an item whose write
+    /// failed.
     pub async fn project_batch(&self, events: &[Event]) -> BatchOutcome {
         if self.concurrency == 1 {
             // One event after another in batch order, stopping at the first failure.
@@ -92,22 +99,81 @@ impl ProjectorService {
             });
             streams[stream].push(index);
         }
-        let outcomes: Vec<BatchOutcome> = futures::stream::iter(streams)
-            .map(|indices| self.project_stream(events, indices))
+        let folds: Vec<Fold> = futures::stream::iter(streams)
+            .map(|indices| self.fold(events, indices))
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
+        let (changed, states): (Vec<&Fold>, Vec<Item>) =
+            folds.iter().filter_map(|fold| Some((fold, fold.state.clone()?))).unzip();
+        let written = self.read_model.upsert_all_if_newer(&states).await;
         let mut outcome = BatchOutcome::default();
-        for one in outcomes {
-            outcome.applied += one.applied;
-            outcome.already_newer += one.already_newer;
-            if let Some((index, error)) = one.failed
-                && outcome.failed.as_ref().is_none_or(|(first, _)| index < *first)
-            {
-                outcome.failed = Some((index, error));
+        let mut failures: Vec<(usize, StoreError)> = Vec::new();
+        for fold in &folds {
+            outcome.already_newer += fold.already_newer;
+            failures.extend(fold.failed.clone());
+        }
+        for (fold, result) in changed.into_iter().zip(written) {
+            match result {
+                Ok(Upsert::Applied) => outcome.applied += fold.applied,
+                Ok(Upsert::AlreadyNewer) => outcome.already_newer += fold.applied,
+                Err(error) => failures.extend(fold.first_change.map(|index| (index, error))),
             }
         }
+        outcome.failed = failures.into_iter().min_by_key(|(index, _)| *index);
         outcome
+    }
+
+    /// One item's events of a batch (`indices`, in batch order) folded onto
+    /// its row, up to the first that cannot be.
+    async fn fold(&self, events: &[Event], indices: Vec<usize>) -> Fold {
+        let mut fold = Fold::default();
+        // ItemCreated holds the whole state, so no read is needed first.
+        let mut state = match events[indices[0]].payload {
+            EventPayload::ItemCreated(_) => None,
+            _ => match self.read_model.get(events[indices[0]].item_id).await {
+                Ok(row) => row,
+                Err(error) => {
+                    fold.failed = Some((indices[0], error));
+                    return fold;
+                }
+            },
+        };
+        for index in indices {
+            let event = &events[index];
+            let next = match projection::evolve(state.as_ref(), event) {
+                Outcome::Apply(item) => Ok(Some(item)),
+                Outcome::AlreadyNewer => Ok(None),
+                Outcome::NeedsHistory => self.state_from_history(event).await.map(Some),
+            };
+            match next {
+                Ok(Some(item)) => {
+                    state = Some(item.clone());
+                    fold.state = Some(item);
+                    fold.applied += 1;
+                    fold.first_change.get_or_insert(index);
+                }
+                Ok(None) => fold.already_newer += 1,
+                Err(error) => {
+                    fold.failed = Some((index, error));
+                    break;
+                }
+            }
+        }
+        fold
+    }
+
+    /// The state at `event` or later, from the item's whole stream: for an
+    /// event that does not follow on from the state before it.
+    async fn state_from_history(&self, event: &Event) -> Result<Item, StoreError> {
+        let stream = self.history.stream(event.item_id).await?;
+        match projection::fold_stream(&stream)? {
+            Some(item) if item.version >= event.version => Ok(item),
+            _ => Err(StoreError::Corrupt(format!(
+                "event {} of item {} is not in the item's stream",
+                event.version, event.item_id
+            ))),
+        }
     }
 
     /// The events at `indices` (one item's, or the whole batch's), in order,

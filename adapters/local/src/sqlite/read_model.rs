@@ -79,6 +79,35 @@ impl ReadModel for SqliteReadModel {
         Ok(upsert)
     }
 
+    /// One writer job, one transaction: all or nothing.
+    async fn upsert_all_if_newer(&self, items: &[Item]) -> Vec<Result<Upsert, StoreError>> {
+        let stored = items.to_vec();
+        let written = self
+            .0
+            .writer
+            .disposable(move |connection| {
+                stored
+                    .iter()
+                    .map(|item| upsert_into(connection, "items", item, Replace::Older))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+        match written {
+            Ok(upserts) => {
+                for (item, upsert) in items.iter().zip(&upserts) {
+                    if *upsert == Upsert::Applied {
+                        self.0.remember_written(item, Replace::Older);
+                    }
+                }
+                upserts.into_iter().map(Ok).collect()
+            }
+            Err(error) => {
+                let error = store_error(error);
+                items.iter().map(|_| Err(error.clone())).collect()
+            }
+        }
+    }
+
     async fn repair(&self, item: &Item) -> Result<Upsert, StoreError> {
         let stored = item.clone();
         let upsert = self

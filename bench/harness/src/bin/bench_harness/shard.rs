@@ -6,10 +6,14 @@
 //! projector concurrency, each on fresh tables. The figures of
 //! docs/scaling.md's projector part.
 //!
-//! `--latency-ms` puts DynamoDB's own latency in front of DynamoDB Local's
-//! (which answers in under a millisecond): a decorator on the projector's
-//! ports ([`Slow`]) waits that long before every read-model and log call, as
-//! a round trip to DynamoDB would.
+//! `--latency-ms` puts DynamoDB's own latency in front of the store: a
+//! decorator on the projector's ports ([`Slow`]) waits that long before every
+//! read-model and log call, as a round trip to DynamoDB would. With
+//! `--store memory` the ports behind it are the in-memory ones and the
+//! batches are handed to the projector's handler one after another, as the
+//! event source mapping hands one shard's batches to the Lambda: what is
+//! measured is the handler against DynamoDB's latency, not DynamoDB Local's
+//! own CPU (which, on this machine, takes about a thousand writes a second).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +23,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::Select;
 use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, ensure_events_table, ensure_items_table};
 use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
+use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
 use items_domain::ports::{AppendError, EventStore, Page, PageKey, ReadModel, Snapshot, StoreError, Upsert};
 use items_domain::service::ProjectorService;
 use items_domain::{Event, Item, ItemId};
@@ -41,6 +46,10 @@ pub struct ShardArgs {
     /// A DynamoDB round trip's latency, added before every call of the projector.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// What the projector writes to: `dynamodb-local` (through the local
+    /// stream poller) or `memory` (the handler called batch after batch).
+    #[arg(long, default_value = "dynamodb-local")]
+    pub store: String,
     #[arg(long)]
     pub out: std::path::PathBuf,
 }
@@ -52,12 +61,19 @@ pub fn run(args: ShardArgs) -> anyhow::Result<()> {
     let latency = Duration::from_millis(args.latency_ms);
     for &concurrency in &args.concurrency {
         for batch_size in &args.batch_sizes {
-            let result = rt.block_on(drain(&ddb, args.backlog, *batch_size, concurrency, latency))?;
+            let result = match args.store.as_str() {
+                "memory" => rt.block_on(handle(args.backlog, *batch_size, concurrency, latency))?,
+                "dynamodb-local" => rt.block_on(drain(&ddb, args.backlog, *batch_size, concurrency, latency))?,
+                other => bail!("--store {other}: memory or dynamodb-local"),
+            };
             eprintln!(
                 "shard: batch size {batch_size}, {concurrency} at once, {} ms per call: {result:.0} events/s",
                 args.latency_ms
             );
-            let key = format!("shard.latency_{}.concurrency_{concurrency}.batch_{batch_size}", args.latency_ms);
+            let key = format!(
+                "shard.{}.latency_{}.concurrency_{concurrency}.batch_{batch_size}",
+                args.store, args.latency_ms
+            );
             series.push(&format!("{key}.events_per_s"), result);
         }
     }
@@ -69,6 +85,7 @@ pub fn run(args: ShardArgs) -> anyhow::Result<()> {
             "batch_sizes": args.batch_sizes,
             "concurrency": args.concurrency,
             "latency_ms": args.latency_ms,
+            "store": args.store,
         }),
     )
 }
@@ -152,6 +169,28 @@ impl<T: EventStore> EventStore for Slow<T> {
         self.wait().await;
         self.inner.save_snapshot(snapshot).await
     }
+}
+
+/// The handler on in-memory ports behind [`Slow`]: the backlog's stream
+/// records in batches of `batch_size`, one batch after another.
+async fn handle(backlog: usize, batch_size: i32, concurrency: usize, latency: Duration) -> anyhow::Result<f64> {
+    let events: Vec<Event> = (0..backlog).map(crate::projection::event).collect();
+    let records = events
+        .iter()
+        .enumerate()
+        .map(|(n, event)| items_local::event_source_mapping::insert_record(event, n.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let read_model = Arc::new(Slow { inner: InMemoryReadModel::default(), latency });
+    let history = Arc::new(Slow { inner: InMemoryEventStore::default(), latency });
+    let projector = ProjectorService::new(read_model, history).with_concurrency(concurrency);
+    let started = Instant::now();
+    for batch in records.chunks(usize::try_from(batch_size.max(1))?) {
+        let projected = items_aws::projector::project_records(&projector, batch).await;
+        if let Some((index, failure)) = projected.failed {
+            bail!("record {index} of a batch failed: {failure:?}");
+        }
+    }
+    Ok(backlog as f64 / started.elapsed().as_secs_f64())
 }
 
 async fn drain(
