@@ -186,17 +186,19 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
                 resources: [tables.events.arn],
             },
             {
-                // ListStreams has no resource-level permissions in IAM, so this
-                // grant of it is inert; the event source mapping is given the
-                // stream ARN and does not need it.
+                // What Lambda's guide lists for reading a DynamoDB stream, on
+                // the stream these actions are evaluated against.
                 sid: "ReadEventStream",
-                actions: [
-                    "dynamodb:DescribeStream",
-                    "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator",
-                    "dynamodb:ListStreams",
-                ],
+                actions: ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
                 resources: [tables.events.streamArn],
+            },
+            {
+                // Also in that list, and without a resource type in IAM: only
+                // `*` grants it (on the stream ARN it would be inert). It lists
+                // stream ARNs, nothing of their records.
+                sid: "ListEventStreams",
+                actions: ["dynamodb:ListStreams"],
+                resources: ["*"],
             },
             {
                 sid: "SendFailuresToDlq",

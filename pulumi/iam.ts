@@ -25,10 +25,16 @@ export function assumeRolePolicy(service = "lambda.amazonaws.com"): string {
 
 /**
  * X-Ray's write actions have no resource-level permissions: `*` is the only
- * resource they take, so this one statement is the documented exception to the
- * no-wildcard rule.
+ * resource they take, so this statement is an exception to the no-wildcard rule.
  */
 export const XRAY_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
+
+/**
+ * Actions IAM evaluates against no resource type (the Service Authorization
+ * Reference lists none for them): a statement of only these may, and must,
+ * name `*`. A stream ARN there would make the grant inert.
+ */
+export const ACTIONS_WITHOUT_RESOURCE_TYPE = [...XRAY_ACTIONS, "dynamodb:ListStreams"];
 
 export function xrayStatement(): PolicyStatement {
     return { sid: "WriteTraces", actions: XRAY_ACTIONS, resources: ["*"] };
@@ -38,8 +44,8 @@ export function xrayStatement(): PolicyStatement {
  * Renders an IAM policy document from resolved statements. Refuses any `*` in
  * actions or resources so that a typo cannot silently widen a grant. The
  * log-stream form `<logGroupArn>:*` is one exception: it is how CloudWatch
- * Logs names "every stream of this one log group"; X-Ray's write actions on
- * `*` the other (they take no other resource).
+ * Logs names "every stream of this one log group"; actions that have no
+ * resource type (X-Ray's writes, `dynamodb:ListStreams`) on `*` the other.
  */
 export function renderPolicy(statements: { sid: string; actions: string[]; resources: string[] }[]): string {
     const rendered = statements.map((s) => {
@@ -48,9 +54,9 @@ export function renderPolicy(statements: { sid: string; actions: string[]; resou
                 throw new Error(`policy statement ${s.sid}: wildcard action "${a}" is not allowed`);
             }
         }
-        const xrayOnly = s.actions.length > 0 && s.actions.every((a) => XRAY_ACTIONS.includes(a));
+        const typeless = s.actions.length > 0 && s.actions.every((a) => ACTIONS_WITHOUT_RESOURCE_TYPE.includes(a));
         for (const r of s.resources) {
-            if (r === "*" && xrayOnly) {
+            if (r === "*" && typeless) {
                 continue;
             }
             if (r.includes("*") && !isLogStreamArn(r)) {

@@ -195,6 +195,29 @@ export async function loadProgram(config: Record<string, string>): Promise<Progr
     };
 }
 
+/**
+ * Every IAM policy document the program declared (role policies, trust
+ * policies, resource policies: any `policy` or `assumeRolePolicy` input that
+ * is a policy document), as `<variant>-<resource name>-<input>.json` in
+ * `ITEMS_POLICY_DIR` (default `bin/policies` in the Pulumi project), for the
+ * IAM linter (`scripts/lint-policies`). Returns how many were written.
+ */
+export function writePolicies(p: Program, variant: string): number {
+    const dir = process.env.ITEMS_POLICY_DIR ?? path.join(__dirname, "..", "bin", "policies");
+    fs.mkdirSync(dir, { recursive: true });
+    let written = 0;
+    for (const r of p.resources) {
+        for (const input of ["policy", "assumeRolePolicy"]) {
+            const value = r.inputs[input];
+            if (typeof value !== "string" || !value.includes('"Statement"')) continue;
+            const file = path.join(dir, `${variant}-${r.name}-${input}.json`);
+            fs.writeFileSync(file, JSON.stringify(JSON.parse(value), null, 2) + "\n");
+            written += 1;
+        }
+    }
+    return written;
+}
+
 /** Resolves an Output (or a plain object of Outputs) to its value. */
 export async function resolve(value: unknown): Promise<unknown> {
     if (pulumi.Output.isInstance(value)) {

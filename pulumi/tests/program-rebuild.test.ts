@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
-import { Program, itemsTableByFunction, loadProgram, parsePolicy, stackConfig, tableArn, unsecret } from "./harness";
+import { Program, itemsTableByFunction, loadProgram, parsePolicy, stackConfig, tableArn, unsecret, writePolicies } from "./harness";
 
 const TABLE = "aws:dynamodb/table:Table";
 const LIVE = "items-1a2b3c4";
@@ -53,4 +53,11 @@ test("the read-table grants still name generation 1 only; no policy names the re
 test("outputs: itemsTableName is the live table, itemsRebuildTableName the new one", () => {
     assert.equal(p.outputs.itemsTableName, LIVE);
     assert.equal(p.outputs.itemsRebuildTableName, REBUILD);
+});
+
+test("its policy documents are written for the IAM linter (scripts/lint-policies)", () => {
+    // Every role's trust policy and every inline policy: a new kind of
+    // policy document (a queue or topic policy) must be added here too.
+    const documents = p.ofType("aws:iam/role:Role").length + p.ofType("aws:iam/rolePolicy:RolePolicy").length;
+    assert.equal(writePolicies(p, "rebuild"), documents);
 });
