@@ -63,12 +63,15 @@ pub struct Projected {
     pub already_newer: usize,
     pub skipped: usize,
     /// The index (in the batch's records) of the first record that failed,
-    /// and why; the records after it were not attempted.
+    /// and why. That item's later records were not attempted; other items'
+    /// records after it may have been applied (a retry from the failed
+    /// record applies them again, which the version guard makes harmless).
     pub failed: Option<(usize, Failure)>,
 }
 
-/// Applies a batch's records in order up to the first failure, and says
-/// which record failed and why.
+/// Applies a batch's records (each item's in order, items at once; see
+/// [`ProjectorService::project_batch`]), and says which record failed first
+/// and why.
 pub async fn project_records(projector: &ProjectorService, records: &[EventRecord]) -> Projected {
     let mut events = Vec::with_capacity(records.len());
     let mut positions = Vec::with_capacity(records.len());
@@ -121,9 +124,9 @@ pub async fn project_records(projector: &ProjectorService, records: &[EventRecor
 }
 
 /// The `project-events` handler. With ReportBatchItemFailures, the first
-/// failed record's sequence number is reported: Lambda retries from there,
-/// so the records after it are not attempted now (they would be retried
-/// anyway).
+/// failed record's sequence number is reported: Lambda retries the batch
+/// from there, and what was already applied after it is applied again,
+/// version-guarded.
 pub async fn project_events(projector: &ProjectorService, batch: DynamoDbEvent) -> DynamoDbEventResponse {
     let projected = project_records(projector, &batch.records).await;
     let mut response = DynamoDbEventResponse::default();

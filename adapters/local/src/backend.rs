@@ -58,8 +58,17 @@ pub struct Projection {
 impl Projection {
     fn spawn(feed: impl Future<Output = ()> + Send + 'static) -> std::io::Result<Self> {
         let (stop, stopped) = oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (started, start) = std::sync::mpsc::channel::<std::io::Result<()>>();
+        // The runtime is made (and dropped) on its own thread, never on the caller's.
         let thread = std::thread::Builder::new().name("projection".into()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = started.send(Err(error));
+                    return;
+                }
+            };
+            let _ = started.send(Ok(()));
             runtime.block_on(async {
                 tokio::select! {
                     () = feed => {}
@@ -67,11 +76,13 @@ impl Projection {
                 }
             });
         })?;
+        start.recv().map_err(std::io::Error::other)??;
         Ok(Self { stop: Some(stop), thread: Some(thread) })
     }
 
-    /// Stops the feed where it is (what it applied is saved; a restart goes
-    /// on from its saved position) and waits for the thread.
+    /// Stops the feed where it is and waits for the thread. Its position is
+    /// saved at most 250 ms behind what it applied; a restart re-applies
+    /// from there, version-guarded.
     pub fn stop(mut self) {
         self.halt();
     }

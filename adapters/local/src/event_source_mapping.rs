@@ -269,6 +269,8 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
                                 }
                                 checkpoint = record.sequence;
                                 attempts = Attempts::default();
+                                // At once: a restart must not deliver it again.
+                                save_position(log.as_ref(), &mut saved, checkpoint, Duration::ZERO).await;
                             }
                             // Never move past a record that is not safely set aside.
                             Err(error) => {

@@ -106,7 +106,7 @@ impl ProjectorService {
             .await;
         let (changed, states): (Vec<&Fold>, Vec<Item>) =
             folds.iter().filter_map(|fold| Some((fold, fold.state.clone()?))).unzip();
-        let written = self.read_model.upsert_all_if_newer(&states).await;
+        let written = if states.is_empty() { Vec::new() } else { self.read_model.upsert_all_if_newer(&states).await };
         let mut outcome = BatchOutcome::default();
         let mut failures: Vec<(usize, StoreError)> = Vec::new();
         for fold in &folds {

@@ -79,7 +79,8 @@ impl ReadModel for SqliteReadModel {
         Ok(upsert)
     }
 
-    /// One writer job, one transaction: all or nothing.
+    /// One writer job, one transaction. When it fails, each item is written
+    /// on its own, so one item's failure is that item's alone.
     async fn upsert_all_if_newer(&self, items: &[Item]) -> Vec<Result<Upsert, StoreError>> {
         let stored = items.to_vec();
         let written = self
@@ -102,8 +103,12 @@ impl ReadModel for SqliteReadModel {
                 upserts.into_iter().map(Ok).collect()
             }
             Err(error) => {
-                let error = store_error(error);
-                items.iter().map(|_| Err(error.clone())).collect()
+                tracing::warn!(error = %store_error(error), "batched read-model write failed; writing item by item");
+                let mut results = Vec::with_capacity(items.len());
+                for item in items {
+                    results.push(self.upsert_if_newer(item).await);
+                }
+                results
             }
         }
     }
