@@ -16,7 +16,8 @@ pub const DEFAULT_CONCURRENCY: usize = 100;
 /// One item's events of a batch, folded onto its row.
 #[derive(Default)]
 struct Fold {
-    /// The state to write, when an event changed it.
+    /// The row, then each state the events folded it to: written when an
+    /// event changed it (`first_change`).
     state: Option<Item>,
     /// Events that changed the state, and the first of them.
     applied: usize,
@@ -104,8 +105,11 @@ impl ProjectorService {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let (changed, states): (Vec<&Fold>, Vec<Item>) =
-            folds.iter().filter_map(|fold| Some((fold, fold.state.clone()?))).unzip();
+        let (changed, states): (Vec<&Fold>, Vec<Item>) = folds
+            .iter()
+            .filter(|fold| fold.first_change.is_some())
+            .filter_map(|fold| Some((fold, fold.state.clone()?)))
+            .unzip();
         let written = if states.is_empty() { Vec::new() } else { self.read_model.upsert_all_if_newer(&states).await };
         let mut outcome = BatchOutcome::default();
         let mut failures: Vec<(usize, StoreError)> = Vec::new();
@@ -129,7 +133,7 @@ impl ProjectorService {
     async fn fold(&self, events: &[Event], indices: Vec<usize>) -> Fold {
         let mut fold = Fold::default();
         // ItemCreated holds the whole state, so no read is needed first.
-        let mut state = match events[indices[0]].payload {
+        fold.state = match events[indices[0]].payload {
             EventPayload::ItemCreated(_) => None,
             _ => match self.read_model.get(events[indices[0]].item_id).await {
                 Ok(row) => row,
@@ -141,14 +145,13 @@ impl ProjectorService {
         };
         for index in indices {
             let event = &events[index];
-            let next = match projection::evolve(state.as_ref(), event) {
+            let next = match projection::evolve(fold.state.as_ref(), event) {
                 Outcome::Apply(item) => Ok(Some(item)),
                 Outcome::AlreadyNewer => Ok(None),
                 Outcome::NeedsHistory => self.state_from_history(event).await.map(Some),
             };
             match next {
                 Ok(Some(item)) => {
-                    state = Some(item.clone());
                     fold.state = Some(item);
                     fold.applied += 1;
                     fold.first_change.get_or_insert(index);
