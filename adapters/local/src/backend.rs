@@ -7,6 +7,7 @@
 //! apart from the API's functions: under load it keeps its share of the
 //! machine instead of queueing behind every request on the API's runtime.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,8 +15,6 @@ use items_aws::compose;
 use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, ensure_events_table, ensure_items_table};
 use items_domain::memory::InMemoryReadModel;
 use items_domain::ports::{EventStore, ReadModel, StoreError};
-use std::future::Future;
-
 use tokio::sync::oneshot;
 
 use crate::event_source_mapping::{ChangeLog, run_change_feed};
