@@ -298,3 +298,31 @@ impl ReadModel for InMemoryReadModel {
         Ok(Page { items: page, next })
     }
 }
+
+/// The log's fold in a map: for tests, and logs small enough to hold.
+#[derive(Debug, Default)]
+pub struct InMemoryFold(Mutex<HashMap<ItemId, Item>>);
+
+#[async_trait]
+impl crate::ports::FoldStore for InMemoryFold {
+    async fn keep(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let mut states = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for item in items {
+            if states.get(&item.id).is_none_or(|kept| kept.version < item.version) {
+                states.insert(item.id, item);
+            }
+        }
+        Ok(())
+    }
+
+    async fn take(&self, ids: Vec<ItemId>) -> Result<Vec<Item>, StoreError> {
+        let mut states = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(ids.iter().filter_map(|id| states.remove(id)).collect())
+    }
+
+    async fn take_any(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let mut states = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let ids: Vec<ItemId> = states.keys().take(limit).copied().collect();
+        Ok(ids.iter().filter_map(|id| states.remove(id)).collect())
+    }
+}

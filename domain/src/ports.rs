@@ -279,6 +279,19 @@ pub trait Checkpoints: Send + Sync {
     fn save(&self, segment: u32, progress: &SegmentProgress) -> Result<(), StoreError>;
 }
 
+/// Where `--verify` keeps the log's fold (each item's newest state) from
+/// reading the log until it has read the table: on disk in the real thing,
+/// so a verify's memory does not grow with the log.
+#[async_trait]
+pub trait FoldStore: Send + Sync {
+    /// Keeps each state, unless a newer state of the same item is kept.
+    async fn keep(&self, items: Vec<Item>) -> Result<(), StoreError>;
+    /// Removes the kept states of `ids` and returns them (those it has).
+    async fn take(&self, ids: Vec<ItemId>) -> Result<Vec<Item>, StoreError>;
+    /// Removes and returns up to `limit` of the states left, in no order.
+    async fn take_any(&self, limit: usize) -> Result<Vec<Item>, StoreError>;
+}
+
 /// Told after every page, for progress displays.
 pub trait ReplayObserver: Send + Sync {
     fn page_done(&self, segment: u32, events: usize, stats: WriteStats);

@@ -10,7 +10,10 @@ use async_trait::async_trait;
 
 use crate::event::{Event, ItemId};
 use crate::item::Item;
-use crate::ports::{Checkpoints, EventLogScan, ReplayObserver, ReplayTarget, SegmentProgress, StoreError, WriteStats};
+use crate::ports::{
+    Checkpoints, EventLogScan, FoldStore, ReplayObserver, ReplayTarget, ScanPage, SegmentProgress, StoreError,
+    WriteStats,
+};
 use crate::projection::{self, Outcome};
 
 /// Checkpoints that are not kept (a run that will not be resumed).
@@ -164,49 +167,89 @@ impl ReplayService {
 
     async fn run_segment(&self, segment: u32, total_segments: u32) -> Result<ReplaySummary, StoreError> {
         let mut summary = ReplaySummary::default();
-        let mut after = match self.checkpoints.load(segment) {
+        let after = match self.checkpoints.load(segment) {
             Some(SegmentProgress::Done) => return Ok(summary),
             Some(SegmentProgress::After(key)) => Some(key),
             None => None,
         };
+        let mut page = self.scan.scan_page(segment, total_segments, after.as_ref()).await?;
         loop {
-            let page = self.scan.scan_page(segment, total_segments, after.as_ref()).await?;
-            // Items folded from their whole stream: those the page holds only
-            // part of, or in a catch-up, every item with a recent event.
-            let (mut states, refold) = match self.since {
-                None => fold_page(&page.events),
-                Some(since) => {
-                    let recent: std::collections::BTreeSet<ItemId> =
-                        page.events.iter().filter(|e| e.occurred_at >= since).map(|e| e.item_id).collect();
-                    (HashMap::new(), recent.into_iter().collect())
+            // The next page is read while this one is folded and written.
+            let next = async {
+                match &page.next {
+                    Some(key) => self.scan.scan_page(segment, total_segments, Some(key)).await.map(Some),
+                    None => Ok(None),
                 }
             };
-            for item_id in refold {
-                if let Some(item) = self.whole_stream(item_id).await? {
-                    states.insert(item_id, item);
-                }
-            }
-            let items = states.len();
-            let states: Vec<Item> = states.into_values().collect();
-            let stats = match &self.target {
-                Some(target) if !states.is_empty() => target.write(states).await?,
-                _ => WriteStats::default(),
-            };
+            let (next, applied) = futures::future::join(next, self.apply(&page)).await;
+            let (items, stats) = applied?;
             summary +=
                 ReplaySummary { events: page.events.len(), skipped: page.skipped, items, writes: stats, pages: 1 };
             self.observer.page_done(segment, page.events.len(), stats);
-            let progress = match page.next {
-                Some(next) => SegmentProgress::After(next),
+            let progress = match &page.next {
+                Some(next) => SegmentProgress::After(next.clone()),
                 None => SegmentProgress::Done,
             };
             if self.target.is_some() {
                 self.checkpoints.save(segment, &progress)?;
             }
-            match progress {
-                SegmentProgress::After(next) => after = Some(next),
-                SegmentProgress::Done => return Ok(summary),
+            match next? {
+                Some(next) => page = next,
+                None => return Ok(summary),
             }
         }
+    }
+
+    /// Folds one page and writes its states: how many items, and the writes.
+    async fn apply(&self, page: &ScanPage) -> Result<(usize, WriteStats), StoreError> {
+        // Items folded from their whole stream: those the page holds only
+        // part of, or in a catch-up, every item with a recent event.
+        let (mut states, refold) = match self.since {
+            None => fold_page(&page.events),
+            Some(since) => {
+                let recent: std::collections::BTreeSet<ItemId> =
+                    page.events.iter().filter(|e| e.occurred_at >= since).map(|e| e.item_id).collect();
+                (HashMap::new(), recent.into_iter().collect())
+            }
+        };
+        for item_id in refold {
+            if let Some(item) = self.whole_stream(item_id).await? {
+                states.insert(item_id, item);
+            }
+        }
+        let items = states.len();
+        let states: Vec<Item> = states.into_values().collect();
+        let stats = match &self.target {
+            Some(target) if !states.is_empty() => target.write(states).await?,
+            _ => WriteStats::default(),
+        };
+        Ok((items, stats))
+    }
+}
+
+/// How many ids of each kind of difference a report keeps (the smallest):
+/// enough to show and to check again, bounded whatever the table's size.
+pub const REPORT_IDS: usize = 1_000;
+
+/// Items that differ in one way: all counted, the first [`REPORT_IDS`] by id kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Differences {
+    pub count: usize,
+    pub ids: std::collections::BTreeSet<ItemId>,
+}
+
+impl Differences {
+    fn add(&mut self, id: ItemId) {
+        self.count += 1;
+        self.ids.insert(id);
+        if self.ids.len() > REPORT_IDS {
+            self.ids.pop_last();
+        }
+    }
+
+    /// Counted but not kept (beyond [`REPORT_IDS`]).
+    pub fn unlisted(&self) -> usize {
+        self.count - self.ids.len()
     }
 }
 
@@ -218,72 +261,87 @@ pub struct VerifyReport {
     /// In the log, not in the table. A deleted item's tombstone is not
     /// required: it expires (DynamoDB TTL), and a missing row shows nothing,
     /// as a tombstone does.
-    pub missing: Vec<ItemId>,
+    pub missing: Differences,
     /// In both, but the table's copy is not the log's latest state.
-    pub stale: Vec<ItemId>,
+    pub stale: Differences,
     /// In the table, not in the log.
-    pub extra: Vec<ItemId>,
+    pub extra: Differences,
 }
 
 impl VerifyReport {
     pub fn is_clean(&self) -> bool {
-        self.missing.is_empty() && self.stale.is_empty() && self.extra.is_empty()
+        self.missing.count == 0 && self.stale.count == 0 && self.extra.count == 0
     }
 
     /// Files item `id` under the difference, if any, between what the log
     /// says (`want`) and what the table holds (`have`).
     fn compare(&mut self, id: ItemId, want: Option<&Item>, have: Option<&Item>) {
         match (want, have) {
-            (None, Some(_)) => self.extra.push(id),
+            (None, Some(_)) => self.extra.add(id),
             // A deleted item's tombstone may have expired: no row is right too.
-            (Some(want), None) if !want.deleted => self.missing.push(id),
-            (Some(want), Some(have)) if want != have => self.stale.push(id),
+            (Some(want), None) if !want.deleted => self.missing.add(id),
+            (Some(want), Some(have)) if want != have => self.stale.add(id),
             _ => {}
         }
     }
 }
 
-/// What the log's fold holds (the newest state per item), as a replay target.
-#[derive(Default)]
-struct Fold(std::sync::Mutex<HashMap<ItemId, Item>>);
+/// Writes the fold into a [`FoldStore`] (newest state wins), as a replay target.
+struct FoldTarget(Arc<dyn FoldStore>);
 
 #[async_trait]
-impl ReplayTarget for Fold {
+impl ReplayTarget for FoldTarget {
     async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError> {
-        let mut states = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for item in items {
-            if states.get(&item.id).is_none_or(|current| current.version < item.version) {
-                states.insert(item.id, item);
-            }
-        }
+        self.0.keep(items).await?;
         Ok(WriteStats::default())
     }
 }
 
+/// States handed back from the fold store at a time, for what the table lacks.
+const LEFT_OVER_PAGE: usize = 1_000;
+
 /// `--verify`: folds the whole log with the replay's own code (the same
-/// pages, segments and projector rules) and compares the fold with every row
-/// of `read_model`. Differences may be the moment's traffic: see [`recheck`].
+/// pages, segments and projector rules) into `fold`, then reads the table a
+/// page at a time, taking each row's expected state out of `fold`; what is
+/// left there has no row. Memory holds a page or two, whatever the sizes:
+/// the fold waits in `fold` (on disk), the report keeps counts and the first
+/// ids. Differences may be the moment's traffic: see [`recheck`].
 pub async fn verify_read_model(
     scan: Arc<dyn EventLogScan>,
     read_model: &dyn crate::ports::ReadModel,
+    fold: Arc<dyn FoldStore>,
     segments: u32,
     observer: Arc<dyn ReplayObserver>,
 ) -> Result<(ReplaySummary, VerifyReport), StoreError> {
-    let fold = Arc::new(Fold::default());
-    let service = ReplayService::new(scan, Some(fold.clone()), Arc::new(NoCheckpoints), observer);
+    let service = ReplayService::new(scan, Some(Arc::new(FoldTarget(fold.clone()))), Arc::new(NoCheckpoints), observer);
     let summary = service.run(segments).await?;
-    let mut rows = Vec::new();
+    let mut report = VerifyReport::default();
     let mut after = None;
     loop {
         let page = read_model.list_page(None, after.as_ref()).await?;
-        rows.extend(page.items);
+        let mut expected: HashMap<ItemId, Item> =
+            fold.take(page.items.iter().map(|item| item.id).collect()).await?.into_iter().map(|i| (i.id, i)).collect();
+        report.expected += expected.len();
+        for have in &page.items {
+            report.actual += 1;
+            report.compare(have.id, expected.remove(&have.id).as_ref(), Some(have));
+        }
         match page.next {
             Some(next) => after = Some(next),
             None => break,
         }
     }
-    let expected = std::mem::take(&mut *fold.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    Ok((summary, verify(&expected, rows)))
+    loop {
+        let left = fold.take_any(LEFT_OVER_PAGE).await?;
+        if left.is_empty() {
+            break;
+        }
+        report.expected += left.len();
+        for want in &left {
+            report.compare(want.id, Some(want), None);
+        }
+    }
+    Ok((summary, report))
 }
 
 /// Compares the expected states (from [`fold_states`] over the whole log) with
@@ -299,23 +357,24 @@ pub fn verify(expected: &HashMap<ItemId, Item>, actual: impl IntoIterator<Item =
     for want in expected.values().filter(|want| !seen.contains(&want.id)) {
         report.compare(want.id, Some(want), None);
     }
-    report.missing.sort();
-    report.stale.sort();
-    report.extra.sort();
     report
 }
 
-/// Checks each difference in `report` again, against the item's stream and
-/// row as they are now. The log and the table are read at different moments,
-/// so under live traffic an item changed in between shows as a difference
-/// that is not one. Keeps only the ids that still differ; the counts stay.
+/// Checks each listed difference in `report` again, against the item's
+/// stream and row as they are now. The log and the table are read at
+/// different moments, so under live traffic an item changed in between shows
+/// as a difference that is not one. Keeps only the ids that still differ;
+/// differences counted but not listed stay counted.
 pub async fn recheck(
     scan: &dyn EventLogScan,
     read_model: &dyn crate::ports::ReadModel,
     report: VerifyReport,
 ) -> Result<VerifyReport, StoreError> {
     let mut rechecked = VerifyReport { expected: report.expected, actual: report.actual, ..VerifyReport::default() };
-    let candidates = report.missing.iter().chain(&report.stale).chain(&report.extra);
+    rechecked.missing.count = report.missing.unlisted();
+    rechecked.stale.count = report.stale.unlisted();
+    rechecked.extra.count = report.extra.unlisted();
+    let candidates = report.missing.ids.iter().chain(&report.stale.ids).chain(&report.extra.ids);
     for &id in candidates {
         let want = projection::fold_stream(&scan.item_stream(id).await?)?;
         rechecked.compare(id, want.as_ref(), read_model.get(id).await?.as_ref());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use items_domain::event::ItemCreated;
 use items_domain::event::ItemUpdated;
 use items_domain::ports::{
-    AppendError, CursorCodec, EventLogScan, EventStore, InvalidCursor, PageKey, ReadModel, Upsert,
+    AppendError, CursorCodec, EventLogScan, EventStore, FoldStore, InvalidCursor, PageKey, ReadModel, Upsert,
 };
 use items_domain::service::{ProjectorService, QueryService};
 use items_domain::testing::at;
@@ -645,6 +645,29 @@ pub async fn an_item_stream_is_the_whole_stream_in_version_order(backend: Backen
     backend.events.append(2, &stream[2..]).await.unwrap();
     assert_eq!(backend.scan.item_stream(id).await.unwrap(), stream);
     assert_eq!(backend.scan.item_stream(new_id()).await.unwrap(), vec![]);
+}
+
+/// `--verify`'s fold store: the newest state of each item wins, in whatever
+/// order states come; each state is handed back once, by id or among the rest,
+/// exactly as it was kept.
+pub async fn a_fold_store_keeps_the_newest_state_and_hands_each_back_once(store: Arc<dyn FoldStore>) {
+    let (a, b, c) = (new_id(), new_id(), new_id());
+    let deleted = Item { deleted: true, ..item(c, 2, "c2 ünïcode") };
+    store.keep(vec![item(a, 2, "a2"), item(b, 1, "b1")]).await.unwrap();
+    store.keep(vec![item(a, 1, "a1"), item(b, 3, "b3"), deleted.clone(), item(c, 1, "c1")]).await.unwrap();
+
+    assert_eq!(
+        store.take(vec![a, new_id()]).await.unwrap(),
+        vec![item(a, 2, "a2")],
+        "the newer state, nothing for an unknown id"
+    );
+    assert_eq!(store.take(vec![a]).await.unwrap(), vec![], "handed back once");
+    let mut rest = store.take_any(1).await.unwrap();
+    assert_eq!(rest.len(), 1, "at most the limit");
+    rest.extend(store.take_any(10).await.unwrap());
+    rest.sort_by_key(|item| item.version);
+    assert_eq!(rest, vec![deleted, item(b, 3, "b3")]);
+    assert_eq!(store.take_any(10).await.unwrap(), vec![], "nothing left");
 }
 
 /// Expands to one `#[tokio::test]` per conformance case for a backend.

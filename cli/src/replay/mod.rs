@@ -12,7 +12,7 @@ use items_domain::ports::ReadModel;
 use items_domain::ports::{EventLogScan, ReplayTarget};
 use items_domain::replay::{self, NoCheckpoints, ReadModelTarget, ReplayService, recheck};
 use items_local::checkpoints::FileCheckpoints;
-use items_local::sqlite::{Database, Rebuild, SqliteEventStore, SqliteReadModel};
+use items_local::sqlite::{Database, DiskFold, Rebuild, SqliteEventStore, SqliteReadModel};
 
 mod progress;
 mod report;
@@ -141,7 +141,7 @@ async fn replay_embedded(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let label = format!("the read model of {}", database.path().display());
     if args.verify {
         let read_model = SqliteReadModel::new(database);
-        return verify_read_model(events, &read_model, segments, progress, &label, started).await;
+        return verify_read_model(events, &read_model, &args.data_dir, segments, progress, &label, started).await;
     }
     let rebuild = if args.dry_run { None } else { Some(Arc::new(Rebuild::start(database.clone()).await?)) };
     let service = ReplayService::new(
@@ -168,18 +168,26 @@ async fn replay_embedded(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 /// iterator age is seconds at most in normal operation).
 const RECHECK_PAUSES: [Duration; 3] = [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(3)];
 
-/// `--verify`: folds the log with the projector's code and compares the result
-/// with the read model, then checks each difference again against the item's
-/// stream and row as they are now; exit 1 when some still differ.
+/// `--verify`: folds the log with the projector's code into a scratch file in
+/// `scratch_dir` (memory stays flat however large the log) and compares the
+/// result with the read model, then checks each listed difference again
+/// against the item's stream and row as they are now; exit 1 when some still
+/// differ.
 async fn verify_read_model(
     scan: Arc<dyn EventLogScan>,
     read_model: &dyn ReadModel,
+    scratch_dir: &std::path::Path,
     segments: u32,
     progress: Arc<Progress>,
     label: &str,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
-    let (summary, mut report) = replay::verify_read_model(scan.clone(), read_model, segments, progress.clone()).await?;
+    items_local::data_dir::create_private_dir(scratch_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", scratch_dir.display()))?;
+    let fold = Arc::new(DiskFold::create(scratch_dir)?);
+    let (summary, mut report) =
+        replay::verify_read_model(scan.clone(), read_model, fold.clone(), segments, progress.clone()).await?;
+    drop(fold);
     progress.finish();
     // Under live traffic the log and the table were read at different
     // moments: check the differences again, giving the projector a moment.
@@ -215,7 +223,8 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
     if args.verify {
         let read_model = DynamoReadModel::new(clients.dynamodb.clone(), &target_table);
-        return verify_read_model(events, &read_model, segments, progress, &target_table, started).await;
+        return verify_read_model(events, &read_model, &args.data_dir, segments, progress, &target_table, started)
+            .await;
     }
 
     let (target, checkpoints): (Option<Arc<dyn ReplayTarget>>, Option<Arc<FileCheckpoints>>) = if args.dry_run {

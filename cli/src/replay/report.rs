@@ -16,16 +16,20 @@ pub(super) fn print_summary(summary: &ReplaySummary, elapsed: Duration, dry_run:
     println!("duration:       {seconds:.2} s ({:.0} events/s)", summary.events as f64 / seconds.max(0.001));
 }
 
+/// Ids shown of each kind of difference (the smallest).
+const SHOWN: usize = 10;
+
 pub(super) fn print_verify(label: &str, summary: &ReplaySummary, report: &VerifyReport, elapsed: Duration) {
     println!("events read:    {}", summary.events);
     println!("expected items: {}", report.expected);
     println!("items in {label}: {}", report.actual);
-    for (label, ids) in [("missing", &report.missing), ("stale", &report.stale), ("extra", &report.extra)] {
-        let shown: Vec<String> = ids.iter().take(10).map(ToString::to_string).collect();
-        let more = if ids.len() > 10 { format!(" (+{} more)", ids.len() - 10) } else { String::new() };
+    for (label, differences) in [("missing", &report.missing), ("stale", &report.stale), ("extra", &report.extra)] {
+        let shown: Vec<String> = differences.ids.iter().take(SHOWN).map(ToString::to_string).collect();
+        let more = differences.count.saturating_sub(shown.len());
+        let more = if more > 0 { format!(" (+{more} more)") } else { String::new() };
         println!(
             "{label}: {}{}{more}",
-            ids.len(),
+            differences.count,
             if shown.is_empty() { String::new() } else { format!(" {}", shown.join(" ")) }
         );
     }

@@ -79,6 +79,10 @@ impl Checkpoints for MemoryCheckpoints {
     }
 }
 
+fn ids(differences: &Differences) -> Vec<ItemId> {
+    differences.ids.iter().copied().collect()
+}
+
 fn log() -> Vec<Event> {
     (1..=9).flat_map(|item| [created(item, 1, "first"), created(item, 2, &format!("item {item}"))]).collect()
 }
@@ -158,9 +162,9 @@ fn verify_reports_missing_stale_and_extra_items() {
     actual.push(extra);
 
     let report = verify(&expected, actual);
-    assert_eq!(report.missing, vec![missing]);
-    assert_eq!(report.stale, vec![stale]);
-    assert_eq!(report.extra, vec![ItemId(uuid::Uuid::from_u128(999))]);
+    assert_eq!(ids(&report.missing), vec![missing]);
+    assert_eq!(ids(&report.stale), vec![stale]);
+    assert_eq!(ids(&report.extra), vec![ItemId(uuid::Uuid::from_u128(999))]);
     assert!(!report.is_clean());
 }
 
@@ -202,7 +206,11 @@ fn verify_accepts_a_tombstone_that_expired() {
     let expected = fold_states(&log);
     let kept = expected[&ItemId(uuid::Uuid::from_u128(1))].clone();
     assert!(verify(&expected, [kept]).is_clean());
-    assert_eq!(verify(&expected, []).missing, vec![ItemId(uuid::Uuid::from_u128(1))], "a live item must be there");
+    assert_eq!(
+        ids(&verify(&expected, []).missing),
+        vec![ItemId(uuid::Uuid::from_u128(1))],
+        "a live item must be there"
+    );
 }
 
 /// Review finding 15: the log was scanned before an item changed, the table
@@ -213,7 +221,7 @@ async fn a_recheck_drops_differences_that_were_changes_in_between() {
     use crate::ports::ReadModel;
     let scanned = [created(1, 1, "old"), created(2, 1, "wrong"), created(3, 1, "new")];
     let report = verify(&fold_states(&scanned), []);
-    assert_eq!(report.missing.len(), 3);
+    assert_eq!(report.missing.count, 3);
 
     // Since the scan: item 1 was renamed (and projected), item 3 deleted
     // (its tombstone expired); item 2's row is really wrong, item 4 is
@@ -233,10 +241,64 @@ async fn a_recheck_drops_differences_that_were_changes_in_between() {
     }
     let extra = fold_states(&[created(4, 1, "stray")]).remove(&ItemId(uuid::Uuid::from_u128(4))).unwrap();
     table.upsert_if_newer(&extra).await.unwrap();
-    let report = VerifyReport { extra: vec![extra.id], ..report };
+    let report = VerifyReport { extra: Differences { count: 1, ids: [extra.id].into() }, ..report };
 
     let rechecked = recheck(&now, &table, report).await.unwrap();
-    assert_eq!(rechecked.stale, vec![ItemId(uuid::Uuid::from_u128(2))]);
-    assert_eq!(rechecked.missing, vec![]);
-    assert_eq!(rechecked.extra, vec![extra.id]);
+    assert_eq!(ids(&rechecked.stale), vec![ItemId(uuid::Uuid::from_u128(2))]);
+    assert_eq!(rechecked.missing, Differences::default());
+    assert_eq!(ids(&rechecked.extra), vec![extra.id]);
+}
+
+/// `--verify` end to end on the in-memory ports: each row is compared with
+/// its expected state as it is taken out of the fold store, what is left
+/// there has no row.
+#[tokio::test]
+async fn verifying_a_read_model_finds_missing_stale_and_extra_rows() {
+    use crate::memory::{InMemoryFold, InMemoryReadModel};
+    use crate::ports::{FoldStore, ReadModel};
+    let mut events = log();
+    events.extend([created(20, 1, "gone"), deleted(20, 2)]);
+    let log = Arc::new(PagedLog { events, fail_at: Mutex::new(None) });
+    let table = InMemoryReadModel::default();
+    let mut expected: Vec<Item> = fold_states(&log.events).into_values().collect();
+    expected.sort_by_key(|item| item.id);
+    let missing = expected[0].id;
+    let stale = Item { name: "wrong".into(), ..expected[1].clone() };
+    let extra = Item { id: ItemId(uuid::Uuid::from_u128(999)), ..expected[2].clone() };
+    for item in expected.iter().skip(2).filter(|item| !item.deleted).chain([&stale, &extra]) {
+        table.upsert_if_newer(item).await.unwrap();
+    }
+
+    let fold = Arc::new(InMemoryFold::default());
+    let (summary, report) = verify_read_model(log, &table, fold.clone(), 2, Arc::new(())).await.unwrap();
+    assert_eq!(summary.events, 20);
+    assert_eq!((report.expected, report.actual), (10, 9), "{report:?}");
+    assert_eq!(
+        (ids(&report.missing), ids(&report.stale), ids(&report.extra)),
+        (vec![missing], vec![stale.id], vec![extra.id])
+    );
+    assert!(fold.take_any(usize::MAX).await.unwrap().is_empty(), "every state was taken out");
+}
+
+/// Issue 31: a report's memory is bounded: every difference is counted, the
+/// first `REPORT_IDS` by id are listed; a recheck keeps the unlisted ones counted.
+#[tokio::test]
+async fn a_report_counts_every_difference_and_lists_the_first() {
+    let events: Vec<Event> = (1..=(REPORT_IDS as u128 + 5)).map(|item| created(item, 1, "x")).collect();
+    let report = verify(&fold_states(&events), []);
+    assert_eq!(report.missing.count, REPORT_IDS + 5);
+    assert_eq!(report.missing.unlisted(), 5);
+    assert_eq!(report.missing.ids.first(), Some(&ItemId(uuid::Uuid::from_u128(1))));
+    assert_eq!(report.missing.ids.last(), Some(&ItemId(uuid::Uuid::from_u128(REPORT_IDS as u128))));
+
+    // Since then every listed item was projected; the unlisted five are not known to be.
+    let now = PagedLog { events: events.clone(), fail_at: Mutex::new(None) };
+    let table = crate::memory::InMemoryReadModel::default();
+    for item in fold_states(&events).into_values() {
+        crate::ports::ReadModel::upsert_if_newer(&table, &item).await.unwrap();
+    }
+    let rechecked = recheck(&now, &table, report).await.unwrap();
+    assert_eq!(rechecked.missing.count, 5);
+    assert!(rechecked.missing.ids.is_empty());
+    assert!(!rechecked.is_clean());
 }

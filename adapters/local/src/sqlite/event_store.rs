@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use items_domain::event::rfc3339;
+use items_domain::event::{STREAM_PREFIX, rfc3339};
 use items_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use items_domain::ports::{
     AppendError, AppendPlan, EventLogScan, EventStore, PageKey, ScanPage, Snapshot, StoreError, check_append,
@@ -182,8 +182,12 @@ impl EventStore for SqliteEventStore {
     }
 }
 
-/// Replay reads: segment `s` of `n` holds the items whose id is `s` modulo `n`
-/// (as in memory); pages of up to 1,000 events in log order.
+/// Replay reads, in item order (the log's `(stream_id, version)` index):
+/// segment `s` of `n` holds the items whose id falls in the `s`-th of `n`
+/// equal ranges of the id space, so segments read disjoint parts of the
+/// index. A page ends at an item's end (unless one item alone fills it):
+/// pages fold without reading streams again, and the rebuild writes each
+/// item once.
 #[async_trait]
 impl EventLogScan for SqliteEventStore {
     async fn scan_page(
@@ -192,21 +196,42 @@ impl EventLogScan for SqliteEventStore {
         total_segments: u32,
         after: Option<&PageKey>,
     ) -> Result<ScanPage, StoreError> {
-        let start: u64 = match after {
-            Some(key) => key.0.parse().map_err(|_| StoreError::Corrupt("bad scan position".into()))?,
-            None => 0,
+        let (low, high) = segment_range(segment, total_segments);
+        let start = match after {
+            Some(key) => {
+                let (id, version) = key.0.split_once('/').ok_or_else(|| bad_position(key))?;
+                let id = ItemId::parse(id).ok_or_else(|| bad_position(key))?;
+                (id.stream_id(), version.parse::<i64>().map_err(|_| bad_position(key))?)
+            }
+            None => (low.stream_id(), 0),
         };
-        let total = u128::from(total_segments.max(1));
-        let rows = self.0.read(move |connection| read_events_after(connection, start, PAGE_ROWS)).await?;
+        // Past every stream id of the last range ('~' sorts after hex digits and '-').
+        let end = high.map_or_else(|| format!("{STREAM_PREFIX}~"), |high| high.stream_id());
+        let mut events = self
+            .0
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT stored FROM events WHERE (stream_id, version) > (?1, ?2) AND stream_id < ?3
+                         ORDER BY stream_id, version LIMIT ?4",
+                    )
+                    .map_err(unavailable)?;
+                let rows = statement
+                    .query_map(params![start.0, start.1, end, PAGE_ROWS as u64], |row| row.get::<_, String>(0))
+                    .map_err(unavailable)?;
+                rows.map(|row| decode_event(&row.map_err(unavailable)?)).collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
         let mut page = ScanPage::default();
-        if rows.len() == PAGE_ROWS {
-            page.next = rows.last().map(|(sequence, _)| PageKey(sequence.to_string()));
+        if events.len() == PAGE_ROWS {
+            // Leave the last item's events to the next page, unless it is the only one.
+            let last = events[events.len() - 1].item_id;
+            if events[0].item_id != last {
+                events.truncate(events.iter().rposition(|event| event.item_id != last).map_or(0, |i| i + 1));
+            }
+            page.next = events.last().map(|event| PageKey(format!("{}/{}", event.item_id, event.version)));
         }
-        page.events = rows
-            .into_iter()
-            .map(|(_, event)| event)
-            .filter(|event| event.item_id.0.as_u128() % total == u128::from(segment))
-            .collect();
+        page.events = events;
         Ok(page)
     }
 
@@ -215,22 +240,18 @@ impl EventLogScan for SqliteEventStore {
     }
 }
 
-pub(super) fn read_events_after(
-    connection: &Connection,
-    after: u64,
-    max: usize,
-) -> Result<Vec<(u64, Event)>, StoreError> {
-    let mut statement = connection
-        .prepare_cached("SELECT sequence, stored FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2")
-        .map_err(unavailable)?;
-    let rows = statement
-        .query_map(params![after, max as u64], |row| Ok((row.get::<_, u64>(0)?, row.get::<_, String>(1)?)))
-        .map_err(unavailable)?;
-    rows.map(|row| {
-        let (sequence, stored) = row.map_err(unavailable)?;
-        Ok((sequence, decode_event(&stored)?))
-    })
-    .collect()
+fn bad_position(key: &PageKey) -> StoreError {
+    StoreError::Corrupt(format!("bad scan position {:?}", key.0))
+}
+
+/// The ids of segment `segment` of `total`: from the first (inclusive) up to
+/// the second (exclusive; `None` for the last segment: to the end).
+fn segment_range(segment: u32, total: u32) -> (ItemId, Option<ItemId>) {
+    let total = u128::from(total.max(1));
+    let segment = u128::from(segment).min(total - 1);
+    let width = u128::MAX / total;
+    let id = |n: u128| ItemId(uuid::Uuid::from_u128(n * width));
+    (id(segment), (segment + 1 < total).then(|| id(segment + 1)))
 }
 
 /// Removes idempotency records that have expired by `now` (at most `limit`,

@@ -18,6 +18,7 @@
 
 mod change_log;
 mod database;
+mod disk_fold;
 mod event_store;
 mod read_model;
 mod rebuild;
@@ -29,6 +30,7 @@ use items_domain::ports::StoreError;
 use items_domain::{Event, Item};
 
 pub use database::{DATABASE_FILE, Database, LOCK_FILE};
+pub use disk_fold::DiskFold;
 pub use event_store::SqliteEventStore;
 pub use read_model::SqliteReadModel;
 pub use rebuild::Rebuild;

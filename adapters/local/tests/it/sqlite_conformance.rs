@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use items_local::sqlite::{Database, SqliteEventStore, SqliteReadModel};
+use items_local::sqlite::{Database, DiskFold, SqliteEventStore, SqliteReadModel};
 use items_testkit::conformance::Backend;
 use items_testkit::conformance_suite;
 
@@ -39,4 +39,12 @@ impl items_testkit::model::MakeBackend for Sqlite {
 #[test]
 fn the_read_model_is_the_fold_of_the_log_under_every_interleaving() {
     items_testkit::model::run::<Sqlite>(128, 40, 0x17e5_2026);
+}
+
+#[tokio::test]
+async fn the_disk_fold_keeps_the_newest_state_and_hands_each_back_once() {
+    let fold = Arc::new(DiskFold::create(std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap());
+    let path = fold.path().to_owned();
+    items_testkit::conformance::a_fold_store_keeps_the_newest_state_and_hands_each_back_once(fold).await;
+    assert!(!path.exists(), "the scratch file is removed with the store");
 }

@@ -33,3 +33,9 @@ impl items_testkit::model::MakeBackend for InMemory {
 fn the_read_model_is_the_fold_of_the_log_under_every_interleaving() {
     items_testkit::model::run::<InMemory>(256, 40, 0x17e5_2026);
 }
+
+#[tokio::test]
+async fn the_memory_fold_keeps_the_newest_state_and_hands_each_back_once() {
+    let fold = std::sync::Arc::new(items_domain::memory::InMemoryFold::default());
+    items_testkit::conformance::a_fold_store_keeps_the_newest_state_and_hands_each_back_once(fold).await;
+}

@@ -138,15 +138,34 @@ impl Drop for Server {
 /// Runs `items` with `args` to its end (a command that must not hang), with
 /// what it printed.
 pub fn run_items(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_items"))
+    run_items_in(args, data_dir, None)
+}
+
+/// [`run_items`] with its data segment (`RLIMIT_DATA`: heap and private
+/// writable mappings) limited to `data_limit` bytes: an allocation past it
+/// fails, and the process aborts.
+pub fn run_items_in(args: &[&str], data_dir: &std::path::Path, data_limit: Option<u64>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_items"));
+    command
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("items runs");
+        .stderr(Stdio::piped());
+    if let Some(limit) = data_limit {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                let limit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().expect("items runs");
     let deadline = Instant::now() + Duration::from_secs(60);
     while matches!(child.try_wait(), Ok(None)) {
         if Instant::now() > deadline {

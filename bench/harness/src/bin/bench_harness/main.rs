@@ -9,6 +9,7 @@
 //! cargo run --release -p items-bench --bin bench_harness -- projection --help
 //! cargo run --release -p items-bench --bin bench_harness -- shard --help
 //! cargo run --release -p items-bench --bin bench_harness -- feed --help
+//! cargo run --release -p items-bench --bin bench_harness -- scale --help
 //! ```
 
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ mod emulator;
 mod feed;
 mod lambda;
 mod projection;
+mod scale;
+mod seed;
 mod shard;
 
 #[derive(Debug, Parser)]
@@ -40,6 +43,8 @@ enum Command {
     Shard(shard::ShardArgs),
     /// Projector events/s draining the embedded store's change feed (SQLite, in process).
     Feed(feed::FeedArgs),
+    /// `items replay` and `--verify` at 100k and 1M events: time and peak RSS.
+    Scale(scale::ScaleArgs),
 }
 
 /// Raw samples by name; the report computes the statistics.
@@ -69,5 +74,6 @@ fn main() -> anyhow::Result<()> {
         Command::Projection(args) => projection::run(args),
         Command::Shard(args) => shard::run(args),
         Command::Feed(args) => feed::run(args),
+        Command::Scale(args) => scale::run(args),
     }
 }
