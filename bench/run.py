@@ -51,6 +51,8 @@ PROFILES = {
         "lag_seconds": 30,
         "feed_backlog": 50000,
         "shard_backlog": 3000,
+        "scale_embedded": [100_000, 1_000_000],
+        "scale_dynamodb": 100_000,
     },
     "quick": {
         "cold": 5,
@@ -69,12 +71,18 @@ PROFILES = {
         "lag_seconds": 3,
         "feed_backlog": 5000,
         "shard_backlog": 500,
+        "scale_embedded": [10_000, 100_000],
+        "scale_dynamodb": 10_000,
     },
 }
 
 WRK_THREADS = 2
 WRK_CONNECTIONS = 64
 LAMBDA_BINS = ["post-item", "get-items", "project-events"]
+
+# Goals of issue 31.
+GOAL_REBUILD_EVENTS_PER_S = 100_000
+GOAL_SCALE_RSS_GROWTH = 1.5
 
 # Goals of issue 8 (reported against, not asserted).
 GOAL_COLD_SPEEDUP = 10.0
@@ -544,6 +552,19 @@ def bench_lag(profile, results):
               "shard_memory": json.loads(shard_out.read_text()), "shard_local": json.loads(local_out.read_text())}
     (results / "lag.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def bench_scale(profile, results):
+    """`items replay` and `--verify` at scale (bench_harness scale): logs of
+    the profile's sizes on fresh embedded stores and one on DynamoDB Local,
+    each command timed with its peak RSS (GNU time)."""
+    out = results / "scale.json"
+    log(f"scale: items replay at {profile['scale_embedded']} events (embedded) and "
+        f"{profile['scale_dynamodb']} (DynamoDB Local)")
+    run([TARGET / "release/bench_harness", "scale", "--items", TARGET / "release/items",
+         "--embedded", ",".join(str(n) for n in profile["scale_embedded"]),
+         "--dynamodb", str(profile["scale_dynamodb"]), "--out", out], cwd=ROOT, env=clean_env())
+    return json.loads(out.read_text())
 
 
 def bench_micro(profile, results, executables):
@@ -1125,6 +1146,46 @@ class Report:
         if visible:
             self.readme["lag"] = (load["post_rps"], visible["median"], visible["p99"])
 
+    def scale_section(self, data):
+        series = data["series"]
+        sizes = data["meta"]["embedded"]
+        self.add("## 9. Replay and verify at scale", "")
+        self.add(
+            "`bench_harness scale`: a log seeded on a fresh embedded store (items in rounds of 1,000, each created, "
+            "renamed, half of them changed again, a tenth deleted, so their events interleave as live traffic's "
+            "do: about 2.6 events per item), then the release `items` run as an operator runs it: `replay --verify` "
+            "while the read model is still empty (exit 1; its time includes the 4 s of rechecks it waits for the "
+            "projector), `replay`, `replay --verify` (exit 0). Each is timed from spawn to exit with its peak RSS "
+            "(GNU time). Then the same log size on DynamoDB Local: a replay into the live table, then `--verify`. "
+            "`--verify` keeps the log's fold in a scratch SQLite file in the data dir, not in memory.",
+            "",
+        )
+        rows = []
+        for events in sizes:
+            for name, label in [("verify_behind", "`replay --verify` (read model empty)"), ("replay", "`replay`"),
+                                ("verify", "`replay --verify`")]:
+                key = f"embedded_{events}.{name}"
+                rows.append([f"{events:,}", label, f"{series[key + '.seconds'][0]:.2f}",
+                             f"{series[key + '.events_per_s'][0]:,.0f}", f"{series[key + '.rss_mb'][0]:.0f}"])
+        dynamo = data["meta"]["dynamodb"]
+        if dynamo:
+            for name, label in [("replay", "DynamoDB Local: `replay --dynamodb` (live table)"),
+                                ("verify", "DynamoDB Local: `replay --dynamodb --verify`")]:
+                key = f"dynamodb_{dynamo}.{name}"
+                rows.append([f"{dynamo:,}", label, f"{series[key + '.seconds'][0]:.2f}",
+                             f"{series[key + '.events_per_s'][0]:,.0f}", f"{series[key + '.rss_mb'][0]:.0f}"])
+        self.table(["events", "command", "seconds", "events/s", "peak RSS MB"], rows)
+        small, large = min(sizes), max(sizes)
+        rebuild = series[f"embedded_{large}.replay.events_per_s"][0]
+        self.headline.append((f"Embedded rebuild at least {GOAL_REBUILD_EVENTS_PER_S:,} events/s",
+                              f"{rebuild:,.0f} events/s at {large:,} events",
+                              large >= 1_000_000 and rebuild >= GOAL_REBUILD_EVENTS_PER_S))
+        growth = max(series[f"embedded_{large}.{name}.rss_mb"][0] / series[f"embedded_{small}.{name}.rss_mb"][0]
+                     for name in ["replay", "verify", "verify_behind"])
+        self.headline.append((f"Peak RSS of replay and --verify within {GOAL_SCALE_RSS_GROWTH}× from "
+                              f"{small:,} to {large:,} events",
+                              f"{growth:.2f}× at most", large >= 10 * small and growth <= GOAL_SCALE_RSS_GROWTH))
+
     def history_section(self):
         """Measurements made once, at a change, kept in bench/history/*.json."""
         records = sorted((ROOT / "bench/history").glob("*.json"))
@@ -1280,8 +1341,8 @@ def main():
                                                                     str(ROOT / "bench/classic/classic_lambda.py")),
                         help="the classic single-function handler (a Python module with lambda_handler)")
     parser.add_argument("--skip-build", action="store_true", help="use the binaries already in target/release")
-    parser.add_argument("--only", default="lambda,projection,gateway,micro,replay,store,lag",
-                        help="comma-separated subset of lambda,projection,gateway,micro,replay,store,lag")
+    parser.add_argument("--only", default="lambda,projection,gateway,micro,replay,store,lag,scale",
+                        help="comma-separated subset of lambda,projection,gateway,micro,replay,store,lag,scale")
     parser.add_argument("--command", default="scripts/bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -1313,6 +1374,7 @@ def main():
 
     facts = machine_facts()
     lambda_data = projection_data = gateway_data = micro_data = replay_data = store_data = lag_data = None
+    scale_data = None
     cpu = {}
     measuring = cpu_snapshot()
 
@@ -1338,6 +1400,8 @@ def main():
         store_data = phase("store", lambda: bench_store(profile, results))
     if "lag" in only:
         lag_data = phase("lag", lambda: bench_lag(profile, results))
+    if "scale" in only:
+        scale_data = phase("scale", lambda: bench_scale(profile, results))
     cpu["all"] = others_share(measuring, cpu_snapshot())
     finished = time.monotonic()
 
@@ -1362,6 +1426,8 @@ def main():
         report.store_section(store_data)
     if lag_data:
         report.lag_section(lag_data)
+    if scale_data:
+        report.scale_section(scale_data)
     report.history_section()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.render())

@@ -55,7 +55,7 @@ pub struct ReplayArgs {
     /// its whole stream and written (version-guarded) into `--items-table`.
     #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with_all = ["dry_run", "verify"])]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
-    /// Parallel Scan segments; default sized to the table and this machine.
+    /// Segments read in parallel: on DynamoDB a parallel Scan sized to the table and this machine by default; on the embedded store ranges of item ids, one per core (at most 4).
     #[arg(long)]
     pub segments: Option<u32>,
     /// Read and validate every event, write nothing.
@@ -135,7 +135,10 @@ async fn replay_embedded(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     let database = Database::open(&args.data_dir)?;
     let events = Arc::new(SqliteEventStore::new(database.clone()));
-    let segments = args.segments.unwrap_or(1);
+    // Segments read disjoint ranges of the log's index, on their own reader
+    // connections; the one writer takes their pages in turn.
+    let segments =
+        args.segments.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4) as u32);
     let progress = Arc::new(Progress::new(database.head()));
     let started = Instant::now();
     let label = format!("the read model of {}", database.path().display());

@@ -22,6 +22,9 @@ pub struct ScaleArgs {
     /// Log size on DynamoDB Local (0: skip).
     #[arg(long, default_value_t = 100_000)]
     pub dynamodb: usize,
+    /// More arguments for every `items replay` (such as `--segments 2`).
+    #[arg(long, allow_hyphen_values = true, value_delimiter = ' ')]
+    pub replay_args: Vec<String>,
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -83,6 +86,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<()> {
         {
             let mut command: Vec<&std::ffi::OsStr> = vec!["replay".as_ref(), "--data-dir".as_ref(), dir.as_os_str()];
             command.extend(extra.iter().map(std::ffi::OsStr::new));
+            command.extend(args.replay_args.iter().map(std::ffi::OsStr::new));
             let run = measure(&args.items, &command, &[])?;
             record(&mut series, &format!("embedded_{events}.{name}"), events, &run);
             anyhow::ensure!(run.code == want, "{name} at {events} events: exit {} (want {want})", run.code);
