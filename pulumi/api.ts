@@ -355,7 +355,10 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
         stageName: stage.stageName,
         methodPath: "*/*",
         settings: {
-            metricsEnabled: true,
+            // Per-method ("detailed") metrics are billed as custom metrics and
+            // neither the alarms nor the dashboard read them: the stage's own
+            // metrics (ApiName + Stage) are always published.
+            metricsEnabled: settings.api.detailedMetrics,
             loggingLevel: "OFF",
             throttlingBurstLimit: settings.api.throttlingBurstLimit,
             throttlingRateLimit: settings.api.throttlingRateLimit,

@@ -1,7 +1,7 @@
 // Cognito: user pool, Hosted UI domain, the `items` resource server and the SPA client.
 
 import * as aws from "@pulumi/aws";
-import { READ_SCOPE, Settings, WRITE_SCOPE, namePrefix } from "./config";
+import { AuthUrls, READ_SCOPE, Settings, WRITE_SCOPE, namePrefix } from "./config";
 
 export const RESOURCE_SERVER_ID = "items";
 /** Members may rename and delete anyone's items (the access token's `cognito:groups`). */
@@ -12,6 +12,8 @@ export interface Cognito {
     domain: aws.cognito.UserPoolDomain;
     resourceServer: aws.cognito.ResourceServer;
     client: aws.cognito.UserPoolClient;
+    /** A public client for development (http://localhost), when `devCallbackUrls` is set. */
+    devClient?: aws.cognito.UserPoolClient;
     /** For CI and back-end callers: a secret and the client_credentials grant. */
     machineClient: aws.cognito.UserPoolClient;
     adminGroup: aws.cognito.UserGroup;
@@ -41,12 +43,18 @@ export function createCognito(settings: Settings): Cognito {
     });
 
     // Classic Hosted UI at https://<prefix>.auth.<region>.amazoncognito.com
-    const domain = new aws.cognito.UserPoolDomain("hosted-ui", {
-        domain: c.domainPrefix,
-        userPoolId: userPool.id,
-        // 1 = the classic Hosted UI that docs/deploy.md describes (2 is managed login).
-        managedLoginVersion: 1,
-    });
+    const domain = new aws.cognito.UserPoolDomain(
+        "hosted-ui",
+        {
+            domain: c.domainPrefix,
+            userPoolId: userPool.id,
+            // 1 = the classic Hosted UI that docs/deploy.md describes (2 is managed login).
+            managedLoginVersion: 1,
+        },
+        // A pool has one prefix domain: a new prefix can only be created once
+        // the old one is gone ("User pool already has a domain configured").
+        { deleteBeforeReplace: true },
+    );
 
     const resourceServer = new aws.cognito.ResourceServer("items-resource-server", {
         userPoolId: userPool.id,
@@ -58,30 +66,45 @@ export function createCognito(settings: Settings): Cognito {
         ],
     });
 
-    const client = new aws.cognito.UserPoolClient(
-        "web-client",
-        {
-            name: `${namePrefix()}-web`,
-            userPoolId: userPool.id,
-            generateSecret: false,
-            allowedOauthFlowsUserPoolClient: true,
-            allowedOauthFlows: ["implicit", "code"],
-            allowedOauthScopes: ["openid", "email", READ_SCOPE, WRITE_SCOPE],
-            supportedIdentityProviders: ["COGNITO"],
-            callbackUrls: c.callbackUrls,
-            logoutUrls: c.logoutUrls,
-            defaultRedirectUri: c.defaultRedirectUri,
-            explicitAuthFlows: ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"],
-            preventUserExistenceErrors: "ENABLED",
-            enableTokenRevocation: true,
-            accessTokenValidity: c.accessTokenValidityMinutes,
-            idTokenValidity: c.accessTokenValidityMinutes,
-            refreshTokenValidity: 30,
-            tokenValidityUnits: { accessToken: "minutes", idToken: "minutes", refreshToken: "days" },
-        },
-        // The custom scopes only exist once the resource server does.
-        { dependsOn: [resourceServer] },
-    );
+    // A browser page's client: public (no secret), the authorization code
+    // flow with PKCE (the web page's default); the implicit grant, which
+    // puts the tokens in the address bar, only when asked for.
+    const flows = c.implicitGrant ? ["code", "implicit"] : ["code"];
+    const browserClient = (logical: string, name: string, urls: AuthUrls) =>
+        new aws.cognito.UserPoolClient(
+            logical,
+            {
+                name,
+                userPoolId: userPool.id,
+                generateSecret: false,
+                allowedOauthFlowsUserPoolClient: true,
+                allowedOauthFlows: flows,
+                allowedOauthScopes: ["openid", "email", READ_SCOPE, WRITE_SCOPE],
+                supportedIdentityProviders: ["COGNITO"],
+                callbackUrls: urls.callbackUrls,
+                logoutUrls: urls.logoutUrls,
+                defaultRedirectUri: urls.defaultRedirectUri,
+                explicitAuthFlows: ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"],
+                preventUserExistenceErrors: "ENABLED",
+                enableTokenRevocation: true,
+                accessTokenValidity: c.accessTokenValidityMinutes,
+                idTokenValidity: c.accessTokenValidityMinutes,
+                refreshTokenValidity: 30,
+                tokenValidityUnits: { accessToken: "minutes", idToken: "minutes", refreshToken: "days" },
+            },
+            // The custom scopes only exist once the resource server does.
+            { dependsOn: [resourceServer] },
+        );
+    const client = browserClient("web-client", `${namePrefix()}-web`, c);
+    // Development pages on http://localhost get their own client, so the
+    // production one never sends a sign-in to a port on a user's machine.
+    const devClient = c.devCallbackUrls
+        ? browserClient("dev-web-client", `${namePrefix()}-web-dev`, {
+              callbackUrls: c.devCallbackUrls,
+              logoutUrls: c.devCallbackUrls,
+              defaultRedirectUri: c.devCallbackUrls[0],
+          })
+        : undefined;
 
     // A machine caller's access token has `sub` = this client's id and no user.
     const machineClient = new aws.cognito.UserPoolClient(
@@ -109,5 +132,5 @@ export function createCognito(settings: Settings): Cognito {
         description: "May rename and delete any item, not only their own",
     });
 
-    return { userPool, domain, resourceServer, client, machineClient, adminGroup };
+    return { userPool, domain, resourceServer, client, devClient, machineClient, adminGroup };
 }

@@ -45,6 +45,9 @@ export interface AuthUrls {
     defaultRedirectUri: string;
 }
 
+/** A stack name must give valid Lambda function and dashboard names (`[A-Za-z0-9_-]`). */
+const NAME_PREFIX = /^[A-Za-z0-9_-]+$/;
+
 export interface Settings {
     architecture: Architecture;
     /** As configured (relative paths are relative to the Pulumi project directory). */
@@ -65,6 +68,10 @@ export interface Settings {
         maximumRecordAgeInSeconds: number;
     };
     cognito: AuthUrls & {
+        /** A separate public client for development (http://localhost), when set. */
+        devCallbackUrls?: string[];
+        /** The implicit grant besides the authorization code flow with PKCE. */
+        implicitGrant: boolean;
         domainPrefix: string;
         deletionProtection: boolean;
         selfSignUpEnabled: boolean;
@@ -77,7 +84,11 @@ export interface Settings {
         manageApiGatewayAccount: boolean;
         /** Stage access logs; they need the account's CloudWatch role (manageApiGatewayAccount or set by hand). */
         accessLogging: boolean;
+        /** Per-method API metrics (billed as custom metrics; the stage's own are always there). */
+        detailedMetrics: boolean;
     };
+    /** Point-in-time recovery of the read tables (the events table always has it). */
+    itemsPointInTimeRecovery: boolean;
     /** Deletion protection of the events table, the source of truth. */
     eventsTableDeletionProtection: boolean;
     /** Which read tables exist (see tables.ts and docs/deploy.md, "Rebuilding into a new table"). */
@@ -102,6 +113,9 @@ export const CONFIG_DEFAULTS = {
     callbackUrls: undefined,
     logoutUrls: "callbackUrls",
     defaultRedirectUri: "callbackUrls[0]",
+    localhostCallbacks: false,
+    devCallbackUrls: "not set",
+    implicitGrant: false,
     corsAllowedOrigin: "origin of callbackUrls[0]",
     deletionProtection: true,
     selfSignUpEnabled: false,
@@ -124,7 +138,9 @@ export const CONFIG_DEFAULTS = {
     throttlingRateLimit: 50,
     manageApiGatewayAccount: false,
     accessLogging: false,
+    detailedMetrics: false,
     eventsTableDeletionProtection: true,
+    itemsPointInTimeRecovery: false,
     itemsTableGeneration: 1,
     itemsRebuildGeneration: "not set",
     tracing: false,
@@ -167,16 +183,28 @@ export function urlProblem(raw: string): string | undefined {
     return "must use https (Cognito allows plain http only for http://localhost)";
 }
 
+/** Whether a URL is plain http on localhost: a development address. */
+function isLocalhost(raw: string): boolean {
+    const url = new URL(raw);
+    return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
+}
+
 /**
  * Validates the Hosted UI URLs and fills in the defaults:
  * logoutUrls defaults to callbackUrls, defaultRedirectUri to callbackUrls[0].
+ * The production web client takes no http://localhost URL unless
+ * `localhostCallbacks` (a development stack) says so: a sign-in would be
+ * sent to whatever listens on that port of the user's machine.
  * Throws a ConfigError naming the offending key and value.
  */
-export function validateAuthUrls(input: {
-    callbackUrls?: unknown;
-    logoutUrls?: unknown;
-    defaultRedirectUri?: unknown;
-}): AuthUrls {
+export function validateAuthUrls(
+    input: {
+        callbackUrls?: unknown;
+        logoutUrls?: unknown;
+        defaultRedirectUri?: unknown;
+    },
+    opts: { localhostCallbacks: boolean } = { localhostCallbacks: false },
+): AuthUrls {
     const callbackUrls = stringList("callbackUrls", input.callbackUrls);
     if (callbackUrls === undefined || callbackUrls.length === 0) {
         throw new ConfigError(
@@ -198,6 +226,13 @@ export function validateAuthUrls(input: {
             if (problem !== undefined) {
                 throw new ConfigError(`${key}[${i}] = "${u}" ${problem}`);
             }
+            if (!opts.localhostCallbacks && isLocalhost(u)) {
+                throw new ConfigError(
+                    `${key}[${i}] = "${u}" is a development address, refused on the production web client: ` +
+                        "list it in devCallbackUrls (a separate development client), or set localhostCallbacks " +
+                        "true on a development stack",
+                );
+            }
             if (seen.has(u)) {
                 throw new ConfigError(`${key}[${i}] = "${u}" is listed twice`);
             }
@@ -215,6 +250,24 @@ export function validateAuthUrls(input: {
         );
     }
     return { callbackUrls, logoutUrls, defaultRedirectUri };
+}
+
+/** The development client's URLs (callback and logout), when set: https or http://localhost. */
+export function validateDevCallbackUrls(value: unknown): string[] | undefined {
+    const urls = stringList("devCallbackUrls", value);
+    if (urls === undefined) {
+        return undefined;
+    }
+    if (urls.length === 0) {
+        throw new ConfigError("devCallbackUrls must not be empty when set");
+    }
+    urls.forEach((u, i) => {
+        const problem = urlProblem(u);
+        if (problem !== undefined) {
+            throw new ConfigError(`devCallbackUrls[${i}] = "${u}" ${problem}`);
+        }
+    });
+    return urls;
 }
 
 function stringList(key: string, value: unknown): string[] | undefined {
@@ -379,11 +432,14 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
         intInRange(key, cfg.getNumber(key) ?? def, min, max);
     const bool = (key: keyof typeof CONFIG_DEFAULTS, def: boolean): boolean => cfg.getBoolean(key) ?? def;
 
-    const auth = validateAuthUrls({
-        callbackUrls: cfg.getObject<unknown>("callbackUrls"),
-        logoutUrls: cfg.getObject<unknown>("logoutUrls"),
-        defaultRedirectUri: cfg.get("defaultRedirectUri"),
-    });
+    const auth = validateAuthUrls(
+        {
+            callbackUrls: cfg.getObject<unknown>("callbackUrls"),
+            logoutUrls: cfg.getObject<unknown>("logoutUrls"),
+            defaultRedirectUri: cfg.get("defaultRedirectUri"),
+        },
+        { localhostCallbacks: bool("localhostCallbacks", CONFIG_DEFAULTS.localhostCallbacks) },
+    );
     const logRetentionDays = cfg.getNumber("logRetentionDays") ?? CONFIG_DEFAULTS.logRetentionDays;
     if (!(LOG_RETENTION_DAYS as readonly number[]).includes(logRetentionDays)) {
         throw new ConfigError(`logRetentionDays must be one of ${LOG_RETENTION_DAYS.join(", ")}, got ${logRetentionDays}`);
@@ -419,6 +475,8 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
         },
         cognito: {
             ...auth,
+            devCallbackUrls: validateDevCallbackUrls(cfg.getObject<unknown>("devCallbackUrls")),
+            implicitGrant: bool("implicitGrant", CONFIG_DEFAULTS.implicitGrant),
             domainPrefix: validateDomainPrefix(cfg.require("cognitoDomainPrefix")),
             deletionProtection: bool("deletionProtection", CONFIG_DEFAULTS.deletionProtection),
             selfSignUpEnabled: bool("selfSignUpEnabled", CONFIG_DEFAULTS.selfSignUpEnabled),
@@ -436,7 +494,9 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
             throttlingRateLimit: int("throttlingRateLimit", CONFIG_DEFAULTS.throttlingRateLimit, 1, 1_000_000),
             manageApiGatewayAccount: bool("manageApiGatewayAccount", CONFIG_DEFAULTS.manageApiGatewayAccount),
             accessLogging: bool("accessLogging", CONFIG_DEFAULTS.accessLogging),
+            detailedMetrics: bool("detailedMetrics", CONFIG_DEFAULTS.detailedMetrics),
         },
+        itemsPointInTimeRecovery: bool("itemsPointInTimeRecovery", CONFIG_DEFAULTS.itemsPointInTimeRecovery),
         eventsTableDeletionProtection: bool(
             "eventsTableDeletionProtection",
             CONFIG_DEFAULTS.eventsTableDeletionProtection,
@@ -468,5 +528,21 @@ export function validateEmail(value: string | undefined): string | undefined {
 
 /** `<project>-<stack>`, the prefix of every deterministic physical name. */
 export function namePrefix(): string {
-    return `${pulumi.getProject()}-${pulumi.getStack()}`;
+    return validateNamePrefix(pulumi.getProject(), pulumi.getStack());
+}
+
+/**
+ * `<project>-<stack>`, refused (at preview) when Lambda or CloudWatch would
+ * refuse the names made from it: Pulumi allows `.` in stack names, a Lambda
+ * function name (`[a-zA-Z0-9-_]+`) and a dashboard name do not.
+ */
+export function validateNamePrefix(project: string, stack: string): string {
+    const prefix = `${project}-${stack}`;
+    if (!NAME_PREFIX.test(prefix)) {
+        throw new ConfigError(
+            `the stack name "${stack}" gives the name prefix "${prefix}", which Lambda function and CloudWatch ` +
+                "dashboard names do not allow: use letters, digits, '-' and '_' only (pulumi stack rename)",
+        );
+    }
+    return prefix;
 }

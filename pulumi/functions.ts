@@ -76,7 +76,9 @@ function createLambda(settings: Settings, spec: LambdaSpec): LambdaBundle {
             loggingConfig: {
                 logFormat: "JSON",
                 applicationLogLevel: settings.logLevel,
-                systemLogLevel: "WARN",
+                // INFO keeps the platform's START and REPORT records (duration,
+                // max memory, init duration, timeouts).
+                systemLogLevel: "INFO",
                 logGroup: logGroup.name,
             },
         },

@@ -23,6 +23,7 @@ const region = aws.getRegionOutput().region;
 const tables = createTables({
     eventsDeletionProtection: settings.eventsTableDeletionProtection,
     readTables: settings.readTables,
+    itemsPointInTimeRecovery: settings.itemsPointInTimeRecovery,
 });
 const dlq = createDlq();
 const fns = createFunctions(settings, tables, dlq);
@@ -44,12 +45,18 @@ const hostedUi = (scopes?: string[]) =>
 
 /** https://<api id>.execute-api.<region>.amazonaws.com/v1 */
 export const apiUrl = api.stage.invokeUrl;
-/** Implicit-flow sign-in; the access token comes back in the redirect's #fragment. */
-export const hostedUiSignInUrl = hostedUi();
+/**
+ * Implicit-grant sign-in (the classic tutorial's: the access token comes back
+ * in the redirect's #fragment); only with `implicitGrant`. The web page signs
+ * in with the authorization code flow and PKCE, which needs no such URL.
+ */
+export const hostedUiSignInUrl = settings.cognito.implicitGrant ? hostedUi() : undefined;
 /** Same, asking only for items/read: its access token is refused by POST /items. */
-export const hostedUiReadOnlySignInUrl = hostedUi(["openid", READ_SCOPE]);
+export const hostedUiReadOnlySignInUrl = settings.cognito.implicitGrant ? hostedUi(["openid", READ_SCOPE]) : undefined;
 export const userPoolId = cognito.userPool.id;
 export const userPoolClientId = cognito.client.id;
+/** The development client (`devCallbackUrls`), for a page on http://localhost; undefined when not set. */
+export const devClientId = cognito.devClient?.id;
 export const issuer = pulumi.all([region, cognito.userPool.id]).apply(([r, id]) => issuerUrl(r, id));
 export const eventsTableName = tables.events.name;
 /** The live read table (`itemsTableGeneration`), the one the functions use. */
@@ -65,6 +72,12 @@ export const machineClientId = cognito.machineClient.id;
 /** `pulumi stack output --show-secrets machineClientSecret` (scripts/smoke reads it). */
 export const machineClientSecret = pulumi.secret(cognito.machineClient.clientSecret);
 export const alarmTopicArn = monitoring.topic.arn;
+/**
+ * After removing a route: `pulumi up --replace "$(pulumi stack output apiDeploymentUrn)"`
+ * (Pulumi deletes the removed method after creating the new deployment, which
+ * therefore still holds it).
+ */
+export const apiDeploymentUrn = api.deployment.urn;
 export const dashboardName = monitoring.dashboard.dashboardName;
 export const functionNames = {
     postItem: fns.postItem.functionName,

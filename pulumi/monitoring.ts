@@ -76,6 +76,22 @@ export function createMonitoring(
                 treatMissingData: "notBreaching",
             },
         },
+        {
+            key: "projector-destination-failures",
+            description:
+                "The projector gave up on a stream batch and could not describe it in the DLQ either: nothing records which events were skipped (they are still in the log; replay).",
+            args: {
+                namespace: "AWS/Lambda",
+                metricName: "DestinationDeliveryFailures",
+                dimensions: { FunctionName: fns.projectEvents.functionName },
+                statistic: "Sum",
+                period: 60,
+                evaluationPeriods: 1,
+                threshold: 0,
+                comparisonOperator: "GreaterThanThreshold",
+                treatMissingData: "notBreaching",
+            },
+        },
         ...lambdas.flatMap((f): AlarmSpec[] =>
             (["Errors", "Throttles"] as const).map((metricName) => ({
                 key: `${f.key}-${metricName.toLowerCase()}`,
@@ -155,6 +171,26 @@ export function createMonitoring(
 
 type Metric = (string | Record<string, string>)[];
 
+/**
+ * Every count the functions emit (adapters/aws/src/metrics.rs), by the
+ * `Function` dimension's value each Lambda main gives it.
+ */
+export const FUNCTION_METRICS: [string, string][] = [
+    ["post-item", "ItemsCreated"],
+    ["post-item", "IdempotentRepeats"],
+    ["item-commands", "ItemsUpdated"],
+    ["item-commands", "ItemsDeleted"],
+    ["item-commands", "IdempotentRepeats"],
+    ["project-events", "RecordsProjected"],
+    ["project-events", "RecordsAlreadyNewer"],
+    ["project-events", "RecordsFailed"],
+];
+
+/** One of the functions' own metrics (EMF, METRICS_NAMESPACE). */
+function own(fn: string, name: string, stat: string): Metric {
+    return [METRICS_NAMESPACE, name, "Function", fn, { stat }];
+}
+
 function widget(title: string, metrics: Metric[], region: string, extra: Record<string, unknown> = {}) {
     return {
         type: "metric",
@@ -184,9 +220,9 @@ export function dashboardBody(
             widget("Projector iterator age (ms)", [["AWS/Lambda", "IteratorAge", "FunctionName", projector, { stat: "Maximum" }]], region, {
                 annotations: { horizontal: [{ label: "alarm", value: settings.monitoring.iteratorAgeAlarmMs }] },
             }),
-            widget("Projector DLQ messages", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName, { stat: "Maximum" }]], region),
-            widget("Items created and projected", [["ItemsApi", "ItemsCreated", "Function", "post-item", { stat: "Sum" }], ["ItemsApi", "IdempotentRepeats", "Function", "post-item", { stat: "Sum" }], ["ItemsApi", "RecordsProjected", "Function", "project-events", { stat: "Sum" }], ["ItemsApi", "RecordsAlreadyNewer", "Function", "project-events", { stat: "Sum" }], ["ItemsApi", "RecordsFailed", "Function", "project-events", { stat: "Sum" }]], region),
-            widget("Projection lag (ms, event time to projection)", [["ItemsApi", "ProjectionLag", "Function", "project-events", { stat: "p99" }], ["ItemsApi", "ProjectionLag", "Function", "project-events", { stat: "Maximum" }]], region),
+            widget("Projector DLQ messages and failed deliveries to it", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName, { stat: "Maximum" }], ["AWS/Lambda", "DestinationDeliveryFailures", "FunctionName", projector, { stat: "Sum" }]], region),
+            widget("Items created, changed and projected", FUNCTION_METRICS.map(([fn, name]) => own(fn, name, "Sum")), region),
+            widget("Projection lag (ms, event time to projection)", [own("project-events", "ProjectionLag", "p99"), own("project-events", "ProjectionLag", "Maximum")], region),
         ],
     };
 }

@@ -37,18 +37,23 @@ export function itemsTableLogicalName(generation: number): string {
  * One read table. All generations share the key schema and settings; only the
  * logical name (and so the physical name Pulumi derives from it) differs.
  */
-function createItemsTable(generation: number): aws.dynamodb.Table {
+function createItemsTable(generation: number, pointInTimeRecovery: boolean): aws.dynamodb.Table {
     return new aws.dynamodb.Table(itemsTableLogicalName(generation), {
         billingMode: "PAY_PER_REQUEST",
         hashKey: ITEMS_HASH_KEY,
         attributes: [{ name: ITEMS_HASH_KEY, type: "S" }],
-        pointInTimeRecovery: { enabled: true },
+        // Off by default: a read table is rebuilt from the log, not restored.
+        pointInTimeRecovery: { enabled: pointInTimeRecovery },
         serverSideEncryption: { enabled: true },
         ttl: { attributeName: ITEMS_TTL_ATTRIBUTE, enabled: true },
     });
 }
 
-export function createTables(opts: { eventsDeletionProtection: boolean; readTables: ReadTableGenerations }): Tables {
+export function createTables(opts: {
+    eventsDeletionProtection: boolean;
+    readTables: ReadTableGenerations;
+    itemsPointInTimeRecovery: boolean;
+}): Tables {
     // Event store. Real events live under stream_id = "item#<uuid>" with a
     // numeric version; idempotency records share the table under "idem#..."
     // and expire through the TTL attribute.
@@ -62,6 +67,7 @@ export function createTables(opts: { eventsDeletionProtection: boolean; readTabl
         ],
         streamEnabled: true,
         streamViewType: "NEW_IMAGE",
+        // Always: the log is the source of truth (35 days of restore points).
         pointInTimeRecovery: { enabled: true },
         serverSideEncryption: { enabled: true },
         ttl: { attributeName: EVENTS_TTL_ATTRIBUTE, enabled: true },
@@ -77,9 +83,10 @@ export function createTables(opts: { eventsDeletionProtection: boolean; readTabl
     // after the functions and their policies have moved to the new one. That is
     // safe because a read table is disposable: everything in it is rebuilt from
     // the event log (which is why it has no deletion protection).
-    const items = createItemsTable(opts.readTables.live);
+    const items = createItemsTable(opts.readTables.live, opts.itemsPointInTimeRecovery);
     const rebuild = opts.readTables.rebuild;
-    const itemsRebuild = rebuild === undefined ? undefined : createItemsTable(rebuild);
+    const itemsRebuild =
+        rebuild === undefined ? undefined : createItemsTable(rebuild, opts.itemsPointInTimeRecovery);
 
     return { events, items, itemsRebuild };
 }

@@ -18,15 +18,20 @@ import {
     validateAuthUrls,
     validateDomainPrefix,
     validateTableGenerations,
+    validateDevCallbackUrls,
+    validateNamePrefix,
     PROJECT_DIR,
     type ConfigReader,
 } from "../config";
 import { policyDocument, renderPolicy } from "../iam";
 import { itemsTableLogicalName } from "../tables";
 
+/** A development stack's option: http://localhost allowed on the web client. */
+const DEV = { localhostCallbacks: true };
+
 describe("validateAuthUrls", () => {
     test("fills in logoutUrls and defaultRedirectUri from callbackUrls", () => {
-        assert.deepEqual(validateAuthUrls({ callbackUrls: ["https://app.example.com/cb", "http://localhost:3000/"] }), {
+        assert.deepEqual(validateAuthUrls({ callbackUrls: ["https://app.example.com/cb", "http://localhost:3000/"] }, DEV), {
             callbackUrls: ["https://app.example.com/cb", "http://localhost:3000/"],
             logoutUrls: ["https://app.example.com/cb", "http://localhost:3000/"],
             defaultRedirectUri: "https://app.example.com/cb",
@@ -38,7 +43,7 @@ describe("validateAuthUrls", () => {
             callbackUrls: ["https://app.example.com/cb", "http://localhost:8080/cb"],
             logoutUrls: ["https://app.example.com/"],
             defaultRedirectUri: "http://localhost:8080/cb",
-        });
+        }, DEV);
         assert.deepEqual(r.logoutUrls, ["https://app.example.com/"]);
         assert.equal(r.defaultRedirectUri, "http://localhost:8080/cb");
     });
@@ -56,7 +61,7 @@ describe("validateAuthUrls", () => {
         );
         // Exact match only: a missing trailing slash is a different URL to Cognito.
         assert.throws(
-            () => validateAuthUrls({ callbackUrls: ["http://localhost:3000/"], defaultRedirectUri: "http://localhost:3000" }),
+            () => validateAuthUrls({ callbackUrls: ["http://localhost:3000/"], defaultRedirectUri: "http://localhost:3000" }, DEV),
             ConfigError,
         );
     });
@@ -70,7 +75,7 @@ describe("validateAuthUrls", () => {
             "http://[::1]:3000/",
         ]) {
             assert.throws(
-                () => validateAuthUrls({ callbackUrls: [bad] }),
+                () => validateAuthUrls({ callbackUrls: [bad] }, DEV),
                 (e: unknown) => e instanceof ConfigError && e.message.includes("must use https") && e.message.includes(bad),
                 bad,
             );
@@ -80,8 +85,34 @@ describe("validateAuthUrls", () => {
             /logoutUrls\[0\] = "http:\/\/app\.example\.com\/" must use https/,
         );
         for (const good of ["http://localhost/", "http://localhost:3000/cb", "https://127.0.0.1:5173/", "https://x.example/"]) {
-            assert.doesNotThrow(() => validateAuthUrls({ callbackUrls: [good] }), good);
+            assert.doesNotThrow(() => validateAuthUrls({ callbackUrls: [good] }, DEV), good);
         }
+    });
+
+    // Issue 25, point 9: no http://localhost on the production web client
+    // unless a development stack asks for it; a separate client is the usual way.
+    test("refuses http://localhost on the production client unless localhostCallbacks", () => {
+        for (const urls of [
+            { callbackUrls: ["http://localhost:3000/"] },
+            { callbackUrls: ["https://app.example.com/"], logoutUrls: ["http://localhost:3000/"] },
+        ]) {
+            assert.throws(
+                () => validateAuthUrls(urls),
+                (e: unknown) =>
+                    e instanceof ConfigError &&
+                    e.message.includes('"http://localhost:3000/" is a development address') &&
+                    e.message.includes("devCallbackUrls") &&
+                    e.message.includes("localhostCallbacks"),
+            );
+            assert.doesNotThrow(() => validateAuthUrls(urls, DEV));
+        }
+        assert.deepEqual(validateDevCallbackUrls(["http://localhost:3000/", "https://dev.example.com/"]), [
+            "http://localhost:3000/",
+            "https://dev.example.com/",
+        ]);
+        assert.equal(validateDevCallbackUrls(undefined), undefined);
+        assert.throws(() => validateDevCallbackUrls([]), /devCallbackUrls must not be empty/);
+        assert.throws(() => validateDevCallbackUrls(["http://127.0.0.1:3000/"]), /devCallbackUrls\[0\] .* must use https/);
     });
 
     test("rejects other malformed input", () => {
@@ -223,7 +254,7 @@ describe("loadSettings", () => {
         pulumi.runtime.setAllConfig(all);
         return loadSettings(new pulumi.Config("items-api"));
     };
-    const minimal = { cognitoDomainPrefix: "items-dev", callbackUrls: '["http://localhost:3000/"]' };
+    const minimal = { cognitoDomainPrefix: "items-dev", callbackUrls: '["https://app.example.com/"]' };
 
     test("defaults", () => {
         const s = load(minimal);
@@ -244,21 +275,25 @@ describe("loadSettings", () => {
             maximumRecordAgeInSeconds: 3600,
         });
         assert.deepEqual(s.cognito, {
-            callbackUrls: ["http://localhost:3000/"],
-            logoutUrls: ["http://localhost:3000/"],
-            defaultRedirectUri: "http://localhost:3000/",
+            callbackUrls: ["https://app.example.com/"],
+            logoutUrls: ["https://app.example.com/"],
+            defaultRedirectUri: "https://app.example.com/",
+            devCallbackUrls: undefined,
+            implicitGrant: false,
             domainPrefix: "items-dev",
             deletionProtection: true,
             selfSignUpEnabled: false,
             accessTokenValidityMinutes: 60,
         });
         assert.deepEqual(s.api, {
-            corsAllowedOrigin: "http://localhost:3000",
+            corsAllowedOrigin: "https://app.example.com",
             throttlingBurstLimit: 100,
             throttlingRateLimit: 50,
             manageApiGatewayAccount: false,
             accessLogging: false,
+            detailedMetrics: false,
         });
+        assert.equal(s.itemsPointInTimeRecovery, false);
         assert.equal(s.eventsTableDeletionProtection, true);
         assert.deepEqual(s.readTables, { live: 1 });
         assert.equal(s.tracing, false);
@@ -284,7 +319,18 @@ describe("loadSettings", () => {
             logRetentionDays: "30",
             itemsTableGeneration: "2",
             itemsRebuildGeneration: "3",
+            localhostCallbacks: "true",
+            callbackUrls: '["http://localhost:3000/"]',
+            devCallbackUrls: '["http://localhost:5173/"]',
+            implicitGrant: "true",
+            detailedMetrics: "true",
+            itemsPointInTimeRecovery: "true",
         });
+        assert.deepEqual(s.cognito.callbackUrls, ["http://localhost:3000/"]);
+        assert.deepEqual(s.cognito.devCallbackUrls, ["http://localhost:5173/"]);
+        assert.equal(s.cognito.implicitGrant, true);
+        assert.equal(s.api.detailedMetrics, true);
+        assert.equal(s.itemsPointInTimeRecovery, true);
         assert.equal(s.architecture, "arm64");
         assert.equal(s.logLevel, "DEBUG");
         assert.equal(s.stream.batchSize, 1000);
@@ -298,10 +344,11 @@ describe("loadSettings", () => {
         assert.throws(() => load({ callbackUrls: minimal.callbackUrls }), /cognitoDomainPrefix/);
         assert.throws(() => load({ cognitoDomainPrefix: "items-dev" }), /callbackUrls must be a non-empty array/);
         assert.throws(
-            () => load({ ...minimal, defaultRedirectUri: "http://localhost:4000/" }),
-            /defaultRedirectUri "http:\/\/localhost:4000\/" must be one of callbackUrls/,
+            () => load({ ...minimal, defaultRedirectUri: "https://app.example.com/other" }),
+            /defaultRedirectUri "https:\/\/app\.example\.com\/other" must be one of callbackUrls/,
         );
         assert.throws(() => load({ ...minimal, callbackUrls: '["http://app.example.com/"]' }), /must use https/);
+        assert.throws(() => load({ ...minimal, callbackUrls: '["http://localhost:3000/"]' }), /development address/);
         assert.throws(() => load({ ...minimal, architecture: "arm" }), /architecture must be one of x86_64, arm64/);
         assert.throws(() => load({ ...minimal, batchSize: "0" }), /batchSize must be an integer between 1 and 1000/);
         assert.throws(
@@ -324,11 +371,26 @@ describe("loadSettings", () => {
     });
 });
 
+// Issue 25, point 6 (review finding 8): Pulumi allows "." in stack names,
+// Lambda function and dashboard names do not.
+describe("validateNamePrefix", () => {
+    test("refuses a stack name that would give invalid function or dashboard names", () => {
+        assert.equal(validateNamePrefix("items-api", "prod_eu-1"), "items-api-prod_eu-1");
+        for (const stack of ["prod.eu", "dev/1", "a b"]) {
+            assert.throws(
+                () => validateNamePrefix("items-api", stack),
+                (e: unknown) => e instanceof ConfigError && e.message.includes(`"${stack}"`) && e.message.includes("pulumi stack rename"),
+                stack,
+            );
+        }
+    });
+});
+
 describe("configuration reference in docs/deploy.md", () => {
     test("documents every key loadSettings reads, with the applied default", () => {
         pulumi.runtime.setAllConfig({
             "items-api:cognitoDomainPrefix": "items-dev",
-            "items-api:callbackUrls": '["http://localhost:3000/"]',
+            "items-api:callbackUrls": '["https://app.example.com/"]',
         });
         const real = new pulumi.Config("items-api");
         const read = new Set<string>();

@@ -18,6 +18,8 @@ export interface Registered {
     inputs: Record<string, any>;
     id: string;
     state: Record<string, any>;
+    /** The resource options the engine would see that the mocks do not pass on. */
+    options: { deleteBeforeReplace: boolean; replaceOnChanges: string[] };
 }
 
 export interface Program {
@@ -110,12 +112,13 @@ function fabricate(type: string, name: string, inputs: Record<string, any>): { i
  */
 /**
  * The smallest valid stack configuration (a Hosted UI prefix, a localhost
- * callback, empty Lambda zips), with `overrides` on top.
+ * callback on a development stack, empty Lambda zips), with `overrides` on top.
  */
 export function stackConfig(overrides: Record<string, string> = {}): Record<string, string> {
     return {
         cognitoDomainPrefix: "items-test",
         callbackUrls: JSON.stringify(["http://localhost:3000/"]),
+        localhostCallbacks: "true",
         lambdaArtifactsDir: makeArtifactsDir(),
         ...overrides,
     };
@@ -137,6 +140,7 @@ export function itemsTableByFunction(p: Program): Record<string, string | undefi
 
 export async function loadProgram(config: Record<string, string>): Promise<Program> {
     const resources: Registered[] = [];
+    const requested = new Map<string, Registered["options"]>();
     const env: Record<string, string> = { "aws:region": REGION };
     for (const [k, v] of Object.entries(config)) {
         env[k.includes(":") ? k : `${PROJECT}:${k}`] = v;
@@ -147,7 +151,11 @@ export async function loadProgram(config: Record<string, string>): Promise<Progr
         {
             newResource(args: pulumi.runtime.MockResourceArgs) {
                 const { id, state } = fabricate(args.type, args.name, args.inputs);
-                resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, state });
+                const options = requested.get(`${args.type}::${args.name}`) ?? {
+                    deleteBeforeReplace: false,
+                    replaceOnChanges: [],
+                };
+                resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, state, options });
                 return { id, state };
             },
             call(args: pulumi.runtime.MockCallArgs) {
@@ -167,6 +175,17 @@ export async function loadProgram(config: Record<string, string>): Promise<Progr
         STACK,
         false,
     );
+    // The mocks see a resource's inputs, not its options: read those from the
+    // request the SDK sends the (mock) engine.
+    const monitor = (pulumi.runtime as unknown as { getMonitor(): any }).getMonitor();
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (request: any, callback: unknown) => {
+        requested.set(`${request.getType()}::${request.getName()}`, {
+            deleteBeforeReplace: request.getDeletebeforereplace(),
+            replaceOnChanges: request.getReplaceonchangesList(),
+        });
+        return register(request, callback);
+    };
     // The config store snapshots process.env when first created; make sure it
     // sees ours even if something touched it before.
     pulumi.runtime.setAllConfig(env);

@@ -24,7 +24,7 @@ test("only the v2 read table exists (the generation 1 table is gone), with the T
     assert.equal(items.inputs.hashKey, "id");
     assert.deepEqual(items.inputs.attributes, [{ name: "id", type: "S" }]);
     assert.equal(items.inputs.billingMode, "PAY_PER_REQUEST");
-    assert.deepEqual(items.inputs.pointInTimeRecovery, { enabled: true });
+    assert.deepEqual(items.inputs.pointInTimeRecovery, { enabled: false });
     assert.deepEqual(items.inputs.serverSideEncryption, { enabled: true });
     assert.deepEqual(items.inputs.ttl, { attributeName: "expires_at", enabled: true });
 });

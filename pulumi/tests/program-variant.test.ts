@@ -13,9 +13,13 @@ before(async () => {
     artifacts = makeArtifactsDir();
     p = await loadProgram({
         cognitoDomainPrefix: "items-prod",
-        callbackUrls: JSON.stringify(["https://app.example.com/callback", "http://localhost:3000/"]),
+        callbackUrls: JSON.stringify(["https://app.example.com/callback", "https://app.example.com/other"]),
         logoutUrls: JSON.stringify(["https://app.example.com/"]),
-        defaultRedirectUri: "http://localhost:3000/",
+        defaultRedirectUri: "https://app.example.com/other",
+        devCallbackUrls: JSON.stringify(["http://localhost:3000/"]),
+        implicitGrant: "true",
+        detailedMetrics: "true",
+        itemsPointInTimeRecovery: "true",
         corsAllowedOrigin: "https://app.example.com",
         // Relative to the Pulumi project directory, like the default.
         lambdaArtifactsDir: path.relative(PROJECT_DIR, artifacts),
@@ -57,7 +61,7 @@ test("functions follow architecture, sizing, log level, retention and a relative
         assert.equal(i.memorySize, f.name === "project-events" ? 1024 : 512);
         assert.equal(i.timeout, f.name === "project-events" ? 60 : 20);
         assert.equal(i.loggingConfig.applicationLogLevel, "DEBUG");
-        assert.equal(i.loggingConfig.systemLogLevel, "WARN");
+        assert.equal(i.loggingConfig.systemLogLevel, "INFO");
         assert.equal(p.get("aws:cloudwatch/logGroup:LogGroup", `${f.name}-logs`).inputs.retentionInDays, 30);
     }
     const post = p.get("aws:lambda/function:Function", "post-item").inputs;
@@ -79,11 +83,36 @@ test("Cognito follows the URL, deletion-protection and sign-up settings", () => 
     assert.equal(pool.deletionProtection, "INACTIVE");
     assert.deepEqual(pool.adminCreateUserConfig, { allowAdminCreateUserOnly: false });
     const c = p.get("aws:cognito/userPoolClient:UserPoolClient", "web-client").inputs;
-    assert.deepEqual(c.callbackUrls, ["https://app.example.com/callback", "http://localhost:3000/"]);
+    assert.deepEqual(c.callbackUrls, ["https://app.example.com/callback", "https://app.example.com/other"]);
     assert.deepEqual(c.logoutUrls, ["https://app.example.com/"]);
-    assert.equal(c.defaultRedirectUri, "http://localhost:3000/");
+    assert.equal(c.defaultRedirectUri, "https://app.example.com/other");
     assert.match(String(p.outputs.hostedUiSignInUrl), /^https:\/\/items-prod\.auth\.eu-west-1\.amazoncognito\.com\/oauth2\/authorize\?/);
-    assert.ok(String(p.outputs.hostedUiSignInUrl).endsWith("&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2F"));
+    assert.ok(String(p.outputs.hostedUiSignInUrl).includes("response_type=token"), "implicitGrant: the classic URL");
+    assert.ok(String(p.outputs.hostedUiSignInUrl).endsWith("&redirect_uri=https%3A%2F%2Fapp.example.com%2Fother"));
+});
+
+// Issue 25, point 9: localhost pages get their own client; implicitGrant adds
+// the implicit grant to both browser clients.
+test("devCallbackUrls: a separate public development client; implicitGrant on both browser clients", () => {
+    const web = p.get("aws:cognito/userPoolClient:UserPoolClient", "web-client").inputs;
+    const dev = p.get("aws:cognito/userPoolClient:UserPoolClient", "dev-web-client").inputs;
+    assert.equal(dev.name, "items-api-test-web-dev");
+    assert.equal(dev.generateSecret, false);
+    assert.deepEqual(dev.callbackUrls, ["http://localhost:3000/"]);
+    assert.deepEqual(dev.logoutUrls, ["http://localhost:3000/"]);
+    assert.equal(dev.defaultRedirectUri, "http://localhost:3000/");
+    for (const client of [web, dev]) {
+        assert.deepEqual([...client.allowedOauthFlows].sort(), ["code", "implicit"]);
+        assert.deepEqual(client.allowedOauthScopes, ["openid", "email", "items/read", "items/write"]);
+    }
+    assert.ok(!web.callbackUrls.some((u: string) => u.startsWith("http://")), "no development address on the production client");
+    assert.equal(p.outputs.devClientId, "client123");
+});
+
+test("detailedMetrics turns on per-method metrics; itemsPointInTimeRecovery the read table's PITR", () => {
+    const settings = p.ofType("aws:apigateway/methodSettings:MethodSettings")[0].inputs.settings;
+    assert.equal(settings.metricsEnabled, true);
+    assert.deepEqual(p.get("aws:dynamodb/table:Table", "items").inputs.pointInTimeRecovery, { enabled: true });
 });
 
 test("CORS uses the configured origin; throttling follows config", () => {

@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, test } from "node:test";
 import { PROJECT_DIR } from "../config";
+import { METRICS_NAMESPACE } from "../monitoring";
 import { ACCOUNT, Program, REGION, Registered, loadProgram, parsePolicy, stackConfig, unsecret, writePolicies } from "./harness";
 
 const FN = "aws:lambda/function:Function";
@@ -61,7 +62,7 @@ test("table key schemas and settings", () => {
     assert.equal(items.rangeKey, undefined);
     assert.deepEqual(items.attributes, [{ name: "id", type: "S" }]);
     assert.equal(items.billingMode, "PAY_PER_REQUEST");
-    assert.deepEqual(items.pointInTimeRecovery, { enabled: true });
+    assert.deepEqual(items.pointInTimeRecovery, { enabled: false }, "a read table is rebuilt from the log, not restored");
     assert.deepEqual(items.serverSideEncryption, { enabled: true });
     assert.equal(items.streamEnabled, undefined);
     // Tombstones of deleted items expire; live items never carry the attribute.
@@ -143,7 +144,7 @@ test("each function: runtime, handler, architecture, code path, sizing, env vars
         assert.deepEqual(i.loggingConfig, {
             logFormat: "JSON",
             applicationLogLevel: "INFO",
-            systemLogLevel: "WARN",
+            systemLogLevel: "INFO",
             logGroup: `/aws/lambda/items-api-test-${f.name}`,
         });
         assert.equal(i.role, `arn:aws:iam::${ACCOUNT}:role/${f.name}-role-1a2b3c4`);
@@ -414,7 +415,7 @@ test("REST API is regional; deployment has a trigger hash; stage v1 logs and thr
     const ms = p.get("aws:apigateway/methodSettings:MethodSettings", "v1-method-settings").inputs;
     assert.equal(ms.stageName, "v1");
     assert.equal(ms.methodPath, "*/*");
-    assert.equal(ms.settings.metricsEnabled, true);
+    assert.equal(ms.settings.metricsEnabled, false, "per-method metrics are billed and nothing reads them");
     assert.equal(ms.settings.throttlingBurstLimit, 100);
     assert.equal(ms.settings.throttlingRateLimit, 50);
 
@@ -459,7 +460,7 @@ test("user pool client: flows, scopes, callback URLs and default redirect URI", 
     assert.equal(c.userPoolId, `${REGION}_Pool123`);
     assert.equal(c.generateSecret, false);
     assert.equal(c.allowedOauthFlowsUserPoolClient, true);
-    assert.deepEqual([...c.allowedOauthFlows].sort(), ["code", "implicit"]);
+    assert.deepEqual(c.allowedOauthFlows, ["code"], "the authorization code flow (with PKCE), no implicit grant");
     assert.deepEqual(c.allowedOauthScopes, ["openid", "email", "items/read", "items/write"]);
     assert.deepEqual(c.supportedIdentityProviders, ["COGNITO"]);
     assert.deepEqual(c.callbackUrls, ["http://localhost:3000/"]);
@@ -477,9 +478,11 @@ test("stack outputs are present with the right shapes", () => {
         Object.keys(o).sort(),
         [
             "alarmTopicArn",
+            "apiDeploymentUrn",
             "apiUrl",
             "awsRegion",
             "dashboardName",
+            "devClientId",
             "dlqUrl",
             "eventsTableName",
             "functionNames",
@@ -503,16 +506,10 @@ test("stack outputs are present with the right shapes", () => {
     assert.equal(o.dashboardName, "items-api-test");
     assert.equal(o.apiUrl, `https://abc123api.execute-api.${REGION}.amazonaws.com/v1`);
     assert.match(String(o.apiUrl), /^https:\/\/[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com\/v1$/);
-    assert.equal(
-        o.hostedUiSignInUrl,
-        `https://items-test.auth.${REGION}.amazoncognito.com/oauth2/authorize?client_id=client123` +
-            "&response_type=token&scope=openid+items%2Fread+items%2Fwrite&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2F",
-    );
-    assert.equal(
-        o.hostedUiReadOnlySignInUrl,
-        `https://items-test.auth.${REGION}.amazoncognito.com/oauth2/authorize?client_id=client123` +
-            "&response_type=token&scope=openid+items%2Fread&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2F",
-    );
+    assert.equal(o.hostedUiSignInUrl, undefined, "implicit-grant URLs only with implicitGrant");
+    assert.equal(o.hostedUiReadOnlySignInUrl, undefined);
+    assert.equal(o.devClientId, undefined, "no development client unless devCallbackUrls");
+    assert.equal(o.apiDeploymentUrn, "urn:pulumi:test::items-api::aws:apigateway/deployment:Deployment::deployment");
     assert.equal(o.userPoolId, `${REGION}_Pool123`);
     assert.equal(o.userPoolClientId, "client123");
     assert.equal(o.issuer, `https://cognito-idp.${REGION}.amazonaws.com/${REGION}_Pool123`);
@@ -557,6 +554,12 @@ test("the Hosted UI domain is pinned to the classic Hosted UI (managed login ver
     assert.equal(p.get("aws:cognito/userPoolDomain:UserPoolDomain", "hosted-ui").inputs.managedLoginVersion, 1);
 });
 
+// Review finding 2: a pool has one prefix domain, so a new prefix must wait for the old one's deletion.
+test("a new Hosted UI prefix replaces the domain delete-before-create", () => {
+    assert.equal(p.get("aws:cognito/userPoolDomain:UserPoolDomain", "hosted-ui").options.deleteBeforeReplace, true);
+    assert.equal(p.get("aws:cognito/userPool:UserPool", "users").options.deleteBeforeReplace, false, "the harness reads options");
+});
+
 test("alarms: projector iterator age, DLQ, each function's errors and throttles, API 5XX rate and p99 latency", () => {
     const alarms = new Map(p.ofType("aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => [a.name, a.inputs]));
     const functions = ["post-item", "get-items", "item-commands", "project-events"];
@@ -566,6 +569,7 @@ test("alarms: projector iterator age, DLQ, each function's errors and throttles,
             "api-5xx-rate",
             "api-p99-latency",
             ...functions.flatMap((f) => [`${f}-errors`, `${f}-throttles`]),
+            "projector-destination-failures",
             "projector-dlq-visible",
             "projector-iterator-age",
         ].sort(),
@@ -583,6 +587,10 @@ test("alarms: projector iterator age, DLQ, each function's errors and throttles,
     const dlq = alarms.get("projector-dlq-visible")!;
     assert.deepEqual([dlq.namespace, dlq.metricName, dlq.threshold, dlq.comparisonOperator], ["AWS/SQS", "ApproximateNumberOfMessagesVisible", 0, "GreaterThanThreshold"]);
     assert.deepEqual(dlq.dimensions, { QueueName: "projector-dlq-1a2b3c4" });
+    // Review finding 11: a batch that could not be described in the DLQ either.
+    const lost = alarms.get("projector-destination-failures")!;
+    assert.deepEqual([lost.namespace, lost.metricName, lost.statistic, lost.threshold], ["AWS/Lambda", "DestinationDeliveryFailures", "Sum", 0]);
+    assert.deepEqual(lost.dimensions, { FunctionName: "items-api-test-project-events" });
     for (const f of functions) {
         for (const metric of ["Errors", "Throttles"]) {
             const a = alarms.get(`${f}-${metric.toLowerCase()}`)!;
@@ -601,12 +609,21 @@ test("alarms: projector iterator age, DLQ, each function's errors and throttles,
 test("a dashboard shows the alarms' figures and the functions' own metrics", () => {
     const body = JSON.parse(p.get("aws:cloudwatch/dashboard:Dashboard", "dashboard").inputs.dashboardBody);
     const titles = body.widgets.map((w: any) => w.properties.title);
-    for (const title of ["API requests and 5XX", "API latency p99 (ms)", "Function errors and throttles", "Projector iterator age (ms)", "Projector DLQ messages", "Items created and projected", "Projection lag (ms, event time to projection)"]) {
+    for (const title of ["API requests and 5XX", "API latency p99 (ms)", "Function errors and throttles", "Projector iterator age (ms)", "Projector DLQ messages and failed deliveries to it", "Items created, changed and projected", "Projection lag (ms, event time to projection)"]) {
         assert.ok(titles.includes(title), title);
     }
-    const metrics = JSON.stringify(body.widgets.map((w: any) => w.properties.metrics));
-    for (const name of ["ItemsCreated", "IdempotentRepeats", "RecordsProjected", "RecordsAlreadyNewer", "RecordsFailed", "ProjectionLag", "items-api-test-item-commands"]) {
-        assert.ok(metrics.includes(name), name);
+    const metrics: any[][] = body.widgets.flatMap((w: any) => w.properties.metrics);
+    for (const name of ["ProjectionLag", "items-api-test-item-commands"]) {
+        assert.ok(JSON.stringify(metrics).includes(name), name);
+    }
+    // Review finding 7: every count each function emits (the Rust side's names
+    // and Function dimension values), under the namespace the Rust side writes.
+    const own = metrics.filter((m) => m[0] === METRICS_NAMESPACE).map((m) => `${m[3]}/${m[1]}`);
+    const rust = fs.readFileSync(path.join(PROJECT_DIR, "..", "adapters", "aws", "src", "metrics.rs"), "utf8");
+    assert.match(rust, new RegExp(`pub const NAMESPACE: &str = "${METRICS_NAMESPACE}";`));
+    for (const expected of ["post-item/ItemsCreated", "post-item/IdempotentRepeats", "item-commands/ItemsUpdated", "item-commands/ItemsDeleted", "item-commands/IdempotentRepeats", "project-events/RecordsProjected", "project-events/RecordsAlreadyNewer", "project-events/RecordsFailed", "project-events/ProjectionLag"]) {
+        assert.ok(own.includes(expected), expected);
+        assert.ok(rust.includes(`"${expected.split("/")[1]}"`), `${expected} is a name metrics.rs emits`);
     }
     for (const w of body.widgets) assert.equal(w.properties.region, REGION);
 });

@@ -139,9 +139,27 @@ pub fn total(counter: Counter) -> u64 {
     REGISTRY.totals[counter.index()].load(Ordering::Relaxed)
 }
 
+/// Lambda's log levels, lowest first (`AWS_LAMBDA_LOG_LEVEL`).
+const LOG_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// The `level` an EMF line carries so that it is never filtered out: with
+/// JSON logs, Lambda drops a line whose `level` is below the function's
+/// application log level (a line without one counts as INFO), and a dropped
+/// line is a lost metric. So: the configured level (Lambda sets
+/// `AWS_LAMBDA_LOG_LEVEL` to it) when above INFO, else INFO.
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html>)
+pub fn emf_level(configured: Option<&str>) -> &'static str {
+    let rank = |level: &str| LOG_LEVELS.iter().position(|known| known.eq_ignore_ascii_case(level));
+    match configured.and_then(rank) {
+        Some(at) if at > 2 => LOG_LEVELS[at],
+        _ => "INFO",
+    }
+}
+
 /// The EMF line for what was counted since the last one (`None` when nothing
-/// was), and starts counting anew. `function` is the dimension's value.
-pub fn take_emf(function: &str, timestamp_ms: i64) -> Option<String> {
+/// was), and starts counting anew. `function` is the dimension's value,
+/// `level` the line's log level (see [`emf_level`]).
+pub fn take_emf(function: &str, timestamp_ms: i64, level: &str) -> Option<String> {
     let mut fields = Map::new();
     let mut definitions = Vec::new();
     for counter in Counter::ALL {
@@ -160,6 +178,8 @@ pub fn take_emf(function: &str, timestamp_ms: i64) -> Option<String> {
         return None;
     }
     fields.insert(DIMENSION.to_owned(), Value::String(function.to_owned()));
+    // EMF ignores keys it was not told about; Lambda's log filter reads this one.
+    fields.insert("level".to_owned(), Value::String(level.to_owned()));
     fields.insert(
         "_aws".to_owned(),
         json!({
@@ -176,7 +196,8 @@ pub fn take_emf(function: &str, timestamp_ms: i64) -> Option<String> {
 
 /// Writes [`take_emf`]'s line to stdout, where Lambda sends it to CloudWatch Logs.
 pub fn flush_emf(function: &str) {
-    if let Some(line) = take_emf(function, chrono::Utc::now().timestamp_millis()) {
+    let level = emf_level(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref());
+    if let Some(line) = take_emf(function, chrono::Utc::now().timestamp_millis(), level) {
         println!("{line}");
     }
 }
@@ -230,18 +251,19 @@ mod tests {
     #[test]
     fn an_emf_line_declares_every_value_it_carries_and_then_starts_anew() {
         let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = take_emf("drain", 0);
+        let _ = take_emf("drain", 0, "INFO");
         count(Counter::ItemsCreated, 2);
         count(Counter::IdempotentRepeats, 1);
         projection_lag(12.5);
         projection_lag(-3.0);
 
-        let line = take_emf("post-item", 1_764_072_000_000).expect("something was counted");
+        let line = take_emf("post-item", 1_764_072_000_000, "WARN").expect("something was counted");
         let emf: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(emf["ItemsCreated"], 2);
         assert_eq!(emf["IdempotentRepeats"], 1);
         assert_eq!(emf["ProjectionLag"], json!([12.5, 0.0]), "a clock step back is no negative lag");
         assert_eq!(emf["Function"], "post-item");
+        assert_eq!(emf["level"], "WARN", "the line passes the log filter it was written for");
         let directive = &emf["_aws"];
         assert_eq!(directive["Timestamp"], 1_764_072_000_000_i64);
         let metrics = &directive["CloudWatchMetrics"][0];
@@ -256,17 +278,35 @@ mod tests {
             let unit = if name == "ProjectionLag" { "Milliseconds" } else { "Count" };
             assert_eq!(definition["Unit"], unit);
         }
-        assert_eq!(take_emf("post-item", 0), None, "nothing new, no line");
+        assert_eq!(take_emf("post-item", 0, "INFO"), None, "nothing new, no line");
+    }
+
+    /// Review finding 3 (deploy): at `logLevel` WARN and above, a line without
+    /// a `level` (INFO to Lambda) was dropped, and the dashboard emptied.
+    #[test]
+    fn an_emf_line_is_never_below_the_functions_log_level() {
+        for (configured, level) in [
+            (None, "INFO"),
+            (Some("TRACE"), "INFO"),
+            (Some("DEBUG"), "INFO"),
+            (Some("INFO"), "INFO"),
+            (Some("WARN"), "WARN"),
+            (Some("error"), "ERROR"),
+            (Some("FATAL"), "FATAL"),
+            (Some("LOUD"), "INFO"),
+        ] {
+            assert_eq!(emf_level(configured), level, "{configured:?}");
+        }
     }
 
     #[test]
     fn lag_samples_stay_within_emfs_hundred_values_keeping_the_largest() {
         let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = take_emf("drain", 0);
+        let _ = take_emf("drain", 0, "INFO");
         for n in 0..250 {
             projection_lag(f64::from(n));
         }
-        let emf: Value = serde_json::from_str(&take_emf("project-events", 0).unwrap()).unwrap();
+        let emf: Value = serde_json::from_str(&take_emf("project-events", 0, "INFO").unwrap()).unwrap();
         let samples: Vec<f64> = serde_json::from_value(emf["ProjectionLag"].clone()).unwrap();
         assert_eq!(samples.len(), 100);
         assert!(samples.contains(&249.0) && !samples.contains(&0.0));
@@ -277,7 +317,7 @@ mod tests {
         let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
         let before = total(Counter::RecordsProjected);
         count(Counter::RecordsProjected, 3);
-        let _ = take_emf("drain", 0);
+        let _ = take_emf("drain", 0, "INFO");
         let text = prometheus_text();
         assert!(text.contains(&format!("items_records_projected_total {}\n", before + 3)), "{text}");
         for counter in Counter::ALL {
