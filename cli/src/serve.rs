@@ -74,6 +74,8 @@ pub struct ServeArgs {
 /// Reads the cursor signing key from the data dir, creating it on first use.
 fn cursor_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(key) = std::env::var("CURSOR_SIGNING_KEY") {
+        // An empty key would sign every cursor with nothing secret.
+        anyhow::ensure!(!key.trim().is_empty(), "CURSOR_SIGNING_KEY is empty: unset it, or give it a secret");
         return Ok(key.into_bytes());
     }
     data_dir_secret(data_dir, "cursor.key")

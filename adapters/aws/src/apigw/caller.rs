@@ -11,23 +11,29 @@ pub struct Caller {
     pub groups: Vec<String>,
 }
 
-/// `cognito:groups` in any form it reaches a handler: a JSON array (a direct
-/// invocation), JSON array text (the local gateway), a comma-separated string
-/// (what a REST API's Cognito authorizer is reported to pass) or a bracketed,
-/// space-separated one (an HTTP API's JWT authorizer). Group names hold
-/// neither commas nor spaces in our pools, so all forms read the same.
+/// `cognito:groups` in the forms it reaches a handler: a JSON array (a
+/// direct invocation) or one string of names separated by commas (what a REST
+/// API's Cognito authorizer is reported to pass, every claim a string; AWS
+/// does not document the form, docs/architecture.md; the local gateway
+/// passes the same). Only names of letters, digits, `-` and `_` (the groups
+/// this stack creates) are read: a claim with any other character is refused
+/// whole and logged, so no other encoding (`["items-admins"]`, `[a b]`) can
+/// read as a group. A comma in a group name cannot be told from two names:
+/// the pool must not have such groups (docs/deploy.md).
 pub fn groups_claim(value: &serde_json::Value) -> Vec<String> {
-    match value {
-        serde_json::Value::Array(groups) => groups.iter().filter_map(|g| g.as_str()).map(str::to_owned).collect(),
-        serde_json::Value::String(text) => {
-            if let Ok(groups) = serde_json::from_str::<Vec<String>>(text) {
-                return groups;
-            }
-            let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
-            inner.split(|c: char| c == ',' || c.is_whitespace()).filter(|g| !g.is_empty()).map(str::to_owned).collect()
-        }
-        _ => Vec::new(),
+    let names: Vec<&str> = match value {
+        serde_json::Value::Array(groups) => groups.iter().map(|g| g.as_str().unwrap_or("\u{0}")).collect(),
+        serde_json::Value::String(text) if text.is_empty() => Vec::new(),
+        serde_json::Value::String(text) => text.split(',').map(str::trim).collect(),
+        _ => vec!["\u{0}"],
+    };
+    let plain =
+        |name: &&str| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !names.iter().all(plain) {
+        tracing::warn!(claim = %value, "cognito:groups in a form this API does not read: no groups taken from it");
+        return Vec::new();
     }
+    names.into_iter().map(str::to_owned).collect()
 }
 
 impl Caller {

@@ -380,4 +380,22 @@ fn the_caller_reads_groups_from_the_claims() {
     assert!(caller.is_in_group("items-admins") && caller.is_in_group("staff"));
     assert_eq!(groups_claim(&json!(5)), Vec::<String>::new());
     assert_eq!(groups_claim(&json!("")), Vec::<String>::new());
+    assert_eq!(groups_claim(&json!(["staff", "items-admins"])), ["staff", "items-admins"]);
+    assert_eq!(groups_claim(&json!("staff, items-admins")), ["staff", "items-admins"]);
+}
+
+/// Security review finding 7: only plain names are read, and no encoding of
+/// another group name can read as `items-admins`.
+#[test]
+fn a_groups_claim_in_another_form_grants_nothing() {
+    for claim in [
+        json!(r#"["items-admins"]"#),
+        json!("[staff items-admins]"),
+        json!("staff,,items-admins"),
+        json!(["items admins"]),
+        json!(["staff", 7]),
+        json!({"items-admins": true}),
+    ] {
+        assert_eq!(groups_claim(&claim), Vec::<String>::new(), "{claim}");
+    }
 }

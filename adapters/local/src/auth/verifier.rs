@@ -92,6 +92,11 @@ impl VerifiedClaims {
             .map(|(name, value)| {
                 let text = match value {
                     Value::String(text) => text.clone(),
+                    // A list (`cognito:groups`) as the REST authorizer is
+                    // reported to pass it: names joined by commas.
+                    Value::Array(items) if items.iter().all(Value::is_string) => {
+                        items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+                    }
                     other => other.to_string(),
                 };
                 (name.clone(), Value::String(text))

@@ -46,25 +46,44 @@ pub fn random_token() -> Result<String, aws_lc_rs::error::Unspecified> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Codes or refresh tokens kept at most: past it, the one closest to
+/// expiring makes room (a development server signs that session out rather
+/// than grow without bound).
+pub const MAX_ENTRIES: usize = 10_000;
+
 /// One-time secrets that expire: codes and refresh tokens.
 #[derive(Debug)]
 pub struct Expiring<T> {
     ttl: Duration,
+    max: usize,
     entries: HashMap<String, (T, Instant)>,
 }
 
 impl<T> Expiring<T> {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: HashMap::new() }
+        Self::bounded(ttl, MAX_ENTRIES)
+    }
+
+    pub fn bounded(ttl: Duration, max: usize) -> Self {
+        Self { ttl, max: max.max(1), entries: HashMap::new() }
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
-    /// Remembers `value` under `key` until `now + ttl`; forgets expired entries.
+    /// Remembers `value` under `key` until `now + ttl`. When full, forgets
+    /// expired entries, then if need be the one closest to expiring.
     pub fn insert(&mut self, key: String, value: T, now: Instant) {
-        self.entries.retain(|_, (_, expires)| *expires > now);
+        if self.entries.len() >= self.max {
+            self.entries.retain(|_, (_, expires)| *expires > now);
+        }
+        if self.entries.len() >= self.max {
+            let soonest = self.entries.iter().min_by_key(|(_, (_, expires))| *expires).map(|(key, _)| key.clone());
+            if let Some(soonest) = soonest {
+                self.entries.remove(&soonest);
+            }
+        }
         self.entries.insert(key, (value, now + self.ttl));
     }
 
@@ -157,9 +176,9 @@ mod tests {
     }
 
     #[test]
-    fn expired_entries_are_forgotten() {
+    fn when_full_expired_entries_are_forgotten_first() {
         let start = Instant::now();
-        let mut tokens = Expiring::new(Duration::from_secs(1));
+        let mut tokens = Expiring::bounded(Duration::from_secs(1), 1);
         tokens.insert("old".into(), (), start);
         tokens.insert("new".into(), (), start + Duration::from_secs(2));
         assert_eq!(tokens.len(), 1);
@@ -167,6 +186,20 @@ mod tests {
         assert!(tokens.get("new", start + Duration::from_secs(2)).is_ok(), "get leaves it in place");
         assert_eq!(tokens.get("new", start + Duration::from_secs(3)), Err(RedeemError::Expired));
         assert!(tokens.is_empty());
+    }
+
+    /// Security review finding 10: refresh tokens were an unbounded map.
+    #[test]
+    fn at_the_bound_the_entry_closest_to_expiring_makes_room() {
+        let start = Instant::now();
+        let mut tokens = Expiring::bounded(Duration::from_secs(60), 2);
+        tokens.insert("first".into(), 1, start);
+        tokens.insert("second".into(), 2, start + Duration::from_secs(1));
+        tokens.insert("third".into(), 3, start + Duration::from_secs(2));
+        assert_eq!(tokens.len(), 2);
+        let now = start + Duration::from_secs(3);
+        assert_eq!(tokens.get("first", now), Err(RedeemError::Unknown), "the oldest made room");
+        assert_eq!((tokens.get("second", now).copied(), tokens.get("third", now).copied()), (Ok(2), Ok(3)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -16,7 +16,7 @@ use http::{StatusCode, Uri};
 
 use super::html::{self, STYLESHEET_PATH};
 use super::sign_in_guard::Throttled;
-use super::{AuthorizeError, HostedUi, Params, TokenError, csrf, grants};
+use super::{AuthorizeError, HostedUi, Params, TokenError, csrf, grants, users};
 
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
@@ -24,9 +24,9 @@ const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 pub fn router(ui: Arc<HostedUi>) -> Router {
     Router::new()
         .route("/oauth2/authorize", get(authorize))
-        .route("/login", get(login_form).post(login))
-        .route("/oauth2/token", post(token).options(preflight))
-        .route("/oauth2/revoke", post(revoke).options(preflight))
+        .route("/login", get(login_form).post(login).layer(DefaultBodyLimit::max(FORM_LIMIT)))
+        .route("/oauth2/token", post(token).options(preflight).layer(DefaultBodyLimit::max(FORM_LIMIT)))
+        .route("/oauth2/revoke", post(revoke).options(preflight).layer(DefaultBodyLimit::max(FORM_LIMIT)))
         .route("/logout", get(logout))
         .route(STYLESHEET_PATH, get(stylesheet))
         .with_state(ui)
@@ -166,6 +166,17 @@ fn client_address(extensions: &http::Extensions) -> IpAddr {
 }
 
 /// 429 with the form and why, and when to try again.
+/// The largest form `/login`, `/oauth2/token` and `/oauth2/revoke` read: a
+/// 128-character username and a 1,024-byte password, percent-encoded, and
+/// the rest of the form fit many times over (axum's default is 2 MiB).
+const FORM_LIMIT: usize = 16 * 1024;
+
+/// The form again, 401, as for any wrong username or password.
+fn wrong_password(ui: &HostedUi, query: &str, client_id: &str, csrf_token: &str, username: &str) -> Response {
+    let message = Some("Incorrect username or password.");
+    sign_in_form(ui, StatusCode::UNAUTHORIZED, query, client_id, (csrf_token, false), username, message)
+}
+
 fn throttled(
     ui: &HostedUi,
     query: &str,
@@ -183,6 +194,7 @@ fn throttled(
             format!("Too many failed sign-ins from your address. Try again in {seconds} s.")
         }
         Throttled::Busy => "The server is busy checking other sign-ins. Try again in a moment.".to_owned(),
+        Throttled::InProgress => "A sign-in for this username is being checked. Try again in a moment.".to_owned(),
     };
     tracing::warn!(?why, "sign-in throttled");
     let mut response = sign_in_form(
@@ -217,7 +229,10 @@ async fn login(
     let client_id = request.client_id.as_str();
     let form = std::str::from_utf8(&body).ok().and_then(|text| Params::parse(text).ok()).unwrap_or_default();
     let cookie_token = csrf::cookie_token(&headers);
-    if !csrf::matches(cookie_token.as_deref(), form.get(csrf::FIELD_NAME)) {
+    // A page on another port of this host can set our cookie (cookies ignore
+    // ports), so the double submit alone does not prove the form is ours:
+    // the browser's Origin and Sec-Fetch-Site must say this origin too.
+    if csrf::cross_origin(&headers) || !csrf::matches(cookie_token.as_deref(), form.get(csrf::FIELD_NAME)) {
         // A form from another site, or one whose cookie is gone: a fresh form,
         // and no password check.
         tracing::warn!(has_cookie = cookie_token.is_some(), "sign-in refused: CSRF token missing or wrong");
@@ -234,14 +249,20 @@ async fn login(
         let message = Some("Enter your username and password.");
         return sign_in_form(&ui, StatusCode::BAD_REQUEST, query, client_id, (&csrf_token, false), &username, message);
     }
+    if users::validate_username(&username).is_err() || password.len() > users::MAX_PASSWORD_BYTES {
+        // No user has such a name or password: the answer a wrong password
+        // gets, without a check and without a record in the guard's tables.
+        tracing::info!("sign-in failed: a username or password no user can have");
+        return wrong_password(&ui, query, client_id, &csrf_token, "");
+    }
 
     let address = client_address(&extensions);
     let guard = ui.sign_in_guard();
-    let slot = match guard.admit(address, &username, Instant::now()) {
-        Ok(()) => guard.check_slot().await,
-        Err(why) => Err(why),
+    let admission = match guard.admit(address, &username, Instant::now()) {
+        Ok(admission) => admission,
+        Err(why) => return throttled(&ui, query, client_id, &csrf_token, &username, why),
     };
-    let _slot = match slot {
+    let _slot = match guard.check_slot(&admission).await {
         Ok(slot) => slot,
         Err(why) => return throttled(&ui, query, client_id, &csrf_token, &username, why),
     };
@@ -250,23 +271,14 @@ async fn login(
     let checked = tokio::task::spawn_blocking(move || users.authenticate(&name, &password)).await;
     let user = match checked {
         Ok(Ok(Some(user))) => {
-            guard.succeeded(address, &username);
+            guard.succeeded(&admission);
             user
         }
         Ok(Ok(None)) => {
-            guard.failed(address, &username, Instant::now());
+            guard.failed(&admission, Instant::now());
             // Not the name tried: people type passwords into the wrong field.
             tracing::info!("sign-in failed: wrong username or password");
-            let message = Some("Incorrect username or password.");
-            return sign_in_form(
-                &ui,
-                StatusCode::UNAUTHORIZED,
-                query,
-                client_id,
-                (&csrf_token, false),
-                &username,
-                message,
-            );
+            return wrong_password(&ui, query, client_id, &csrf_token, &username);
         }
         Ok(Err(error)) => {
             tracing::error!(%error, "cannot read the development users");

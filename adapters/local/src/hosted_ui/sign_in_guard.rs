@@ -5,9 +5,16 @@
 //! further failure up to about 15 minutes; attempts during a lockout are
 //! refused without a password check and do not count.
 //! (<https://docs.aws.amazon.com/cognito/latest/developerguide/authentication.html#authentication-flow-lockout-behavior>)
+//!
+//! One password check per username at a time: a burst of parallel guesses
+//! gets one checked and the rest refused, so the lockout holds at five
+//! guesses however many arrive at once. Usernames are kept as SHA-256
+//! digests (a fixed 32 bytes whatever was posted), and a held key is never
+//! forgotten to make room: when the tables are full of held keys, new keys
+//! are refused (`Busy`) instead.
 
 use super::lock;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -84,8 +91,10 @@ pub enum Throttled {
     Username { retry_after: Duration },
     /// Too many failures from this client address.
     Address { retry_after: Duration },
-    /// Too many password checks at once.
+    /// Too many password checks at once, or the tables are full of held keys.
     Busy,
+    /// A password check for this username is running: one at a time.
+    InProgress,
 }
 
 impl Throttled {
@@ -95,7 +104,7 @@ impl Throttled {
             Self::Username { retry_after } | Self::Address { retry_after } => {
                 retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)
             }
-            Self::Busy => 1,
+            Self::Busy | Self::InProgress => 1,
         }
         .max(1)
     }
@@ -127,7 +136,20 @@ impl<K: Hash + Eq> Failures<K> {
         until.checked_duration_since(now).filter(|left| !left.is_zero())
     }
 
+    /// Whether a failure of `key` could not be recorded: a new key while the
+    /// table is full of keys it must keep.
+    fn full_for(&mut self, key: &K, now: Instant) -> bool {
+        if self.records.contains_key(key) || self.records.len() < self.max_tracked {
+            return false;
+        }
+        self.prune(now);
+        self.records.len() >= self.max_tracked
+    }
+
     fn failed(&mut self, key: K, now: Instant) {
+        if self.full_for(&key, now) {
+            return;
+        }
         let forget_after = self.backoff.forget_after;
         let record = self.records.entry(key).or_insert(Record { failures: 0, last_failure: now, held_until: None });
         if now.saturating_duration_since(record.last_failure) >= forget_after {
@@ -136,25 +158,53 @@ impl<K: Hash + Eq> Failures<K> {
         record.failures = record.failures.saturating_add(1);
         record.last_failure = now;
         record.held_until = self.backoff.hold(record.failures).map(|hold| now + hold);
-        if self.records.len() > self.max_tracked {
-            self.prune(now);
-        }
     }
 
     fn succeeded(&mut self, key: &K) {
         self.records.remove(key);
     }
 
-    /// Forgets quiet keys; if that is not enough, the least recent half.
+    /// Forgets quiet keys; if that is not enough, the least recent half of
+    /// those that are not held and could not be held at their next failure
+    /// (forgetting one of those would reset a lockout).
     fn prune(&mut self, now: Instant) {
         let forget_after = self.backoff.forget_after;
         self.records.retain(|_, r| now.saturating_duration_since(r.last_failure) < forget_after);
-        if self.records.len() > self.max_tracked {
-            let mut times: Vec<Instant> = self.records.values().map(|r| r.last_failure).collect();
+        if self.records.len() >= self.max_tracked {
+            let backoff = self.backoff;
+            let keep = |r: &Record| {
+                r.held_until.is_some_and(|until| until > now) || r.failures + 1 >= backoff.failures_before_hold
+            };
+            let mut times: Vec<Instant> = self.records.values().filter(|r| !keep(r)).map(|r| r.last_failure).collect();
+            if times.is_empty() {
+                return;
+            }
             times.sort_unstable();
             let cutoff = times[times.len() / 2];
-            self.records.retain(|_, r| r.last_failure > cutoff);
+            self.records.retain(|_, r| keep(r) || r.last_failure > cutoff);
         }
+    }
+}
+
+/// A username as the guard keeps it: its SHA-256 digest.
+type UsernameKey = [u8; 32];
+
+fn username_key(username: &str) -> UsernameKey {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, username.as_bytes());
+    let mut key = [0; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
+/// An address as the guard keeps it: IPv6 by its /64 (one host's share of a
+/// network), so a host cannot spread guesses over its own addresses.
+fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !0 << 64).into()),
+        },
     }
 }
 
@@ -164,7 +214,23 @@ pub struct SignInGuard {
     /// Permits for waiting plus running checks: past it, `Busy`.
     admitted: Arc<Semaphore>,
     addresses: Mutex<Failures<IpAddr>>,
-    usernames: Mutex<Failures<String>>,
+    usernames: Mutex<Failures<UsernameKey>>,
+    /// Usernames with a sign-in admitted and not yet answered.
+    in_flight: Arc<Mutex<HashSet<UsernameKey>>>,
+}
+
+/// A sign-in admitted for one username: while it lives, no other sign-in
+/// for that username is admitted.
+pub struct Admission {
+    username: UsernameKey,
+    address: IpAddr,
+    in_flight: Arc<Mutex<HashSet<UsernameKey>>>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        lock(&self.in_flight).remove(&self.username);
+    }
 }
 
 /// A password check may run while this is held.
@@ -181,44 +247,70 @@ impl SignInGuard {
             admitted: Arc::new(Semaphore::new(concurrent + limits.waiting_checks)),
             addresses: Mutex::new(Failures::new(limits.per_address, limits.max_tracked)),
             usernames: Mutex::new(Failures::new(limits.per_username, limits.max_tracked)),
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
-    /// Whether a sign-in from `address` for `username` may be checked now.
-    pub fn admit(&self, address: IpAddr, username: &str, now: Instant) -> Result<(), Throttled> {
-        if let Some(retry_after) = lock(&self.usernames).held(&username.to_owned(), now) {
+    /// Whether `address` and `username` are held back now.
+    fn held(&self, address: IpAddr, username: &UsernameKey, now: Instant) -> Result<(), Throttled> {
+        let mut usernames = lock(&self.usernames);
+        if let Some(retry_after) = usernames.held(username, now) {
             return Err(Throttled::Username { retry_after });
         }
-        if let Some(retry_after) = lock(&self.addresses).held(&address, now) {
+        if usernames.full_for(username, now) {
+            return Err(Throttled::Busy);
+        }
+        drop(usernames);
+        let mut addresses = lock(&self.addresses);
+        if let Some(retry_after) = addresses.held(&address, now) {
             return Err(Throttled::Address { retry_after });
+        }
+        if addresses.full_for(&address, now) {
+            return Err(Throttled::Busy);
         }
         Ok(())
     }
 
-    /// A slot to run a password check in, waiting for one if all are busy;
-    /// `Busy` when too many are waiting already.
-    pub async fn check_slot(&self) -> Result<CheckSlot, Throttled> {
+    /// Admits a sign-in from `address` for `username`, unless either is held
+    /// back, the username has a sign-in in flight, or a failure of it could
+    /// not be recorded.
+    pub fn admit(&self, address: IpAddr, username: &str, now: Instant) -> Result<Admission, Throttled> {
+        let (address, username) = (address_key(address), username_key(username));
+        self.held(address, &username, now)?;
+        if !lock(&self.in_flight).insert(username) {
+            return Err(Throttled::InProgress);
+        }
+        Ok(Admission { username, address, in_flight: self.in_flight.clone() })
+    }
+
+    /// A slot to run `admission`'s password check in, waiting for one if all
+    /// are busy; `Busy` when too many are waiting already. Looks at the holds
+    /// again once the slot is there: a failure of the same address may have
+    /// started one while this sign-in waited.
+    pub async fn check_slot(&self, admission: &Admission) -> Result<CheckSlot, Throttled> {
         let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| Throttled::Busy)?;
         let running = self.checks.clone().acquire_owned().await.map_err(|_| Throttled::Busy)?;
+        self.held(admission.address, &admission.username, Instant::now())?;
         Ok(CheckSlot { _running: running, _admitted: admitted })
     }
 
     /// Records a wrong username or password.
-    pub fn failed(&self, address: IpAddr, username: &str, now: Instant) {
-        lock(&self.usernames).failed(username.to_owned(), now);
-        lock(&self.addresses).failed(address, now);
+    pub fn failed(&self, admission: &Admission, now: Instant) {
+        lock(&self.usernames).failed(admission.username, now);
+        lock(&self.addresses).failed(admission.address, now);
     }
 
-    /// A correct password clears the username's and the address's failures.
-    pub fn succeeded(&self, address: IpAddr, username: &str) {
-        lock(&self.usernames).succeeded(&username.to_owned());
-        lock(&self.addresses).succeeded(&address);
+    /// A correct password clears the username's failures. Not the
+    /// address's: one account of one's own would otherwise reset the
+    /// address's count between guesses at other usernames.
+    pub fn succeeded(&self, admission: &Admission) {
+        lock(&self.usernames).succeeded(&admission.username);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
 
@@ -234,6 +326,17 @@ mod tests {
             per_username: Backoff::COGNITO_USERNAME,
             max_tracked: 100,
         })
+    }
+
+    /// One sign-in of `username` from `address` that fails at `now`.
+    fn fail(guard: &SignInGuard, address: IpAddr, username: &str, now: Instant) {
+        let admission = guard.admit(address, username, now).expect("admitted");
+        guard.failed(&admission, now);
+    }
+
+    /// Whether a sign-in would be admitted (the admission is dropped at once).
+    fn admitted(guard: &SignInGuard, address: IpAddr, username: &str, now: Instant) -> Result<(), Throttled> {
+        guard.admit(address, username, now).map(drop)
     }
 
     #[test]
@@ -252,17 +355,17 @@ mod tests {
         let guard = guard();
         let now = Instant::now();
         for _ in 0..4 {
-            guard.failed(HOME, ALICE, now);
+            fail(&guard, HOME, ALICE, now);
         }
-        assert_eq!(guard.admit(HOME, ALICE, now), Ok(()));
+        assert_eq!(admitted(&guard, HOME, ALICE, now), Ok(()));
 
-        guard.failed(HOME, ALICE, now);
+        fail(&guard, HOME, ALICE, now);
 
         let locked = Throttled::Username { retry_after: Duration::from_secs(1) };
-        assert_eq!(guard.admit(HOME, ALICE, now), Err(locked));
-        assert_eq!(guard.admit(ELSEWHERE, ALICE, now), Err(locked));
-        assert_eq!(guard.admit(HOME, "bob", now), Ok(()), "other usernames are not locked");
-        assert_eq!(guard.admit(HOME, ALICE, now + Duration::from_secs(1)), Ok(()), "the lock ends");
+        assert_eq!(admitted(&guard, HOME, ALICE, now), Err(locked));
+        assert_eq!(admitted(&guard, ELSEWHERE, ALICE, now), Err(locked));
+        assert_eq!(admitted(&guard, HOME, "bob", now), Ok(()), "other usernames are not locked");
+        assert_eq!(admitted(&guard, HOME, ALICE, now + Duration::from_secs(1)), Ok(()), "the lock ends");
     }
 
     #[test]
@@ -270,23 +373,36 @@ mod tests {
         let guard = guard();
         let start = Instant::now();
         for _ in 0..5 {
-            guard.failed(HOME, ALICE, start);
+            fail(&guard, HOME, ALICE, start);
         }
         let after = start + Duration::from_secs(1);
-        guard.failed(HOME, ALICE, after);
-        assert_eq!(guard.admit(HOME, ALICE, after), Err(Throttled::Username { retry_after: Duration::from_secs(2) }));
+        fail(&guard, HOME, ALICE, after);
+        assert_eq!(
+            admitted(&guard, HOME, ALICE, after),
+            Err(Throttled::Username { retry_after: Duration::from_secs(2) })
+        );
     }
 
     #[test]
-    fn given_failures_when_the_password_is_right_then_the_count_starts_again() {
+    fn given_failures_when_the_password_is_right_then_the_usernames_count_starts_again_not_the_addresss() {
         let guard = guard();
         let now = Instant::now();
-        for _ in 0..4 {
-            guard.failed(HOME, ALICE, now);
+        for n in 0..2 {
+            fail(&guard, HOME, ALICE, now);
+            fail(&guard, HOME, &format!("other{n}"), now);
         }
-        guard.succeeded(HOME, ALICE);
-        guard.failed(HOME, ALICE, now);
-        assert_eq!(guard.admit(HOME, ALICE, now), Ok(()));
+        guard.succeeded(&guard.admit(HOME, ALICE, now).unwrap());
+        for _ in 0..3 {
+            fail(&guard, HOME, ALICE, now);
+        }
+        fail(&guard, ELSEWHERE, ALICE, now);
+        assert_eq!(admitted(&guard, ELSEWHERE, ALICE, now), Ok(()), "four failures since the success: not locked");
+        // Security review 3c: the success did not reset HOME's count, now at eight.
+        fail(&guard, HOME, "y", now);
+        assert_eq!(
+            admitted(&guard, HOME, "someone", now),
+            Err(Throttled::Address { retry_after: Duration::from_secs(1) })
+        );
     }
 
     #[test]
@@ -294,11 +410,11 @@ mod tests {
         let guard = guard();
         let start = Instant::now();
         for _ in 0..4 {
-            guard.failed(HOME, ALICE, start);
+            fail(&guard, HOME, ALICE, start);
         }
         let later = start + Backoff::COGNITO_USERNAME.forget_after;
-        guard.failed(HOME, ALICE, later);
-        assert_eq!(guard.admit(HOME, ALICE, later), Ok(()));
+        fail(&guard, HOME, ALICE, later);
+        assert_eq!(admitted(&guard, HOME, ALICE, later), Ok(()));
     }
 
     #[test]
@@ -306,39 +422,104 @@ mod tests {
         let guard = guard();
         let now = Instant::now();
         for attempt in 0..8 {
-            guard.failed(HOME, &format!("user{attempt}"), now);
+            fail(&guard, HOME, &format!("user{attempt}"), now);
         }
-        assert_eq!(guard.admit(HOME, "someone", now), Err(Throttled::Address { retry_after: Duration::from_secs(1) }));
-        assert_eq!(guard.admit(ELSEWHERE, "someone", now), Ok(()));
+        assert_eq!(
+            admitted(&guard, HOME, "someone", now),
+            Err(Throttled::Address { retry_after: Duration::from_secs(1) })
+        );
+        assert_eq!(admitted(&guard, ELSEWHERE, "someone", now), Ok(()));
     }
 
+    /// Security review finding 1: a burst for one username is one check.
     #[test]
-    fn a_spray_of_usernames_stays_within_the_tracking_bound() {
+    fn one_sign_in_per_username_at_a_time() {
         let guard = guard();
         let now = Instant::now();
-        for attempt in 0..1_000 {
-            guard.failed(HOME, &format!("user{attempt}"), now + Duration::from_millis(attempt));
+        let first = guard.admit(HOME, ALICE, now).expect("the first is admitted");
+        assert!(matches!(guard.admit(ELSEWHERE, ALICE, now), Err(Throttled::InProgress)));
+        assert_eq!(admitted(&guard, HOME, "bob", now), Ok(()), "other usernames go on");
+        drop(first);
+        assert_eq!(admitted(&guard, HOME, ALICE, now), Ok(()), "free again once answered");
+    }
+
+    /// Security review finding 2: a spray of names never resets a lockout;
+    /// a table full of locked names refuses new names instead.
+    #[test]
+    fn a_spray_of_usernames_neither_evicts_a_lockout_nor_grows_the_table() {
+        let guard = SignInGuard::new(&SignInLimits { max_tracked: 100, ..SignInLimits::default() });
+        let now = Instant::now();
+        for _ in 0..5 {
+            fail(&guard, HOME, ALICE, now);
+        }
+        for attempt in 0..1_000u16 {
+            let address = IpAddr::V4(Ipv4Addr::new(10, 0, (attempt >> 8) as u8, attempt as u8));
+            if let Ok(admission) = guard.admit(address, &format!("user{attempt}"), now) {
+                guard.failed(&admission, now + Duration::from_millis(u64::from(attempt)));
+            }
         }
         assert!(lock(&guard.usernames).records.len() <= 100);
-        // The most recent ones are the ones kept.
-        assert!(lock(&guard.usernames).records.contains_key("user999"));
+        assert!(matches!(admitted(&guard, ELSEWHERE, ALICE, now), Err(Throttled::Username { .. })), "still locked");
+
+        // Fill the table with held names: a new name is refused, not tracked over a held one.
+        let held = SignInGuard::new(&SignInLimits { max_tracked: 3, ..SignInLimits::default() });
+        for name in ["a", "b", "c"] {
+            for _ in 0..5 {
+                fail(&held, HOME, name, now);
+            }
+        }
+        assert_eq!(admitted(&held, ELSEWHERE, "d", now), Err(Throttled::Busy));
+        assert!(matches!(admitted(&held, ELSEWHERE, "a", now), Err(Throttled::Username { .. })));
+    }
+
+    /// Security review finding 3: usernames are kept as fixed-size digests;
+    /// an IPv6 host is one address per /64.
+    #[test]
+    fn keys_are_fixed_size_and_ipv6_counts_per_64() {
+        assert_eq!(username_key(&"x".repeat(1 << 20)).len(), 32);
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(address_key(one), address_key(other));
+        assert_ne!(address_key(one), address_key("2001:db8:1:3::1".parse().unwrap()));
+        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
+        assert_eq!(address_key(mapped), HOME);
+        assert_eq!(address_key(IpAddr::V6(Ipv6Addr::LOCALHOST)), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     }
 
     #[tokio::test]
     async fn checks_past_the_running_and_waiting_bound_are_refused_at_once() {
         let guard = Arc::new(guard());
-        let running = guard.check_slot().await.expect("the one running check");
+        let now = Instant::now();
+        let (a, b, c) = (
+            guard.admit(HOME, "a", now).unwrap(),
+            guard.admit(HOME, "b", now).unwrap(),
+            guard.admit(HOME, "c", now).unwrap(),
+        );
+        let running = guard.check_slot(&a).await.expect("the one running check");
         let waiting = tokio::spawn({
             let guard = guard.clone();
-            async move { guard.check_slot().await.is_ok() }
+            async move { guard.check_slot(&b).await.is_ok() }
         });
         while guard.admitted.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
-        assert!(matches!(guard.check_slot().await, Err(Throttled::Busy)));
+        assert!(matches!(guard.check_slot(&c).await, Err(Throttled::Busy)));
         drop(running);
         assert!(waiting.await.expect("the waiting check ran"), "the waiting check got its slot");
-        assert!(guard.check_slot().await.is_ok(), "room again once the checks finished");
+        assert!(guard.check_slot(&c).await.is_ok(), "room again once the checks finished");
+    }
+
+    /// Security review finding 1: a hold that started while a sign-in waited
+    /// for its slot stops it before its password is checked.
+    #[tokio::test]
+    async fn a_hold_that_starts_while_waiting_for_a_slot_stops_the_check() {
+        let guard = guard();
+        let now = Instant::now();
+        let waiting = guard.admit(HOME, ALICE, now).unwrap();
+        for attempt in 0..8 {
+            fail(&guard, HOME, &format!("user{attempt}"), now);
+        }
+        assert!(matches!(guard.check_slot(&waiting).await, Err(Throttled::Address { .. })));
     }
 
     #[test]
@@ -346,5 +527,6 @@ mod tests {
         assert_eq!(Throttled::Username { retry_after: Duration::from_millis(1_200) }.retry_after_secs(), 2);
         assert_eq!(Throttled::Address { retry_after: Duration::from_secs(3) }.retry_after_secs(), 3);
         assert_eq!(Throttled::Busy.retry_after_secs(), 1);
+        assert_eq!(Throttled::InProgress.retry_after_secs(), 1);
     }
 }

@@ -110,6 +110,13 @@ pub(super) fn lock_data_dir(dir: &Path) -> Result<File, OpenError> {
 /// schema migrated to [`SCHEMA_VERSION`].
 pub(super) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     let unreadable = |error: rusqlite::Error| OpenError::unreadable(path, error);
+    // Created private (0600) before SQLite opens it: SQLite gives the WAL
+    // and shared-memory files the database file's permissions.
+    match crate::data_dir::open_private(path) {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(OpenError::Io { path: path.to_owned(), detail: error.to_string() }),
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut connection = Connection::open_with_flags(path, flags).map_err(unreadable)?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(unreadable)?;

@@ -458,3 +458,16 @@ async fn scan_pages_end_at_an_items_end_and_segments_split_the_id_space() {
         assert_eq!(seen, want, "{total} segments: every event once, in item order across the segments");
     }
 }
+
+/// Security review finding 8: the database and its WAL are the owner's only.
+#[tokio::test]
+async fn the_database_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = DataDir::new();
+    let database = Database::open(&dir.0).unwrap();
+    SqliteEventStore::new(database.clone()).append(0, &[created(ItemId(Uuid::new_v4()), "private")]).await.unwrap();
+    for name in [DATABASE_FILE.to_owned(), format!("{DATABASE_FILE}-wal")] {
+        let mode = std::fs::metadata(dir.0.join(&name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+}

@@ -635,6 +635,42 @@ async fn a_forged_cross_site_form_post_is_refused_and_checks_no_password() {
     assert_eq!(signed_in.status, StatusCode::FOUND, "{}", signed_in.body);
 }
 
+/// Security review finding 5: a page on another port of this host can plant
+/// the cookie (cookies ignore ports) and post a matching token; the browser's
+/// Origin and Sec-Fetch-Site give it away.
+#[tokio::test]
+async fn a_form_post_from_another_origin_of_this_host_is_refused() {
+    let fixture = fixture();
+    let login = format!("/login?{}", code_request(CALLBACK));
+    let form = send(&fixture.app, Method::GET, &login, None).await;
+    let (token, cookie) = (form_token(&form.body), set_cookie(&form));
+    let fields = query(&[("_csrf", &token), ("username", "alice"), ("password", PASSWORD)]);
+    let post = |headers: &'static [(&'static str, &'static str)]| {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(&login)
+            .header(header::HOST, "localhost:3000")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &cookie);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        fixture.app.clone().oneshot(request.body(Body::from(fields.clone())).unwrap())
+    };
+    for tossed in [
+        &[("origin", "http://localhost:8080")][..],
+        &[("origin", "null")][..],
+        &[("sec-fetch-site", "same-site")][..],
+        &[("origin", "http://localhost:3000"), ("sec-fetch-site", "cross-site")][..],
+    ] {
+        let reply = post(tossed).await.unwrap();
+        assert_eq!(reply.status(), StatusCode::FORBIDDEN, "{tossed:?}");
+        assert!(reply.headers().get(header::LOCATION).is_none(), "nobody is signed in");
+    }
+    let ours = post(&[("origin", "http://localhost:3000"), ("sec-fetch-site", "same-origin")]).await.unwrap();
+    assert_eq!(ours.status(), StatusCode::FOUND, "the form posted from its own page signs in");
+}
+
 #[tokio::test]
 async fn repeated_failures_lock_the_username_and_answer_429_until_the_lock_ends() {
     let fixture = fixture();
