@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// refused (DNS rebinding).
     #[arg(long, env = "ITEMS_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    /// Serve `GET /metrics` to every client, not only to this machine's
+    /// (with `--addr 0.0.0.0` anyone on the network could watch activity).
+    #[arg(long, env = "ITEMS_PUBLIC_METRICS")]
+    pub public_metrics: bool,
     /// Clock skew tolerated on token times, in seconds.
     #[arg(long, default_value_t = 60)]
     pub token_leeway: u64,
@@ -144,7 +148,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             } else {
                 args.client_ids.clone()
             };
-            let jwks_url = format!("{base_url}{DEV_JWKS_PATH}");
+            // Fetched over loopback: bound to every address, the server's
+            // own name (`0.0.0.0`) is no `Host` it answers (security review 13).
+            let jwks_url = format!("http://{}{DEV_JWKS_PATH}", loopback(addr));
             (Some(Arc::new(idp)), VerifierConfig::development(DEV_ISSUER, jwks_url, client_ids).with_leeway(leeway))
         }
     };
@@ -163,6 +169,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         dev_idp: dev_idp.clone(),
         cors: CorsPolicy::new(args.cors_allowed_origins.clone()),
         function_timeout: items_aws::limits::INTEGRATION_TIMEOUT,
+        public_metrics: args.public_metrics,
+        buffered: items_local::gateway::body_budget(items_local::gateway::MAX_BUFFERED_BYTES),
     });
     // The page and the Hosted UI are explicit routes: they win over the API's
     // fallback. They get the whole request within the gateway's body time
@@ -183,13 +191,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `Host` values served: the bound address (127.0.0.1 when bound to all
+/// The bound address, or loopback when bound to every address.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
+/// The `Host` values served: the bound address (loopback when bound to all
 /// addresses) and `localhost`, with the port or without (a rebinding page
 /// comes with its own name, never these), and the configured ones.
 fn allowed_hosts(addr: SocketAddr, configured: &[String]) -> Vec<String> {
     let port = addr.port();
-    let ip = if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
-    let bound = SocketAddr::new(ip, port).to_string();
+    let bound = loopback(addr).to_string();
     let bound_ip = bound.rsplit_once(':').map_or(bound.clone(), |(ip, _)| ip.to_owned());
     let mut hosts = vec![bound, bound_ip, format!("localhost:{port}"), "localhost".to_owned()];
     hosts.extend(configured.iter().map(|host| host.trim().to_ascii_lowercase()).filter(|host| !host.is_empty()));

@@ -57,6 +57,37 @@ pub struct GatewayConfig {
     pub cors: CorsPolicy,
     /// Integration timeout, as API Gateway's (it answers 504 past it).
     pub function_timeout: Duration,
+    /// `GET /metrics` for every client; otherwise for this machine's only
+    /// (`items serve --public-metrics`).
+    pub public_metrics: bool,
+    /// Request body bytes held at once across every connection.
+    pub buffered: Arc<BodyBudget>,
+}
+
+/// What the gateway holds of request bodies at once, across connections:
+/// each may be API Gateway's 10 MiB, so a few clients could otherwise make
+/// the server hold gigabytes.
+pub const MAX_BUFFERED_BYTES: usize = 64 << 20;
+
+/// Request body bytes the gateway may hold at once.
+pub struct BodyBudget {
+    bytes: u32,
+    room: tokio::sync::Semaphore,
+}
+
+/// A budget of `bytes` of request bodies held at once.
+pub fn body_budget(bytes: usize) -> Arc<BodyBudget> {
+    let bytes = u32::try_from(bytes).unwrap_or(u32::MAX).min(tokio::sync::Semaphore::MAX_PERMITS as u32);
+    Arc::new(BodyBudget { bytes, room: tokio::sync::Semaphore::new(bytes as usize) })
+}
+
+impl BodyBudget {
+    /// Room for a body of `bytes`, waiting up to `within` for it; `None`
+    /// when it cannot have it (more than the whole budget, or not in time).
+    async fn room(&self, bytes: usize, within: Duration) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let bytes = u32::try_from(bytes.max(1)).ok().filter(|&b| b <= self.bytes)?;
+        tokio::time::timeout(within, self.room.acquire_many(bytes)).await.ok()?.ok()
+    }
 }
 
 /// A request matched to a route of the table, as API Gateway matches it.
@@ -99,11 +130,21 @@ pub fn router(config: GatewayConfig) -> Router {
 /// The functions' counters (the ones the Lambdas send as EMF), in Prometheus text.
 pub const METRICS_PATH: &str = "/metrics";
 
-async fn metrics() -> Response {
-    let mut response = items_aws::metrics::prometheus_text().into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+/// The counters show what everyone does as it happens: a client on another
+/// machine (`--addr 0.0.0.0`) gets the unknown route's 404 unless asked for.
+async fn metrics(State(gateway): State<Arc<GatewayConfig>>, request: Request) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let local = peer.is_some_and(|ip| ip.to_canonical().is_loopback());
+    let mut response = if gateway.public_metrics || local {
+        let mut response = items_aws::metrics::prometheus_text().into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+        response
+    } else {
+        proxy_to_http(ApiError::new(404, "Not found").into_response())
+    };
+    response_headers::decorate(response.headers_mut(), None, &gateway.cors);
     response
 }
 
@@ -180,6 +221,23 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
         return Err(ApiError::forbidden());
     }
     let source_ip = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+    // Room for the body before it is read: its declared length, or API
+    // Gateway's largest when it declares none (chunked).
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(REQUEST_PAYLOAD_MAX_BYTES);
+    if declared > REQUEST_PAYLOAD_MAX_BYTES {
+        return Err(PAYLOAD_TOO_LARGE.into());
+    }
+    let _room = match gateway.buffered.room(declared, BODY_READ_TIMEOUT).await {
+        Some(room) => room,
+        None => {
+            tracing::warn!(request_id, declared, "request bodies held at once are at their bound");
+            return Err(ApiError::new(503, "Service unavailable, please retry"));
+        }
+    };
     let event = proxy_request(request, &matched, claims.gateway_claims(), request_id, source_ip).await?;
     // The invocation's deadline, as Lambda gives it to the function.
     let deadline = std::time::Instant::now() + gateway.function_timeout;

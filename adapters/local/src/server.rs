@@ -24,6 +24,9 @@ pub struct ServerLimits {
     pub head_timeout: Duration,
     /// Connections served at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Connections one client address may hold open; more are closed at
+    /// once, so one client cannot take every connection slot.
+    pub max_connections_per_address: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     /// `Host` values served (`name:port`, lowercase); any other is refused,
@@ -38,6 +41,7 @@ impl Default for ServerLimits {
             max_head_bytes: items_aws::limits::REQUEST_HEAD_MAX_BYTES,
             head_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_address: 128,
             shutdown_grace: Duration::from_secs(30),
             allowed_hosts: Vec::new(),
         }
@@ -73,6 +77,55 @@ fn host_allowed<B>(allowed: &[String], request: &hyper::Request<B>) -> bool {
     host.is_some_and(|host| allowed.iter().any(|a| a.eq_ignore_ascii_case(host.trim())))
 }
 
+/// Open connections per client address (IPv6 per /64, one host's share).
+struct ConnectionsPerAddress {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection of an address, counted until dropped.
+struct Held {
+    address: std::net::IpAddr,
+    counts: Arc<ConnectionsPerAddress>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
+impl ConnectionsPerAddress {
+    fn new(max: usize) -> Self {
+        Self { max: max.max(1), open: std::sync::Mutex::new(std::collections::HashMap::new()) }
+    }
+
+    fn key(address: std::net::IpAddr) -> std::net::IpAddr {
+        match address.to_canonical() {
+            std::net::IpAddr::V6(v6) => std::net::IpAddr::V6((u128::from(v6) & !0 << 64).into()),
+            v4 => v4,
+        }
+    }
+
+    /// Counts a new connection of `address`, or `None` when it holds the most.
+    fn open(self: &Arc<Self>, address: std::net::IpAddr) -> Option<Held> {
+        let address = Self::key(address);
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(address).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Held { address, counts: self.clone() })
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
 /// and waits (up to the grace period) for open requests to finish.
 pub async fn serve(
@@ -91,6 +144,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let allowed_hosts: Arc<[String]> = limits.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = Arc::new(ConnectionsPerAddress::new(limits.max_connections_per_address));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -111,6 +165,11 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Some(held) = per_address.open(remote.ip()) else {
+            tracing::warn!(%remote, "connection closed: its address holds too many already");
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
@@ -136,7 +195,7 @@ pub async fn serve(
             if let Err(error) = connection.await {
                 tracing::debug!(%error, %remote, "connection ended with an error");
             }
-            drop(permit);
+            drop((permit, held));
         });
     }
     drop(listener);

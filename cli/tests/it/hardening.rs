@@ -71,6 +71,24 @@ fn a_foreign_host_is_refused_and_a_configured_one_is_served() {
     }
 }
 
+/// Security review finding 13: bound to every address, as for a phone on
+/// the LAN (README), with the phone's name allowed, the API verifies the
+/// tokens its own identity provider issues (it answered 503: its own key
+/// fetch went to `0.0.0.0`, a `Host` it refuses).
+#[test]
+fn bound_to_every_address_the_api_accepts_its_own_tokens() {
+    let server = Server::start_bound("0.0.0.0", new_data_dir(), &["--allowed-hosts", "items.lan"], &[]);
+    let token = server.token(&[]);
+    let request = |host: &str| {
+        format!("GET /items HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+    };
+    let port = server.base_url.rsplit(':').next().unwrap().to_owned();
+    for host in [format!("127.0.0.1:{port}"), "items.lan".to_owned()] {
+        let (answer, _) = send_raw(&server, &request(&host), Duration::from_secs(10));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+}
+
 #[test]
 fn the_data_dir_and_its_secrets_are_private() {
     let server = Server::start(&[]);

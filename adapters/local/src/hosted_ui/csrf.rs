@@ -58,16 +58,18 @@ pub fn matches(cookie: Option<&str>, field: Option<&str>) -> bool {
 }
 
 /// Whether a browser says the request comes from another origin than this
-/// server's (`Host`): `Sec-Fetch-Site` other than `same-origin` (or `none`,
-/// a request the user made), or an `Origin` that is not `http(s)://<Host>`.
-/// A client that sends neither (curl) is left to the token check.
+/// server's (`Host`). `Sec-Fetch-Site` decides where it is sent (anything
+/// but `same-origin`, or `none` for a request the user made, is another
+/// origin). Otherwise `Origin`, unless it is `null`: this server's pages
+/// send no referrer, and with that policy a browser posts `Origin: null`
+/// from them too. A client that sends neither (curl) is left to the token.
 pub fn cross_origin(headers: &HeaderMap) -> bool {
     let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
-    if text("sec-fetch-site").is_some_and(|site| !matches!(site, "same-origin" | "none")) {
-        return true;
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
     }
     match (text("origin"), text("host")) {
-        (None, _) => false,
+        (None | Some("null"), _) => false,
         (Some(origin), Some(host)) => origin != format!("http://{host}") && origin != format!("https://{host}"),
         (Some(_), None) => true,
     }

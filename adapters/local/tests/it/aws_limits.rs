@@ -58,6 +58,16 @@ struct Api {
 /// The gateway as `items serve` wires it, on `read_model`, with the given
 /// listing budget and integration timeout, behind the real server.
 async fn start(read_model: Arc<dyn ReadModel>, budget: ListBudget, function_timeout: Duration) -> Api {
+    start_holding(read_model, budget, function_timeout, items_local::gateway::MAX_BUFFERED_BYTES).await
+}
+
+/// [`start`], holding at most `buffered` bytes of request bodies at once.
+async fn start_holding(
+    read_model: Arc<dyn ReadModel>,
+    budget: ListBudget,
+    function_timeout: Duration,
+    buffered: usize,
+) -> Api {
     let data_dir = std::env::temp_dir().join(format!("items-limits-{}", uuid::Uuid::new_v4().simple()));
     let idp = Arc::new(DevIdentityProvider::load_or_create(&data_dir, ISSUER).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -88,6 +98,8 @@ async fn start(read_model: Arc<dyn ReadModel>, budget: ListBudget, function_time
         dev_idp: Some(idp.clone()),
         cors: CorsPolicy::default(),
         function_timeout,
+        public_metrics: false,
+        buffered: items_local::gateway::body_budget(buffered),
     };
     tokio::spawn(serve(listener, router(config), ServerLimits::default(), std::future::pending()));
     let token = idp
@@ -240,6 +252,29 @@ async fn a_payload_over_10_mb_gets_413_and_one_under_it_reaches_the_function() {
     assert_answer(post(REQUEST_PAYLOAD_MAX_BYTES + 1).await.unwrap(), 413, "Request Too Long").await;
     // Under the gateway's limit: the function's own (16 KiB) answers.
     assert_answer(post(2 * 1024 * 1024).await.unwrap(), 413, "Request body is larger than 16384 bytes").await;
+}
+
+/// Security review finding 11: bodies are held within one budget across
+/// connections; what cannot get room in time is refused with a 503 that
+/// stores nothing, and room comes back once a request is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_held_at_once_stay_within_their_budget() {
+    let api =
+        start_holding(Arc::new(InMemoryReadModel::default()), ListBudget::UNBOUNDED, Duration::from_secs(29), 4096)
+            .await;
+    let post = |body: Vec<u8>| {
+        api.http
+            .post(format!("{}/items", api.base))
+            .bearer_auth(&api.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_answer(post(vec![b' '; 8192]).await.unwrap(), 503, "Service unavailable, please retry").await;
+    for _ in 0..3 {
+        let created = post(br#"{"name":"Pen"}"#.to_vec()).await.unwrap();
+        assert_eq!(created.status(), 201, "room is given back after each request");
+    }
 }
 
 /// Sends a raw request with one header of `value_bytes` and reads the status line.

@@ -66,6 +66,8 @@ struct Gateway {
     base: String,
     events: Arc<VolatileEventStore>,
     http: reqwest::Client,
+    /// The same router, to call with a chosen peer address.
+    router: axum::Router,
 }
 
 #[derive(Debug)]
@@ -116,13 +118,16 @@ impl Gateway {
             dev_idp: None,
             cors: CorsPolicy::new([CORS_ORIGIN.to_owned()]),
             function_timeout: Duration::from_secs(5),
+            public_metrics: false,
+            buffered: items_local::gateway::body_budget(items_local::gateway::MAX_BUFFERED_BYTES),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = router(config).into_make_service_with_connect_info::<SocketAddr>();
+        let router = router(config);
+        let app = router.clone().into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
-        Self { base: format!("http://{addr}"), events, http }
+        Self { base: format!("http://{addr}"), events, http, router }
     }
 
     async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
@@ -1083,4 +1088,31 @@ async fn tokens_never_reach_the_logs() {
         assert!(!logs.contains(payload), "a token's payload is in the logs:\n{logs}");
     }
     assert!(!logs.contains(not_a_jwt), "the Authorization value is in the logs:\n{logs}");
+}
+
+/// Security review finding 12: the counters show everyone's activity as it
+/// happens, so another machine (`--addr 0.0.0.0`) gets the unknown route's
+/// 404; this machine gets them, with the security headers.
+#[tokio::test]
+async fn metrics_are_served_to_this_machine_only() {
+    use tower::ServiceExt;
+    let idp = DevIdentityProvider::ephemeral(ISSUER).unwrap();
+    let jwks = JwksServer::start(jwks_of(&[&idp])).await;
+    let gateway = Gateway::start(&jwks.url, Setup::default()).await;
+    let from = |peer: SocketAddr| {
+        let request = axum::http::Request::get("/metrics")
+            .extension(axum::extract::ConnectInfo(peer))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        gateway.router.clone().oneshot(request)
+    };
+    for stranger in ["192.0.2.7:5000", "[2001:db8::7]:5000"] {
+        let answer = from(stranger.parse().unwrap()).await.unwrap();
+        assert_eq!(answer.status(), 404, "{stranger}");
+    }
+    for local in ["127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+        let answer = from(local.parse().unwrap()).await.unwrap();
+        assert_eq!(answer.status(), 200, "{local}");
+        assert_eq!(answer.headers()["x-content-type-options"], "nosniff");
+    }
 }

@@ -69,6 +69,31 @@ async fn a_client_that_never_finishes_its_head_is_disconnected() {
     assert!(started.elapsed() >= Duration::from_millis(250), "not before the timeout");
 }
 
+/// Security review finding 11: one address cannot take every connection
+/// slot; its connections past the cap are closed at once, and a closed one
+/// frees its place.
+#[tokio::test]
+async fn an_address_holds_at_most_its_share_of_connections() {
+    let server = start(ServerLimits { max_connections_per_address: 3, ..ServerLimits::default() }).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let stream = TcpStream::connect(server.addr).await.unwrap();
+        idle.push(stream);
+    }
+    // The server counts a connection when it accepts it: give it the three.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = TcpStream::connect(server.addr).await.unwrap();
+    let _ = fourth.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), fourth.read_to_end(&mut answer)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed unanswered: {:?}", String::from_utf8_lossy(&answer));
+
+    drop(idle.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let response = raw(server.addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
     let mut server = start(ServerLimits::default()).await;

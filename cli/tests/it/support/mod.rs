@@ -38,9 +38,14 @@ impl Server {
 
     /// `items serve` on `data_dir` with `extra` arguments and `env` settings.
     pub fn start_with(data_dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_bound("127.0.0.1", data_dir, extra, env)
+    }
+
+    /// `items serve` bound to `ip` (such as `0.0.0.0`), reached over 127.0.0.1.
+    pub fn start_bound(ip: &str, data_dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_items"))
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args(["serve", "--addr", &format!("{ip}:{port}"), "--data-dir"])
             .arg(&data_dir)
             .args(extra)
             .envs(env.iter().copied())
