@@ -184,7 +184,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     print_banner(&base_url, &backend, &issuer, dev_idp.is_some(), &args.data_dir);
     web.print_banner(&base_url, &args.data_dir);
     tracing::info!(%addr, backend, "listening");
-    let limits = ServerLimits { allowed_hosts: allowed_hosts(addr, &args.allowed_hosts), ..ServerLimits::default() };
+    let mut limits =
+        ServerLimits { allowed_hosts: allowed_hosts(addr, &args.allowed_hosts), ..ServerLimits::default() };
+    if addr.ip().is_loopback() {
+        // Only this machine can connect: the per-address cap is against
+        // other machines, and local load tests open thousands at once.
+        limits.max_connections_per_address = usize::MAX;
+    }
     items_local::server::serve(listener, gateway, limits, shutdown).await?;
     projection.stop();
     tracing::info!("stopped");

@@ -207,7 +207,7 @@ impl EventLogScan for SqliteEventStore {
         };
         // Past every stream id of the last range ('~' sorts after hex digits and '-').
         let end = high.map_or_else(|| format!("{STREAM_PREFIX}~"), |high| high.stream_id());
-        let mut events = self
+        let (mut events, full) = self
             .0
             .read(move |connection| {
                 let mut statement = connection
@@ -216,14 +216,25 @@ impl EventLogScan for SqliteEventStore {
                          ORDER BY stream_id, version LIMIT ?4",
                     )
                     .map_err(unavailable)?;
-                let rows = statement
-                    .query_map(params![start.0, start.1, end, PAGE_ROWS as u64], |row| row.get::<_, String>(0))
-                    .map_err(unavailable)?;
-                rows.map(|row| decode_event(&row.map_err(unavailable)?)).collect::<Result<Vec<_>, _>>()
+                let mut rows =
+                    statement.query(params![start.0, start.1, end, PAGE_ROWS as u64]).map_err(unavailable)?;
+                // Up to 1,000 events or 1 MiB of them, as a DynamoDB Scan page.
+                let (mut events, mut bytes) = (Vec::new(), 0);
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    let stored =
+                        row.get_ref(0).map_err(unavailable)?.as_str().map_err(|e| corrupt("stored event", e))?;
+                    bytes += stored.len();
+                    events.push(decode_event(stored)?);
+                    if bytes >= SCAN_PAGE_BYTES {
+                        return Ok((events, true));
+                    }
+                }
+                let full = events.len() == PAGE_ROWS;
+                Ok((events, full))
             })
             .await?;
         let mut page = ScanPage::default();
-        if events.len() == PAGE_ROWS {
+        if full {
             // Leave the last item's events to the next page, unless it is the only one.
             let last = events[events.len() - 1].item_id;
             if events[0].item_id != last {
@@ -239,6 +250,10 @@ impl EventLogScan for SqliteEventStore {
         EventStore::stream(self, item_id).await
     }
 }
+
+/// A scan page's most stored bytes: DynamoDB's Scan stops a page at 1 MB
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html>).
+const SCAN_PAGE_BYTES: usize = 1 << 20;
 
 fn bad_position(key: &PageKey) -> StoreError {
     StoreError::Corrupt(format!("bad scan position {:?}", key.0))

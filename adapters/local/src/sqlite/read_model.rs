@@ -8,7 +8,7 @@ use items_domain::{Item, ItemId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::database::{Database, PAGE_ROWS};
-use super::{decode_item, encode, unavailable};
+use super::{corrupt, decode_item, encode, unavailable};
 
 /// Read-model writes only fail as the store fails.
 pub(super) fn store_error(error: AppendError) -> StoreError {
@@ -62,6 +62,10 @@ pub(super) fn upsert_into(
         .map_err(unavailable)?;
     Ok(if changed > 0 { Upsert::Applied } else { Upsert::AlreadyNewer })
 }
+
+/// A listing page's most stored bytes: DynamoDB stops a Query or Scan page
+/// at 1 MB (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html>).
+const LIST_PAGE_BYTES: usize = 1 << 20;
 
 #[async_trait]
 impl ReadModel for SqliteReadModel {
@@ -160,13 +164,20 @@ impl ReadModel for SqliteReadModel {
                     .map_err(unavailable)?;
                 // One row more than the page tells whether there is a next page.
                 let start = after.map(|id| id.to_string()).unwrap_or_default();
-                let rows = statement
-                    .query_map(params![start, page_rows as u64 + 1], |row| row.get::<_, String>(0))
-                    .map_err(unavailable)?;
-                let mut items =
-                    rows.map(|row| decode_item(&row.map_err(unavailable)?)).collect::<Result<Vec<_>, _>>()?;
-                let more = items.len() > page_rows;
-                items.truncate(page_rows);
+                let mut rows = statement.query(params![start, page_rows as u64 + 1]).map_err(unavailable)?;
+                // Up to the page's rows or 1 MiB of them, as a DynamoDB
+                // Query or Scan page (a shorter page has a next key).
+                let (mut items, mut bytes, mut more) = (Vec::new(), 0, false);
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    if items.len() == page_rows || bytes >= LIST_PAGE_BYTES {
+                        more = true;
+                        break;
+                    }
+                    let stored =
+                        row.get_ref(0).map_err(unavailable)?.as_str().map_err(|e| corrupt("stored item", e))?;
+                    bytes += stored.len();
+                    items.push(decode_item(stored)?);
+                }
                 let next = if more { items.last().map(|last| PageKey(last.id.to_string())) } else { None };
                 Ok(Page { items, next })
             })
