@@ -159,7 +159,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let mut web = crate::web::build(&args.web, addr, dev_idp.clone(), &args.data_dir, &args.client_ids)?;
     let gateway = router(GatewayConfig {
-        verifier: Arc::new(AccessTokenVerifier::new(verifier_config)),
+        verifier: Arc::new(match &dev_idp {
+            Some(idp) => AccessTokenVerifier::new(verifier_config).with_keys(&idp.jwks()),
+            None => AccessTokenVerifier::new(verifier_config),
+        }),
         // The Lambdas' own compositions, from the same settings.
         functions: Functions {
             post_item: Arc::new(compose::post_item(events.clone(), &settings)),

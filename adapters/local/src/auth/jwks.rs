@@ -89,6 +89,14 @@ impl JwksCache {
         &self.url
     }
 
+    /// Starts with `set`'s keys, as if fetched now.
+    pub fn seed(&mut self, set: &JwkSet) {
+        let cache = self.cache.get_mut();
+        cache.keys = rsa_signing_keys(set);
+        cache.fetched = Some(Instant::now());
+        cache.last_attempt = cache.fetched;
+    }
+
     /// The key for `kid`, fetching the JWKS if the key is not cached and the
     /// last fetch is older than the refresh interval.
     pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwksError> {

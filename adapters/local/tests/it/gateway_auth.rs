@@ -1116,3 +1116,19 @@ async fn metrics_are_served_to_this_machine_only() {
         assert_eq!(answer.headers()["x-content-type-options"], "nosniff");
     }
 }
+
+/// Given the development identity provider's keys in the process, the
+/// verifier needs no fetch (a flood of connections once held the server's
+/// fetch from itself back, and every request got 503): its tokens verify
+/// with no JWKS reachable at all.
+#[tokio::test]
+async fn given_its_keys_the_verifier_needs_no_fetch() {
+    let idp = DevIdentityProvider::ephemeral(ISSUER).unwrap();
+    let unreachable =
+        VerifierConfig::development(ISSUER, "http://127.0.0.1:9/jwks.json", vec![DEV_CLIENT_ID.to_owned()]);
+    let token = issue(&idp, READ_WRITE);
+    let without = AccessTokenVerifier::new(unreachable.clone());
+    assert!(without.verify(&token).await.is_err(), "without the keys it must fetch, and cannot");
+    let with = AccessTokenVerifier::new(unreachable).with_keys(&idp.jwks());
+    assert_eq!(with.verify(&token).await.unwrap().subject, SUB);
+}
