@@ -298,11 +298,5 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         println!("next: switch the functions to {into} (docs/deploy.md, section 10), then catch up with");
         println!("  items replay --dynamodb --events-table {} --items-table {into} --since {since}", args.events_table);
     }
-    if let (Some(into), false) = (&args.into, args.dry_run) {
-        let since = items_domain::event::rfc3339::format(&(rebuild_started - CATCH_UP_MARGIN));
-        println!("rebuild started: {}", items_domain::event::rfc3339::format(&rebuild_started));
-        println!("next: switch the functions to {into} (docs/deploy.md, section 10), then catch up with");
-        println!("  items replay --dynamodb --events-table {} --items-table {into} --since {since}", args.events_table);
-    }
     Ok(ExitCode::SUCCESS)
 }
