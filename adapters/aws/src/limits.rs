@@ -30,6 +30,11 @@ pub const REQUEST_PAYLOAD_MAX_BYTES: usize = 10 * 1024 * 1024;
 /// settled by the sources; the local server answers 431.
 pub const REQUEST_HEAD_MAX_BYTES: usize = 10_240;
 
+/// DynamoDB: a Scan or Query page holds at most 1 MB of items
+/// (docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html); the
+/// embedded store's pages stop there too.
+pub const DYNAMODB_PAGE_MAX_BYTES: usize = 1 << 20;
+
 /// An answer API Gateway gives itself, without the function: status and message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GatewayAnswer {

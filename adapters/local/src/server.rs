@@ -77,7 +77,17 @@ fn host_allowed<B>(allowed: &[String], request: &hyper::Request<B>) -> bool {
     host.is_some_and(|host| allowed.iter().any(|a| a.eq_ignore_ascii_case(host.trim())))
 }
 
-/// Open connections per client address (IPv6 per /64, one host's share).
+/// A client address as the server's limits count it: IPv6 by its /64 (one
+/// host's share of a network, so a host cannot spread over its own
+/// addresses), an IPv4-mapped IPv6 address as the IPv4 one.
+pub fn client_key(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address.to_canonical() {
+        std::net::IpAddr::V6(v6) => std::net::IpAddr::V6((u128::from(v6) & !0 << 64).into()),
+        v4 => v4,
+    }
+}
+
+/// Open connections per client address ([`client_key`]).
 struct ConnectionsPerAddress {
     max: usize,
     open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
@@ -106,16 +116,9 @@ impl ConnectionsPerAddress {
         Self { max: max.max(1), open: std::sync::Mutex::new(std::collections::HashMap::new()) }
     }
 
-    fn key(address: std::net::IpAddr) -> std::net::IpAddr {
-        match address.to_canonical() {
-            std::net::IpAddr::V6(v6) => std::net::IpAddr::V6((u128::from(v6) & !0 << 64).into()),
-            v4 => v4,
-        }
-    }
-
     /// Counts a new connection of `address`, or `None` when it holds the most.
     fn open(self: &Arc<Self>, address: std::net::IpAddr) -> Option<Held> {
-        let address = Self::key(address);
+        let address = client_key(address);
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = open.entry(address).or_insert(0);
         if *count >= self.max {

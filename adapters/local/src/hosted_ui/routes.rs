@@ -165,7 +165,6 @@ fn client_address(extensions: &http::Extensions) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(address)| address.ip())
 }
 
-/// 429 with the form and why, and when to try again.
 /// The largest form `/login`, `/oauth2/token` and `/oauth2/revoke` read: a
 /// 128-character username and a 1,024-byte password, percent-encoded, and
 /// the rest of the form fit many times over (axum's default is 2 MiB).
@@ -177,6 +176,7 @@ fn wrong_password(ui: &HostedUi, query: &str, client_id: &str, csrf_token: &str,
     sign_in_form(ui, StatusCode::UNAUTHORIZED, query, client_id, (csrf_token, false), username, message)
 }
 
+/// 429 with the form and why, and when to try again.
 fn throttled(
     ui: &HostedUi,
     query: &str,

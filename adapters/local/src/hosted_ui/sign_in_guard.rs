@@ -14,6 +14,7 @@
 //! are refused (`Busy`) instead.
 
 use super::lock;
+use crate::server::client_key;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -196,18 +197,6 @@ fn username_key(username: &str) -> UsernameKey {
     key
 }
 
-/// An address as the guard keeps it: IPv6 by its /64 (one host's share of a
-/// network), so a host cannot spread guesses over its own addresses.
-fn address_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(_) => address,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !0 << 64).into()),
-        },
-    }
-}
-
 /// The guard one Hosted UI shares between its sign-in requests.
 pub struct SignInGuard {
     checks: Arc<Semaphore>,
@@ -275,7 +264,7 @@ impl SignInGuard {
     /// back, the username has a sign-in in flight, or a failure of it could
     /// not be recorded.
     pub fn admit(&self, address: IpAddr, username: &str, now: Instant) -> Result<Admission, Throttled> {
-        let (address, username) = (address_key(address), username_key(username));
+        let (address, username) = (client_key(address), username_key(username));
         self.held(address, &username, now)?;
         if !lock(&self.in_flight).insert(username) {
             return Err(Throttled::InProgress);
@@ -479,11 +468,11 @@ mod tests {
         assert_eq!(username_key(&"x".repeat(1 << 20)).len(), 32);
         let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
         let other: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
-        assert_eq!(address_key(one), address_key(other));
-        assert_ne!(address_key(one), address_key("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(client_key(one), client_key(other));
+        assert_ne!(client_key(one), client_key("2001:db8:1:3::1".parse().unwrap()));
         let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
-        assert_eq!(address_key(mapped), HOME);
-        assert_eq!(address_key(IpAddr::V6(Ipv6Addr::LOCALHOST)), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(client_key(mapped), HOME);
+        assert_eq!(client_key(IpAddr::V6(Ipv6Addr::LOCALHOST)), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     }
 
     #[tokio::test]

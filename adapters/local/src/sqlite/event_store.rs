@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::database::{Database, PAGE_ROWS};
 use super::read_model::store_error;
-use super::{corrupt, decode_event, decode_item, encode, unavailable};
+use super::{corrupt, decode_event, decode_item, encode, read_page, unavailable};
 
 /// The event log and idempotency records.
 #[derive(Clone)]
@@ -207,7 +207,7 @@ impl EventLogScan for SqliteEventStore {
         };
         // Past every stream id of the last range ('~' sorts after hex digits and '-').
         let end = high.map_or_else(|| format!("{STREAM_PREFIX}~"), |high| high.stream_id());
-        let (mut events, full) = self
+        let (mut events, more) = self
             .0
             .read(move |connection| {
                 let mut statement = connection
@@ -217,24 +217,12 @@ impl EventLogScan for SqliteEventStore {
                     )
                     .map_err(unavailable)?;
                 let mut rows =
-                    statement.query(params![start.0, start.1, end, PAGE_ROWS as u64]).map_err(unavailable)?;
-                // Up to 1,000 events or 1 MiB of them, as a DynamoDB Scan page.
-                let (mut events, mut bytes) = (Vec::new(), 0);
-                while let Some(row) = rows.next().map_err(unavailable)? {
-                    let stored =
-                        row.get_ref(0).map_err(unavailable)?.as_str().map_err(|e| corrupt("stored event", e))?;
-                    bytes += stored.len();
-                    events.push(decode_event(stored)?);
-                    if bytes >= SCAN_PAGE_BYTES {
-                        return Ok((events, true));
-                    }
-                }
-                let full = events.len() == PAGE_ROWS;
-                Ok((events, full))
+                    statement.query(params![start.0, start.1, end, PAGE_ROWS as u64 + 1]).map_err(unavailable)?;
+                read_page(&mut rows, PAGE_ROWS, "stored event", decode_event)
             })
             .await?;
         let mut page = ScanPage::default();
-        if full {
+        if more {
             // Leave the last item's events to the next page, unless it is the only one.
             let last = events[events.len() - 1].item_id;
             if events[0].item_id != last {
@@ -250,10 +238,6 @@ impl EventLogScan for SqliteEventStore {
         EventStore::stream(self, item_id).await
     }
 }
-
-/// A scan page's most stored bytes: DynamoDB's Scan stops a page at 1 MB
-/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html>).
-const SCAN_PAGE_BYTES: usize = 1 << 20;
 
 fn bad_position(key: &PageKey) -> StoreError {
     StoreError::Corrupt(format!("bad scan position {:?}", key.0))

@@ -54,6 +54,27 @@ fn decode_item(stored: &str) -> Result<Item, StoreError> {
     serde_json::from_str(stored).map_err(|e| corrupt("stored item", e))
 }
 
+/// One page of a query's rows (their first column), as DynamoDB pages: at
+/// most `max` rows, or as many as make 1 MB; and whether rows were left. The
+/// query asks for one row more than `max`.
+fn read_page<T>(
+    rows: &mut rusqlite::Rows<'_>,
+    max: usize,
+    what: &str,
+    decode: impl Fn(&str) -> Result<T, StoreError>,
+) -> Result<(Vec<T>, bool), StoreError> {
+    let (mut page, mut bytes) = (Vec::new(), 0);
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        if page.len() == max || bytes >= items_aws::limits::DYNAMODB_PAGE_MAX_BYTES {
+            return Ok((page, true));
+        }
+        let stored = row.get_ref(0).map_err(unavailable)?.as_str().map_err(|e| corrupt(what, e))?;
+        bytes += stored.len();
+        page.push(decode(stored)?);
+    }
+    Ok((page, false))
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| corrupt("encoding", e))
 }

@@ -8,7 +8,7 @@ use items_domain::{Item, ItemId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::database::{Database, PAGE_ROWS};
-use super::{corrupt, decode_item, encode, unavailable};
+use super::{decode_item, encode, read_page, unavailable};
 
 /// Read-model writes only fail as the store fails.
 pub(super) fn store_error(error: AppendError) -> StoreError {
@@ -62,10 +62,6 @@ pub(super) fn upsert_into(
         .map_err(unavailable)?;
     Ok(if changed > 0 { Upsert::Applied } else { Upsert::AlreadyNewer })
 }
-
-/// A listing page's most stored bytes: DynamoDB stops a Query or Scan page
-/// at 1 MB (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html>).
-const LIST_PAGE_BYTES: usize = 1 << 20;
 
 #[async_trait]
 impl ReadModel for SqliteReadModel {
@@ -165,19 +161,8 @@ impl ReadModel for SqliteReadModel {
                 // One row more than the page tells whether there is a next page.
                 let start = after.map(|id| id.to_string()).unwrap_or_default();
                 let mut rows = statement.query(params![start, page_rows as u64 + 1]).map_err(unavailable)?;
-                // Up to the page's rows or 1 MiB of them, as a DynamoDB
-                // Query or Scan page (a shorter page has a next key).
-                let (mut items, mut bytes, mut more) = (Vec::new(), 0, false);
-                while let Some(row) = rows.next().map_err(unavailable)? {
-                    if items.len() == page_rows || bytes >= LIST_PAGE_BYTES {
-                        more = true;
-                        break;
-                    }
-                    let stored =
-                        row.get_ref(0).map_err(unavailable)?.as_str().map_err(|e| corrupt("stored item", e))?;
-                    bytes += stored.len();
-                    items.push(decode_item(stored)?);
-                }
+                // A shorter page than asked for (1 MB reached) has a next key too.
+                let (items, more) = read_page(&mut rows, page_rows, "stored item", decode_item)?;
                 let next = if more { items.last().map(|last| PageKey(last.id.to_string())) } else { None };
                 Ok(Page { items, next })
             })
