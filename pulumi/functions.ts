@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { LambdaName, Settings, lambdaArchivePath, namePrefix } from "./config";
 import { FunctionRole, PolicyStatement, createFunctionRole, logStatement, xrayStatement } from "./iam";
-import { Tables } from "./tables";
+import { ITEMS_BY_CREATOR_INDEX, Tables } from "./tables";
 
 export interface LambdaBundle {
     key: LambdaName;
@@ -129,7 +129,7 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
 
     const getItems = createLambda(settings, {
         key: "get-items",
-        description: "GET /items and GET /items/{id}: reads the items read model",
+        description: "GET /items and GET /items/{id}: reads the items read model (and its by-creator index), and an item's stream for ?version/?at",
         memorySize: settings.apiMemorySizeMb,
         timeout: settings.apiTimeoutSeconds,
         environment: {
@@ -142,6 +142,20 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
                 sid: "ReadItems",
                 actions: ["dynamodb:Scan", "dynamodb:GetItem"],
                 resources: [tables.items.arn],
+            },
+            {
+                // `?createdBy=`: that one index of the live table; a grant on
+                // the table does not reach its indexes.
+                sid: "QueryItemsByCreator",
+                actions: ["dynamodb:Query"],
+                resources: [pulumi.interpolate`${tables.items.arn}/index/${ITEMS_BY_CREATOR_INDEX}`],
+            },
+            {
+                // `?version=` / `?at=`: folds one item's stream (consistent
+                // reads); nothing else of the log.
+                sid: "ReadItemStreams",
+                actions: ["dynamodb:Query"],
+                resources: [tables.events.arn],
             },
         ],
     });

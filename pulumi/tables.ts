@@ -15,6 +15,15 @@ export const ITEMS_HASH_KEY = "id";
  * and is not projected as a live item). Live items never have it.
  */
 export const ITEMS_TTL_ATTRIBUTE = "expires_at";
+/**
+ * The read tables' index for "my items" (`GET /items?createdBy=<sub>`) and
+ * its key attributes, shared with the Rust adapter: `read_model` queries it
+ * under the same names (`items_aws::dynamodb::codec`). `createdAt` is an
+ * RFC 3339 UTC string with milliseconds, fixed width: text order is time order.
+ */
+export const ITEMS_BY_CREATOR_INDEX = "by-creator";
+export const ITEMS_CREATOR_KEY = "createdBy";
+export const ITEMS_CREATED_AT_KEY = "createdAt";
 
 export interface Tables {
     events: aws.dynamodb.Table;
@@ -41,7 +50,23 @@ function createItemsTable(generation: number, pointInTimeRecovery: boolean): aws
     return new aws.dynamodb.Table(itemsTableLogicalName(generation), {
         billingMode: "PAY_PER_REQUEST",
         hashKey: ITEMS_HASH_KEY,
-        attributes: [{ name: ITEMS_HASH_KEY, type: "S" }],
+        // Every key attribute of the table and its index and no other: the
+        // provider refuses a missing one and keeps diffing an extra one.
+        attributes: [
+            { name: ITEMS_HASH_KEY, type: "S" },
+            { name: ITEMS_CREATOR_KEY, type: "S" },
+            { name: ITEMS_CREATED_AT_KEY, type: "S" },
+        ],
+        globalSecondaryIndexes: [
+            {
+                name: ITEMS_BY_CREATOR_INDEX,
+                hashKey: ITEMS_CREATOR_KEY,
+                rangeKey: ITEMS_CREATED_AT_KEY,
+                // ALL: get-items answers a page from the index alone, with no
+                // second read per item. On demand, so no capacity to set.
+                projectionType: "ALL",
+            },
+        ],
         // Off by default: a read table is rebuilt from the log, not restored.
         pointInTimeRecovery: { enabled: pointInTimeRecovery },
         serverSideEncryption: { enabled: true },

@@ -9,6 +9,7 @@ const TABLE = "aws:dynamodb/table:Table";
 const LIVE = "items-1a2b3c4";
 const REBUILD = "items-v2-1a2b3c4";
 const LIVE_ARN = tableArn(LIVE);
+const REBUILD_ARN = tableArn(REBUILD);
 
 let p: Program;
 
@@ -24,8 +25,21 @@ test("two read tables: generation 1 under its original name and items-v2, with t
     assert.equal(rebuild.state.name, REBUILD);
     assert.deepEqual(rebuild.inputs, live.inputs);
     assert.equal(rebuild.inputs.hashKey, "id");
-    assert.deepEqual(rebuild.inputs.attributes, [{ name: "id", type: "S" }]);
+    assert.deepEqual(
+        [...rebuild.inputs.attributes].sort((a: any, b: any) => a.name.localeCompare(b.name)),
+        [
+            { name: "createdAt", type: "S" },
+            { name: "createdBy", type: "S" },
+            { name: "id", type: "S" },
+        ],
+    );
     assert.deepEqual(rebuild.inputs.ttl, { attributeName: "expires_at", enabled: true });
+});
+
+test("the rebuild table has the by-creator index too, so the switch needs no index build", () => {
+    assert.deepEqual(p.get(TABLE, "items-v2").inputs.globalSecondaryIndexes, [
+        { name: "by-creator", hashKey: "createdBy", rangeKey: "createdAt", projectionType: "ALL" },
+    ]);
 });
 
 test("every function's ITEMS_TABLE still names generation 1", () => {
@@ -44,9 +58,11 @@ test("every function's ITEMS_TABLE still names generation 1", () => {
 test("the read-table grants still name generation 1 only; no policy names the rebuild table", () => {
     const policy = (fn: string) => parsePolicy(p.get("aws:iam/rolePolicy:RolePolicy", `${fn}-policy`).inputs.policy);
     assert.deepEqual(policy("get-items").get("ReadItems")!.resources, [LIVE_ARN]);
+    assert.deepEqual(policy("get-items").get("QueryItemsByCreator")!.resources, [`${LIVE_ARN}/index/by-creator`]);
     assert.deepEqual(policy("project-events").get("WriteReadModel")!.resources, [LIVE_ARN]);
     for (const pol of p.ofType("aws:iam/rolePolicy:RolePolicy")) {
         assert.ok(!pol.inputs.policy.includes(REBUILD), `${pol.name} names the rebuild table`);
+        assert.ok(!pol.inputs.policy.includes(`${REBUILD_ARN}/index/`), `${pol.name} names the rebuild table's index`);
     }
 });
 

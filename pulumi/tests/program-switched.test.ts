@@ -17,12 +17,22 @@ before(async () => {
     p = await loadProgram(stackConfig({ itemsTableGeneration: "2" }));
 });
 
-test("only the v2 read table exists (the generation 1 table is gone), with the TTL", () => {
+test("only the v2 read table exists (the generation 1 table is gone), with the index and the TTL", () => {
     assert.deepEqual(p.ofType(TABLE).map((t) => t.name).sort(), ["events", "items-v2"]);
     const items = p.get(TABLE, "items-v2");
     assert.equal(items.state.name, LIVE);
     assert.equal(items.inputs.hashKey, "id");
-    assert.deepEqual(items.inputs.attributes, [{ name: "id", type: "S" }]);
+    assert.deepEqual(
+        [...items.inputs.attributes].sort((a: any, b: any) => a.name.localeCompare(b.name)),
+        [
+            { name: "createdAt", type: "S" },
+            { name: "createdBy", type: "S" },
+            { name: "id", type: "S" },
+        ],
+    );
+    assert.deepEqual(items.inputs.globalSecondaryIndexes, [
+        { name: "by-creator", hashKey: "createdBy", rangeKey: "createdAt", projectionType: "ALL" },
+    ]);
     assert.equal(items.inputs.billingMode, "PAY_PER_REQUEST");
     assert.deepEqual(items.inputs.pointInTimeRecovery, { enabled: false });
     assert.deepEqual(items.inputs.serverSideEncryption, { enabled: true });
@@ -38,11 +48,15 @@ test("every function's ITEMS_TABLE names the v2 table", () => {
     });
 });
 
-test("the read-table grants name the v2 table; no policy names the generation 1 table", () => {
+test("the read-table grants (and the index grant) name the v2 table; no policy names the generation 1 table", () => {
     const policy = (fn: string) => parsePolicy(p.get("aws:iam/rolePolicy:RolePolicy", `${fn}-policy`).inputs.policy);
     assert.deepEqual(policy("get-items").get("ReadItems"), {
         actions: ["dynamodb:Scan", "dynamodb:GetItem"],
         resources: [LIVE_ARN],
+    });
+    assert.deepEqual(policy("get-items").get("QueryItemsByCreator"), {
+        actions: ["dynamodb:Query"],
+        resources: [`${LIVE_ARN}/index/by-creator`],
     });
     assert.deepEqual(policy("project-events").get("WriteReadModel"), {
         actions: ["dynamodb:PutItem", "dynamodb:GetItem"],

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { before, test } from "node:test";
 import { PROJECT_DIR } from "../config";
 import { METRICS_NAMESPACE } from "../monitoring";
+import { ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_KEY } from "../tables";
 import { ACCOUNT, Program, REGION, Registered, loadProgram, parsePolicy, stackConfig, unsecret, writePolicies } from "./harness";
 
 const FN = "aws:lambda/function:Function";
@@ -16,6 +17,7 @@ const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
 const EVENTS_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/events-1a2b3c4`;
 const EVENTS_STREAM_ARN = `${EVENTS_ARN}/stream/2024-01-01T00:00:00.000`;
 const ITEMS_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/items-1a2b3c4`;
+const ITEMS_BY_CREATOR_ARN = `${ITEMS_ARN}/index/by-creator`;
 const DLQ_ARN = `arn:aws:sqs:${REGION}:${ACCOUNT}:projector-dlq-1a2b3c4`;
 const logGroupArn = (fn: string) => `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/items-api-test-${fn}`;
 const invokeArn = (fn: string) =>
@@ -60,7 +62,15 @@ test("table key schemas and settings", () => {
     const items = p.get("aws:dynamodb/table:Table", "items").inputs;
     assert.equal(items.hashKey, "id");
     assert.equal(items.rangeKey, undefined);
-    assert.deepEqual(items.attributes, [{ name: "id", type: "S" }]);
+    // Every key attribute of the table and of its index, and no other.
+    assert.deepEqual(
+        [...items.attributes].sort((a: any, b: any) => a.name.localeCompare(b.name)),
+        [
+            { name: "createdAt", type: "S" },
+            { name: "createdBy", type: "S" },
+            { name: "id", type: "S" },
+        ],
+    );
     assert.equal(items.billingMode, "PAY_PER_REQUEST");
     assert.deepEqual(items.pointInTimeRecovery, { enabled: false }, "a read table is rebuilt from the log, not restored");
     assert.deepEqual(items.serverSideEncryption, { enabled: true });
@@ -68,6 +78,21 @@ test("table key schemas and settings", () => {
     // Tombstones of deleted items expire; live items never carry the attribute.
     assert.deepEqual(items.ttl, { attributeName: "expires_at", enabled: true });
     assert.equal(items.deletionProtectionEnabled, undefined, "a read table is disposable: rebuilt from the log");
+});
+
+test("the read table's by-creator index: createdBy, then createdAt, every attribute projected", () => {
+    // The names the Rust adapter (items_aws::dynamodb::read_model) queries.
+    assert.deepEqual(
+        [ITEMS_BY_CREATOR_INDEX, ITEMS_CREATOR_KEY, ITEMS_CREATED_AT_KEY],
+        ["by-creator", "createdBy", "createdAt"],
+    );
+    const items = p.get("aws:dynamodb/table:Table", "items").inputs;
+    // Exactly these fields: on demand, the index has no capacity settings either.
+    assert.deepEqual(items.globalSecondaryIndexes, [
+        { name: "by-creator", hashKey: "createdBy", rangeKey: "createdAt", projectionType: "ALL" },
+    ]);
+    assert.equal(items.localSecondaryIndexes, undefined);
+    assert.equal(p.get("aws:dynamodb/table:Table", "events").inputs.globalSecondaryIndexes, undefined);
 });
 
 test("events table stream settings", () => {
@@ -188,6 +213,9 @@ test("role policies grant exactly the expected actions on exactly the expected r
         },
         "get-items": {
             ReadItems: { actions: ["dynamodb:GetItem", "dynamodb:Scan"], resources: [ITEMS_ARN] },
+            // That one index, not `index/*`; an item's stream, no GetItem or Scan of the log.
+            QueryItemsByCreator: { actions: ["dynamodb:Query"], resources: [ITEMS_BY_CREATOR_ARN] },
+            ReadItemStreams: { actions: ["dynamodb:Query"], resources: [EVENTS_ARN] },
             WriteOwnLogs: {
                 actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources: [`${logGroupArn("get-items")}:*`],
