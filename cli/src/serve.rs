@@ -166,8 +166,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // The Lambdas' own compositions, from the same settings.
         functions: Functions {
             post_item: Arc::new(compose::post_item(events.clone(), &settings)),
-            item_commands: Arc::new(compose::item_commands(events, &settings)),
-            get_items: Arc::new(compose::get_items(read_model, cursors, &settings)),
+            item_commands: Arc::new(compose::item_commands(events.clone(), &settings)),
+            get_items: Arc::new(compose::get_items(read_model, events, cursors, &settings)),
         },
         dev_idp: dev_idp.clone(),
         cors: CorsPolicy::new(args.cors_allowed_origins.clone()),

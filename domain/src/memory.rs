@@ -14,7 +14,8 @@ use crate::event::{Event, ItemId};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::item::Item;
 use crate::ports::{
-    AppendError, AppendPlan, EventStore, Page, PageKey, ReadModel, Snapshot, StoreError, Upsert, check_append,
+    AppendError, AppendPlan, CreatorKey, EventStore, Page, PageKey, ReadModel, Snapshot, StoreError, Upsert,
+    check_append,
 };
 use crate::ports::{EventLogScan, ScanPage};
 
@@ -296,6 +297,35 @@ impl ReadModel for InMemoryReadModel {
             _ => None,
         };
         Ok(Page { items: page, next })
+    }
+
+    async fn list_by_creator(
+        &self,
+        creator: &str,
+        limit: Option<u32>,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        self.available.check("read model")?;
+        let after = after.map(CreatorKey::from_page_key).transpose()?;
+        // Newest first: the index's order (the key's text, fixed width, is time order).
+        let position = |item: &Item| {
+            let key = CreatorKey::of(item);
+            std::cmp::Reverse((key.created_at, key.id))
+        };
+        let mut mine: Vec<Item> = {
+            let items = self.items.read().unwrap_or_else(PoisonError::into_inner);
+            items.values().filter(|item| item.created_by == creator).cloned().collect()
+        };
+        mine.sort_by_key(position);
+        if let Some(after) = after {
+            let after = std::cmp::Reverse((after.created_at, after.id));
+            mine.retain(|item| position(item) > after);
+        }
+        let size = limit.map(|limit| limit as usize).or(self.page_size).unwrap_or(usize::MAX);
+        let more = mine.len() > size;
+        mine.truncate(size);
+        let next = if more { mine.last().map(|last| CreatorKey::of(last).to_page_key()) } else { None };
+        Ok(Page { items: mine, next })
     }
 }
 

@@ -183,11 +183,53 @@ pub trait ReadModel: Send + Sync {
     /// one page of whatever size the backend serves (a DynamoDB Scan page is 1 MB).
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError>;
 
+    /// One page of the items `creator` created, newest first by `createdAt`
+    /// (items of the same millisecond in an order of the backend's: by id,
+    /// descending, here; a DynamoDB index does not say), after `after` (a
+    /// [`CreatorKey`]'s page key). Read from an index of the creator's items (a DynamoDB global
+    /// secondary index, an SQLite index), never from a scan of the table, so
+    /// its cost does not grow with the table. Tombstones may be in it, and
+    /// count against `limit`, as in [`list_page`](Self::list_page).
+    async fn list_by_creator(
+        &self,
+        creator: &str,
+        limit: Option<u32>,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError>;
+
     /// The position right after `item`, as [`list_page`](Self::list_page) takes it:
     /// to go on after an item in the middle of a page. Every backend here
     /// orders by, and resumes after, the item's id.
     fn position_after(&self, item: &Item) -> PageKey {
         PageKey(item.id.to_string())
+    }
+}
+
+/// A position in one creator's items, newest first: the item's `createdAt`
+/// and id (the index's sort key and the table's key, which together are
+/// unique). Every backend's [`ReadModel::list_by_creator`] takes and gives
+/// its page key in this one form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatorKey {
+    pub created_at: String,
+    pub id: ItemId,
+}
+
+impl CreatorKey {
+    pub fn of(item: &Item) -> Self {
+        Self { created_at: crate::event::rfc3339::format(&item.created_at), id: item.id }
+    }
+
+    pub fn to_page_key(&self) -> PageKey {
+        PageKey(format!("{} {}", self.created_at, self.id))
+    }
+
+    pub fn from_page_key(key: &PageKey) -> Result<Self, StoreError> {
+        let corrupt = || StoreError::Corrupt("page key is not a creator position".into());
+        let (created_at, id) = key.0.split_once(' ').ok_or_else(corrupt)?;
+        let id = ItemId::parse(id).ok_or_else(corrupt)?;
+        crate::event::rfc3339::parse(created_at).map_err(|_| corrupt())?;
+        Ok(Self { created_at: created_at.to_owned(), id })
     }
 }
 

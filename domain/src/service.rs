@@ -17,9 +17,9 @@ mod write;
 pub use body::{BodyBudget, plain_size};
 pub use change::{ChangeError, ChangeItemService, Changed};
 pub use create::{CreateError, CreateItemService, Created, DEFAULT_IDEMPOTENCY_TTL};
-pub use history::{HistoryEntry, HistoryPage, HistoryService};
+pub use history::{HistoryEntry, HistoryPage, HistoryService, PointInTime};
 pub use project::{BatchOutcome, DEFAULT_CONCURRENCY, ProjectorService};
-pub use query::{ListBudget, Listing, QueryError, QueryService};
+pub use query::{ListBudget, Listing, QueryError, QueryService, Selection};
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use items_domain::event::ItemUpdated;
 use items_domain::ports::{
     AppendError, CursorCodec, EventLogScan, EventStore, FoldStore, InvalidCursor, PageKey, ReadModel, Upsert,
 };
-use items_domain::service::{ProjectorService, QueryService};
+use items_domain::service::{HistoryService, PointInTime, ProjectorService, QueryService, Selection};
 use items_domain::testing::at;
 use items_domain::{Event, EventPayload, Item, ItemId};
 use uuid::Uuid;
@@ -452,7 +452,7 @@ pub async fn listing_pages_through_everything_exactly_once(backend: Backend, cou
         Arc::new(items_domain::testing::FixedClock::default()),
     );
 
-    let everything = queries.list(None, None, None).await.unwrap();
+    let everything = queries.list(Selection::All, None, None, None).await.unwrap();
     assert_eq!(everything.items.len(), count, "the unlimited listing is complete");
     assert_eq!(everything.items.iter().map(|i| i.id).collect::<HashSet<_>>(), ids);
     assert_eq!(everything.next_cursor, None);
@@ -461,7 +461,7 @@ pub async fn listing_pages_through_everything_exactly_once(backend: Backend, cou
     let mut cursor = None;
     let mut pages = 0;
     loop {
-        let page = queries.list(Some(997), cursor.as_deref(), None).await.unwrap();
+        let page = queries.list(Selection::All, Some(997), cursor.as_deref(), None).await.unwrap();
         assert!(page.items.len() <= 997);
         pages += 1;
         seen.extend(page.items.iter().map(|i| i.id));
@@ -521,8 +521,75 @@ pub async fn renames_and_deletes_project_to_the_folded_state_with_tombstones(bac
         Arc::new(items_domain::testing::FixedClock::default()),
     );
     assert_eq!(queries.get(gone).await.unwrap(), None);
-    let listed: HashSet<ItemId> = queries.list(None, None, None).await.unwrap().items.iter().map(|i| i.id).collect();
+    let listed: HashSet<ItemId> =
+        queries.list(Selection::All, None, None, None).await.unwrap().items.iter().map(|i| i.id).collect();
     assert!(listed.contains(&kept) && !listed.contains(&gone));
+}
+
+/// One creator's items come from the index, newest first, in pages that
+/// hold each once, tombstones included (the service drops them); nobody
+/// else's are in it.
+pub async fn a_creators_items_are_listed_newest_first(backend: Backend) {
+    let creator = format!("sub-{}", Uuid::new_v4());
+    let minute = |n: i64| at("2026-03-01T00:00:00.000Z") + chrono::TimeDelta::minutes(n);
+    let mut expected = Vec::new();
+    for n in 0..7 {
+        let mine =
+            Item { created_by: creator.clone(), created_at: minute(n), deleted: n == 3, ..item(new_id(), 1, "mine") };
+        backend.read_model.upsert_if_newer(&mine).await.unwrap();
+        let theirs =
+            Item { created_by: format!("other-{creator}"), created_at: minute(n), ..item(new_id(), 1, "theirs") };
+        backend.read_model.upsert_if_newer(&theirs).await.unwrap();
+        expected.push(mine);
+    }
+    expected.reverse();
+
+    let (mut listed, mut after) = (Vec::new(), None);
+    loop {
+        let page = backend.read_model.list_by_creator(&creator, Some(2), after.as_ref()).await.unwrap();
+        assert!(page.items.len() <= 2);
+        listed.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, expected, "newest first, each once, the tombstone too");
+    let whole = backend.read_model.list_by_creator(&creator, None, None).await.unwrap();
+    assert_eq!((whole.items, whole.next), (expected.clone(), None));
+
+    let queries = QueryService::new(
+        backend.read_model.clone(),
+        Arc::new(PlainCursors),
+        Arc::new(items_domain::testing::FixedClock::default()),
+    );
+    let live: Vec<Item> = expected.into_iter().filter(|item| !item.deleted).collect();
+    assert_eq!(queries.list(Selection::CreatedBy(&creator), None, None, None).await.unwrap().items, live);
+    assert!(backend.read_model.list_by_creator("nobody", None, None).await.unwrap().items.is_empty());
+}
+
+/// An item as it was, folded from this backend's log at a version or a time.
+pub async fn an_item_as_it_was_is_its_stream_folded_to_that_point(backend: Backend) {
+    let id = new_id();
+    let times = ["2026-01-01T10:00:00.000Z", "2026-01-01T11:00:00.000Z", "2026-01-01T12:00:00.000Z"];
+    let payloads = [
+        EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "N/A".into() }),
+        EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None }),
+        EventPayload::ItemDeleted,
+    ];
+    for (version, (payload, time)) in (1..).zip(payloads.into_iter().zip(times)) {
+        let event = Event { occurred_at: at(time), payload, ..event(id, version, "") };
+        backend.events.append(version - 1, &[event]).await.unwrap();
+    }
+    let history = HistoryService::new(backend.events.clone());
+    let state =
+        async |point| history.item_at(id, point).await.unwrap().map(|item| (item.name, item.version, item.deleted));
+    assert_eq!(state(PointInTime::Version(1)).await, Some(("Pen".into(), 1, false)));
+    assert_eq!(state(PointInTime::Version(2)).await, Some(("Ink".into(), 2, false)));
+    assert_eq!(state(PointInTime::Version(3)).await, Some(("Ink".into(), 3, true)));
+    assert_eq!(state(PointInTime::Version(4)).await, None);
+    assert_eq!(state(PointInTime::Time(at("2026-01-01T09:00:00Z"))).await, None);
+    assert_eq!(state(PointInTime::Time(at("2026-01-01T11:59:59.999Z"))).await, Some(("Ink".into(), 2, false)));
 }
 
 /// An idempotent change appends at the stream's version with its record, or
@@ -729,6 +796,14 @@ macro_rules! conformance_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn renames_and_deletes_project_to_the_folded_state_with_tombstones() {
             $crate::conformance::renames_and_deletes_project_to_the_folded_state_with_tombstones($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_creators_items_are_listed_newest_first() {
+            $crate::conformance::a_creators_items_are_listed_newest_first($backend).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn an_item_as_it_was_is_its_stream_folded_to_that_point() {
+            $crate::conformance::an_item_as_it_was_is_its_stream_folded_to_that_point($backend).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn an_idempotent_change_appends_at_the_expected_version_or_not_at_all() {

@@ -282,6 +282,15 @@ impl ReadModel for Flaky {
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
         self.inner.list_page(limit, after).await
     }
+
+    async fn list_by_creator(
+        &self,
+        creator: &str,
+        limit: Option<u32>,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        self.inner.list_by_creator(creator, limit, after).await
+    }
 }
 
 /// Where the next write to the event log fails.

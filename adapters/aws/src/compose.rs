@@ -10,7 +10,7 @@ use items_domain::service::{
     ChangeItemService, CreateItemService, HistoryService, ListBudget, ProjectorService, QueryService,
 };
 
-use crate::apigw::ItemCommands;
+use crate::apigw::{ItemCommands, ItemQueries};
 use crate::lambda_env::{self, SettingError};
 use crate::system::{RandomIds, SystemClock};
 
@@ -34,9 +34,18 @@ pub fn post_item(events: Arc<dyn EventStore>, settings: &Settings) -> CreateItem
         .with_idempotency_ttl(settings.idempotency_ttl)
 }
 
-/// `get-items`: reads the items table only.
-pub fn get_items(read_model: Arc<dyn ReadModel>, cursors: Arc<dyn CursorCodec>, settings: &Settings) -> QueryService {
-    QueryService::new(read_model, cursors, Arc::new(SystemClock)).with_list_budget(settings.list_budget)
+/// `get-items`: reads the items table (and its `by-creator` index), and an
+/// item's stream for an item as it was; writes nothing.
+pub fn get_items(
+    read_model: Arc<dyn ReadModel>,
+    events: Arc<dyn EventStore>,
+    cursors: Arc<dyn CursorCodec>,
+    settings: &Settings,
+) -> ItemQueries {
+    ItemQueries {
+        items: QueryService::new(read_model, cursors, Arc::new(SystemClock)).with_list_budget(settings.list_budget),
+        history: HistoryService::new(events).with_body_budget(settings.list_budget.body),
+    }
 }
 
 /// `item-commands`: reads and appends the events table only.

@@ -28,7 +28,7 @@ use items_aws::limits::{
 };
 use items_aws::response_headers::{self, CorsPolicy};
 use items_aws::routes::{self, Function, Route};
-use items_domain::service::{CreateItemService, QueryService};
+use items_domain::service::CreateItemService;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -44,7 +44,7 @@ pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
 /// The functions behind the API, one per Lambda.
 pub struct Functions {
     pub post_item: Arc<CreateItemService>,
-    pub get_items: Arc<QueryService>,
+    pub get_items: Arc<apigw::ItemQueries>,
     pub item_commands: Arc<ItemCommands>,
 }
 

@@ -319,7 +319,8 @@ async fn given_shuffled_and_duplicated_deliveries_then_the_read_model_ends_as_th
         let survivor = read_model.get(kept.id).await.unwrap().unwrap();
         assert_eq!((survivor.name.as_str(), survivor.version), ("Kept too", 2), "seed {seed}");
         let queries = QueryService::new(read_model, Arc::new(KeyCursors), Arc::new(FixedClock::default()));
-        let listed: Vec<ItemId> = queries.list(None, None, None).await.unwrap().items.iter().map(|i| i.id).collect();
+        let listed: Vec<ItemId> =
+            queries.list(Selection::All, None, None, None).await.unwrap().items.iter().map(|i| i.id).collect();
         assert_eq!(listed, [kept.id], "seed {seed}: deleted items are never listed");
         assert_eq!(queries.get(world.id).await.unwrap(), None);
     }
@@ -392,4 +393,84 @@ async fn a_change_of_a_long_stream_folds_from_its_snapshot() {
     world.events.save_snapshot(&foreign).await.unwrap();
     let changed = world.changes.update(&owner(), world.id, rename("Nib"), None, None).await.unwrap();
     assert_eq!((changed.item.version, changed.item.timestamp.as_str()), (252, "t"), "folded from the log");
+}
+
+/// An item's stream with one event per version at the given times: created
+/// "Pen", renamed "Ink", renamed "Nib", deleted.
+async fn given_a_stream_at(times: [&str; 4]) -> (HistoryService, ItemId) {
+    let events = Arc::new(InMemoryEventStore::default());
+    let id = ItemId(uuid::Uuid::from_u128(7));
+    let payloads = [
+        EventPayload::ItemCreated(crate::event::ItemCreated { name: "Pen".into(), timestamp: "t".into() }),
+        EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None }),
+        EventPayload::ItemUpdated(ItemUpdated { name: Some("Nib".into()), timestamp: None }),
+        EventPayload::ItemDeleted,
+    ];
+    for (version, (payload, time)) in (1..).zip(payloads.into_iter().zip(times)) {
+        let event = Event {
+            event_id: uuid::Uuid::from_u128(100 + u128::from(version)),
+            item_id: id,
+            version,
+            occurred_at: crate::testing::at(time),
+            subject: OWNER.into(),
+            payload,
+        };
+        events.append(version - 1, &[event]).await.unwrap();
+    }
+    (HistoryService::new(events), id)
+}
+
+const TIMES: [&str; 4] =
+    ["2026-01-01T10:00:00.000Z", "2026-01-01T11:00:00.000Z", "2026-01-01T12:00:00.000Z", "2026-01-01T13:00:00.000Z"];
+
+#[tokio::test]
+async fn an_item_at_a_version_is_its_stream_folded_to_that_version_also_after_its_deletion() {
+    let (history, id) = given_a_stream_at(TIMES).await;
+    let name_at = async |version| {
+        history
+            .item_at(id, PointInTime::Version(version))
+            .await
+            .unwrap()
+            .map(|item| (item.name, item.version, item.deleted))
+    };
+    assert_eq!(name_at(1).await, Some(("Pen".into(), 1, false)));
+    assert_eq!(name_at(2).await, Some(("Ink".into(), 2, false)));
+    assert_eq!(name_at(3).await, Some(("Nib".into(), 3, false)));
+    assert_eq!(name_at(4).await, Some(("Nib".into(), 4, true)), "the deletion is a tombstone");
+    assert_eq!(name_at(5).await, None, "no such version");
+    assert_eq!(name_at(0).await, None, "versions start at 1");
+    let unknown = ItemId(uuid::Uuid::from_u128(8));
+    assert_eq!(history.item_at(unknown, PointInTime::Version(1)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_item_at_a_time_is_its_stream_up_to_the_first_event_after_it() {
+    use crate::testing::at;
+    let (history, id) = given_a_stream_at(TIMES).await;
+    let version_at =
+        async |time| history.item_at(id, PointInTime::Time(at(time))).await.unwrap().map(|item| item.version);
+    assert_eq!(version_at("2026-01-01T09:59:59.999Z").await, None, "before it existed");
+    assert_eq!(version_at("2026-01-01T10:00:00.000Z").await, Some(1), "an event at the very time counts");
+    assert_eq!(version_at("2026-01-01T11:30:00.000Z").await, Some(2));
+    assert_eq!(version_at("2030-01-01T00:00:00.000Z").await, Some(4));
+
+    // Version 3's clock ran behind version 2's: at 11:45, version 2 had not
+    // happened by version 3's clock, and version 3 was decided on version 2.
+    let (history, id) =
+        given_a_stream_at([TIMES[0], "2026-01-01T12:00:00.000Z", "2026-01-01T11:30:00.000Z", TIMES[3]]).await;
+    let at_1145 = history.item_at(id, PointInTime::Time(at("2026-01-01T11:45:00.000Z"))).await.unwrap();
+    assert_eq!(at_1145.map(|item| item.version), Some(1), "stops at the first event after the time");
+}
+
+#[tokio::test]
+async fn an_item_at_a_version_far_down_a_long_stream_reads_it_in_chunks() {
+    let world = given_an_item().await;
+    for n in 0..2_500 {
+        world.changes.update(&owner(), world.id, rename(&format!("name {n}")), None, None).await.unwrap();
+    }
+    let history = HistoryService::new(world.events.clone());
+    let at = history.item_at(world.id, PointInTime::Version(2_001)).await.unwrap().unwrap();
+    assert_eq!((at.name.as_str(), at.version), ("name 1999", 2_001));
+    let now = history.item_at(world.id, PointInTime::Time(FixedClock::default().0)).await.unwrap().unwrap();
+    assert_eq!(now.version, 2_501, "every event at the clock's time");
 }

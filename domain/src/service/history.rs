@@ -2,8 +2,12 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::event::{Event, ItemId};
+use crate::item::Item;
 use crate::ports::{EventStore, StoreError};
+use crate::projection::fold_stream_onto;
 
 use super::body::{Body, BodyBudget};
 
@@ -40,6 +44,20 @@ pub struct HistoryPage {
     pub entries: Vec<HistoryEntry>,
     /// The version the next page starts after; `None` at the end.
     pub next: Option<u64>,
+}
+
+/// A point in an item's history: `?version=N` or `?at=<time>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointInTime {
+    /// Right after the event at this version.
+    Version(u64),
+    /// After every event up to this time: the events of the stream, from
+    /// the first, up to the last one that occurred at or before it. One
+    /// clock does not stamp every event (several function instances do), so
+    /// a later version may carry an earlier time than the one before it:
+    /// the state stops at the first event after the time, since every
+    /// version after it was decided on that event.
+    Time(DateTime<Utc>),
 }
 
 /// Events read per query while filling a history page without a limit.
@@ -101,6 +119,38 @@ impl HistoryService {
             match events.last() {
                 Some(last) if events.len() == HISTORY_CHUNK => after = last.version,
                 _ => return Ok(HistoryPage { entries, next: None }),
+            }
+        }
+    }
+
+    /// The item as it was at `point`: its stream folded from the first
+    /// event up to that point (a tombstone, `deleted`, from its deletion
+    /// on). `None` when the item did not exist yet, or has no such version.
+    /// Read from the log, so it outlives a deletion.
+    pub async fn item_at(&self, id: ItemId, point: PointInTime) -> Result<Option<Item>, StoreError> {
+        let mut state: Option<Item> = None;
+        loop {
+            let after = state.as_ref().map_or(0, |item| item.version);
+            let wanted = match point {
+                PointInTime::Version(version) if version <= after => return Ok(state),
+                PointInTime::Version(version) => {
+                    usize::try_from(version - after).unwrap_or(usize::MAX).min(HISTORY_CHUNK)
+                }
+                PointInTime::Time(_) => HISTORY_CHUNK,
+            };
+            let events = self.events.stream_after(id, after, wanted).await?;
+            let read = events.len();
+            let upto = match point {
+                PointInTime::Version(_) => read,
+                PointInTime::Time(at) => events.iter().position(|event| event.occurred_at > at).unwrap_or(read),
+            };
+            state = fold_stream_onto(state, &events[..upto])?;
+            if upto < read || read < wanted {
+                // Past the point in time, or at the stream's end before the version.
+                return Ok(match point {
+                    PointInTime::Version(version) => state.filter(|item| item.version == version),
+                    PointInTime::Time(_) => state,
+                });
             }
         }
     }

@@ -76,6 +76,15 @@ impl ReadModel for Watched {
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
         self.inner.list_page(limit, after).await
     }
+
+    async fn list_by_creator(
+        &self,
+        creator: &str,
+        limit: Option<u32>,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        self.inner.list_by_creator(creator, limit, after).await
+    }
 }
 
 /// Item `n`'s stream: a create and `length - 1` renames.

@@ -43,6 +43,15 @@ impl ReadModel for FailingWrite {
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
         self.inner.list_page(limit, after).await
     }
+
+    async fn list_by_creator(
+        &self,
+        creator: &str,
+        limit: Option<u32>,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        self.inner.list_by_creator(creator, limit, after).await
+    }
 }
 
 /// Every event in the log, in append order.
@@ -170,7 +179,7 @@ async fn listing_without_limit_follows_every_page() {
     let read_model = Arc::new(InMemoryReadModel::with_page_size(2));
     ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default())).project_batch(&events).await;
 
-    let listing = queries(read_model).list(None, None, None).await.unwrap();
+    let listing = queries(read_model).list(Selection::All, None, None, None).await.unwrap();
     assert_eq!(listing.items.len(), 7);
     assert_eq!(listing.next_cursor, None);
 }
@@ -185,7 +194,7 @@ async fn listing_with_limit_pages_through_sealed_cursors() {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = queries.list(Some(2), cursor.as_deref(), None).await.unwrap();
+        let page = queries.list(Selection::All, Some(2), cursor.as_deref(), None).await.unwrap();
         assert!(page.items.len() <= 2);
         seen.extend(page.items.into_iter().map(|i| i.id));
         match page.next_cursor {
@@ -206,7 +215,7 @@ async fn follow(queries: &QueryService) -> Vec<Vec<ItemId>> {
     let mut listings = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let listing = queries.list(None, cursor.as_deref(), None).await.unwrap();
+        let listing = queries.list(Selection::All, None, cursor.as_deref(), None).await.unwrap();
         listings.push(listing.items.iter().map(|i| i.id).collect());
         match listing.next_cursor {
             Some(next) => cursor = Some(next),
@@ -275,12 +284,12 @@ async fn given_only_tombstones_by_the_deadline_when_listing_then_an_empty_page_w
     let queries = queries(read_model).with_list_budget(budget);
 
     let soon = Instant::now() + Duration::from_millis(500);
-    let first = queries.list(None, None, Some(soon)).await.unwrap();
+    let first = queries.list(Selection::All, None, None, Some(soon)).await.unwrap();
     assert_eq!(first.items, vec![]);
     let mut cursor = first.next_cursor.expect("an empty page is not the end");
     let mut seen = Vec::new();
     loop {
-        let listing = queries.list(None, Some(&cursor), Some(soon)).await.unwrap();
+        let listing = queries.list(Selection::All, None, Some(&cursor), Some(soon)).await.unwrap();
         seen.extend(listing.items.iter().map(|item| item.id));
         match listing.next_cursor {
             Some(next) => cursor = next,
@@ -308,7 +317,7 @@ async fn the_body_budget_counts_sizes_by_the_transport_s_rule() {
 #[tokio::test]
 async fn a_tampered_cursor_is_refused() {
     let queries = queries(Arc::new(InMemoryReadModel::default()));
-    assert_eq!(queries.list(Some(2), Some("forged"), None).await, Err(QueryError::InvalidCursor));
+    assert_eq!(queries.list(Selection::All, Some(2), Some("forged"), None).await, Err(QueryError::InvalidCursor));
 }
 
 #[tokio::test]
@@ -367,4 +376,76 @@ async fn an_expired_key_creates_a_new_item() {
     let second = service.create_idempotent("sub-1", command("Pen"), &key("k1")).await.unwrap();
     assert!(matches!(second, Created::New(_)));
     assert_ne!(first.item().id, second.item().id);
+}
+
+/// Items of two creators, one a minute apart; every third of "ann"'s is deleted.
+async fn given_items_of_two_creators(read_model: &InMemoryReadModel) -> Vec<Item> {
+    let mut anns = Vec::new();
+    for n in 0..12u32 {
+        let creator = if n % 4 == 3 { "bob" } else { "ann" };
+        let item = Item {
+            id: ItemId(uuid::Uuid::from_u128(u128::from(1000 - n))),
+            name: format!("item {n}"),
+            timestamp: "t".into(),
+            created_by: creator.into(),
+            created_at: crate::testing::at("2026-01-01T00:00:00.000Z") + chrono::TimeDelta::minutes(i64::from(n / 2)),
+            version: 1,
+            deleted: creator == "ann" && n % 3 == 0,
+        };
+        read_model.upsert_if_newer(&item).await.unwrap();
+        if creator == "ann" && !item.deleted {
+            anns.push(item);
+        }
+    }
+    // Newest first; two items share each minute, the larger id first.
+    anns.sort_by_key(|item| std::cmp::Reverse((item.created_at, item.id)));
+    anns
+}
+
+#[tokio::test]
+async fn a_creators_listing_holds_their_live_items_newest_first_in_pages() {
+    let read_model = Arc::new(InMemoryReadModel::with_page_size(3));
+    let anns = given_items_of_two_creators(&read_model).await;
+    let queries = queries(read_model.clone());
+    let everything = queries.list(Selection::CreatedBy("ann"), None, None, None).await.unwrap();
+    assert_eq!(everything.items, anns);
+    assert_eq!(everything.next_cursor, None);
+
+    for limit in [1, 2, 5] {
+        let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let page = queries.list(Selection::CreatedBy("ann"), Some(limit), cursor.as_deref(), None).await.unwrap();
+            seen.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, anns, "pages of {limit}");
+    }
+    let bobs = queries.list(Selection::CreatedBy("bob"), None, None, None).await.unwrap().items;
+    assert_eq!(bobs.iter().map(|item| item.name.as_str()).collect::<Vec<_>>(), ["item 11", "item 7", "item 3"]);
+    assert!(queries.list(Selection::CreatedBy("nobody"), None, None, None).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn a_cursor_only_goes_on_the_listing_that_handed_it_out() {
+    let read_model = Arc::new(InMemoryReadModel::with_page_size(100));
+    given_items_of_two_creators(&read_model).await;
+    let queries = queries(read_model);
+    let of_ann = queries.list(Selection::CreatedBy("ann"), Some(1), None, None).await.unwrap().next_cursor.unwrap();
+    let of_all = queries.list(Selection::All, Some(1), None, None).await.unwrap().next_cursor.unwrap();
+    for (selection, cursor) in [
+        (Selection::CreatedBy("bob"), &of_ann),
+        (Selection::CreatedBy("an"), &of_ann),
+        (Selection::All, &of_ann),
+        (Selection::CreatedBy("ann"), &of_all),
+    ] {
+        assert_eq!(
+            queries.list(selection, Some(1), Some(cursor), None).await,
+            Err(QueryError::InvalidCursor),
+            "{selection:?}"
+        );
+    }
+    assert!(queries.list(Selection::CreatedBy("ann"), Some(1), Some(&of_ann), None).await.is_ok());
 }

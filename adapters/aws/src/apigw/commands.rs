@@ -50,7 +50,7 @@ async fn dispatch(
             let page = functions.history.history(id, limit, after).await?.ok_or_else(not_found)?;
             // The path as the client called it (with the stage in AWS).
             let path = request.request_context.path.as_deref().or(request.path.as_deref()).unwrap_or_default();
-            let headers = super::next_link(path, limit, page.next.map(|next| next.to_string()).as_deref());
+            let headers = super::next_link(path, &[], limit, page.next.map(|next| next.to_string()).as_deref());
             Ok(json_response(200, &page.entries, headers))
         }
         Operation::UpdateItem => {

@@ -23,7 +23,7 @@ use response::{etag, next_link};
 pub use caller::{Caller, groups_claim};
 pub use commands::{ItemCommands, item_commands};
 pub use create::post_item;
-pub use query::get_items;
+pub use query::{CREATED_BY_ME, ItemQueries, get_items};
 pub use response::{ApiError, json_response};
 
 /// Largest accepted `POST /items` body.

@@ -74,12 +74,18 @@ pub(super) fn etag(version: u64) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("\"{version}\"")).ok()
 }
 
-/// `Link: <path?limit=N&cursor=C>; rel="next"` when a page has a next one.
-pub(super) fn next_link(path: &str, limit: Option<u32>, next: Option<&str>) -> HeaderMap {
+/// `Link: <path?query&limit=N&cursor=C>; rel="next"` when a page has a next
+/// one: the same `query` (such as `createdBy`) and limit, form-encoded.
+pub(super) fn next_link(path: &str, query: &[(&str, &str)], limit: Option<u32>, next: Option<&str>) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Some(next) = next {
-        let limit = limit.map(|l| format!("limit={l}&")).unwrap_or_default();
-        if let Ok(link) = HeaderValue::from_str(&format!("<{path}?{limit}cursor={next}>; rel=\"next\"")) {
+        let mut target = form_urlencoded::Serializer::new(String::new());
+        target.extend_pairs(query);
+        if let Some(limit) = limit {
+            target.append_pair("limit", &limit.to_string());
+        }
+        target.append_pair("cursor", next);
+        if let Ok(link) = HeaderValue::from_str(&format!("<{path}?{}>; rel=\"next\"", target.finish())) {
             headers.insert(LINK, link);
         }
     }

@@ -10,6 +10,12 @@ pub const EVENTS_PARTITION_KEY: &str = "stream_id";
 pub const EVENTS_SORT_KEY: &str = "version";
 /// Attribute name of the items table's key.
 pub const ITEMS_KEY: &str = "id";
+/// The items table's global secondary index of each creator's items, newest
+/// first, and its key attributes (`pulumi/tables.ts` declares the same).
+pub const ITEMS_BY_CREATOR_INDEX: &str = "by-creator";
+pub const ITEMS_CREATOR_KEY: &str = "createdBy";
+/// RFC 3339 UTC with milliseconds, fixed width: text order is time order.
+pub const ITEMS_CREATED_AT_KEY: &str = "createdAt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {

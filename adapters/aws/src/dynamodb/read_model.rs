@@ -2,13 +2,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use items_domain::ports::{Page, PageKey, ReadModel, StoreError, Upsert};
+use items_domain::ports::{CreatorKey, Page, PageKey, ReadModel, StoreError, Upsert};
 use items_domain::{Item, ItemId};
 
 use super::store_error;
 use serde_dynamo::{from_item, to_item};
 
-use crate::dynamodb::codec::ITEMS_KEY;
+use crate::dynamodb::codec::{ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_KEY, ITEMS_KEY};
 
 /// The items read table, keyed by `id`.
 #[derive(Clone)]
@@ -158,4 +158,68 @@ impl ReadModel for DynamoReadModel {
             }
         }
     }
+
+    async fn list_by_creator(
+        &self,
+        creator: &str,
+        limit: Option<u32>,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        let mut start = match after {
+            Some(key) => {
+                let key = CreatorKey::from_page_key(key)?;
+                Some(std::collections::HashMap::from([
+                    (ITEMS_CREATOR_KEY.to_owned(), AttributeValue::S(creator.to_owned())),
+                    (ITEMS_CREATED_AT_KEY.to_owned(), AttributeValue::S(key.created_at)),
+                    (ITEMS_KEY.to_owned(), AttributeValue::S(key.id.to_string())),
+                ]))
+            }
+            None => None,
+        };
+        let mut items = Vec::new();
+        loop {
+            // A Query of the creator's partition of the index, newest first:
+            // what it reads does not grow with the table.
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(ITEMS_BY_CREATOR_INDEX)
+                .key_condition_expression("#creator = :creator")
+                .expression_attribute_names("#creator", ITEMS_CREATOR_KEY)
+                .expression_attribute_values(":creator", AttributeValue::S(creator.to_owned()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start);
+            if let Some(limit) = limit {
+                query = query.limit(i32::try_from(limit as usize - items.len()).unwrap_or(i32::MAX));
+            }
+            let output = query.send().await.map_err(|e| store_error("Query", e))?;
+            for item in output.items.unwrap_or_default() {
+                items.push(Self::decode(item)?);
+            }
+            start = output.last_evaluated_key;
+            let filled = limit.is_none_or(|l| items.len() >= l as usize);
+            if filled || start.is_none() {
+                // The next position from the key DynamoDB gave (its order of
+                // items of the same time is its own).
+                let next = match &start {
+                    Some(key) => Some(creator_position(key)?),
+                    None => None,
+                };
+                return Ok(Page { items, next });
+            }
+        }
+    }
+}
+
+/// A `by-creator` LastEvaluatedKey as a page key.
+fn creator_position(key: &std::collections::HashMap<String, AttributeValue>) -> Result<PageKey, StoreError> {
+    let text = |name: &str| {
+        key.get(name)
+            .and_then(|value| value.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("index key without {name}")))
+    };
+    let id = ItemId::parse(&text(ITEMS_KEY)?).ok_or_else(|| StoreError::Corrupt("index key's id".into()))?;
+    Ok(CreatorKey { created_at: text(ITEMS_CREATED_AT_KEY)?, id }.to_page_key())
 }

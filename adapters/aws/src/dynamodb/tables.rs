@@ -2,13 +2,16 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
-    StreamViewType,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+    StreamSpecification, StreamViewType,
 };
 use items_domain::ports::StoreError;
 
 use super::store_error;
-use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, ITEMS_KEY};
+use crate::dynamodb::codec::{
+    EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_KEY, ITEMS_KEY,
+};
 
 fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, StoreError> {
     AttributeDefinition::builder()
@@ -68,17 +71,54 @@ async fn ensure_events_table_with(client: &Client, table: &str, with_stream: boo
     Ok(true)
 }
 
-/// The items table: `id` S (also the classic single table's shape).
+/// The items table: `id` S (also the classic single table's shape), with
+/// the `by-creator` index (`createdBy` S, `createdAt` S, every attribute
+/// projected). A table from before the index gets it added.
 pub async fn ensure_items_table(client: &Client, table: &str) -> Result<bool, StoreError> {
+    let corrupt = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt(e.to_string());
+    let key_schema = vec![key(ITEMS_CREATOR_KEY, KeyType::Hash)?, key(ITEMS_CREATED_AT_KEY, KeyType::Range)?];
+    let projection = Projection::builder().projection_type(ProjectionType::All).build();
+    let index_attributes = [
+        attribute(ITEMS_CREATOR_KEY, ScalarAttributeType::S)?,
+        attribute(ITEMS_CREATED_AT_KEY, ScalarAttributeType::S)?,
+    ];
     if exists(client, table).await? {
+        let described = client.describe_table().table_name(table).send().await;
+        let described = described.map_err(|e| store_error("DescribeTable", e))?;
+        let indexes = described.table().map(|t| t.global_secondary_indexes()).unwrap_or_default();
+        if !indexes.iter().any(|index| index.index_name() == Some(ITEMS_BY_CREATOR_INDEX)) {
+            let create = CreateGlobalSecondaryIndexAction::builder()
+                .index_name(ITEMS_BY_CREATOR_INDEX)
+                .set_key_schema(Some(key_schema))
+                .projection(projection)
+                .build()
+                .map_err(corrupt)?;
+            client
+                .update_table()
+                .table_name(table)
+                .set_attribute_definitions(Some(index_attributes.to_vec()))
+                .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+                .send()
+                .await
+                .map_err(|e| store_error("UpdateTable", e))?;
+        }
         return Ok(false);
     }
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(ITEMS_BY_CREATOR_INDEX)
+        .set_key_schema(Some(key_schema))
+        .projection(projection)
+        .build()
+        .map_err(corrupt)?;
     client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(ITEMS_KEY, ScalarAttributeType::S)?)
+        .set_attribute_definitions(Some(
+            [vec![attribute(ITEMS_KEY, ScalarAttributeType::S)?], index_attributes.to_vec()].concat(),
+        ))
         .key_schema(key(ITEMS_KEY, KeyType::Hash)?)
+        .global_secondary_indexes(index)
         .send()
         .await
         .map_err(|e| store_error("CreateTable", e))?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::support::{body_json, deadline, header};
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use items_aws::apigw::{Caller, ItemCommands, get_items, groups_claim, item_commands, post_item};
+use items_aws::apigw::{Caller, ItemCommands, ItemQueries, get_items, groups_claim, item_commands, post_item};
 use items_aws::cursor::HmacCursorCodec;
 use items_domain::ItemId;
 use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
@@ -25,7 +25,7 @@ struct Api {
     events: Arc<InMemoryEventStore>,
     read_model: Arc<InMemoryReadModel>,
     create: CreateItemService,
-    query: QueryService,
+    query: ItemQueries,
     commands: ItemCommands,
 }
 
@@ -82,7 +82,14 @@ impl Api {
         let clock = Arc::new(FixedClock::default());
         Self {
             create: CreateItemService::new(events.clone(), clock.clone(), ids.clone()),
-            query: QueryService::new(read_model.clone(), Arc::new(HmacCursorCodec::new(b"test key")), clock.clone()),
+            query: ItemQueries {
+                items: QueryService::new(
+                    read_model.clone(),
+                    Arc::new(HmacCursorCodec::new(b"test key")),
+                    clock.clone(),
+                ),
+                history: HistoryService::new(events.clone()),
+            },
             commands: ItemCommands {
                 changes: ChangeItemService::new(events.clone(), clock, ids),
                 history: HistoryService::new(events.clone()),
@@ -393,5 +400,123 @@ fn a_groups_claim_in_another_form_grants_nothing() {
         json!({"items-admins": true}),
     ] {
         assert_eq!(groups_claim(&claim), Vec::<String>::new(), "{claim}");
+    }
+}
+
+/// `request` with `query` as its query string (one value per name).
+fn with_query(mut request: ApiGatewayProxyRequest, query: &[(&str, &str)]) -> ApiGatewayProxyRequest {
+    let pairs = query.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned()));
+    request.query_string_parameters = std::collections::HashMap::<String, String>::from_iter(pairs).into();
+    request
+}
+
+impl Api {
+    async fn get_at(&self, id: &str, query: &[(&str, &str)]) -> ApiGatewayProxyResponse {
+        let request = with_query(request("GET", "/items/{id}", id, None, &[], &OWNER_RW), query);
+        get_items(&self.query, request, deadline()).await
+    }
+
+    async fn list(&self, query: &[(&str, &str)], caller: &As<'_>) -> ApiGatewayProxyResponse {
+        let request = with_query(request("GET", "/items", "", None, &[], caller), query);
+        get_items(&self.query, request, deadline()).await
+    }
+}
+
+#[tokio::test]
+async fn an_item_as_it_was_at_a_version_or_a_time_comes_from_its_stream_also_once_deleted() {
+    let api = Api::new();
+    let id = api.item().await;
+    api.call("PATCH", &id, Some(r#"{"name":"Ink"}"#), &[], &OWNER_RW).await;
+    assert_eq!(api.call("DELETE", &id, None, &[], &OWNER_RW).await.status_code, 204);
+    api.project().await;
+    assert_eq!(api.get(&id).await.status_code, 404, "as it is: deleted");
+
+    for (version, name) in [("1", "Pen"), ("2", "Ink")] {
+        let response = api.get_at(&id, &[("version", version)]).await;
+        assert_eq!(response.status_code, 200, "{:?}", response.body);
+        assert_eq!(header(&response, "etag"), Some(format!("\"{version}\"").as_str()));
+        let item = body_json(&response);
+        assert_eq!((item["name"].as_str(), item["version"].to_string().as_str()), (Some(name), version));
+        assert_eq!(item["createdBy"], OWNER);
+        assert!(item.get("deleted").is_none(), "a live state has no tombstone flag");
+    }
+    let deleted = api.get_at(&id, &[("version", "3")]).await;
+    assert_eq!(
+        (deleted.status_code, body_json(&deleted)),
+        (410, json!({"message": "The item was deleted at version 3", "currentVersion": 3}))
+    );
+    let missing = api.get_at(&id, &[("version", "4")]).await;
+    assert_eq!((missing.status_code, body_json(&missing)), (404, json!({"message": "The item has no version 4"})));
+
+    // The fixed clock stamps every event at 2026-01-02T03:04:05.678Z.
+    assert_eq!(api.get_at(&id, &[("at", "2026-01-02T03:04:05.678Z")]).await.status_code, 410);
+    let before = api.get_at(&id, &[("at", "2026-01-02T04:04:05.677+01:00")]).await;
+    assert_eq!(
+        (before.status_code, body_json(&before)),
+        (404, json!({"message": "The item did not exist at that time"}))
+    );
+    let unknown = api.get_at("00000000-0000-4000-8000-000000000999", &[("version", "1")]).await;
+    assert_eq!(unknown.status_code, 404);
+
+    for bad in [
+        vec![("version", "0")],
+        vec![("version", "two")],
+        vec![("version", "-1")],
+        vec![("at", "yesterday")],
+        vec![("at", "2026-01-02T03:04:05")],
+        vec![("version", "1"), ("at", "2026-01-02T03:04:05Z")],
+    ] {
+        let response = api.get_at(&id, &bad).await;
+        assert_eq!(response.status_code, 400, "{bad:?}: {:?}", response.body);
+        assert!(body_json(&response)["message"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn my_items_are_the_callers_newest_first_and_an_admin_may_list_anyones() {
+    let api = Api::new();
+    let mine = [api.item().await, api.item().await, api.item().await];
+    let theirs = post_item(&api.create, request("POST", "/items", "", Some(r#"{"name":"Cup"}"#), &[], &OTHER_RW)).await;
+    assert_eq!(theirs.status_code, 201);
+    api.call("DELETE", &mine[1], None, &[], &OWNER_RW).await;
+    api.project().await;
+    let ids = |response: &ApiGatewayProxyResponse| -> Vec<String> {
+        assert_eq!(response.status_code, 200, "{:?}", response.body);
+        body_json(response).as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap().to_owned()).collect()
+    };
+    // One clock time: the same `createdAt`, then the larger id first.
+    let expected = vec![mine[2].clone(), mine[0].clone()];
+    assert_eq!(ids(&api.list(&[("createdBy", "me")], &OWNER_RW).await), expected);
+    assert_eq!(ids(&api.list(&[("createdBy", OWNER)], &OWNER_RW).await), expected, "one's own sub is `me`");
+    assert_eq!(ids(&api.list(&[("createdBy", OWNER)], &admin(json!("items-admins"))).await), expected);
+    assert_eq!(ids(&api.list(&[("createdBy", "me")], &OTHER_RW).await).len(), 1);
+    assert_eq!(ids(&api.list(&[], &OWNER_RW).await).len(), 3, "without it: everyone's");
+
+    let first = api.list(&[("createdBy", "me"), ("limit", "1")], &OWNER_RW).await;
+    assert_eq!(ids(&first), [mine[2].clone()]);
+    let link = header(&first, "link").unwrap();
+    assert!(link.starts_with("</v1/items?createdBy=me&limit=1&cursor="), "{link}");
+    let cursor_of = |link: &str| link.split("cursor=").nth(1).unwrap().split('>').next().unwrap().to_owned();
+    let cursor = cursor_of(link);
+    // The next pages: the tombstone counts against the limit, as in the listing.
+    let (mut rest, mut next) = (Vec::new(), Some(cursor.clone()));
+    while let Some(cursor) = next {
+        let page = api.list(&[("createdBy", "me"), ("limit", "1"), ("cursor", &cursor)], &OWNER_RW).await;
+        rest.extend(ids(&page));
+        next = header(&page, "link").map(cursor_of);
+    }
+    assert_eq!(rest, [mine[0].clone()]);
+    let cursor = cursor.as_str();
+    let elsewhere = api.list(&[("limit", "1"), ("cursor", cursor)], &OWNER_RW).await;
+    assert_eq!((elsewhere.status_code, body_json(&elsewhere)), (400, json!({"message": "Invalid cursor"})));
+
+    let refused = api.list(&[("createdBy", OWNER)], &OTHER_RW).await;
+    assert_eq!(
+        (refused.status_code, body_json(&refused)),
+        (403, json!({"message": "Only members of items-admins may list another user's items"}))
+    );
+    for bad in ["", "a\u{7}b", &"x".repeat(129)] {
+        let response = api.list(&[("createdBy", bad)], &admin(json!("items-admins"))).await;
+        assert_eq!(response.status_code, 400, "{bad:?}");
     }
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use crate::support::{body_json, deadline, header};
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
-use items_aws::apigw::{get_items, post_item};
+use items_aws::apigw::{ItemQueries, get_items, post_item};
 use items_aws::cursor::HmacCursorCodec;
 use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
 use items_domain::ports::{EventStore, ReadModel};
-use items_domain::service::{CreateItemService, ProjectorService, QueryService};
+use items_domain::service::{CreateItemService, HistoryService, ProjectorService, QueryService};
 use items_domain::testing::{FixedClock, SequentialIds};
 use items_domain::{EventPayload, ItemId};
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ struct Api {
     events: Arc<InMemoryEventStore>,
     read_model: Arc<InMemoryReadModel>,
     create: CreateItemService,
-    query: QueryService,
+    query: ItemQueries,
 }
 
 impl Api {
@@ -35,11 +35,14 @@ impl Api {
                 Arc::new(FixedClock::default()),
                 Arc::new(SequentialIds::default()),
             ),
-            query: QueryService::new(
-                read_model.clone(),
-                Arc::new(HmacCursorCodec::new(b"test key")),
-                Arc::new(FixedClock::default()),
-            ),
+            query: ItemQueries {
+                items: QueryService::new(
+                    read_model.clone(),
+                    Arc::new(HmacCursorCodec::new(b"test key")),
+                    Arc::new(FixedClock::default()),
+                ),
+                history: HistoryService::new(events.clone()),
+            },
             events,
             read_model,
         }
@@ -378,9 +381,15 @@ async fn a_listing_without_limit_stays_within_lambdas_response_limit_and_links_e
         ids.insert(item.id.to_string());
         read_model.upsert_if_newer(&item).await.unwrap();
     }
-    let query =
-        QueryService::new(read_model, Arc::new(HmacCursorCodec::new(b"test key")), Arc::new(FixedClock::default()))
-            .with_list_budget(LIST_BUDGET);
+    let query = ItemQueries {
+        items: QueryService::new(
+            read_model,
+            Arc::new(HmacCursorCodec::new(b"test key")),
+            Arc::new(FixedClock::default()),
+        )
+        .with_list_budget(LIST_BUDGET),
+        history: HistoryService::new(Arc::new(InMemoryEventStore::default())),
+    };
 
     let mut seen = std::collections::HashSet::new();
     let mut request = list_request(Value::Null);

@@ -3,12 +3,20 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use items_domain::ports::{AppendError, Page, PageKey, ReadModel, StoreError, Upsert};
+use items_domain::ports::{AppendError, CreatorKey, Page, PageKey, ReadModel, StoreError, Upsert};
 use items_domain::{Item, ItemId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::database::{Database, PAGE_ROWS};
 use super::{decode_item, encode, read_page, unavailable};
+
+/// A creator's first page, newest first: `?1` the creator, `?2` the rows.
+pub(super) const BY_CREATOR_FIRST: &str = "SELECT item FROM items WHERE json_extract(item, '$.createdBy') = ?1
+     ORDER BY json_extract(item, '$.createdAt') DESC, id DESC LIMIT ?2";
+/// The page after a position (`?3` its `createdAt`, `?4` its id).
+pub(super) const BY_CREATOR_AFTER: &str = "SELECT item FROM items WHERE json_extract(item, '$.createdBy') = ?1
+       AND (json_extract(item, '$.createdAt'), id) < (?3, ?4)
+     ORDER BY json_extract(item, '$.createdAt') DESC, id DESC LIMIT ?2";
 
 /// Read-model writes only fail as the store fails.
 pub(super) fn store_error(error: AppendError) -> StoreError {
@@ -164,6 +172,37 @@ impl ReadModel for SqliteReadModel {
                 // A shorter page than asked for (1 MB reached) has a next key too.
                 let (items, more) = read_page(&mut rows, page_rows, "stored item", decode_item)?;
                 let next = if more { items.last().map(|last| PageKey(last.id.to_string())) } else { None };
+                Ok(Page { items, next })
+            })
+            .await
+    }
+
+    async fn list_by_creator(
+        &self,
+        creator: &str,
+        limit: Option<u32>,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        let after = after.map(CreatorKey::from_page_key).transpose()?;
+        let creator = creator.to_owned();
+        let page_rows = limit.map_or(PAGE_ROWS, |limit| limit as usize);
+        self.0
+            .read(move |connection| {
+                // The expressions are the index's (schema migration 5), so
+                // SQLite walks it backwards from the position.
+                let (sql, position) = match &after {
+                    None => (BY_CREATOR_FIRST, None),
+                    Some(key) => (BY_CREATOR_AFTER, Some((key.created_at.clone(), key.id.to_string()))),
+                };
+                let mut statement = connection.prepare_cached(sql).map_err(unavailable)?;
+                let wanted = page_rows as u64 + 1;
+                let mut rows = match &position {
+                    None => statement.query(params![creator, wanted]),
+                    Some((created_at, id)) => statement.query(params![creator, wanted, created_at, id]),
+                }
+                .map_err(unavailable)?;
+                let (items, more) = read_page(&mut rows, page_rows, "stored item", decode_item)?;
+                let next = if more { items.last().map(|last| CreatorKey::of(last).to_page_key()) } else { None };
                 Ok(Page { items, next })
             })
             .await

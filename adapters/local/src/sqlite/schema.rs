@@ -56,6 +56,9 @@ const MIGRATIONS: &[&str] = &[
          revision INTEGER NOT NULL,
          item TEXT NOT NULL
      );",
+    // 5: the read model by creator, newest first (`GET /items?createdBy`): the
+    // embedded counterpart of the DynamoDB table's `by-creator` index.
+    "CREATE INDEX items_by_creator ON items (json_extract(item, '$.createdBy'), json_extract(item, '$.createdAt'), id);",
 ];
 
 /// The schema version this code writes.

@@ -471,3 +471,32 @@ async fn the_database_files_are_private_to_their_owner() {
         assert_eq!(mode, 0o600, "{name}");
     }
 }
+
+/// `GET /items?createdBy` walks the index, never the table: SQLite's own
+/// plan for both queries, on a database with rows in it.
+#[tokio::test]
+async fn a_creators_listing_reads_the_index_not_the_table() {
+    let dir = DataDir::new();
+    let database = Database::open(&dir.0).unwrap();
+    let read_model = SqliteReadModel::new(database.clone());
+    for n in 0..50 {
+        read_model.upsert_if_newer(&item_of(&created(ItemId(Uuid::new_v4()), &format!("item {n}")))).await.unwrap();
+    }
+    drop((read_model, database));
+    let connection = Connection::open(dir.0.join(DATABASE_FILE)).unwrap();
+    connection.execute_batch("ANALYZE").unwrap();
+    for sql in [super::read_model::BY_CREATOR_FIRST, super::read_model::BY_CREATOR_AFTER] {
+        let mut plan = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps: Vec<String> = plan
+            .query_map(
+                &[&"sub-1" as &dyn rusqlite::ToSql, &10, &"2026-01-02T03:04:05.678Z", &Uuid::nil().to_string()]
+                    [..plan.parameter_count()],
+                |row| row.get(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(steps.iter().any(|step| step.contains("USING INDEX items_by_creator")), "{sql}: {steps:?}");
+        assert!(!steps.iter().any(|step| step.contains("TEMP B-TREE")), "no sort: {steps:?}");
+    }
+}

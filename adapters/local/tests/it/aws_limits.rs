@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use items_aws::apigw::ItemCommands;
+use items_aws::apigw::{ItemCommands, ItemQueries};
 use items_aws::cursor::HmacCursorCodec;
 use items_aws::limits::{LAMBDA_RESPONSE_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_PAYLOAD_MAX_BYTES};
 use items_aws::response_headers::CorsPolicy;
@@ -45,6 +45,15 @@ impl ReadModel for Slow {
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
         tokio::time::sleep(self.1).await;
         self.0.list_page(limit, after).await
+    }
+
+    async fn list_by_creator(
+        &self,
+        creator: &str,
+        limit: Option<u32>,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        self.0.list_by_creator(creator, limit, after).await
     }
 }
 
@@ -88,12 +97,17 @@ async fn start_holding(
             post_item: Arc::new(CreateItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))),
             item_commands: Arc::new(ItemCommands {
                 changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds)),
+                history: HistoryService::new(events.clone()),
+            }),
+            get_items: Arc::new(ItemQueries {
+                items: QueryService::new(
+                    read_model,
+                    Arc::new(HmacCursorCodec::new(b"limits test")),
+                    Arc::new(SystemClock),
+                )
+                .with_list_budget(budget),
                 history: HistoryService::new(events),
             }),
-            get_items: Arc::new(
-                QueryService::new(read_model, Arc::new(HmacCursorCodec::new(b"limits test")), Arc::new(SystemClock))
-                    .with_list_budget(budget),
-            ),
         },
         dev_idp: Some(idp.clone()),
         cors: CorsPolicy::default(),
@@ -200,6 +214,10 @@ impl ReadModel for Tombstones {
         let start = after.map_or(0, |key| self.0.iter().position(|item| item.id.to_string() == key.0).unwrap() + 1);
         let next = self.0.get(start + 1).map(|_| PageKey(self.0[start].id.to_string()));
         Ok(Page { items: self.0[start..=start].to_vec(), next })
+    }
+
+    async fn list_by_creator(&self, _: &str, _: Option<u32>, _: Option<&PageKey>) -> Result<Page, StoreError> {
+        unimplemented!("not listed by creator here")
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::jwks_server::{JwksServer, jwks_of};
 use crate::support::tokens::*;
-use items_aws::apigw::ItemCommands;
+use items_aws::apigw::{ItemCommands, ItemQueries};
 use items_aws::cursor::HmacCursorCodec;
 use items_aws::response_headers::CorsPolicy;
 use items_aws::system::{RandomIds, SystemClock};
@@ -105,11 +105,14 @@ impl Gateway {
             })),
             functions: Functions {
                 post_item: Arc::new(CreateItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))),
-                get_items: Arc::new(QueryService::new(
-                    read_model,
-                    Arc::new(HmacCursorCodec::new(b"gateway auth test cursor key")),
-                    Arc::new(SystemClock),
-                )),
+                get_items: Arc::new(ItemQueries {
+                    items: QueryService::new(
+                        read_model,
+                        Arc::new(HmacCursorCodec::new(b"gateway auth test cursor key")),
+                        Arc::new(SystemClock),
+                    ),
+                    history: HistoryService::new(events.clone()),
+                }),
                 item_commands: Arc::new(ItemCommands {
                     changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds)),
                     history: HistoryService::new(events.clone()),

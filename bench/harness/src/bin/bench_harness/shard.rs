@@ -126,6 +126,16 @@ impl<T: ReadModel> ReadModel for Slow<T> {
         self.wait().await;
         self.inner.list_page(limit, after).await
     }
+
+    async fn list_by_creator(
+        &self,
+        creator: &str,
+        limit: Option<u32>,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        self.wait().await;
+        self.inner.list_by_creator(creator, limit, after).await
+    }
 }
 
 #[async_trait]
