@@ -9,5 +9,6 @@ pub mod replay;
 pub mod serve;
 pub mod settings;
 pub mod token;
+pub mod transfer;
 pub mod user;
 pub mod web;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use items_cli::{quarantine, replay, serve, settings, token, user};
+use items_cli::{quarantine, replay, serve, settings, token, transfer, user};
 
 #[derive(Debug, Parser)]
 #[command(name = "items", version, about = "Items API: local server and tools")]
@@ -24,6 +24,10 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// List the records the embedded store's projection set aside as poison; `--redrive` re-projects their items.
     Quarantine(quarantine::QuarantineArgs),
+    /// Write the event log as JSON Lines (embedded store, or `--dynamodb`), with a count and a SHA-256.
+    Export(transfer::ExportArgs),
+    /// Append an exported log to the embedded store or DynamoDB, keeping event ids and versions (idempotent).
+    Import(transfer::ImportArgs),
 }
 
 #[tokio::main]
@@ -37,6 +41,8 @@ async fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::User(args) => user::run(args),
         Command::Replay(args) => return replay::run(args).await,
+        Command::Export(args) => transfer::export(args).await,
+        Command::Import(args) => transfer::import(args).await,
         Command::Quarantine(args) => match quarantine::run(args).await {
             Ok(code) => return code,
             Err(error) => Err(error),

@@ -14,7 +14,7 @@ use items_domain::replay::{self, NoCheckpoints, ReadModelTarget, ReplayService, 
 use items_local::checkpoints::FileCheckpoints;
 use items_local::sqlite::{Database, DiskFold, Rebuild, SqliteEventStore, SqliteReadModel};
 
-mod progress;
+pub(crate) mod progress;
 mod report;
 
 use progress::Progress;
@@ -87,7 +87,7 @@ fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 /// flight while the rebuild starts.
 const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
-fn default_segments(approximate_items: i64) -> u32 {
+pub(crate) fn default_segments(approximate_items: i64) -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as i64;
     (approximate_items / 2_000 + 1).clamp(1, (cores * 4).max(4)) as u32
 }

@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use items_domain::ports::{ReplayObserver, WriteStats};
 
 /// Progress: a bar on a terminal, a line every few seconds otherwise.
-pub(super) struct Progress {
+pub(crate) struct Progress {
+    /// The command, at the start of each line.
+    label: &'static str,
     bar: Option<ProgressBar>,
     events: AtomicUsize,
     written: AtomicUsize,
@@ -24,7 +26,12 @@ pub(super) struct Progress {
 const EMF_SETTING: &str = "ITEMS_METRICS_EMF";
 
 impl Progress {
-    pub(super) fn new(expected_events: u64) -> Self {
+    pub(crate) fn new(expected_events: u64) -> Self {
+        Self::labelled("replay", expected_events)
+    }
+
+    /// Progress of `label` (`export`, `import`) over about `expected_events`.
+    pub(crate) fn labelled(label: &'static str, expected_events: u64) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(expected_events);
             bar.set_style(
@@ -35,6 +42,7 @@ impl Progress {
         });
         let now = Instant::now();
         Self {
+            label,
             bar,
             events: AtomicUsize::new(0),
             written: AtomicUsize::new(0),
@@ -44,7 +52,7 @@ impl Progress {
         }
     }
 
-    pub(super) fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -71,7 +79,7 @@ impl ReplayObserver for Progress {
         if last.elapsed() >= Duration::from_secs(2) {
             *last = Instant::now();
             let rate = total as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-            eprintln!("replay: {total} events read, {written} items written, {rate:.0} events/s");
+            eprintln!("{}: {total} events read, {written} written, {rate:.0} events/s", self.label);
         }
     }
 }

@@ -8,3 +8,4 @@ mod hardening;
 mod hosted_ui_serve;
 mod load_faults;
 mod replay;
+mod transfer;

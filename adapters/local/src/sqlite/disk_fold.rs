@@ -17,6 +17,24 @@ use super::{decode_item, encode, unavailable};
 /// negative number as KiB): what the fold costs in memory.
 const CACHE_KIB: i64 = 8 * 1024;
 
+/// A scratch database in `dir` named after `purpose`, with `schema`: no
+/// journal, no syncs, one connection, a small cache (it is thrown away).
+pub(super) fn scratch(dir: &Path, purpose: &str, schema: &str) -> Result<(Connection, PathBuf), StoreError> {
+    let path = dir.join(format!("{purpose}-{}.sqlite3", uuid::Uuid::new_v4().simple()));
+    let connection = Connection::open(&path).map_err(unavailable)?;
+    connection
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = OFF;
+             PRAGMA synchronous = OFF;
+             PRAGMA locking_mode = EXCLUSIVE;
+             PRAGMA temp_store = FILE;
+             PRAGMA cache_size = -{CACHE_KIB};
+             {schema}"
+        ))
+        .map_err(unavailable)?;
+    Ok((connection, path))
+}
+
 /// The log's fold in a scratch file, removed when dropped.
 pub struct DiskFold {
     connection: Arc<Mutex<Connection>>,
@@ -27,18 +45,11 @@ impl DiskFold {
     /// A new, empty scratch file in `dir` (which must exist): it needs about
     /// as much free space as the read model takes.
     pub fn create(dir: &Path) -> Result<Self, StoreError> {
-        let path = dir.join(format!("verify-{}.sqlite3", uuid::Uuid::new_v4().simple()));
-        let connection = Connection::open(&path).map_err(unavailable)?;
-        connection
-            .execute_batch(&format!(
-                "PRAGMA journal_mode = OFF;
-                 PRAGMA synchronous = OFF;
-                 PRAGMA locking_mode = EXCLUSIVE;
-                 PRAGMA temp_store = FILE;
-                 PRAGMA cache_size = -{CACHE_KIB};
-                 CREATE TABLE fold (id TEXT PRIMARY KEY, version INTEGER NOT NULL, item TEXT NOT NULL) WITHOUT ROWID;"
-            ))
-            .map_err(unavailable)?;
+        let (connection, path) = scratch(
+            dir,
+            "verify",
+            "CREATE TABLE fold (id TEXT PRIMARY KEY, version INTEGER NOT NULL, item TEXT NOT NULL) WITHOUT ROWID;",
+        )?;
         Ok(Self { connection: Arc::new(Mutex::new(connection)), path })
     }
 

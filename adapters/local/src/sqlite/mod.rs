@@ -19,6 +19,7 @@
 mod change_log;
 mod database;
 mod disk_fold;
+mod disk_sort;
 mod event_store;
 mod read_model;
 mod rebuild;
@@ -31,6 +32,7 @@ use items_domain::{Event, Item};
 
 pub use database::{DATABASE_FILE, Database, LOCK_FILE};
 pub use disk_fold::DiskFold;
+pub use disk_sort::DiskSort;
 pub use event_store::SqliteEventStore;
 pub use read_model::SqliteReadModel;
 pub use rebuild::Rebuild;

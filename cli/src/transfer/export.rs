@@ -1,0 +1,180 @@
+//! `items export [FILE]`: the event log as JSON Lines.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lc_rs::digest;
+use items_domain::ports::{EventLogScan, PageKey, ReplayObserver, StoreError, WriteStats};
+use items_local::sqlite::DiskSort;
+
+use super::{Log, LogArgs};
+use crate::replay::progress::Progress;
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Where to write the log; standard output when not given (or `-`).
+    /// Written beside it first and renamed at the end: an interrupted
+    /// export leaves no file that looks whole.
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// DynamoDB: segments of the parallel Scan (default: one per 2,000 events, at most 4 per core).
+    #[arg(long)]
+    pub segments: Option<u32>,
+}
+
+/// Where the lines go: the output, a SHA-256 of every byte, counts.
+struct Lines {
+    out: BufWriter<Box<dyn Write + Send>>,
+    digest: digest::Context,
+    events: u64,
+    items: u64,
+    stream: String,
+}
+
+impl Lines {
+    fn new(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            out: BufWriter::with_capacity(1 << 16, out),
+            digest: digest::Context::new(&digest::SHA256),
+            events: 0,
+            items: 0,
+            stream: String::new(),
+        }
+    }
+
+    /// One stored event of `stream`, as its JSON and a newline.
+    fn push(&mut self, stream: &str, line: &str) -> anyhow::Result<()> {
+        if stream != self.stream {
+            self.items += 1;
+            stream.clone_into(&mut self.stream);
+        }
+        for bytes in [line.as_bytes(), b"\n"] {
+            self.out.write_all(bytes)?;
+            self.digest.update(bytes);
+        }
+        self.events += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<(u64, u64, String)> {
+        self.out.flush()?;
+        let hex = self.digest.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Ok((self.events, self.items, hex))
+    }
+}
+
+/// One stored event's line: its stored form, fields in the documented order.
+fn line_of(event: &items_domain::Event) -> Result<String, StoreError> {
+    serde_json::to_string(&event.to_stored()).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let log = args.log.open().await?;
+    let target = args.file.clone().filter(|file| file.as_os_str() != "-");
+    let partial = target.as_deref().map(partial_path);
+    let out: Box<dyn Write + Send> = match &partial {
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
+        None => Box::new(std::io::stdout()),
+    };
+    let written = match log {
+        Log::Embedded(database, store) => {
+            let progress = Progress::labelled("export", database.head());
+            let lines = in_order(store.as_ref(), Lines::new(out), &progress).await;
+            progress.finish();
+            lines
+        }
+        Log::Dynamo { store, approximate_events } => {
+            let progress = Arc::new(Progress::labelled("export", approximate_events));
+            let segments = args.segments.unwrap_or_else(|| crate::replay::default_segments(approximate_events as i64));
+            let sorted = sorted(store, segments, &args.log.data_dir, Lines::new(out), progress.clone()).await;
+            progress.finish();
+            sorted
+        }
+    };
+    let finished = written.and_then(Lines::finish);
+    let (events, items, sha256) = match finished {
+        Ok(done) => done,
+        Err(error) => {
+            if let Some(partial) = &partial {
+                let _ = std::fs::remove_file(partial);
+            }
+            return Err(error);
+        }
+    };
+    if let (Some(partial), Some(target)) = (&partial, &target) {
+        std::fs::rename(partial, target).map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+    }
+    let name = target.as_deref().map_or_else(|| "-".to_owned(), |t| t.display().to_string());
+    eprintln!("exported {events} events of {items} items in {:.1} s", started.elapsed().as_secs_f64());
+    // As `sha256sum` prints it, so `sha256sum -c` can check the file.
+    eprintln!("{sha256}  {name}");
+    Ok(())
+}
+
+fn partial_path(file: &Path) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".partial-{}", std::process::id()));
+    file.with_file_name(name)
+}
+
+/// The embedded log, read in its index's order, which is the file's: one
+/// segment, streams by id, each in version order.
+async fn in_order(store: &dyn EventLogScan, mut lines: Lines, progress: &Progress) -> anyhow::Result<Lines> {
+    let mut after: Option<PageKey> = None;
+    loop {
+        let page = store.scan_page(0, 1, after.as_ref()).await?;
+        for event in &page.events {
+            lines.push(&event.item_id.stream_id(), &line_of(event)?)?;
+        }
+        progress.page_done(0, page.events.len(), WriteStats::default());
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(lines),
+        }
+    }
+}
+
+/// A log read in no order (DynamoDB's parallel Scan): every segment's pages
+/// go into a sort on disk in the data dir, which then gives the file's order.
+async fn sorted(
+    store: Arc<dyn EventLogScan>,
+    segments: u32,
+    scratch_dir: &Path,
+    mut lines: Lines,
+    progress: Arc<Progress>,
+) -> anyhow::Result<Lines> {
+    items_local::data_dir::create_private_dir(scratch_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", scratch_dir.display()))?;
+    let sort = Arc::new(DiskSort::create(scratch_dir)?);
+    let reads = (0..segments).map(|segment| {
+        let (store, sort, progress) = (store.clone(), sort.clone(), progress.clone());
+        async move {
+            let mut after: Option<PageKey> = None;
+            loop {
+                let page = store.scan_page(segment, segments, after.as_ref()).await?;
+                let count = page.events.len();
+                let keyed = page
+                    .events
+                    .iter()
+                    .map(|event| Ok((event.item_id.stream_id(), event.version, line_of(event)?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                sort.keep(keyed).await?;
+                progress.page_done(segment, count, WriteStats::default());
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => return Ok::<_, StoreError>(()),
+                }
+            }
+        }
+    });
+    futures::future::try_join_all(reads).await?;
+    tokio::task::spawn_blocking(move || {
+        sort.each_in_order(|stream, line| lines.push(stream, line))?;
+        Ok(lines)
+    })
+    .await?
+}

@@ -1,0 +1,339 @@
+//! `items import FILE`: appends an exported log to a store, keeping event
+//! ids and versions, idempotent by event id.
+
+use std::io::{BufRead, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use items_domain::event::StoredEvent;
+use items_domain::ports::{AppendError, EventStore, ReplayObserver, WriteStats};
+use items_domain::projection::fold_stream_onto;
+use items_domain::{Event, Item, ItemId};
+
+use super::{Log, LogArgs};
+use crate::replay::progress::Progress;
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// A file `items export` wrote (JSON Lines, one stored event per line).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Appends in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+/// Events one append carries at most: DynamoDB's TransactWriteItems takes
+/// 100 actions, one of them the check of the stream's version.
+const CHUNK: usize = 99;
+/// Events in flight at most, whatever the streams' lengths: memory stays flat.
+const EVENTS_IN_FLIGHT: usize = 8_192;
+/// Longest line read: DynamoDB's item limit is 400 KB, an event is smaller.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Why a file is refused, or an import stopped: with the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}, line {line}: {reason}")]
+pub struct LineError {
+    file: String,
+    line: u64,
+    reason: String,
+}
+
+/// Reads the file's events in order, each with its line number.
+struct Events {
+    reader: std::io::BufReader<std::fs::File>,
+    file: String,
+    line: u64,
+    buffer: Vec<u8>,
+}
+
+impl Events {
+    fn open(path: &std::path::Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(Self {
+            reader: std::io::BufReader::with_capacity(1 << 16, file),
+            file: path.display().to_string(),
+            line: 0,
+            buffer: Vec::new(),
+        })
+    }
+
+    fn error(&self, line: u64, reason: impl Into<String>) -> LineError {
+        LineError { file: self.file.clone(), line, reason: reason.into() }
+    }
+
+    /// The next event and its line; `None` at the end. Blank lines are refused:
+    /// an export has none, so one means the file is not one.
+    fn next(&mut self) -> anyhow::Result<Option<(u64, Event)>> {
+        self.buffer.clear();
+        let read = (&mut self.reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut self.buffer)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        if self.buffer.len() > MAX_LINE_BYTES {
+            return Err(self.error(self.line, format!("longer than {MAX_LINE_BYTES} bytes")).into());
+        }
+        let text = self.buffer.strip_suffix(b"\n").unwrap_or(&self.buffer);
+        let stored: StoredEvent = serde_json::from_slice(text)
+            .map_err(|e| self.error(self.line, format!("not a stored event (the lines of `items export`): {e}")))?;
+        let event = stored.decode().map_err(|e| self.error(self.line, e.to_string()))?;
+        Ok(Some((self.line, event)))
+    }
+}
+
+/// The file's rule, checked line by line with one item's state in memory:
+/// an item's events are together, from version 1, each following on from
+/// the one before (as its stream folds), so a gap, a repeat or a stream split
+/// in two is refused at its line.
+#[derive(Default)]
+struct Streams {
+    item: Option<ItemId>,
+    state: Option<Item>,
+    items: u64,
+    events: u64,
+}
+
+impl Streams {
+    fn check(&mut self, event: &Event) -> Result<(), String> {
+        if self.item != Some(event.item_id) {
+            if event.version != 1 {
+                return Err(format!(
+                    "item {} starts at version {}: an item's events must be together, from version 1",
+                    event.item_id, event.version
+                ));
+            }
+            self.item = Some(event.item_id);
+            self.state = None;
+            self.items += 1;
+        }
+        self.state = fold_stream_onto(self.state.take(), std::slice::from_ref(event)).map_err(|e| e.to_string())?;
+        self.events += 1;
+        Ok(())
+    }
+}
+
+/// Consecutive events of one item, appended in one call.
+struct Chunk {
+    first_line: u64,
+    expected_version: u64,
+    events: Vec<Event>,
+}
+
+pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // First the whole file, so a file that is not a log writes nothing.
+    let mut events = Events::open(&args.file)?;
+    let mut streams = Streams::default();
+    while let Some((line, event)) = events.next()? {
+        streams.check(&event).map_err(|reason| events.error(line, reason))?;
+    }
+    let (total_events, total_items) = (streams.events, streams.items);
+    let log = args.log.open().await?;
+    let (store, target, next_step): (Arc<dyn EventStore>, String, String) = match &log {
+        Log::Embedded(database, store) => (
+            store.clone(),
+            database.path().display().to_string(),
+            "`items serve` projects them into the read model as it starts (its change feed), or rebuild it now \
+             with `items replay`"
+                .to_owned(),
+        ),
+        Log::Dynamo { store, .. } => (
+            store.clone(),
+            format!("table {}", args.log.events_table),
+            format!(
+                "the read model follows from the table's stream where a projector reads it (AWS, `items serve \
+                 --dynamodb`); otherwise rebuild it with `items replay --dynamodb --events-table {}`",
+                args.log.events_table
+            ),
+        ),
+    };
+    let progress = Progress::labelled("import", total_events);
+    let imported = append_all(&args, store, &progress).await;
+    progress.finish();
+    imported?;
+    eprintln!(
+        "imported {total_events} events of {total_items} items from {} into {target} in {:.1} s (events already stored \
+         were left as they are)",
+        args.file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("next: {next_step}");
+    Ok(())
+}
+
+/// Second pass: the events in chunks, up to `concurrency` appends (and
+/// [`EVENTS_IN_FLIGHT`] events) at once. A chunk that continues a stream
+/// waits for everything in flight, so a stream's chunks land in order.
+async fn append_all(args: &ImportArgs, store: Arc<dyn EventStore>, progress: &Progress) -> anyhow::Result<()> {
+    let mut events = Events::open(&args.file)?;
+    let file = events.file.clone();
+    let mut in_flight = FuturesUnordered::new();
+    let mut events_in_flight = 0;
+    let mut open: Option<Chunk> = None;
+    loop {
+        let next = events.next()?;
+        let done = next.is_none();
+        let ready = match (&mut open, next) {
+            (Some(chunk), Some((_, event)))
+                if chunk.events[0].item_id == event.item_id && chunk.events.len() < CHUNK =>
+            {
+                chunk.events.push(event);
+                None
+            }
+            (chunk, Some((line, event))) => {
+                chunk.replace(Chunk { first_line: line, expected_version: event.version - 1, events: vec![event] })
+            }
+            (chunk, None) => chunk.take(),
+        };
+        if let Some(chunk) = ready {
+            let full =
+                |in_flight: usize, events: usize| in_flight >= args.concurrency.max(1) || events >= EVENTS_IN_FLIGHT;
+            while !in_flight.is_empty() && (chunk.expected_version > 0 || full(in_flight.len(), events_in_flight)) {
+                if let Some(count) = in_flight.next().await {
+                    events_in_flight -= landed(count?, progress);
+                }
+            }
+            events_in_flight += chunk.events.len();
+            let (store, file) = (store.clone(), file.clone());
+            in_flight.push(async move {
+                append(store.as_ref(), &chunk).await.map_err(|(offset, reason)| LineError {
+                    file,
+                    line: chunk.first_line + offset as u64,
+                    reason,
+                })?;
+                Ok::<_, LineError>(chunk.events.len())
+            });
+        }
+        if done {
+            while let Some(count) = in_flight.next().await {
+                landed(count?, progress);
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// Counts `count` events appended (or found stored).
+fn landed(count: usize, progress: &Progress) -> usize {
+    progress.page_done(0, count, WriteStats { written: count, ..WriteStats::default() });
+    count
+}
+
+/// Appends one chunk. Events already stored with the same ids are a success
+/// that writes nothing; a store that has some of them (an earlier import, or
+/// an earlier export of the same log) gets the rest; any other event at
+/// one of these versions is a conflict, never overwritten. An error says
+/// at which of the chunk's events.
+async fn append(store: &dyn EventStore, chunk: &Chunk) -> Result<(), (usize, String)> {
+    let first = &chunk.events[0];
+    match store.append(chunk.expected_version, &chunk.events).await {
+        Ok(()) => return Ok(()),
+        Err(AppendError::Conflict { .. }) => {}
+        Err(error) => return Err((0, format!("the store refused the append: {error}"))),
+    }
+    let stored = store
+        .stream_after(first.item_id, chunk.expected_version, chunk.events.len())
+        .await
+        .map_err(|e| (0, format!("reading item {}'s stream: {e}", first.item_id)))?;
+    if stored.first().map(|event| event.version) != Some(chunk.expected_version + 1) {
+        return Err((
+            0,
+            format!(
+                "item {} has no version {} in the store to follow on from: import the file from its start",
+                first.item_id, chunk.expected_version
+            ),
+        ));
+    }
+    for (offset, (mine, theirs)) in chunk.events.iter().zip(&stored).enumerate() {
+        if mine.event_id != theirs.event_id {
+            return Err((
+                offset,
+                format!(
+                    "item {} has another event at version {} in the store ({}) than this file ({}): a different log; \
+                 nothing of this item was written",
+                    first.item_id, mine.version, theirs.event_id, mine.event_id
+                ),
+            ));
+        }
+    }
+    let rest = &chunk.events[stored.len()..];
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let expected = chunk.expected_version + stored.len() as u64;
+    store.append(expected, rest).await.map_err(|error| {
+        let reason = match error {
+            AppendError::Conflict { actual, .. } => format!(
+                "item {} changed while it was imported (now at version {actual}): run the import again",
+                first.item_id
+            ),
+            other => format!("the store refused the append: {other}"),
+        };
+        (stored.len(), reason)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use items_domain::event::{EventPayload, ItemCreated, ItemUpdated};
+
+    fn event(item: u128, version: u64, payload: EventPayload) -> Event {
+        Event {
+            event_id: uuid::Uuid::from_u128(item * 1000 + u128::from(version)),
+            item_id: ItemId(uuid::Uuid::from_u128(item)),
+            version,
+            occurred_at: items_domain::testing::at("2026-01-02T03:04:05.678Z"),
+            subject: "sub-1".into(),
+            payload,
+        }
+    }
+
+    fn created(item: u128) -> Event {
+        event(item, 1, EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "t".into() }))
+    }
+
+    fn renamed(item: u128, version: u64) -> Event {
+        event(
+            item,
+            version,
+            EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("v{version}")), timestamp: None }),
+        )
+    }
+
+    fn check(events: &[Event]) -> Result<(u64, u64), (usize, String)> {
+        let mut streams = Streams::default();
+        for (index, event) in events.iter().enumerate() {
+            streams.check(event).map_err(|reason| (index + 1, reason))?;
+        }
+        Ok((streams.events, streams.items))
+    }
+
+    #[test]
+    fn an_export_passes_and_is_counted() {
+        let log = [created(1), renamed(1, 2), renamed(1, 3), created(2), event(2, 2, EventPayload::ItemDeleted)];
+        assert_eq!(check(&log), Ok((5, 2)));
+    }
+
+    #[test]
+    fn gaps_repeats_split_streams_and_events_after_a_deletion_are_refused_at_their_line() {
+        let cases: [(Vec<Event>, usize, &str); 5] = [
+            (vec![created(1), renamed(1, 3)], 2, "versions do not follow on"),
+            (vec![created(1), renamed(1, 2), renamed(1, 2)], 3, "versions do not follow on"),
+            (vec![renamed(1, 2)], 1, "starts at version 2"),
+            (vec![created(1), created(2), renamed(1, 2)], 3, "starts at version 2"),
+            (vec![created(1), event(1, 2, EventPayload::ItemDeleted), renamed(1, 3)], 3, "after the item's deletion"),
+        ];
+        for (log, line, reason) in cases {
+            let (at, text) = check(&log).unwrap_err();
+            assert_eq!(at, line, "{text}");
+            assert!(text.contains(reason), "{text}");
+        }
+    }
+}
