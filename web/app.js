@@ -1,5 +1,6 @@
-// Items: sign in on the Hosted UI (local or Cognito), then list, create,
-// rename and delete items, and read an item's history.
+// Items: sign in on the Hosted UI (local or Cognito), then list your items or
+// everyone's, create, rename and delete items, and read an item's history with
+// the item as it was at each version.
 //
 // - Sign-in: authorization code + PKCE (S256) by default, implicit grant with
 //   "responseType": "token" in config.json.
@@ -23,6 +24,15 @@ class SessionExpired extends Error {
   }
 }
 
+/** An API answer that is not 2xx: its message, and the status and body for callers that expect one (410). */
+class ApiError extends Error {
+  constructor(message, status, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
 const $ = (id) => document.getElementById(id);
 const ui = {
   status: $("status"),
@@ -38,6 +48,9 @@ const ui = {
   name: $("name"),
   createButton: $("create-button"),
   refresh: $("refresh"),
+  showMine: $("show-mine"),
+  showAll: $("show-all"),
+  caption: $("items-caption"),
   rows: document.querySelector("#items tbody"),
   empty: $("empty"),
   renameDialog: $("rename-dialog"),
@@ -57,10 +70,14 @@ let hostedUi;
 let redirectUri;
 let expiryTimer;
 let listed = [];
+/** Which listing is shown: "mine" (GET /items?createdBy=me, the default) or "all" (GET /items). */
+let view = "mine";
+/** Counts loads, so that a listing that arrives after a newer one started (the view switched) is dropped. */
+let loads = 0;
 /** Items created or changed here that GET /items does not show yet (the read model is eventually consistent). */
 const pending = new Map();
-/** Items deleted here that GET /items may still list for a moment. */
-const deleted = new Set();
+/** Items deleted here (by id) that GET /items may still list for a moment. */
+const deleted = new Map();
 /** The item being renamed. */
 let renaming = null;
 
@@ -280,17 +297,18 @@ async function apiPage(url, init = {}) {
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const message = body && typeof body.message === "string" ? body.message : response.statusText;
-    throw new Error(`${message} (HTTP ${response.status}).`);
+    throw new ApiError(`${message} (HTTP ${response.status}).`, response.status, body);
   }
   const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get("Link") || "");
   return { body, next: next ? new URL(next[1], new URL(url, window.location.href)).href : null };
 }
 
-/** Every item: `GET /items`, then each `Link: rel="next"` page (a listing stops
- * where a Lambda response would grow too large, and says where to go on). */
-async function listAll() {
+/** Every item of the listing `path` (`/items`, `/items?createdBy=me`), then each
+ * `Link: rel="next"` page (a listing stops where a Lambda response would grow
+ * too large, and says where to go on). */
+async function listAll(path) {
   const items = [];
-  let url = apiUrl("/items");
+  let url = apiUrl(path);
   for (let pages = 1; url; pages++) {
     const page = await apiPage(url);
     items.push(...page.body);
@@ -312,14 +330,23 @@ async function attempt(action) {
   }
 }
 
+/** Whether the current view lists `item`: all of them, or the signed-in person's. */
+function inView(item, me) {
+  return view === "all" || (Boolean(me) && item.createdBy === me.sub);
+}
+
 function render() {
   const me = session()?.claims;
-  const shown = new Map(listed.map((item) => [item.id, item]));
+  // `listed` may still be the other view's listing while this one loads.
+  const shown = new Map(listed.filter((item) => inView(item, me)).map((item) => [item.id, item]));
+  // A change outside this view (an admin's rename under Mine) waits for the view that lists it.
   for (const [id, item] of pending) {
+    if (!inView(item, me)) continue;
     if ((shown.get(id)?.version ?? 0) >= item.version) pending.delete(id);
     else shown.set(id, item);
   }
-  for (const id of deleted) {
+  for (const [id, item] of deleted) {
+    if (!inView(item, me)) continue;
     if (shown.has(id)) shown.delete(id);
     else deleted.delete(id);
   }
@@ -351,6 +378,22 @@ function render() {
   ui.rows.replaceChildren(...rows);
   ui.empty.hidden = items.length > 0;
   return items.length;
+}
+
+/** Shows the view's state on the switch (aria-pressed), the table's caption and the empty text. */
+function renderView() {
+  ui.showMine.setAttribute("aria-pressed", String(view === "mine"));
+  ui.showAll.setAttribute("aria-pressed", String(view === "all"));
+  ui.caption.textContent = view === "mine" ? "Your items, newest first" : "All items, newest first";
+  ui.empty.textContent = view === "mine" ? "You have no items yet." : "No items yet.";
+}
+
+async function showView(next) {
+  if (next === view) return;
+  view = next;
+  renderView();
+  render();
+  await loadItems();
 }
 
 function button(text, label, onClick) {
@@ -411,7 +454,7 @@ async function deleteItem(item) {
     try {
       await api(`/items/${encodeURIComponent(item.id)}`, { method: "DELETE", headers: ifMatch(item) });
       pending.delete(item.id);
-      deleted.add(item.id);
+      deleted.set(item.id, item);
       render();
       setStatus(`Deleted “${item.name}”.`);
     } finally {
@@ -435,21 +478,85 @@ async function showHistory(item) {
     const entries = await api(`/items/${encodeURIComponent(item.id)}/events`);
     const me = session()?.claims;
     ui.historyTitle.textContent = `History of “${item.name}”`;
-    ui.historyEntries.replaceChildren(
-      ...entries.map((entry) => {
-        const line = document.createElement("li");
-        line.textContent = describeEntry(entry, me);
-        return line;
-      }),
-    );
+    ui.historyEntries.replaceChildren(...entries.map((entry) => historyEntry(item, entry, me)));
     ui.historyDialog.showModal();
   });
 }
 
+/** One line of the history, with a button that shows the item as it was at that version, under the line. */
+function historyEntry(item, entry, me) {
+  const line = document.createElement("li");
+  const text = document.createElement("span");
+  text.textContent = describeEntry(entry, me);
+  const detail = document.createElement("div");
+  detail.className = "version";
+  detail.id = `history-version-${entry.version}`;
+  detail.hidden = true;
+  const show = button("View", `View version ${entry.version}`, () => toggleVersion(item, entry.version, show, detail));
+  show.setAttribute("aria-expanded", "false");
+  show.setAttribute("aria-controls", detail.id);
+  line.append(text, " ", show, detail);
+  return line;
+}
+
+/** Shows or hides the item at `version`; a version never changes, so it is fetched only once. */
+async function toggleVersion(item, version, control, detail) {
+  if (control.getAttribute("aria-expanded") === "true") {
+    control.setAttribute("aria-expanded", "false");
+    detail.hidden = true;
+    return;
+  }
+  if (!detail.hasChildNodes()) {
+    await attempt(async () => detail.replaceChildren(await itemAt(item, version)));
+    if (!detail.hasChildNodes()) return;
+  }
+  control.setAttribute("aria-expanded", "true");
+  detail.hidden = false;
+}
+
+/** `GET /items/{id}?version=N` as content: the item then, or that it was deleted then (410 Gone). */
+async function itemAt(item, version) {
+  try {
+    const then = await api(`/items/${encodeURIComponent(item.id)}?version=${version}`);
+    return describeItem(then);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 410) throw error;
+    const note = document.createElement("p");
+    const message = error.body?.message;
+    note.textContent = typeof message === "string" ? `${message}.` : `The item was deleted at version ${version}.`;
+    return note;
+  }
+}
+
+function describeItem(item) {
+  const list = document.createElement("dl");
+  for (const [term, value] of [
+    ["Name", item.name],
+    ["Timestamp", formatTime(item.timestamp)],
+    ["Version", String(item.version)],
+  ]) {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    list.append(dt, dd);
+  }
+  return list;
+}
+
+/** A timestamp in the reader's locale; the client's own text (e.g. "N/A") when it is not a date. */
+function formatTime(text) {
+  const date = new Date(text);
+  return Number.isNaN(date.getTime()) ? String(text) : date.toLocaleString();
+}
+
 async function loadItems() {
+  const load = ++loads;
   await attempt(async () => {
     setStatus("Loading items…");
-    listed = await listAll();
+    const items = await listAll(view === "mine" ? "/items?createdBy=me" : "/items");
+    if (load !== loads) return;
+    listed = items;
     const count = render();
     setStatus(`${count} ${count === 1 ? "item" : "items"}.`);
   });
@@ -500,6 +607,7 @@ async function showSignedIn() {
   ui.account.hidden = false;
   ui.signedOut.hidden = true;
   ui.signedIn.hidden = false;
+  renderView();
   scheduleExpiry();
   await loadItems();
 }
@@ -509,6 +617,8 @@ async function main() {
   ui.signOut.addEventListener("click", () => signOut());
   ui.create.addEventListener("submit", createItem);
   ui.refresh.addEventListener("click", loadItems);
+  ui.showMine.addEventListener("click", () => showView("mine"));
+  ui.showAll.addEventListener("click", () => showView("all"));
   ui.renameForm.addEventListener("submit", saveRename);
   ui.renameCancel.addEventListener("click", () => {
     renaming = null;

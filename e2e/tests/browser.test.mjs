@@ -84,6 +84,65 @@ async function createItem(page, name) {
   await page.getByRole("row").filter({ hasText: name }).waitFor();
 }
 
+/** Waits until the page has read its listing ("3 items." replaces "Loading items…"). */
+async function waitListed(page) {
+  await page.waitForFunction(() => /^\d+ items?\.$/.test(document.getElementById("status").textContent));
+}
+
+/** The Mine / All switch: its buttons and which one is pressed. */
+function viewSwitch(page) {
+  const group = page.getByRole("group", { name: "Show" });
+  const mine = group.getByRole("button", { name: "Mine", exact: true });
+  const all = group.getByRole("button", { name: "All", exact: true });
+  const pressed = async () => [await mine.getAttribute("aria-pressed"), await all.getAttribute("aria-pressed")];
+  return { mine, all, pressed };
+}
+
+/** A token for someone other than alice, from the server's development identity provider. */
+async function tokenFor(username) {
+  return (await items(["token", "--username", username, "--data-dir", server.dataDir])).trim();
+}
+
+/** The API called directly (not through the page) with `token`. */
+function apiAs(token, method, path, body) {
+  return fetch(`${server.baseUrl}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+}
+
+/** Creates an item as `token`'s person and waits until their listing shows it: the
+ * read model follows the event log on a thread of its own, and the page only lists. */
+async function createAs(token, name) {
+  const response = await apiAs(token, "POST", "/items", { name });
+  assert.equal(response.status, 201);
+  const { item } = await response.json();
+  for (let tries = 0; ; tries++) {
+    const listing = await (await apiAs(token, "GET", "/items?createdBy=me")).json();
+    if (listing.some((listed) => listed.id === item.id)) return item;
+    assert.ok(tries < 200, `${name} is not listed`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Shows the item as it was at `version` under its history line; the detail's element. */
+async function viewVersion(page, version) {
+  const button = page.getByRole("button", { name: `View version ${version}`, exact: true });
+  await button.click();
+  // Shown (and the button expanded) once GET /items/{id}?version=N has answered.
+  const detail = page.locator(`#${await button.getAttribute("aria-controls")}`);
+  await detail.waitFor();
+  assert.equal(await button.getAttribute("aria-expanded"), "true");
+  return detail;
+}
+
+/** The name and the version a version's detail shows (its timestamp is the client's text). */
+async function nameAndVersion(detail) {
+  const [name, , version] = await detail.locator("dd").allTextContents();
+  return [name, version];
+}
+
 describe("the web page with the local Hosted UI", () => {
   test("lists every item when GET /items answers in pages (Link: rel=next)", TIMEOUT, async () => {
     const { page, context, consoleErrors } = await newPage();
@@ -91,11 +150,15 @@ describe("the web page with the local Hosted UI", () => {
     await waitSignedIn(page);
     const names = Array.from({ length: 12 }, (_, n) => `paged item ${String(n).padStart(2, "0")}`);
     for (const name of names) await createItem(page, name);
-    // A fresh load shows only what GET /items lists, page after page.
+    // A fresh load shows only what GET /items?createdBy=me (the page opens on
+    // Mine) lists, page after page.
     const listings = [];
+    const mine = [];
     page.on("response", (response) => {
-      if (new URL(response.url()).pathname === "/items" && response.request().method() === "GET") {
+      const url = new URL(response.url());
+      if (url.pathname === "/items" && response.request().method() === "GET") {
         listings.push(response.headers().link ?? null);
+        mine.push(url.searchParams.get("createdBy"));
       }
     });
     await page.reload();
@@ -105,6 +168,7 @@ describe("the web page with the local Hosted UI", () => {
     assert.ok(listings.length >= 2, `pages fetched: ${listings.length}`);
     assert.ok(listings[0]?.includes('rel="next"'), "the first page links the next");
     assert.equal(listings.at(-1), null, "the last page links nothing");
+    assert.deepEqual(new Set(mine), new Set(["me"]), "every page is of the Mine listing");
     assert.deepEqual(consoleErrors, []);
     await context.close();
   });
@@ -183,20 +247,66 @@ describe("the web page with the local Hosted UI", () => {
     await context.close();
   });
 
-  test("renames and deletes the person's own items, shows every item's history, offers no change of others' items", TIMEOUT, async () => {
-    // Someone else's item, made through the API with their token.
-    const bob = (await items(["token", "--username", "bob", "--data-dir", server.dataDir])).trim();
-    const theirs = await fetch(`${server.baseUrl}/items`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${bob}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ name: "bob's lamp" }),
+  test("opens on Mine: the person's items; All adds everyone else's; the switch is a pressed button, by keyboard too", TIMEOUT, async () => {
+    await createAs(await tokenFor("carol"), "carol's umbrella");
+    const { page, context, consoleErrors } = await newPage();
+    const listings = [];
+    page.on("request", (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === "/items" && request.method() === "GET") {
+        listings.push(url.searchParams.get("createdBy"));
+      }
     });
-    assert.equal(theirs.status, 201);
+    await signIn(page, server.baseUrl);
+    await waitSignedIn(page);
+    await waitListed(page);
+    const { mine, all, pressed } = viewSwitch(page);
+    assert.deepEqual(await pressed(), ["true", "false"], "Mine is pressed");
+    assert.deepEqual(listings, ["me"], "the page asked for GET /items?createdBy=me");
+    assert.equal(await page.locator("#items caption").textContent(), "Your items, newest first");
+    const carols = page.getByRole("row").filter({ hasText: "carol's umbrella" });
+    assert.equal(await carols.count(), 0, "another person's item is not under Mine");
+
+    await createItem(page, "alice's scarf");
+    const scarf = page.getByRole("row").filter({ hasText: "alice's scarf" });
+    assert.match(await scarf.textContent(), new RegExp(`${USER} \\(you\\)`));
+
+    // All, from the keyboard: everyone's items, and the person's own still there.
+    await all.focus();
+    await page.keyboard.press("Enter");
+    assert.deepEqual(await pressed(), ["false", "true"], "All is pressed");
+    await carols.waitFor();
+    await scarf.waitFor();
+    assert.equal(listings.at(-1), null, "the page asked for GET /items");
+    assert.equal(await page.locator("#items caption").textContent(), "All items, newest first");
+    assert.equal(await carols.getByRole("button", { name: /Rename|Delete/ }).count(), 0);
+
+    // Created under All: shown at once (the page does not wait for the read model), and under Mine too.
+    await createItem(page, "alice's gloves");
+    await mine.focus();
+    await page.keyboard.press("Space");
+    assert.deepEqual(await pressed(), ["true", "false"]);
+    await carols.waitFor({ state: "detached" });
+    await waitListed(page);
+    for (const name of ["alice's scarf", "alice's gloves"]) {
+      await page.getByRole("row").filter({ hasText: name }).waitFor();
+    }
+    assert.equal(await carols.count(), 0);
+    assert.equal(listings.at(-1), "me");
+    assert.deepEqual(consoleErrors, []);
+    await context.close();
+  });
+
+  test("renames and deletes the person's own items, shows every item's history and each version, offers no change of others' items", TIMEOUT, async () => {
+    // Someone else's item, made through the API with their token.
+    await createAs(await tokenFor("bob"), "bob's lamp");
 
     const { page, context, consoleErrors } = await newPage();
     await signIn(page, server.baseUrl);
     await waitSignedIn(page);
     await createItem(page, "my kettle");
+    // Others' items are under All.
+    await viewSwitch(page).all.click();
     const otherRow = page.getByRole("row").filter({ hasText: "bob's lamp" });
     await otherRow.waitFor();
     assert.equal(await otherRow.getByRole("button", { name: /Rename|Delete/ }).count(), 0, "no change offered");
@@ -214,8 +324,26 @@ describe("the web page with the local Hosted UI", () => {
     await history.nth(1).waitFor();
     assert.match(await history.nth(0).textContent(), /^v1 · Created: name “my kettle”.* · by you · /);
     assert.match(await history.nth(1).textContent(), /^v2 · Changed: name “my tea kettle” · by you · /);
+    // Each version as it was: GET /items/{id}?version=N.
+    const [first, v1] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).searchParams.get("version") === "1"),
+      viewVersion(page, 1),
+    ]);
+    assert.equal(first.status(), 200);
+    assert.equal(first.headers().etag, '"1"');
+    assert.deepEqual(await v1.locator("dt").allTextContents(), ["Name", "Timestamp", "Version"]);
+    assert.deepEqual(await nameAndVersion(v1), ["my kettle", "1"]);
+    assert.deepEqual(await nameAndVersion(await viewVersion(page, 2)), ["my tea kettle", "2"]);
+    // The button hides what it showed.
+    const hide = page.getByRole("button", { name: "View version 1", exact: true });
+    await hide.click();
+    assert.equal(await hide.getAttribute("aria-expanded"), "false");
+    await page.locator("#history-entries li").nth(0).locator("dl").waitFor({ state: "hidden" });
+    assert.equal(await page.locator("#error").isVisible(), false);
     await page.getByRole("button", { name: "Close" }).click();
 
+    // Deleted from Mine (renamed under All): the row goes at once in either view.
+    await viewSwitch(page).mine.click();
     page.once("dialog", (dialog) => dialog.accept());
     await renamed.getByRole("button", { name: "Delete my tea kettle" }).click();
     await page.getByText("Deleted “my tea kettle”.").waitFor();
@@ -223,6 +351,39 @@ describe("the web page with the local Hosted UI", () => {
     // Still gone after the list is read again (the read model has the deletion).
     await page.waitForTimeout(1500);
     assert.equal(await page.getByRole("row").filter({ hasText: "my tea kettle" }).count(), 0);
+    assert.deepEqual(consoleErrors, []);
+    await context.close();
+  });
+
+  test("history of an item someone deleted meanwhile: its deletion version says so (410), the versions before show the item", TIMEOUT, async () => {
+    const dave = await tokenFor("dave");
+    const vase = await createAs(dave, "dave's vase");
+    const { page, context, consoleErrors } = await newPage();
+    await signIn(page, server.baseUrl);
+    await waitSignedIn(page);
+    await waitListed(page);
+    await viewSwitch(page).all.click();
+    const row = page.getByRole("row").filter({ hasText: "dave's vase" });
+    await row.waitFor();
+
+    // Deleted elsewhere: this page made no change, so it reads no listing by itself and still shows the row.
+    const deletion = await apiAs(dave, "DELETE", `/items/${vase.id}`);
+    assert.equal(deletion.status, 204);
+    await row.getByRole("button", { name: "History of dave's vase" }).click();
+    const history = page.locator("#history-entries li");
+    await history.nth(1).waitFor();
+    assert.match(await history.nth(1).textContent(), /^v2 · Deleted · by /);
+
+    const [gone, v2] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).searchParams.get("version") === "2"),
+      viewVersion(page, 2),
+    ]);
+    assert.equal(gone.status(), 410);
+    assert.equal(await v2.textContent(), "The item was deleted at version 2.");
+    assert.equal(await page.locator("#error").isVisible(), false, "a deletion is not an error");
+    const v1 = await viewVersion(page, 1);
+    assert.deepEqual(await nameAndVersion(v1), ["dave's vase", "1"]);
+    await page.getByRole("button", { name: "Close" }).click();
     assert.deepEqual(consoleErrors, []);
     await context.close();
   });
