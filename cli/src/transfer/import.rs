@@ -27,9 +27,9 @@ pub struct ImportArgs {
     pub concurrency: usize,
 }
 
-/// Events one append carries at most: DynamoDB's TransactWriteItems takes
-/// 100 actions, one of them the check of the stream's version.
-const CHUNK: usize = 99;
+/// Events of one stream handed to one task at most (then the next task
+/// continues the stream): bounds what one long stream holds in memory.
+const CHUNK: usize = 100;
 /// Events in flight at most, whatever the streams' lengths: memory stays flat.
 const EVENTS_IN_FLIGHT: usize = 8_192;
 /// Longest line read: DynamoDB's item limit is 400 KB, an event is smaller.
@@ -225,58 +225,40 @@ fn landed(count: usize, progress: &Progress) -> usize {
     count
 }
 
-/// Appends one chunk. Events already stored with the same ids are a success
-/// that writes nothing; a store that has some of them (an earlier import, or
-/// an earlier export of the same log) gets the rest; any other event at
-/// one of these versions is a conflict, never overwritten. An error says
-/// at which of the chunk's events.
+/// Appends one chunk, an event at a time in version order: one conditional
+/// put each on DynamoDB (a transaction per stream costs twice the writes, and
+/// DynamoDB Local runs transactions one at a time), and every prefix of a
+/// stream is a stream, so an interrupted import leaves nothing half made. An
+/// event already stored (same id, same version) is a success that writes
+/// nothing; any other event at its version is a conflict, never overwritten.
+/// An error says at which of the chunk's events.
 async fn append(store: &dyn EventStore, chunk: &Chunk) -> Result<(), (usize, String)> {
-    let first = &chunk.events[0];
-    match store.append(chunk.expected_version, &chunk.events).await {
-        Ok(()) => return Ok(()),
-        Err(AppendError::Conflict { .. }) => {}
-        Err(error) => return Err((0, format!("the store refused the append: {error}"))),
-    }
-    let stored = store
-        .stream_after(first.item_id, chunk.expected_version, chunk.events.len())
-        .await
-        .map_err(|e| (0, format!("reading item {}'s stream: {e}", first.item_id)))?;
-    if stored.first().map(|event| event.version) != Some(chunk.expected_version + 1) {
-        return Err((
-            0,
-            format!(
-                "item {} has no version {} in the store to follow on from: import the file from its start",
-                first.item_id, chunk.expected_version
-            ),
-        ));
-    }
-    for (offset, (mine, theirs)) in chunk.events.iter().zip(&stored).enumerate() {
-        if mine.event_id != theirs.event_id {
-            return Err((
-                offset,
-                format!(
-                    "item {} has another event at version {} in the store ({}) than this file ({}): a different log; \
-                 nothing of this item was written",
-                    first.item_id, mine.version, theirs.event_id, mine.event_id
-                ),
-            ));
-        }
-    }
-    let rest = &chunk.events[stored.len()..];
-    if rest.is_empty() {
-        return Ok(());
-    }
-    let expected = chunk.expected_version + stored.len() as u64;
-    store.append(expected, rest).await.map_err(|error| {
+    for (offset, event) in chunk.events.iter().enumerate() {
+        let error = match store.append(event.version - 1, std::slice::from_ref(event)).await {
+            Ok(()) => continue,
+            Err(error) => error,
+        };
         let reason = match error {
+            AppendError::Conflict { actual, .. } if actual >= event.version => {
+                let stored = store.stream_after(event.item_id, event.version - 1, 1).await;
+                let other = stored.ok().and_then(|events| events.first().map(|e| e.event_id.to_string()));
+                format!(
+                    "item {} has another event at version {} in the store ({}) than this file ({}): a different log",
+                    event.item_id,
+                    event.version,
+                    other.as_deref().unwrap_or("unread"),
+                    event.event_id
+                )
+            }
             AppendError::Conflict { actual, .. } => format!(
-                "item {} changed while it was imported (now at version {actual}): run the import again",
-                first.item_id
+                "item {} is at version {actual} in the store, and this file's version {} does not follow on from it",
+                event.item_id, event.version
             ),
             other => format!("the store refused the append: {other}"),
         };
-        (stored.len(), reason)
-    })
+        return Err((offset, reason));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
