@@ -53,6 +53,8 @@ PROFILES = {
         "shard_backlog": 3000,
         "scale_embedded": [100_000, 1_000_000],
         "scale_dynamodb": 100_000,
+        "creator_sizes": [10_000, 200_000],
+        "creator_samples": 50,
     },
     "quick": {
         "cold": 5,
@@ -73,6 +75,8 @@ PROFILES = {
         "shard_backlog": 500,
         "scale_embedded": [10_000, 100_000],
         "scale_dynamodb": 10_000,
+        "creator_sizes": [2_000, 20_000],
+        "creator_samples": 10,
     },
 }
 
@@ -83,6 +87,9 @@ LAMBDA_BINS = ["post-item", "get-items", "project-events"]
 # Goals of issue 31.
 GOAL_REBUILD_EVENTS_PER_S = 100_000
 GOAL_SCALE_RSS_GROWTH = 1.5
+# A page of one creator's items from the index: within this factor from the
+# smallest table to the largest (issue 27).
+GOAL_CREATOR_PAGE_GROWTH = 1.5
 
 # Goals of issue 8 (reported against, not asserted).
 GOAL_COLD_SPEEDUP = 10.0
@@ -564,6 +571,17 @@ def bench_scale(profile, results):
     run([TARGET / "release/bench_harness", "scale", "--items", TARGET / "release/items",
          "--embedded", ",".join(str(n) for n in profile["scale_embedded"]),
          "--dynamodb", str(profile["scale_dynamodb"]), "--out", out], cwd=ROOT, env=clean_env())
+    return json.loads(out.read_text())
+
+
+def bench_creator(profile, results):
+    """`GET /items?createdBy` as the table grows (bench_harness creator): a
+    page of one creator's 100 items from the by-creator index, and the full
+    listing, on DynamoDB Local read tables of the profile's sizes."""
+    out = results / "creator.json"
+    log(f"creator: a page of one creator's items at {profile['creator_sizes']} items (DynamoDB Local)")
+    run([TARGET / "release/bench_harness", "creator", "--sizes", ",".join(str(n) for n in profile["creator_sizes"]),
+         "--samples", str(profile["creator_samples"]), "--out", out], cwd=ROOT, env=clean_env())
     return json.loads(out.read_text())
 
 
@@ -1149,7 +1167,7 @@ class Report:
     def scale_section(self, data):
         series = data["series"]
         sizes = data["meta"]["embedded"]
-        self.add("## 9. Replay and verify at scale", "")
+        self.add("## 9. Replay, verify, export and import at scale", "")
         self.add(
             "`bench_harness scale`: a log seeded on a fresh embedded store (items in rounds of 1,000, each created, "
             "renamed, half of them changed again, a tenth deleted, so their events interleave as live traffic's "
@@ -1157,20 +1175,30 @@ class Report:
             "while the read model is still empty (exit 1; its time includes the 4 s of rechecks it waits for the "
             "projector), `replay`, `replay --verify` (exit 0). Each is timed from spawn to exit with its peak RSS "
             "(GNU time). Then the same log size on DynamoDB Local: a replay into the live table, then `--verify`. "
-            "`--verify` keeps the log's fold in a scratch SQLite file in the data dir, not in memory.",
+            "`--verify` keeps the log's fold in a scratch SQLite file in the data dir, not in memory. Then "
+            "`items export` of that log to a file, `items import` of the file into a new data dir, and `export` "
+            "again (checked to be the same bytes); on DynamoDB Local, `export` (a parallel Scan sorted on disk) "
+            "and `import` into a new table (created without a stream: DynamoDB Local's stream-enabled tables "
+            "write slower the more stream records it holds, 7× for the second 10,000 events here, which would "
+            "measure DynamoDB Local, not the import).",
             "",
         )
         rows = []
         for events in sizes:
             for name, label in [("verify_behind", "`replay --verify` (read model empty)"), ("replay", "`replay`"),
-                                ("verify", "`replay --verify`")]:
+                                ("verify", "`replay --verify`"),
+                                ("export", f"`export` ({series[f'embedded_{events}.export_mb'][0]:,.0f} MB file)"),
+                                ("import", "`import` (into an empty data dir)"),
+                                ("export_again", "`export` of the import (the same bytes)")]:
                 key = f"embedded_{events}.{name}"
                 rows.append([f"{events:,}", label, f"{series[key + '.seconds'][0]:.2f}",
                              f"{series[key + '.events_per_s'][0]:,.0f}", f"{series[key + '.rss_mb'][0]:.0f}"])
         dynamo = data["meta"]["dynamodb"]
         if dynamo:
             for name, label in [("replay", "DynamoDB Local: `replay --dynamodb` (live table)"),
-                                ("verify", "DynamoDB Local: `replay --dynamodb --verify`")]:
+                                ("verify", "DynamoDB Local: `replay --dynamodb --verify`"),
+                                ("export", "DynamoDB Local: `export --dynamodb`"),
+                                ("import", "DynamoDB Local: `import --dynamodb` (into a new table)")]:
                 key = f"dynamodb_{dynamo}.{name}"
                 rows.append([f"{dynamo:,}", label, f"{series[key + '.seconds'][0]:.2f}",
                              f"{series[key + '.events_per_s'][0]:,.0f}", f"{series[key + '.rss_mb'][0]:.0f}"])
@@ -1185,6 +1213,43 @@ class Report:
         self.headline.append((f"Peak RSS of replay and --verify within {GOAL_SCALE_RSS_GROWTH}× from "
                               f"{small:,} to {large:,} events",
                               f"{growth:.2f}× at most", large >= 10 * small and growth <= GOAL_SCALE_RSS_GROWTH))
+        flat = max(series[f"embedded_{large}.{name}.rss_mb"][0] / series[f"embedded_{small}.{name}.rss_mb"][0]
+                   for name in ["export", "import"])
+        self.headline.append((f"Peak RSS of export and import within {GOAL_SCALE_RSS_GROWTH}× from "
+                              f"{small:,} to {large:,} events",
+                              f"{flat:.2f}× at most", large >= 10 * small and flat <= GOAL_SCALE_RSS_GROWTH))
+
+    def creator_section(self, data):
+        series = data["series"]
+        sizes = data["meta"]["sizes"]
+        page = data["meta"]["page"]
+        self.add("## 10. My items as the table grows", "")
+        self.add(
+            f"`bench_harness creator`: DynamoDB Local read tables of {', '.join(f'{n:,}' for n in sizes)} items, "
+            f"{data['meta']['mine']:,} of them one creator's (spread through the table), the rest spread over 1,000 "
+            f"other creators. `GET /items?createdBy=me&limit={page}`'s read: a page of {page} of that creator's "
+            "items from the `by-creator` global secondary index (one Query, newest first), timed "
+            f"{len(series[f'creator_{sizes[0]}.page_ms'])} times per table after as many untimed ones, the tables' "
+            "samples interleaved; against it, the whole listing (`GET /items` followed to its end: Scan pages of "
+            "1 MB), timed a few times. Client-side latency on loopback, DynamoDB Local in memory.",
+            "",
+        )
+        rows = []
+        for size in sizes:
+            pages = stats(series[f"creator_{size}.page_ms"])
+            listing = stats(series[f"creator_{size}.listing_ms"])
+            rows.append([f"{size:,}", fmt_ms(pages["median"]), fmt_ms(pages["p90"]), fmt_ms(listing["median"])])
+        self.table(["items in the table", f"page of {page} (p50)", "p90", "full listing (p50)"], rows)
+        small, large = min(sizes), max(sizes)
+        growth = stats(series[f"creator_{large}.page_ms"])["median"] / stats(series[f"creator_{small}.page_ms"])["median"]
+        listing = (stats(series[f"creator_{large}.listing_ms"])["median"]
+                   / stats(series[f"creator_{small}.listing_ms"])["median"])
+        self.add("", f"From {small:,} to {large:,} items ({large / small:.0f}× the table): the page {growth:.2f}×, "
+                 f"the full listing {listing:.1f}×.", "")
+        self.headline.append((f"A page of one creator's items within {GOAL_CREATOR_PAGE_GROWTH}× from {small:,} to "
+                              f"{large:,} items (the full listing grows with the table)",
+                              f"{growth:.2f}× (full listing {listing:.1f}×)",
+                              large >= 20 * small and growth <= GOAL_CREATOR_PAGE_GROWTH and listing > 5))
 
     def history_section(self):
         """Measurements made once, at a change, kept in bench/history/*.json."""
@@ -1341,8 +1406,8 @@ def main():
                                                                     str(ROOT / "bench/classic/classic_lambda.py")),
                         help="the classic single-function handler (a Python module with lambda_handler)")
     parser.add_argument("--skip-build", action="store_true", help="use the binaries already in target/release")
-    parser.add_argument("--only", default="lambda,projection,gateway,micro,replay,store,lag,scale",
-                        help="comma-separated subset of lambda,projection,gateway,micro,replay,store,lag,scale")
+    parser.add_argument("--only", default="lambda,projection,gateway,micro,replay,store,lag,scale,creator",
+                        help="comma-separated subset of lambda,projection,gateway,micro,replay,store,lag,scale,creator")
     parser.add_argument("--command", default="scripts/bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -1374,7 +1439,7 @@ def main():
 
     facts = machine_facts()
     lambda_data = projection_data = gateway_data = micro_data = replay_data = store_data = lag_data = None
-    scale_data = None
+    scale_data = creator_data = None
     cpu = {}
     measuring = cpu_snapshot()
 
@@ -1402,6 +1467,8 @@ def main():
         lag_data = phase("lag", lambda: bench_lag(profile, results))
     if "scale" in only:
         scale_data = phase("scale", lambda: bench_scale(profile, results))
+    if "creator" in only:
+        creator_data = phase("creator", lambda: bench_creator(profile, results))
     cpu["all"] = others_share(measuring, cpu_snapshot())
     finished = time.monotonic()
 
@@ -1428,6 +1495,8 @@ def main():
         report.lag_section(lag_data)
     if scale_data:
         report.scale_section(scale_data)
+    if creator_data:
+        report.creator_section(creator_data)
     report.history_section()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.render())

@@ -10,6 +10,7 @@
 //! cargo run --release -p items-bench --bin bench_harness -- shard --help
 //! cargo run --release -p items-bench --bin bench_harness -- feed --help
 //! cargo run --release -p items-bench --bin bench_harness -- scale --help
+//! cargo run --release -p items-bench --bin bench_harness -- creator --help
 //! ```
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod creator;
 mod emulator;
 mod feed;
 mod lambda;
@@ -43,8 +45,10 @@ enum Command {
     Shard(shard::ShardArgs),
     /// Projector events/s draining the embedded store's change feed (SQLite, in process).
     Feed(feed::FeedArgs),
-    /// `items replay` and `--verify` at 100k and 1M events: time and peak RSS.
+    /// `items replay`, `--verify`, `export` and `import` at 100k and 1M events: time and peak RSS.
     Scale(scale::ScaleArgs),
+    /// A page of one creator's items from the by-creator index vs the full listing, as the table grows.
+    Creator(creator::CreatorArgs),
 }
 
 /// Raw samples by name; the report computes the statistics.
@@ -75,5 +79,6 @@ fn main() -> anyhow::Result<()> {
         Command::Shard(args) => shard::run(args),
         Command::Feed(args) => feed::run(args),
         Command::Scale(args) => scale::run(args),
+        Command::Creator(args) => creator::run(args),
     }
 }
