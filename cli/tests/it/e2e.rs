@@ -176,6 +176,35 @@ async fn lifecycle(server: &Server, visible_within: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // "My items": the owner's listing from the by-creator index, newest first.
+    let listing = |query: String, token: String| {
+        let request = call(reqwest::Method::GET, format!("/items?{query}"), &token);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let ids: Vec<String> = match status {
+                200 => response
+                    .json::<Vec<Value>>()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["id"].as_str().unwrap().to_owned())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            (status, ids)
+        }
+    };
+    let deadline = std::time::Instant::now() + visible_within;
+    while !listing("createdBy=me".into(), owner.clone()).await.1.contains(&id) {
+        assert!(std::time::Instant::now() < deadline, "the item was not in its creator's listing in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!listing("createdBy=me".into(), other.clone()).await.1.contains(&id), "not in someone else's");
+    let owners = format!("createdBy={}", sub(&owner));
+    assert_eq!(listing(owners.clone(), other.clone()).await.0, 403, "another's items: admins only");
+    assert!(listing(owners, admin.clone()).await.1.contains(&id));
+
     assert_eq!(call(reqwest::Method::DELETE, item.clone(), &other).send().await.unwrap().status(), 403);
     assert_eq!(call(reqwest::Method::DELETE, item.clone(), &admin).send().await.unwrap().status(), 204);
     let deadline = std::time::Instant::now() + visible_within;
@@ -202,6 +231,20 @@ async fn lifecycle(server: &Server, visible_within: Duration) {
         who,
         [("ItemCreated", owner_sub.as_str()), ("ItemUpdated", owner_sub.as_str()), ("ItemDeleted", admin_sub.as_str())]
     );
+
+    // The item as it was, from its stream, after its deletion.
+    for (query, status, name) in [("version=1", 200, "Pen"), ("version=2", 200, "Fountain pen"), ("version=3", 410, "")]
+    {
+        let then = call(reqwest::Method::GET, format!("{item}?{query}"), &other).send().await.unwrap();
+        assert_eq!(then.status().as_u16(), status, "{query}");
+        if status == 200 {
+            assert_eq!(then.headers()["etag"], format!("\"{}\"", &query[8..]));
+            assert_eq!(then.json::<Value>().await.unwrap()["name"], name);
+        }
+    }
+    let created_at = history[0]["occurredAt"].as_str().unwrap();
+    let at_creation = call(reqwest::Method::GET, format!("{item}?at={created_at}"), &other).send().await.unwrap();
+    assert_eq!(at_creation.json::<Value>().await.unwrap()["version"], 1, "at its first event's time");
 }
 
 #[tokio::test]

@@ -81,3 +81,35 @@ async fn a_tombstone_expires_and_a_live_item_does_not() {
     assert!(!stored(other.id).await.contains_key(TTL_ATTRIBUTE));
     assert_eq!(read_model.get(tombstone.id).await.unwrap(), Some(tombstone), "the attribute is not part of the item");
 }
+
+/// A read table from before the `by-creator` index (`items serve --dynamodb`
+/// on an older data set) gets the index added, filled from its items.
+#[tokio::test]
+async fn a_read_table_without_the_creator_index_gets_it_with_its_items() {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    use items_domain::ports::ReadModel;
+    let client = DynamoDbLocal::shared().client().await;
+    let table = unique_table("old-items");
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let read_model = DynamoReadModel::new(client.clone(), &table);
+    let item = items_testkit::conformance::item(items_testkit::conformance::new_id(), 1, "from before");
+    read_model.upsert_if_newer(&item).await.unwrap();
+
+    assert!(!ensure_items_table(&client, &table).await.unwrap(), "the table was there");
+    let described = client.describe_table().table_name(&table).send().await.unwrap();
+    let indexes = described.table().unwrap().global_secondary_indexes();
+    assert_eq!(indexes.iter().map(|i| i.index_name().unwrap()).collect::<Vec<_>>(), ["by-creator"]);
+    let mine = read_model.list_by_creator(&item.created_by, None, None).await.unwrap();
+    assert_eq!(mine.items, [item]);
+    assert!(!ensure_items_table(&client, &table).await.unwrap(), "and a second look changes nothing");
+}
