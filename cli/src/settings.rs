@@ -42,3 +42,26 @@ pub fn init_cli_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     }
     guard
 }
+
+/// Which event log: the embedded store in the data dir, or a DynamoDB table.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// The log on DynamoDB instead of the embedded store in the data dir.
+    #[arg(long)]
+    pub dynamodb: bool,
+    /// DynamoDB endpoint, such as DynamoDB Local's (implies `--dynamodb`); defaults to
+    /// `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`.
+    #[arg(long)]
+    pub dynamodb_endpoint: Option<String>,
+    #[arg(long, env = "EVENTS_TABLE", default_value_t = items_aws::dynamodb::TableNames::default().events)]
+    pub events_table: String,
+    /// The embedded store's data dir (and where DynamoDB commands keep checkpoints and scratch files).
+    #[arg(long, env = "ITEMS_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
+impl LogArgs {
+    pub fn on_dynamodb(&self) -> bool {
+        self.dynamodb || self.dynamodb_endpoint.is_some()
+    }
+}

@@ -21,7 +21,7 @@ use progress::Progress;
 use report::{print_summary, print_verify};
 
 use crate::aws::{clients, dynamodb_endpoint};
-use crate::settings::default_data_dir;
+use crate::settings::LogArgs;
 
 /// Exit codes, for scripts.
 pub const EXIT_DIFFERENT: u8 = 1;
@@ -30,14 +30,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// Replay on DynamoDB instead of the embedded store in the data dir.
-    #[arg(long)]
-    pub dynamodb: bool,
-    /// DynamoDB endpoint (implies `--dynamodb`); defaults to `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`.
-    #[arg(long)]
-    pub dynamodb_endpoint: Option<String>,
-    #[arg(long, env = "EVENTS_TABLE", default_value_t = TableNames::default().events)]
-    pub events_table: String,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// The live read table: replayed into (version-guarded) unless `--into` is given.
     #[arg(long, env = "ITEMS_TABLE", default_value_t = TableNames::default().items)]
     pub items_table: String,
@@ -70,9 +64,6 @@ pub struct ReplayArgs {
     /// Where checkpoints are kept (default: in the data dir, named after the tables).
     #[arg(long)]
     pub checkpoint_file: Option<PathBuf>,
-    /// The embedded store's data dir (and where DynamoDB replays keep checkpoints).
-    #[arg(long, env = "ITEMS_DATA_DIR", default_value_os_t = default_data_dir())]
-    pub data_dir: PathBuf,
     /// Concurrent version-guarded writes per segment page (live-table replays).
     #[arg(long, default_value_t = 32)]
     pub write_concurrency: usize,
@@ -103,11 +94,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    if args.dynamodb || args.dynamodb_endpoint.is_some() {
-        replay_dynamodb(args).await
-    } else {
-        replay_embedded(args).await
-    }
+    if args.log.on_dynamodb() { replay_dynamodb(args).await } else { replay_embedded(args).await }
 }
 
 /// Runs `work` to its end, or until Ctrl-C: then `None`, the progress bar
@@ -133,7 +120,7 @@ async fn replay_embedded(args: ReplayArgs) -> anyhow::Result<ExitCode> {
              the embedded rebuild swaps its table in one transaction and needs no catch-up"
         );
     }
-    let database = Database::open(&args.data_dir)?;
+    let database = Database::open(&args.log.data_dir)?;
     let events = Arc::new(SqliteEventStore::new(database.clone()));
     // Segments read disjoint ranges of the log's index, on their own reader
     // connections; the one writer takes their pages in turn.
@@ -144,7 +131,7 @@ async fn replay_embedded(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let label = format!("the read model of {}", database.path().display());
     if args.verify {
         let read_model = SqliteReadModel::new(database);
-        return verify_read_model(events, &read_model, &args.data_dir, segments, progress, &label, started).await;
+        return verify_read_model(events, &read_model, &args.log.data_dir, segments, progress, &label, started).await;
     }
     let rebuild = if args.dry_run { None } else { Some(Arc::new(Rebuild::start(database.clone()).await?)) };
     let service = ReplayService::new(
@@ -206,17 +193,17 @@ async fn verify_read_model(
 }
 
 async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let clients = clients(dynamodb_endpoint(args.dynamodb_endpoint.as_deref())).await;
-    let described = clients.dynamodb.describe_table().table_name(&args.events_table).send().await.map_err(|e| {
-        anyhow::anyhow!("events table {}: {}", args.events_table, aws_sdk_dynamodb::error::DisplayErrorContext(e))
+    let clients = clients(dynamodb_endpoint(args.log.dynamodb_endpoint.as_deref())).await;
+    let described = clients.dynamodb.describe_table().table_name(&args.log.events_table).send().await.map_err(|e| {
+        anyhow::anyhow!("events table {}: {}", args.log.events_table, aws_sdk_dynamodb::error::DisplayErrorContext(e))
     })?;
     let approximate_events = described.table.and_then(|t| t.item_count).unwrap_or(0);
-    let events = Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &args.events_table));
+    let events = Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &args.log.events_table));
     let target_table = args.into.clone().unwrap_or_else(|| args.items_table.clone());
     let checkpoint_file = args
         .checkpoint_file
         .clone()
-        .unwrap_or_else(|| args.data_dir.join(format!("replay-{}-{}.json", args.events_table, target_table)));
+        .unwrap_or_else(|| args.log.data_dir.join(format!("replay-{}-{}.json", args.log.events_table, target_table)));
     let segments = args
         .segments
         .or_else(|| args.resume.then(|| FileCheckpoints::previous_segments(&checkpoint_file)).flatten())
@@ -226,14 +213,14 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
     if args.verify {
         let read_model = DynamoReadModel::new(clients.dynamodb.clone(), &target_table);
-        return verify_read_model(events, &read_model, &args.data_dir, segments, progress, &target_table, started)
+        return verify_read_model(events, &read_model, &args.log.data_dir, segments, progress, &target_table, started)
             .await;
     }
 
     let (target, checkpoints): (Option<Arc<dyn ReplayTarget>>, Option<Arc<FileCheckpoints>>) = if args.dry_run {
         (None, None)
     } else {
-        let run = format!("{}->{}", args.events_table, target_table);
+        let run = format!("{}->{}", args.log.events_table, target_table);
         let checkpoints = Arc::new(FileCheckpoints::open(&checkpoint_file, &run, segments, args.resume)?);
         let target: Arc<dyn ReplayTarget> = match &args.into {
             Some(into) => {
@@ -278,7 +265,7 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!(
         "replaying {} into {}{} with {segments} segments",
-        args.events_table,
+        args.log.events_table,
         target_table,
         if args.dry_run { " (dry run)" } else { "" }
     );
@@ -296,7 +283,10 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let since = items_domain::event::rfc3339::format(&(rebuild_started - CATCH_UP_MARGIN));
         println!("rebuild started: {}", items_domain::event::rfc3339::format(&rebuild_started));
         println!("next: switch the functions to {into} (docs/deploy.md, section 10), then catch up with");
-        println!("  items replay --dynamodb --events-table {} --items-table {into} --since {since}", args.events_table);
+        println!(
+            "  items replay --dynamodb --events-table {} --items-table {into} --since {since}",
+            args.log.events_table
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

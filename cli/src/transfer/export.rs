@@ -9,8 +9,9 @@ use aws_lc_rs::digest;
 use items_domain::ports::{EventLogScan, PageKey, ReplayObserver, StoreError, WriteStats};
 use items_local::sqlite::DiskSort;
 
-use super::{Log, LogArgs};
+use super::{Log, open};
 use crate::replay::progress::Progress;
+use crate::settings::LogArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -73,7 +74,7 @@ fn line_of(event: &items_domain::Event) -> Result<String, StoreError> {
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let log = args.log.open().await?;
+    let log = open(&args.log, false).await?;
     let target = args.file.clone().filter(|file| file.as_os_str() != "-");
     let partial = target.as_deref().map(partial_path);
     let out: Box<dyn Write + Send> = match &partial {

@@ -13,12 +13,14 @@ use items_domain::ports::{AppendError, EventStore, ReplayObserver, WriteStats};
 use items_domain::projection::fold_stream_onto;
 use items_domain::{Event, Item, ItemId};
 
-use super::{Log, LogArgs};
+use super::{Log, open};
 use crate::replay::progress::Progress;
+use crate::settings::LogArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// A file `items export` wrote (JSON Lines, one stored event per line).
+    /// With `--dynamodb-endpoint` (DynamoDB Local), a missing events table is created.
     pub file: PathBuf,
     #[command(flatten)]
     pub log: LogArgs,
@@ -134,7 +136,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         streams.check(&event).map_err(|reason| events.error(line, reason))?;
     }
     let (total_events, total_items) = (streams.events, streams.items);
-    let log = args.log.open().await?;
+    let log = open(&args.log, true).await?;
     let (store, target, next_step): (Arc<dyn EventStore>, String, String) = match &log {
         Log::Embedded(database, store) => (
             store.clone(),
