@@ -491,9 +491,12 @@ impl Functions {
             post_item: rust("post-item", vec![("EVENTS_TABLE", EVENTS_TABLE)], fixed(post_body.clone()), |r| {
                 status_is(r, 201)
             }),
-            get_items: rust("get-items", vec![("ITEMS_TABLE", ITEMS_GET_TABLE)], fixed(get_body.clone()), |r| {
-                status_is(r, 200)
-            }),
+            get_items: rust(
+                "get-items",
+                vec![("ITEMS_TABLE", ITEMS_GET_TABLE), ("EVENTS_TABLE", EVENTS_TABLE)],
+                fixed(get_body.clone()),
+                |r| status_is(r, 200),
+            ),
             project_events: rust(
                 "project-events",
                 vec![("ITEMS_TABLE", ITEMS_PROJECTED_TABLE), ("EVENTS_TABLE", EVENTS_TABLE)],
