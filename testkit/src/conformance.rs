@@ -528,12 +528,14 @@ pub async fn renames_and_deletes_project_to_the_folded_state_with_tombstones(bac
 
 /// One creator's items come from the index, newest first, in pages that
 /// hold each once, tombstones included (the service drops them); nobody
-/// else's are in it.
+/// else's are in it. Items of the same millisecond come in an order of the
+/// backend's, each once, however the pages fall.
 pub async fn a_creators_items_are_listed_newest_first(backend: Backend) {
     let creator = format!("sub-{}", Uuid::new_v4());
-    let minute = |n: i64| at("2026-03-01T00:00:00.000Z") + chrono::TimeDelta::minutes(n);
+    // Items 0 to 6, a minute apart, and 7 to 9 at item 2's minute.
+    let minute = |n: i64| at("2026-03-01T00:00:00.000Z") + chrono::TimeDelta::minutes(if n > 6 { 2 } else { n });
     let mut expected = Vec::new();
-    for n in 0..7 {
+    for n in 0..10 {
         let mine =
             Item { created_by: creator.clone(), created_at: minute(n), deleted: n == 3, ..item(new_id(), 1, "mine") };
         backend.read_model.upsert_if_newer(&mine).await.unwrap();
@@ -542,21 +544,30 @@ pub async fn a_creators_items_are_listed_newest_first(backend: Backend) {
         backend.read_model.upsert_if_newer(&theirs).await.unwrap();
         expected.push(mine);
     }
-    expected.reverse();
-
-    let (mut listed, mut after) = (Vec::new(), None);
-    loop {
-        let page = backend.read_model.list_by_creator(&creator, Some(2), after.as_ref()).await.unwrap();
-        assert!(page.items.len() <= 2);
-        listed.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
-    assert_eq!(listed, expected, "newest first, each once, the tombstone too");
     let whole = backend.read_model.list_by_creator(&creator, None, None).await.unwrap();
-    assert_eq!((whole.items, whole.next), (expected.clone(), None));
+    assert_eq!(whole.next, None);
+    let times: Vec<_> = whole.items.iter().map(|item| item.created_at).collect();
+    assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "newest first: {times:?}");
+    let by_id = |items: &[Item]| {
+        let mut sorted = items.to_vec();
+        sorted.sort_by_key(|item| item.id);
+        sorted
+    };
+    assert_eq!(by_id(&whole.items), by_id(&expected), "each once, the tombstone too");
+    for size in [1, 2, 3] {
+        let (mut listed, mut after) = (Vec::new(), None);
+        loop {
+            let page = backend.read_model.list_by_creator(&creator, Some(size), after.as_ref()).await.unwrap();
+            assert!(page.items.len() <= size as usize);
+            listed.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(listed, whole.items, "pages of {size} hold the same items in the same order");
+    }
+    let expected = whole.items;
 
     let queries = QueryService::new(
         backend.read_model.clone(),

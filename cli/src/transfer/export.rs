@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use aws_lc_rs::digest;
 use items_domain::ports::{EventLogScan, PageKey, ReplayObserver, StoreError, WriteStats};
-use items_local::sqlite::DiskSort;
+use items_local::sqlite::{DATABASE_FILE, DiskSort};
 
 use super::{Log, open};
 use crate::replay::progress::Progress;
@@ -22,7 +22,7 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub log: LogArgs,
     /// DynamoDB: segments of the parallel Scan (default: one per 2,000 events, at most 4 per core).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub segments: Option<u32>,
 }
 
@@ -74,30 +74,34 @@ fn line_of(event: &items_domain::Event) -> Result<String, StoreError> {
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    if !args.log.on_dynamodb() && !args.log.data_dir.join(DATABASE_FILE).is_file() {
+        // Opening would create an empty store, and export nothing as if it were the log.
+        anyhow::bail!("there is no embedded store in {} to export", args.log.data_dir.display());
+    }
     let log = open(&args.log, false).await?;
     let target = args.file.clone().filter(|file| file.as_os_str() != "-");
     let partial = target.as_deref().map(partial_path);
     let out: Box<dyn Write + Send> = match &partial {
-        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
+        // Private, as the store it comes from: the log holds every name and sub.
+        Some(path) => {
+            Box::new(items_local::data_dir::open_private(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
         None => Box::new(std::io::stdout()),
     };
-    let written = match log {
-        Log::Embedded(database, store) => {
-            let progress = Progress::labelled("export", database.head());
-            let lines = in_order(store.as_ref(), Lines::new(out), &progress).await;
-            progress.finish();
-            lines
-        }
-        Log::Dynamo { store, approximate_events } => {
-            let progress = Arc::new(Progress::labelled("export", approximate_events));
-            let segments = args.segments.unwrap_or_else(|| crate::replay::default_segments(approximate_events as i64));
-            let sorted = sorted(store, segments, &args.log.data_dir, Lines::new(out), progress.clone()).await;
-            progress.finish();
-            sorted
-        }
+    let work = write(log, &args, Lines::new(out));
+    let finished = tokio::select! {
+        finished = work => finished.and_then(Lines::finish),
+        // Dropping the work drops the scratch sort (and its file) with it.
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; no file was written")),
     };
-    let finished = written.and_then(Lines::finish);
-    let (events, items, sha256) = match finished {
+    let renamed = finished.and_then(|done| match (&partial, &target) {
+        (Some(partial), Some(target)) => {
+            std::fs::rename(partial, target).map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+            Ok(done)
+        }
+        _ => Ok(done),
+    });
+    let (events, items, sha256) = match renamed {
         Ok(done) => done,
         Err(error) => {
             if let Some(partial) = &partial {
@@ -106,14 +110,30 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
             return Err(error);
         }
     };
-    if let (Some(partial), Some(target)) = (&partial, &target) {
-        std::fs::rename(partial, target).map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
-    }
     let name = target.as_deref().map_or_else(|| "-".to_owned(), |t| t.display().to_string());
     eprintln!("exported {events} events of {items} items in {:.1} s", started.elapsed().as_secs_f64());
     // As `sha256sum` prints it, so `sha256sum -c` can check the file.
     eprintln!("{sha256}  {name}");
     Ok(())
+}
+
+/// Every event of `log` into `lines`, in the file's order.
+async fn write(log: Log, args: &ExportArgs, lines: Lines) -> anyhow::Result<Lines> {
+    match log {
+        Log::Embedded(database, store) => {
+            let progress = Progress::labelled("export", database.head());
+            let lines = in_order(store.as_ref(), lines, &progress).await;
+            progress.finish();
+            lines
+        }
+        Log::Dynamo { store, approximate_events } => {
+            let progress = Arc::new(Progress::labelled("export", approximate_events));
+            let segments = args.segments.unwrap_or_else(|| crate::replay::default_segments(approximate_events as i64));
+            let sorted = sorted(store, segments, &args.log.data_dir, lines, progress.clone()).await;
+            progress.finish();
+            sorted
+        }
+    }
 }
 
 fn partial_path(file: &Path) -> PathBuf {

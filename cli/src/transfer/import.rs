@@ -90,9 +90,10 @@ impl Events {
 }
 
 /// The file's rule, checked line by line with one item's state in memory:
-/// an item's events are together, from version 1, each following on from
-/// the one before (as its stream folds), so a gap, a repeat or a stream split
-/// in two is refused at its line.
+/// items in stream id order, each once, as `items export` writes them; an
+/// item's events together, from version 1, each following on from the one
+/// before (as its stream folds), each with a subject. So a gap, a repeat, a
+/// stream split in two (or given twice) is refused at its line.
 #[derive(Default)]
 struct Streams {
     item: Option<ItemId>,
@@ -104,6 +105,13 @@ struct Streams {
 impl Streams {
     fn check(&mut self, event: &Event) -> Result<(), String> {
         if self.item != Some(event.item_id) {
+            if let Some(before) = self.item.filter(|before| *before > event.item_id) {
+                return Err(format!(
+                    "item {} comes after item {before}: a file holds each item once, in stream id order, as \
+                     `items export` writes it",
+                    event.item_id
+                ));
+            }
             if event.version != 1 {
                 return Err(format!(
                     "item {} starts at version {}: an item's events must be together, from version 1",
@@ -113,6 +121,11 @@ impl Streams {
             self.item = Some(event.item_id);
             self.state = None;
             self.items += 1;
+        }
+        // The creator's sub keys the read table's `by-creator` index, where
+        // DynamoDB refuses an empty string: such an item could not be projected.
+        if event.subject.trim().is_empty() {
+            return Err(format!("version {} of item {} has no subject", event.version, event.item_id));
         }
         self.state = fold_stream_onto(self.state.take(), std::slice::from_ref(event)).map_err(|e| e.to_string())?;
         self.events += 1;
@@ -175,11 +188,16 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
 async fn append_all(args: &ImportArgs, store: Arc<dyn EventStore>, progress: &Progress) -> anyhow::Result<()> {
     let mut events = Events::open(&args.file)?;
     let file = events.file.clone();
+    // Checked again as it is read: the file could have changed since.
+    let mut streams = Streams::default();
     let mut in_flight = FuturesUnordered::new();
     let mut events_in_flight = 0;
     let mut open: Option<Chunk> = None;
     loop {
         let next = events.next()?;
+        if let Some((line, event)) = &next {
+            streams.check(event).map_err(|reason| events.error(*line, reason))?;
+        }
         let done = next.is_none();
         let ready = match (&mut open, next) {
             (Some(chunk), Some((_, event)))
@@ -307,12 +325,15 @@ mod tests {
 
     #[test]
     fn gaps_repeats_split_streams_and_events_after_a_deletion_are_refused_at_their_line() {
-        let cases: [(Vec<Event>, usize, &str); 5] = [
+        let anonymous = Event { subject: String::new(), ..renamed(1, 2) };
+        let cases: [(Vec<Event>, usize, &str); 7] = [
             (vec![created(1), renamed(1, 3)], 2, "versions do not follow on"),
             (vec![created(1), renamed(1, 2), renamed(1, 2)], 3, "versions do not follow on"),
             (vec![renamed(1, 2)], 1, "starts at version 2"),
-            (vec![created(1), created(2), renamed(1, 2)], 3, "starts at version 2"),
+            (vec![created(1), created(2), renamed(1, 2)], 3, "comes after item"),
+            (vec![created(1), renamed(1, 2), created(2), created(1)], 4, "comes after item"),
             (vec![created(1), event(1, 2, EventPayload::ItemDeleted), renamed(1, 3)], 3, "after the item's deletion"),
+            (vec![created(1), anonymous], 2, "has no subject"),
         ];
         for (log, line, reason) in cases {
             let (at, text) = check(&log).unwrap_err();

@@ -90,7 +90,11 @@ async fn a_log_goes_from_sqlite_to_dynamodb_and_back_byte_for_byte() {
     let keys: Vec<(String, u64)> = lines.iter().map(|e| (e.stream_id.clone(), e.version)).collect();
     assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "streams by id, each in version order");
     assert!(lines.iter().all(|event| event.clone().decode().is_ok()), "every line is a stored event");
-    assert!(!scratch.join(format!("laptop.jsonl.partial-{}", std::process::id())).exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&first).unwrap().permissions().mode() & 0o777, 0o600, "private, as the store");
+    }
 
     // Into DynamoDB Local, twice: the second run changes nothing.
     let events = unique_table("import-events");
@@ -102,6 +106,12 @@ async fn a_log_goes_from_sqlite_to_dynamodb_and_back_byte_for_byte() {
     let from_dynamodb = ok(&on_dynamodb(&["export", second.to_str().unwrap(), "--segments", "3"], &events, &scratch));
     assert_eq!(std::fs::read(&second).unwrap(), bytes, "the same bytes back from DynamoDB");
     assert!(from_dynamodb.contains(&sha256_hex(&bytes)), "{from_dynamodb}");
+    let left: Vec<String> = std::fs::read_dir(&scratch)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".partial-") || name.ends_with(".sqlite3"))
+        .collect();
+    assert!(left.is_empty(), "no partial file, no scratch sort left: {left:?}");
 
     // The read model each side rebuilds from it verifies clean.
     let items = unique_table("import-items");
@@ -124,6 +134,10 @@ async fn a_log_goes_from_sqlite_to_dynamodb_and_back_byte_for_byte() {
         .unwrap();
     ok(&to_stdout);
     assert_eq!(to_stdout.stdout, bytes, "standard output carries the same bytes");
+    let nowhere = new_data_dir();
+    let refused = run_items(&["export", "-"], &nowhere);
+    assert!(!refused.status.success() && printed(&refused).contains("there is no embedded store"));
+    assert!(!nowhere.exists(), "a mistyped data dir is not created");
     for dir in [laptop, scratch, elsewhere] {
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -51,12 +51,11 @@ pub struct HistoryPage {
 pub enum PointInTime {
     /// Right after the event at this version.
     Version(u64),
-    /// After every event up to this time: the events of the stream, from
-    /// the first, up to the last one that occurred at or before it. One
-    /// clock does not stamp every event (several function instances do), so
-    /// a later version may carry an earlier time than the one before it:
-    /// the state stops at the first event after the time, since every
-    /// version after it was decided on that event.
+    /// The stream from its first event up to the first event that occurred
+    /// after this time (not included). One clock does not stamp every event
+    /// (several function instances do), so a later version may carry an
+    /// earlier time than the one before it: it still comes after, since it
+    /// was decided on that event.
     Time(DateTime<Utc>),
 }
 
