@@ -58,7 +58,38 @@ pub(crate) fn record(item: &Item) -> Result<std::collections::HashMap<String, At
     Ok(record)
 }
 
+/// A key of the table or of an index, as DynamoDB gives and takes it.
+type Key = std::collections::HashMap<String, AttributeValue>;
+
 impl DynamoReadModel {
+    /// Pages of one Scan or Query from `start`, read by `page` (given the
+    /// start and how many items are still wanted): without a limit one page
+    /// (up to 1 MB); with one, pages until it is filled, since a page can
+    /// hold fewer items. The items and the key to go on from, if any.
+    async fn follow<F, Fut>(
+        &self,
+        limit: Option<u32>,
+        mut start: Option<Key>,
+        page: F,
+    ) -> Result<(Vec<Item>, Option<Key>), StoreError>
+    where
+        F: Fn(Option<Key>, Option<i32>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<Key>, Option<Key>), StoreError>>,
+    {
+        let mut items = Vec::new();
+        loop {
+            let wanted = limit.map(|l| i32::try_from(l as usize - items.len()).unwrap_or(i32::MAX));
+            let (records, last) = page(start, wanted).await?;
+            for record in records {
+                items.push(Self::decode(record)?);
+            }
+            start = last;
+            if limit.is_none_or(|l| items.len() >= l as usize) || start.is_none() {
+                return Ok((items, start));
+            }
+        }
+    }
+
     /// A conditional PutItem of `item`: `AlreadyNewer` when the condition fails.
     async fn put_unless(
         &self,
@@ -134,29 +165,16 @@ impl ReadModel for DynamoReadModel {
     }
 
     async fn list_page(&self, limit: Option<u32>, after: Option<&PageKey>) -> Result<Page, StoreError> {
-        let mut items = Vec::new();
-        let mut start = after.map(|key| key.0.clone());
-        loop {
-            let wanted = limit.map(|l| l as usize - items.len());
-            let mut scan = self.client.scan().table_name(&self.table);
-            if let Some(wanted) = wanted {
-                scan = scan.limit(i32::try_from(wanted).unwrap_or(i32::MAX));
-            }
-            if let Some(id) = &start {
-                scan = scan.exclusive_start_key(ITEMS_KEY, AttributeValue::S(id.clone()));
-            }
-            let output = scan.send().await.map_err(|e| store_error("Scan", e))?;
-            for item in output.items.unwrap_or_default() {
-                items.push(Self::decode(item)?);
-            }
-            start = output.last_evaluated_key.and_then(|key| key.get(ITEMS_KEY).and_then(|id| id.as_s().ok()).cloned());
-            let filled = limit.is_none_or(|l| items.len() >= l as usize);
-            // Without a limit: one Scan page (up to 1 MB). With one: keep
-            // scanning until it is filled, since a page can hold fewer items.
-            if filled || start.is_none() {
-                return Ok(Page { items, next: start.map(PageKey) });
-            }
-        }
+        let start = after.map(|key| Key::from([(ITEMS_KEY.to_owned(), AttributeValue::S(key.0.clone()))]));
+        let (items, last) = self
+            .follow(limit, start, |start, limit| async move {
+                let scan = self.client.scan().table_name(&self.table).set_exclusive_start_key(start).set_limit(limit);
+                let output = scan.send().await.map_err(|e| store_error("Scan", e))?;
+                Ok((output.items.unwrap_or_default(), output.last_evaluated_key))
+            })
+            .await?;
+        let next = last.and_then(|key| key.get(ITEMS_KEY).and_then(|id| id.as_s().ok()).cloned());
+        Ok(Page { items, next: next.map(PageKey) })
     }
 
     async fn list_by_creator(
@@ -165,10 +183,10 @@ impl ReadModel for DynamoReadModel {
         limit: Option<u32>,
         after: Option<&PageKey>,
     ) -> Result<Page, StoreError> {
-        let mut start = match after {
+        let start = match after {
             Some(key) => {
                 let key = CreatorKey::from_page_key(key)?;
-                Some(std::collections::HashMap::from([
+                Some(Key::from([
                     (ITEMS_CREATOR_KEY.to_owned(), AttributeValue::S(creator.to_owned())),
                     (ITEMS_CREATED_AT_KEY.to_owned(), AttributeValue::S(key.created_at)),
                     (ITEMS_KEY.to_owned(), AttributeValue::S(key.id.to_string())),
@@ -176,44 +194,34 @@ impl ReadModel for DynamoReadModel {
             }
             None => None,
         };
-        let mut items = Vec::new();
-        loop {
-            // A Query of the creator's partition of the index, newest first:
-            // what it reads does not grow with the table.
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(ITEMS_BY_CREATOR_INDEX)
-                .key_condition_expression("#creator = :creator")
-                .expression_attribute_names("#creator", ITEMS_CREATOR_KEY)
-                .expression_attribute_values(":creator", AttributeValue::S(creator.to_owned()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start);
-            if let Some(limit) = limit {
-                query = query.limit(i32::try_from(limit as usize - items.len()).unwrap_or(i32::MAX));
-            }
-            let output = query.send().await.map_err(|e| store_error("Query", e))?;
-            for item in output.items.unwrap_or_default() {
-                items.push(Self::decode(item)?);
-            }
-            start = output.last_evaluated_key;
-            let filled = limit.is_none_or(|l| items.len() >= l as usize);
-            if filled || start.is_none() {
-                // The next position from the key DynamoDB gave (its order of
-                // items of the same time is its own).
-                let next = match &start {
-                    Some(key) => Some(creator_position(key)?),
-                    None => None,
-                };
-                return Ok(Page { items, next });
-            }
-        }
+        let (items, last) = self
+            .follow(limit, start, |start, limit| async move {
+                // A Query of the creator's partition of the index, newest
+                // first: what it reads does not grow with the table.
+                let query = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(ITEMS_BY_CREATOR_INDEX)
+                    .key_condition_expression("#creator = :creator")
+                    .expression_attribute_names("#creator", ITEMS_CREATOR_KEY)
+                    .expression_attribute_values(":creator", AttributeValue::S(creator.to_owned()))
+                    .scan_index_forward(false)
+                    .set_exclusive_start_key(start)
+                    .set_limit(limit);
+                let output = query.send().await.map_err(|e| store_error("Query", e))?;
+                Ok((output.items.unwrap_or_default(), output.last_evaluated_key))
+            })
+            .await?;
+        // The next position from the key DynamoDB gave (its order of items of
+        // the same time is its own).
+        let next = last.as_ref().map(creator_position).transpose()?;
+        Ok(Page { items, next })
     }
 }
 
 /// A `by-creator` LastEvaluatedKey as a page key.
-fn creator_position(key: &std::collections::HashMap<String, AttributeValue>) -> Result<PageKey, StoreError> {
+fn creator_position(key: &Key) -> Result<PageKey, StoreError> {
     let text = |name: &str| {
         key.get(name)
             .and_then(|value| value.as_s().ok())

@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
     GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
+    StreamSpecification, StreamViewType, TableDescription,
 };
 use items_domain::ports::StoreError;
 
@@ -29,12 +29,17 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-async fn exists(client: &Client, table: &str) -> Result<bool, StoreError> {
+/// The table's description, or `None` when there is no such table.
+async fn describe(client: &Client, table: &str) -> Result<Option<TableDescription>, StoreError> {
     match client.describe_table().table_name(table).send().await {
-        Ok(_) => Ok(true),
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(false),
+        Ok(output) => Ok(output.table),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
         Err(error) => Err(store_error("DescribeTable", error)),
     }
+}
+
+async fn exists(client: &Client, table: &str) -> Result<bool, StoreError> {
+    Ok(describe(client, table).await?.is_some())
 }
 
 /// The events table: (`stream_id` S, `version` N), stream `NEW_IMAGE`.
@@ -82,11 +87,9 @@ pub async fn ensure_items_table(client: &Client, table: &str) -> Result<bool, St
         attribute(ITEMS_CREATOR_KEY, ScalarAttributeType::S)?,
         attribute(ITEMS_CREATED_AT_KEY, ScalarAttributeType::S)?,
     ];
-    if exists(client, table).await? {
-        let described = client.describe_table().table_name(table).send().await;
-        let described = described.map_err(|e| store_error("DescribeTable", e))?;
-        let indexes = described.table().map(|t| t.global_secondary_indexes()).unwrap_or_default();
-        if !indexes.iter().any(|index| index.index_name() == Some(ITEMS_BY_CREATOR_INDEX)) {
+    if let Some(described) = describe(client, table).await? {
+        if !described.global_secondary_indexes().iter().any(|index| index.index_name() == Some(ITEMS_BY_CREATOR_INDEX))
+        {
             let create = CreateGlobalSecondaryIndexAction::builder()
                 .index_name(ITEMS_BY_CREATOR_INDEX)
                 .set_key_schema(Some(key_schema))
