@@ -133,11 +133,17 @@ impl Streams {
     }
 }
 
-/// Consecutive events of one item, appended in one call.
+/// Consecutive events of one item, appended by one task in version order.
 struct Chunk {
     first_line: u64,
-    expected_version: u64,
     events: Vec<Event>,
+}
+
+impl Chunk {
+    /// Whether it goes on from a chunk before it (a stream longer than [`CHUNK`]).
+    fn continues(&self) -> bool {
+        self.events[0].version > 1
+    }
 }
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
@@ -206,15 +212,13 @@ async fn append_all(args: &ImportArgs, store: Arc<dyn EventStore>, progress: &Pr
                 chunk.events.push(event);
                 None
             }
-            (chunk, Some((line, event))) => {
-                chunk.replace(Chunk { first_line: line, expected_version: event.version - 1, events: vec![event] })
-            }
+            (chunk, Some((line, event))) => chunk.replace(Chunk { first_line: line, events: vec![event] }),
             (chunk, None) => chunk.take(),
         };
         if let Some(chunk) = ready {
             let full =
                 |in_flight: usize, events: usize| in_flight >= args.concurrency.max(1) || events >= EVENTS_IN_FLIGHT;
-            while !in_flight.is_empty() && (chunk.expected_version > 0 || full(in_flight.len(), events_in_flight)) {
+            while !in_flight.is_empty() && (chunk.continues() || full(in_flight.len(), events_in_flight)) {
                 if let Some(count) = in_flight.next().await {
                     events_in_flight -= landed(count?, progress);
                 }
