@@ -12,6 +12,17 @@ pub fn dynamodb_endpoint(flag: Option<&str>) -> Option<String> {
         .filter(|url| !url.is_empty())
 }
 
+/// How many records the events table holds, as DynamoDB last counted them
+/// (updated about every six hours): sizes progress bars and parallel Scans.
+/// Fails when the table cannot be described (missing, no access).
+pub async fn approximate_events(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<u64> {
+    let described =
+        client.describe_table().table_name(table).send().await.map_err(|e| {
+            anyhow::anyhow!("events table {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))
+        })?;
+    Ok(described.table.and_then(|t| t.item_count).unwrap_or(0).max(0) as u64)
+}
+
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,

@@ -20,7 +20,7 @@ mod report;
 use progress::Progress;
 use report::{print_summary, print_verify};
 
-use crate::aws::{clients, dynamodb_endpoint};
+use crate::aws::{approximate_events, clients, dynamodb_endpoint};
 use crate::settings::LogArgs;
 
 /// Exit codes, for scripts.
@@ -78,8 +78,8 @@ fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 /// flight while the rebuild starts.
 const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
-pub(crate) fn default_segments(approximate_items: i64) -> u32 {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as i64;
+pub(crate) fn default_segments(approximate_items: u64) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     (approximate_items / 2_000 + 1).clamp(1, (cores * 4).max(4)) as u32
 }
 
@@ -194,10 +194,7 @@ async fn verify_read_model(
 
 async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let clients = clients(dynamodb_endpoint(args.log.dynamodb_endpoint.as_deref())).await;
-    let described = clients.dynamodb.describe_table().table_name(&args.log.events_table).send().await.map_err(|e| {
-        anyhow::anyhow!("events table {}: {}", args.log.events_table, aws_sdk_dynamodb::error::DisplayErrorContext(e))
-    })?;
-    let approximate_events = described.table.and_then(|t| t.item_count).unwrap_or(0);
+    let approximate_events = approximate_events(&clients.dynamodb, &args.log.events_table).await?;
     let events = Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &args.log.events_table));
     let target_table = args.into.clone().unwrap_or_else(|| args.items_table.clone());
     let checkpoint_file = args
@@ -208,7 +205,7 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .segments
         .or_else(|| args.resume.then(|| FileCheckpoints::previous_segments(&checkpoint_file)).flatten())
         .unwrap_or_else(|| default_segments(approximate_events));
-    let progress = Arc::new(Progress::new(approximate_events.max(0) as u64));
+    let progress = Arc::new(Progress::new(approximate_events));
     let started = Instant::now();
 
     if args.verify {

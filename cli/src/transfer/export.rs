@@ -128,7 +128,7 @@ async fn write(log: Log, args: &ExportArgs, lines: Lines) -> anyhow::Result<Line
         }
         Log::Dynamo { store, approximate_events } => {
             let progress = Arc::new(Progress::labelled("export", approximate_events));
-            let segments = args.segments.unwrap_or_else(|| crate::replay::default_segments(approximate_events as i64));
+            let segments = args.segments.unwrap_or_else(|| crate::replay::default_segments(approximate_events));
             let sorted = sorted(store, segments, &args.log.data_dir, lines, progress.clone()).await;
             progress.finish();
             sorted

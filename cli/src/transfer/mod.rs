@@ -15,7 +15,7 @@ use items_local::sqlite::{Database, SqliteEventStore};
 pub use export::{ExportArgs, run as export};
 pub use import::{ImportArgs, run as import};
 
-use crate::aws::{clients, dynamodb_endpoint};
+use crate::aws::{approximate_events, clients, dynamodb_endpoint};
 use crate::settings::LogArgs;
 
 /// An opened log.
@@ -39,9 +39,6 @@ async fn open(args: &LogArgs, create_local: bool) -> anyhow::Result<Log> {
     if local && create_local {
         ensure_events_table(&client, &args.events_table).await?;
     }
-    let described = client.describe_table().table_name(&args.events_table).send().await.map_err(|e| {
-        anyhow::anyhow!("events table {}: {}", args.events_table, aws_sdk_dynamodb::error::DisplayErrorContext(e))
-    })?;
-    let approximate_events = described.table.and_then(|t| t.item_count).unwrap_or(0).max(0) as u64;
+    let approximate_events = approximate_events(&client, &args.events_table).await?;
     Ok(Log::Dynamo { store: Arc::new(DynamoEventStore::new(client, &args.events_table)), approximate_events })
 }
