@@ -1,10 +1,12 @@
 //! Creates the tables when missing (local mode and tests; in AWS, Pulumi does).
 
+use std::time::{Duration, Instant};
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
-    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TableDescription,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableDescription, TableStatus,
 };
 use items_domain::ports::StoreError;
 
@@ -42,6 +44,54 @@ async fn exists(client: &Client, table: &str) -> Result<bool, StoreError> {
     Ok(describe(client, table).await?.is_some())
 }
 
+/// How long a new table, or an index added to a table, may take to become
+/// usable. In AWS a table takes seconds; an index backfills from the table's
+/// items, which on a large table can take far longer (then run with the index
+/// declared by Pulumi instead).
+const ACTIVE_WITHIN: Duration = Duration::from_secs(15 * 60);
+
+/// What in the table is not yet `ACTIVE`: the table, its indexes.
+fn pending(described: &TableDescription) -> Vec<String> {
+    let table = described.table_status().filter(|status| **status != TableStatus::Active);
+    let indexes = described
+        .global_secondary_indexes()
+        .iter()
+        .filter(|index| index.index_status().is_some_and(|status| *status != IndexStatus::Active));
+    table
+        .map(|_| format!("table {}", described.table_name().unwrap_or("?")))
+        .into_iter()
+        .chain(indexes.map(|index| format!("index {}", index.index_name().unwrap_or("?"))))
+        .collect()
+}
+
+/// Waits until the table and every index on it are `ACTIVE`. Until then AWS
+/// refuses reads of a new index (ValidationException) and writes to a new
+/// table (ResourceNotFoundException); DynamoDB Local answers a Query of a
+/// `CREATING` index with InternalFailure, for about a second after it is added.
+async fn until_active(client: &Client, table: &str) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let pending = match describe(client, table).await? {
+            None => vec![format!("table {table} (not yet described)")],
+            Some(described) => pending(&described),
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= ACTIVE_WITHIN {
+            return Err(StoreError::Unavailable(format!(
+                "{} not ACTIVE after {} s",
+                pending.join(", "),
+                ACTIVE_WITHIN.as_secs()
+            )));
+        }
+        tracing::info!(table, pending = %pending.join(", "), "waiting for ACTIVE");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// The events table: (`stream_id` S, `version` N), stream `NEW_IMAGE`.
 pub async fn ensure_events_table(client: &Client, table: &str) -> Result<bool, StoreError> {
     ensure_events_table_with(client, table, true).await
@@ -73,6 +123,7 @@ async fn ensure_events_table_with(client: &Client, table: &str, with_stream: boo
         create = create.stream_specification(stream);
     }
     create.send().await.map_err(|e| store_error("CreateTable", e))?;
+    until_active(client, table).await?;
     Ok(true)
 }
 
@@ -104,6 +155,10 @@ pub async fn ensure_items_table(client: &Client, table: &str) -> Result<bool, St
                 .send()
                 .await
                 .map_err(|e| store_error("UpdateTable", e))?;
+            until_active(client, table).await?;
+        } else if !pending(&described).is_empty() {
+            // Another process created the table or added the index a moment ago.
+            until_active(client, table).await?;
         }
         return Ok(false);
     }
@@ -125,5 +180,6 @@ pub async fn ensure_items_table(client: &Client, table: &str) -> Result<bool, St
         .send()
         .await
         .map_err(|e| store_error("CreateTable", e))?;
+    until_active(client, table).await?;
     Ok(true)
 }

@@ -86,7 +86,9 @@ async fn a_tombstone_expires_and_a_live_item_does_not() {
 /// on an older data set) gets the index added, filled from its items.
 #[tokio::test]
 async fn a_read_table_without_the_creator_index_gets_it_with_its_items() {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, IndexStatus, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
     use items_domain::ports::ReadModel;
     let client = DynamoDbLocal::shared().client().await;
     let table = unique_table("old-items");
@@ -109,6 +111,9 @@ async fn a_read_table_without_the_creator_index_gets_it_with_its_items() {
     let described = client.describe_table().table_name(&table).send().await.unwrap();
     let indexes = described.table().unwrap().global_secondary_indexes();
     assert_eq!(indexes.iter().map(|i| i.index_name().unwrap()).collect::<Vec<_>>(), ["by-creator"]);
+    // It returns once the index is usable: DynamoDB Local keeps a new index
+    // CREATING for about a second, and a Query of it meanwhile fails.
+    assert_eq!(indexes[0].index_status(), Some(&IndexStatus::Active));
     let mine = read_model.list_by_creator(&item.created_by, None, None).await.unwrap();
     assert_eq!(mine.items, [item]);
     assert!(!ensure_items_table(&client, &table).await.unwrap(), "and a second look changes nothing");
