@@ -2,47 +2,40 @@
 //! Scan) goes out in the file's order, item streams by id, each in version
 //! order, with memory flat however large the log.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
 
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
-use super::disk_fold::scratch;
+use super::scratch::Scratch;
 use super::unavailable;
 use items_domain::ports::StoreError;
 
 /// Lines keyed by (stream id, version) in a scratch file, removed when dropped.
-pub struct DiskSort {
-    connection: Arc<Mutex<Connection>>,
-    path: PathBuf,
-}
+pub struct DiskSort(Scratch);
 
 impl DiskSort {
     /// A new, empty scratch file in `dir` (which must exist): it needs about
     /// as much free space as the export.
     pub fn create(dir: &Path) -> Result<Self, StoreError> {
-        let (connection, path) = scratch(
+        Scratch::create(
             dir,
             "export",
             "CREATE TABLE lines (stream_id TEXT NOT NULL, version INTEGER NOT NULL, line TEXT NOT NULL,
                                  PRIMARY KEY (stream_id, version)) WITHOUT ROWID;",
-        )?;
-        Ok(Self { connection: Arc::new(Mutex::new(connection)), path })
+        )
+        .map(Self)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
     /// Keeps `lines` (stream id, version, line); a key kept twice is an error:
     /// the log holds one event per version.
     pub async fn keep(&self, lines: Vec<(String, u64, String)>) -> Result<(), StoreError> {
-        let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            let transaction = connection.transaction().map_err(unavailable)?;
-            {
-                let mut insert = transaction
+        self.0
+            .run(move |connection| {
+                let mut insert = connection
                     .prepare_cached("INSERT INTO lines (stream_id, version, line) VALUES (?1, ?2, ?3)")
                     .map_err(unavailable)?;
                 for (stream_id, version, line) in &lines {
@@ -53,11 +46,9 @@ impl DiskSort {
                         other => unavailable(other),
                     })?;
                 }
-            }
-            transaction.commit().map_err(unavailable)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("sort task failed: {e}")))?
+                Ok(())
+            })
+            .await
     }
 
     /// Hands every line and its stream id to `each`, in (stream id,
@@ -67,7 +58,7 @@ impl DiskSort {
         &self,
         mut each: impl FnMut(&str, &str) -> Result<(), E>,
     ) -> Result<(), E> {
-        let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        let connection = self.0.lock();
         let mut statement =
             connection.prepare("SELECT stream_id, line FROM lines ORDER BY stream_id, version").map_err(unavailable)?;
         let mut rows = statement.query([]).map_err(unavailable)?;
@@ -77,12 +68,6 @@ impl DiskSort {
             each(&text(row, 0)?, &text(row, 1)?)?;
         }
         Ok(())
-    }
-}
-
-impl Drop for DiskSort {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -24,6 +24,7 @@ mod event_store;
 mod read_model;
 mod rebuild;
 mod schema;
+mod scratch;
 mod writer;
 
 use items_domain::event::StoredEvent;
