@@ -307,7 +307,8 @@ impl ReadModel for InMemoryReadModel {
     ) -> Result<Page, StoreError> {
         self.available.check("read model")?;
         let after = after.map(CreatorKey::from_page_key).transpose()?;
-        // Newest first: the index's order (the key's text, fixed width, is time order).
+        // Newest first: the index's order (the key's text, fixed width, is time order);
+        // each key formatted once, not at every comparison.
         let position = |item: &Item| {
             let key = CreatorKey::of(item);
             std::cmp::Reverse((key.created_at, key.id))
@@ -316,11 +317,11 @@ impl ReadModel for InMemoryReadModel {
             let items = self.items.read().unwrap_or_else(PoisonError::into_inner);
             items.values().filter(|item| item.created_by == creator).cloned().collect()
         };
-        mine.sort_by_key(position);
         if let Some(after) = after {
             let after = std::cmp::Reverse((after.created_at, after.id));
             mine.retain(|item| position(item) > after);
         }
+        mine.sort_by_cached_key(position);
         let size = limit.map(|limit| limit as usize).or(self.page_size).unwrap_or(usize::MAX);
         let more = mine.len() > size;
         mine.truncate(size);
