@@ -40,10 +40,6 @@ async fn describe(client: &Client, table: &str) -> Result<Option<TableDescriptio
     }
 }
 
-async fn exists(client: &Client, table: &str) -> Result<bool, StoreError> {
-    Ok(describe(client, table).await?.is_some())
-}
-
 /// How long a new table, or an index added to a table, may take to become
 /// usable. In AWS a table takes seconds; an index backfills from the table's
 /// items, which on a large table can take far longer (then run with the index
@@ -92,6 +88,16 @@ async fn until_active(client: &Client, table: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The table's description when it exists, once it and its indexes are
+/// `ACTIVE` (another process may have created it a moment ago).
+async fn existing(client: &Client, table: &str) -> Result<Option<TableDescription>, StoreError> {
+    let described = describe(client, table).await?;
+    if described.as_ref().is_some_and(|described| !pending(described).is_empty()) {
+        until_active(client, table).await?;
+    }
+    Ok(described)
+}
+
 /// The events table: (`stream_id` S, `version` N), stream `NEW_IMAGE`.
 pub async fn ensure_events_table(client: &Client, table: &str) -> Result<bool, StoreError> {
     ensure_events_table_with(client, table, true).await
@@ -103,7 +109,7 @@ pub async fn ensure_events_table_without_stream(client: &Client, table: &str) ->
 }
 
 async fn ensure_events_table_with(client: &Client, table: &str, with_stream: bool) -> Result<bool, StoreError> {
-    if exists(client, table).await? {
+    if existing(client, table).await?.is_some() {
         return Ok(false);
     }
     let mut create = client
@@ -138,7 +144,7 @@ pub async fn ensure_items_table(client: &Client, table: &str) -> Result<bool, St
         attribute(ITEMS_CREATOR_KEY, ScalarAttributeType::S)?,
         attribute(ITEMS_CREATED_AT_KEY, ScalarAttributeType::S)?,
     ];
-    if let Some(described) = describe(client, table).await? {
+    if let Some(described) = existing(client, table).await? {
         if !described.global_secondary_indexes().iter().any(|index| index.index_name() == Some(ITEMS_BY_CREATOR_INDEX))
         {
             let create = CreateGlobalSecondaryIndexAction::builder()
@@ -155,9 +161,6 @@ pub async fn ensure_items_table(client: &Client, table: &str) -> Result<bool, St
                 .send()
                 .await
                 .map_err(|e| store_error("UpdateTable", e))?;
-            until_active(client, table).await?;
-        } else if !pending(&described).is_empty() {
-            // Another process created the table or added the index a moment ago.
             until_active(client, table).await?;
         }
         return Ok(false);
