@@ -67,6 +67,32 @@ fn find_jar_dir(root: &Path) -> Option<PathBuf> {
         .find(|dir| dir.join("DynamoDBLocal.jar").is_file())
 }
 
+/// The options every start of DynamoDB Local in this project passes:
+/// in memory, and no usage telemetry (without `-disableTelemetry` it writes
+/// `dynamodb-local-metadata.json` with `"telemetryEnabled":"true"` in its
+/// working folder and reports to AWS). The README's command is the same.
+pub const DYNAMODB_LOCAL_OPTIONS: [&str; 2] = ["-inMemory", "-disableTelemetry"];
+
+/// The one command line that starts DynamoDB Local from `dir` (the folder
+/// with `DynamoDBLocal.jar`) on `port`, working in `dir`.
+pub fn dynamodb_local_command(dir: &Path, port: u16) -> Command {
+    let mut command = Command::new("java");
+    command
+        .arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
+        .args(["-Xmx1g", "-XX:+UseSerialGC", "-jar"])
+        .arg(dir.join("DynamoDBLocal.jar"))
+        .args(DYNAMODB_LOCAL_OPTIONS)
+        .args(["-port", &port.to_string()])
+        .current_dir(dir);
+    command
+}
+
+/// Whether DynamoDB Local left its metadata file with telemetry on in `dir`.
+pub fn telemetry_enabled_in(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("dynamodb-local-metadata.json"))
+        .is_ok_and(|text| text.replace(char::is_whitespace, "").contains(r#""telemetryEnabled":"true""#))
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
@@ -117,17 +143,8 @@ impl DynamoDbLocal {
 
     /// Starts (again, after [`stop`](Self::stop)) on the same port; data is not kept.
     pub fn resume(&self) -> anyhow::Result<()> {
-        let dir = dynamodb_local_dir()?;
-        let mut command = Command::new("java");
-        command
-            .arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
-            .args(["-Xmx1g", "-XX:+UseSerialGC", "-jar"])
-            .arg(dir.join("DynamoDBLocal.jar"))
-            .args(["-inMemory", "-port", &self.port.to_string()])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut command = dynamodb_local_command(&dynamodb_local_dir()?, self.port);
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         #[cfg(target_os = "linux")]
         unsafe {
             // Killed with the thread that started it, so no JVM outlives the tests.

@@ -118,3 +118,42 @@ async fn a_read_table_without_the_creator_index_gets_it_with_its_items() {
     assert_eq!(mine.items, [item]);
     assert!(!ensure_items_table(&client, &table).await.unwrap(), "and a second look changes nothing");
 }
+
+/// DynamoDB Local never phones home: the one command line the project
+/// starts it with passes `-disableTelemetry`, and a run of it that served a
+/// request leaves no metadata file with telemetry on in its working folder
+/// (without the flag it leaves `"telemetryEnabled":"true"` there).
+#[tokio::test]
+async fn dynamodb_local_runs_without_telemetry() {
+    let dir = items_testkit::dynamodb_local_dir().unwrap();
+    let port = items_testkit::free_port();
+    let mut command = items_testkit::dynamodb_local_command(&dir, port);
+    let args: Vec<String> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    assert!(args.iter().any(|a| a == "-disableTelemetry"), "{args:?}");
+    let work = std::env::temp_dir().join(unique_table("ddb-local-work"));
+    std::fs::create_dir_all(&work).unwrap();
+    let mut child = command
+        .current_dir(&work)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "test"))
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while client.list_tables().send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "DynamoDB Local did not answer");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let enabled = items_testkit::telemetry_enabled_in(&work);
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(!enabled, "DynamoDB Local ran with telemetry on");
+}
