@@ -3,11 +3,14 @@
 
 use aws_lambda_events::event::dynamodb::{Event as DynamoDbEvent, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use items_domain::Event;
+use std::collections::HashSet;
+
+use items_domain::event::STREAM_PREFIX;
 use items_domain::ports::StoreError;
 use items_domain::service::ProjectorService;
+use items_domain::{Event, ItemId};
 
-use crate::dynamodb::codec::{RecordError, event_from_item};
+use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, RecordError, event_from_item};
 use crate::metrics::{self, Counter};
 
 /// What one stream record holds for the projector.
@@ -69,15 +72,32 @@ pub struct Projected {
     pub failed: Option<(usize, Failure)>,
 }
 
+/// The item a record belongs to, read from its key alone: a record whose
+/// image cannot be decoded still names its stream, so only that item waits.
+fn record_item(record: &EventRecord) -> Option<ItemId> {
+    match record.change.keys.get(EVENTS_PARTITION_KEY)? {
+        serde_dynamo::AttributeValue::S(stream_id) => stream_id.strip_prefix(STREAM_PREFIX)?.parse().ok().map(ItemId),
+        _ => None,
+    }
+}
+
 /// Applies a batch's records (each item's in order, items at once; see
 /// [`ProjectorService::project_batch`]), and says which record failed first
-/// and why.
+/// and why. A record this code cannot decode holds back its own item's later
+/// records only: every other item's records are applied, so when the
+/// retries run out only that item's records reach the on-failure
+/// destination. A record without a readable key holds back the rest of the
+/// batch, as nothing says whose it is.
 pub async fn project_records(projector: &ProjectorService, records: &[EventRecord]) -> Projected {
     let mut events = Vec::with_capacity(records.len());
     let mut positions = Vec::with_capacity(records.len());
     let mut projected = Projected::default();
-    let mut undecodable = None;
+    let mut undecodable: Option<(usize, Failure)> = None;
+    let mut held: HashSet<ItemId> = HashSet::new();
     for (position, record) in records.iter().enumerate() {
+        if record_item(record).is_some_and(|item| held.contains(&item)) {
+            continue;
+        }
         match decode_record(record) {
             Ok(Decoded::Event(event)) => {
                 events.push(*event);
@@ -89,8 +109,13 @@ pub async fn project_records(projector: &ProjectorService, records: &[EventRecor
             }
             Err(error) => {
                 tracing::error!(%error, event_id = %record.event_id, "stream record cannot be decoded");
-                undecodable = Some((position, Failure::Poison(error.to_string())));
-                break;
+                undecodable.get_or_insert((position, Failure::Poison(error.to_string())));
+                match record_item(record) {
+                    Some(item) => {
+                        held.insert(item);
+                    }
+                    None => break,
+                }
             }
         }
     }
@@ -104,12 +129,14 @@ pub async fn project_records(projector: &ProjectorService, records: &[EventRecor
     metrics::count(Counter::RecordsAlreadyNewer, outcome.already_newer as u64);
     projected.applied = outcome.applied;
     projected.already_newer = outcome.already_newer;
-    projected.failed = match outcome.failed {
-        Some((index, error)) => {
-            tracing::error!(%error, event_id = %events[index].event_id, "projection failed");
-            Some((positions[index], Failure::from_store(error)))
-        }
-        None => undecodable,
+    let failed = outcome.failed.map(|(index, error)| {
+        tracing::error!(%error, event_id = %events[index].event_id, "projection failed");
+        (positions[index], Failure::from_store(error))
+    });
+    // The first failure in batch order: Lambda retries from it.
+    projected.failed = match (failed, undecodable) {
+        (Some(failed), Some(undecodable)) => Some(if failed.0 < undecodable.0 { failed } else { undecodable }),
+        (failed, undecodable) => failed.or(undecodable),
     };
     metrics::count(Counter::RecordsFailed, u64::from(projected.failed.is_some()));
     tracing::info!(

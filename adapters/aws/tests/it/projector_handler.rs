@@ -92,18 +92,40 @@ async fn duplicates_and_out_of_order_records_converge() {
     assert_eq!(all.items.len(), 2);
 }
 
+/// A record whose image cannot be decoded is reported, and its item's later
+/// records wait for it; another item's record after it is applied.
 #[tokio::test]
-async fn a_malformed_record_is_reported_and_nothing_after_it_is_applied() {
+async fn a_malformed_record_holds_back_its_own_item_only() {
     let read_model = Arc::new(InMemoryReadModel::default());
     let projector = ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default()));
     let (good, after) = (created("good"), created("after"));
-    let mut malformed = record(&created("bad"), 2);
+    let bad = created("bad");
+    let mut malformed = record(&bad, 2);
     malformed["dynamodb"]["NewImage"]["data"] = json!({"M": {"name": {"N": "5"}}});
+    let later_of_bad = version_of(bad.item_id, 2, "later");
 
-    let response = project_events(&projector, batch(vec![record(&good, 1), malformed, record(&after, 3)])).await;
+    let batch_of = batch(vec![record(&good, 1), malformed, record(&later_of_bad, 3), record(&after, 4)]);
+    let response = project_events(&projector, batch_of).await;
     assert_eq!(failures(&response), vec![format!("{:024}", 2)]);
     assert!(read_model.get(good.item_id).await.unwrap().is_some());
-    assert!(read_model.get(after.item_id).await.unwrap().is_none(), "Lambda retries from the failed record");
+    assert_eq!(read_model.get(bad.item_id).await.unwrap(), None, "the item's later record waits for it");
+    assert_eq!(read_model.get(after.item_id).await.unwrap().unwrap().name, "after", "other items go on");
+}
+
+/// A record without a readable key names no item: the rest of the batch
+/// waits for it, as before.
+#[tokio::test]
+async fn a_record_without_a_readable_key_holds_back_the_rest() {
+    let read_model = Arc::new(InMemoryReadModel::default());
+    let projector = ProjectorService::new(read_model.clone(), Arc::new(InMemoryEventStore::default()));
+    let (bad, after) = (created("bad"), created("after"));
+    let mut malformed = record(&bad, 1);
+    malformed["dynamodb"]["NewImage"]["data"] = json!({"M": {"name": {"N": "5"}}});
+    malformed["dynamodb"]["Keys"] = json!({"stream_id": {"S": "item#not-a-uuid"}, "version": {"N": "1"}});
+
+    let response = project_events(&projector, batch(vec![malformed, record(&after, 2)])).await;
+    assert_eq!(failures(&response), vec![format!("{:024}", 1)]);
+    assert_eq!(read_model.get(after.item_id).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -122,29 +144,34 @@ async fn modifies_and_other_partitions_are_skipped() {
     assert_eq!(all.items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["real"]);
 }
 
-/// Review finding 6: an event of a type this code does not know (a newer
-/// writer during a rolling deploy) is never skipped. The record fails, so
-/// the shard waits for a projector that knows it, and nothing after it is
-/// applied: skipping it would let v3 move the row past v2 for good.
+/// An event of a type this code does not know (a newer writer during a
+/// rolling deploy) is never skipped: its record fails, so its item waits for
+/// a projector that knows it (skipping it would let v3 move the row past v2
+/// for good). Other items' records in the batch are applied at once, so when
+/// Lambda's retries run out only this item's records reach the DLQ.
 #[tokio::test]
-async fn an_unknown_event_type_fails_its_record_and_nothing_after_it_is_applied() {
+async fn an_unknown_event_type_holds_back_its_item_and_other_items_are_applied() {
     use items_domain::memory::InMemoryEventStore;
     use items_domain::ports::EventStore;
     let read_model = Arc::new(InMemoryReadModel::default());
     let log = Arc::new(InMemoryEventStore::default());
     let id = ItemId(Uuid::new_v4());
-    let (one, three) = (version_of(id, 1, "Pen"), renamed(id, 3, "Ink"));
-    log.append(0, std::slice::from_ref(&one)).await.unwrap();
+    // The log holds v2 as the newer writer wrote it; here it reads as a
+    // rename, so a projector that went on with v3 would fold past v2.
+    let (one, two, three) = (version_of(id, 1, "Pen"), renamed(id, 2, "Pen 2"), renamed(id, 3, "Ink"));
+    log.append(0, &[one.clone(), two.clone(), three.clone()]).await.unwrap();
     let projector = ProjectorService::new(read_model.clone(), log);
     project_events(&projector, batch(vec![record(&one, 1)])).await;
 
-    let mut archived = record(&version_of(id, 2, "Pen"), 2);
+    let mut archived = record(&two, 2);
     archived["dynamodb"]["NewImage"]["type"] = json!({"S": "ItemArchived"});
-    let other = created("another item");
-    let response = project_events(&projector, batch(vec![archived, record(&three, 3), record(&other, 4)])).await;
+    let (y, z) = (created("y"), created("z"));
+    let response =
+        project_events(&projector, batch(vec![archived, record(&three, 3), record(&y, 4), record(&z, 5)])).await;
     assert_eq!(failures(&response), vec![format!("{:024}", 2)]);
     assert_eq!(read_model.get(id).await.unwrap().unwrap().version, 1, "v3 was not applied past v2");
-    assert_eq!(read_model.get(other.item_id).await.unwrap(), None, "nothing after the failure was attempted");
+    assert_eq!(read_model.get(y.item_id).await.unwrap().unwrap().name, "y");
+    assert_eq!(read_model.get(z.item_id).await.unwrap().unwrap().name, "z");
 }
 
 #[tokio::test]
