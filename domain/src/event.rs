@@ -115,6 +115,14 @@ pub struct StoredEvent {
     pub occurred_at: String,
     pub subject: String,
     pub data: serde_json::Value,
+    /// When the event reached this log: the appending store's clock (for an
+    /// imported event, the import's time), never the deciding writer's or a
+    /// file's. A catch-up and a redrive select by it, so an event that
+    /// arrives late with an old `occurred_at` is still caught up. Set by the
+    /// store; not part of an export. Absent in logs written before it, where
+    /// `occurred_at` stands for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -149,11 +157,24 @@ impl Event {
             occurred_at: rfc3339::format(&self.occurred_at),
             subject: self.subject.clone(),
             data,
+            recorded_at: None,
         }
     }
 }
 
 impl StoredEvent {
+    /// The same event, as a store records it at `at`.
+    pub fn recorded(mut self, at: &DateTime<Utc>) -> Self {
+        self.recorded_at = Some(rfc3339::format(at));
+        self
+    }
+
+    /// When the event reached the log ([`recorded_at`](Self::recorded_at)),
+    /// if the store recorded it and it reads as a time.
+    pub fn recorded_at(&self) -> Option<DateTime<Utc>> {
+        self.recorded_at.as_deref().and_then(|at| rfc3339::parse(at).ok())
+    }
+
     pub fn decode(self) -> Result<Event, DecodeError> {
         let payload = match self.event_type.as_str() {
             // Every type this code knows is at schema 1.

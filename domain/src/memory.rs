@@ -26,6 +26,8 @@ const SCAN_PAGE_EVENTS: usize = 1000;
 struct Log {
     /// Every event in append order; its index + 1 is its sequence number.
     events: Vec<Event>,
+    /// When each of `events` was appended (the machine's clock).
+    recorded_at: Vec<chrono::DateTime<chrono::Utc>>,
     /// Positions in `events` of each stream's events, in version order.
     streams: HashMap<ItemId, Vec<usize>>,
     idempotency: HashMap<(String, IdempotencyKey), IdempotencyRecord>,
@@ -58,6 +60,7 @@ impl Log {
         for event in events {
             let position = self.events.len();
             self.events.push(event.clone());
+            self.recorded_at.push(chrono::Utc::now());
             self.streams.entry(event.item_id).or_default().push(position);
         }
         self.events.len() as u64
@@ -211,6 +214,7 @@ impl EventLogScan for InMemoryEventStore {
             let event = &log.events[position];
             if event.item_id.0.as_u128() % total == u128::from(segment) {
                 page.events.push(event.clone());
+                page.recorded_at.push(log.recorded_at[position]);
             }
             position += 1;
         }

@@ -261,11 +261,31 @@ pub trait CursorCodec: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScanPage {
     pub events: Vec<Event>,
+    /// When each event reached the log (the store's clock at its append; see
+    /// [`StoredEvent::recorded_at`](crate::event::StoredEvent::recorded_at)),
+    /// by position in `events`. An event without one (written before stores
+    /// recorded it) counts as recorded at its `occurred_at`.
+    pub recorded_at: Vec<DateTime<Utc>>,
     /// Records that are not events (other partitions, such as idempotency
     /// records): counted, not replayed. An event this code cannot read is an
     /// error, never a skip.
     pub skipped: usize,
     pub next: Option<PageKey>,
+}
+
+impl ScanPage {
+    /// When the event at `index` reached the log.
+    pub fn recorded(&self, index: usize) -> DateTime<Utc> {
+        self.recorded_at.get(index).copied().unwrap_or(self.events[index].occurred_at)
+    }
+
+    /// The page's items with an event recorded at or after `since`.
+    pub fn recorded_since(&self, since: DateTime<Utc>) -> std::collections::BTreeSet<ItemId> {
+        (0..self.events.len())
+            .filter(|&index| self.recorded(index) >= since)
+            .map(|index| self.events[index].item_id)
+            .collect()
+    }
 }
 
 /// Reads the event log in `total_segments` disjoint parts (a parallel Scan).
@@ -305,6 +325,15 @@ impl std::ops::AddAssign for WriteStats {
 #[async_trait]
 pub trait ReplayTarget: Send + Sync {
     async fn write(&self, items: Vec<Item>) -> Result<WriteStats, StoreError>;
+
+    /// Tombstones past their lifetime: the table's TTL has removed (or will
+    /// soon remove) them, and no stream record can arrive for them any more,
+    /// so they need not be written again; a target only makes sure none of
+    /// these items shows live. A new table writes nothing (the default).
+    async fn retire(&self, tombstones: Vec<Item>) -> Result<WriteStats, StoreError> {
+        let _ = tombstones;
+        Ok(WriteStats::default())
+    }
 }
 
 /// How far a segment got.

@@ -2,6 +2,7 @@
 //! DynamoDB adapter, the projector's stream decoder and the local change feeds
 //! (so a local feed hands the projector exactly what a DynamoDB stream would).
 
+use chrono::{DateTime, Utc};
 use items_domain::Event;
 use items_domain::event::{DecodeError, STREAM_PREFIX, StoredEvent};
 
@@ -28,6 +29,20 @@ pub enum RecordError {
 /// An event as a DynamoDB item (SDK or Lambda-event attribute values).
 pub fn event_to_item<I: From<serde_dynamo::Item>>(event: &Event) -> Result<I, serde_dynamo::Error> {
     serde_dynamo::to_item(event.to_stored())
+}
+
+/// An event as this log stores it when it is appended at `at` (the stored
+/// form's `recorded_at`: the catch-up and the redrive select by it).
+pub fn recorded_item<I: From<serde_dynamo::Item>>(event: &Event, at: &DateTime<Utc>) -> Result<I, serde_dynamo::Error> {
+    serde_dynamo::to_item(event.to_stored().recorded(at))
+}
+
+/// When an event record reached the log, if it says.
+pub fn recorded_at(item: &serde_dynamo::Item) -> Option<DateTime<Utc>> {
+    match item.get("recorded_at") {
+        Some(serde_dynamo::AttributeValue::S(at)) => items_domain::event::rfc3339::parse(at).ok(),
+        _ => None,
+    }
 }
 
 /// Reads an event back. Records that are not events (other partitions of the

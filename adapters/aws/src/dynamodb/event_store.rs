@@ -16,7 +16,7 @@ use super::store_error;
 use serde_dynamo::{from_item, to_item};
 
 use super::idempotency::{KEY_IS_FREE, StoredIdempotency};
-use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item, event_to_item};
+use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item, recorded_item};
 
 /// The event log in a table keyed by (`stream_id`, `version`). One file
 /// with its trait impl: the condition expressions and the transactions that
@@ -147,7 +147,11 @@ impl DynamoEventStore {
         // Shape check only (consecutive versions of one item): the stream's
         // state is for the conditional writes to check.
         check_append(expected_version, expected_version, events, |_| None)?;
-        events.iter().map(|event| event_to_item(event).map_err(|e| StoreError::Corrupt(e.to_string()).into())).collect()
+        let now = chrono::Utc::now();
+        events
+            .iter()
+            .map(|event| recorded_item(event, &now).map_err(|e| StoreError::Corrupt(e.to_string()).into()))
+            .collect()
     }
 }
 

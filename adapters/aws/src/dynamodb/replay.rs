@@ -12,7 +12,7 @@ use items_domain::ports::{EventLogScan, ReplayTarget, ScanPage, WriteStats};
 use items_domain::ports::{PageKey, StoreError};
 
 use super::{DynamoEventStore, store_error};
-use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item};
+use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_from_item, recorded_at};
 
 /// A scan position: the events table's key, as JSON.
 fn encode_key(key: &HashMap<String, AttributeValue>) -> Option<PageKey> {
@@ -54,10 +54,15 @@ impl EventLogScan for DynamoEventStore {
         let mut page =
             ScanPage { next: output.last_evaluated_key.as_ref().and_then(encode_key), ..ScanPage::default() };
         for item in output.items.unwrap_or_default() {
+            let item = serde_dynamo::Item::from(item);
+            let recorded = recorded_at(&item);
             // An event this code cannot read stops the replay: a rebuild
             // without it would be a read model that is not the log's fold.
             match event_from_item(item) {
-                Ok(Some(event)) => page.events.push(event),
+                Ok(Some(event)) => {
+                    page.recorded_at.push(recorded.unwrap_or(event.occurred_at));
+                    page.events.push(event);
+                }
                 Ok(None) => page.skipped += 1,
                 Err(error) => return Err(StoreError::Corrupt(error.to_string())),
             }

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::database::{Database, PAGE_ROWS};
 use super::read_model::store_error;
-use super::{corrupt, decode_event, decode_item, encode, read_page, unavailable};
+use super::{corrupt, decode_event, decode_item, decode_recorded, encode, read_page, unavailable};
 
 /// The event log and idempotency records.
 #[derive(Clone)]
@@ -58,8 +58,9 @@ pub(super) fn append_in(connection: &Connection, expected_version: u64, events: 
     let mut insert = connection
         .prepare_cached("INSERT INTO events (stream_id, version, stored) VALUES (?1, ?2, ?3)")
         .map_err(unavailable)?;
+    let now = chrono::Utc::now();
     for event in events {
-        let stored = encode(&event.to_stored())?;
+        let stored = encode(&event.to_stored().recorded(&now))?;
         insert.execute(params![stream_id, event.version, stored]).map_err(unavailable)?;
     }
     Ok(())
@@ -218,19 +219,19 @@ impl EventLogScan for SqliteEventStore {
                     .map_err(unavailable)?;
                 let mut rows =
                     statement.query(params![start.0, start.1, end, PAGE_ROWS as u64 + 1]).map_err(unavailable)?;
-                read_page(&mut rows, PAGE_ROWS, "stored event", decode_event)
+                read_page(&mut rows, PAGE_ROWS, "stored event", decode_recorded)
             })
             .await?;
         let mut page = ScanPage::default();
         if more {
             // Leave the last item's events to the next page, unless it is the only one.
-            let last = events[events.len() - 1].item_id;
-            if events[0].item_id != last {
-                events.truncate(events.iter().rposition(|event| event.item_id != last).map_or(0, |i| i + 1));
+            let last = events[events.len() - 1].0.item_id;
+            if events[0].0.item_id != last {
+                events.truncate(events.iter().rposition(|(event, _)| event.item_id != last).map_or(0, |i| i + 1));
             }
-            page.next = events.last().map(|event| PageKey(format!("{}/{}", event.item_id, event.version)));
+            page.next = events.last().map(|(event, _)| PageKey(format!("{}/{}", event.item_id, event.version)));
         }
-        page.events = events;
+        (page.events, page.recorded_at) = events.into_iter().unzip();
         Ok(page)
     }
 

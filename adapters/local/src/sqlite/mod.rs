@@ -53,6 +53,16 @@ fn decode_event(stored: &str) -> Result<Event, StoreError> {
     stored.decode().map_err(|e| corrupt("stored event", e))
 }
 
+/// An event and when it reached the log (its `occurred_at` if the row is
+/// from before the store recorded that).
+fn decode_recorded(stored: &str) -> Result<(Event, chrono::DateTime<chrono::Utc>), StoreError> {
+    let stored: StoredEvent = serde_json::from_str(stored).map_err(|e| corrupt("stored event", e))?;
+    let recorded = stored.recorded_at();
+    let event = stored.decode().map_err(|e| corrupt("stored event", e))?;
+    let recorded = recorded.unwrap_or(event.occurred_at);
+    Ok((event, recorded))
+}
+
 fn decode_item(stored: &str) -> Result<Item, StoreError> {
     serde_json::from_str(stored).map_err(|e| corrupt("stored item", e))
 }
