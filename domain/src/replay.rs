@@ -36,6 +36,8 @@ pub struct ReplaySummary {
     pub items: usize,
     pub writes: WriteStats,
     pub pages: usize,
+    /// Deleted items whose tombstone had expired: not written again.
+    pub expired_tombstones: usize,
 }
 
 impl std::ops::AddAssign for ReplaySummary {
@@ -45,6 +47,7 @@ impl std::ops::AddAssign for ReplaySummary {
         self.items += other.items;
         self.writes += other.writes;
         self.pages += other.pages;
+        self.expired_tombstones += other.expired_tombstones;
     }
 }
 
@@ -115,6 +118,22 @@ impl ReplayTarget for ReadModelTarget {
         }
         Ok(stats)
     }
+
+    /// Writes a tombstone only over a row that still shows the item live (a
+    /// deletion the projection missed); an absent row or a tombstone is left.
+    async fn retire(&self, tombstones: Vec<Item>) -> Result<WriteStats, StoreError> {
+        let mut stats = WriteStats::default();
+        for tombstone in tombstones {
+            match self.read_model.get(tombstone.id).await? {
+                Some(row) if !row.deleted => match self.read_model.repair(&tombstone).await? {
+                    crate::ports::Upsert::Applied => stats.written += 1,
+                    crate::ports::Upsert::AlreadyNewer => stats.already_newer += 1,
+                },
+                _ => stats.already_newer += 1,
+            }
+        }
+        Ok(stats)
+    }
 }
 
 pub struct ReplayService {
@@ -125,6 +144,8 @@ pub struct ReplayService {
     observer: Arc<dyn ReplayObserver>,
     /// A catch-up: only items with an event at or after this time.
     since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Tombstones of deletions recorded before this are past their lifetime.
+    expired_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ReplayService {
@@ -134,17 +155,31 @@ impl ReplayService {
         checkpoints: Arc<dyn Checkpoints>,
         observer: Arc<dyn ReplayObserver>,
     ) -> Self {
-        Self { scan, target, checkpoints, observer, since: None }
+        Self { scan, target, checkpoints, observer, since: None, expired_before: None }
     }
 
-    /// A catch-up after a rebuild into a new table and the switch to it:
-    /// every item with an event at or after `since` is folded from its whole
-    /// stream and written (version-guarded by the target), so changes made
-    /// while the rebuild ran, deletions included, reach the new table. Take
-    /// `since` some minutes before the rebuild started: events carry their
-    /// writer's clock.
+    /// A catch-up after a rebuild into a new table and the switch to it (or
+    /// a redrive): every item with an event recorded in the log at or after
+    /// `since` ([`ScanPage::recorded_since`]) is folded from its whole stream
+    /// and written (version-guarded by the target), so changes made while
+    /// the rebuild ran, deletions and imports of old events included, reach
+    /// the new table. Take `since` some minutes before the rebuild started:
+    /// the stores that record the time are several machines' clocks.
     pub fn since(mut self, since: chrono::DateTime<chrono::Utc>) -> Self {
-        self.since = Some(since);
+        // Stores keep times to the millisecond: a finer `since` would miss
+        // what was recorded in its own millisecond.
+        let millis = since.timestamp_millis();
+        self.since = Some(chrono::DateTime::from_timestamp_millis(millis).unwrap_or(since));
+        self
+    }
+
+    /// Tombstones of deletions recorded in the log before `cutoff` (now less
+    /// the read table's tombstone lifetime) are past their lifetime: the
+    /// replay retires them ([`ReplayTarget::retire`]) instead of writing them
+    /// again with a fresh expiry. A deletion's time is when it reached the
+    /// log: stream records of it can arrive until the stream drops them.
+    pub fn tombstones_expired_before(mut self, cutoff: chrono::DateTime<chrono::Utc>) -> Self {
+        self.expired_before = Some(cutoff);
         self
     }
 
@@ -158,11 +193,6 @@ impl ReplayService {
             summary += result?;
         }
         Ok(summary)
-    }
-
-    /// One item's state from its whole stream, read strictly.
-    async fn whole_stream(&self, item_id: ItemId) -> Result<Option<Item>, StoreError> {
-        Ok(projection::fold_stream(&self.scan.item_stream(item_id).await?)?)
     }
 
     async fn run_segment(&self, segment: u32, total_segments: u32) -> Result<ReplaySummary, StoreError> {
@@ -182,9 +212,15 @@ impl ReplayService {
                 }
             };
             let (next, applied) = futures::future::join(next, self.apply(&page)).await;
-            let (items, stats) = applied?;
-            summary +=
-                ReplaySummary { events: page.events.len(), skipped: page.skipped, items, writes: stats, pages: 1 };
+            let (items, stats, expired_tombstones) = applied?;
+            summary += ReplaySummary {
+                events: page.events.len(),
+                skipped: page.skipped,
+                items,
+                writes: stats,
+                pages: 1,
+                expired_tombstones,
+            };
             self.observer.page_done(segment, page.events.len(), stats);
             let progress = match &page.next {
                 Some(next) => SegmentProgress::After(next.clone()),
@@ -200,30 +236,49 @@ impl ReplayService {
         }
     }
 
-    /// Folds one page and writes its states: how many items, and the writes.
-    async fn apply(&self, page: &ScanPage) -> Result<(usize, WriteStats), StoreError> {
+    /// Folds one page and writes its states: how many items, the writes, and
+    /// how many tombstones were past their lifetime.
+    async fn apply(&self, page: &ScanPage) -> Result<(usize, WriteStats, usize), StoreError> {
         // Items folded from their whole stream: those the page holds only
         // part of, or in a catch-up, every item with a recent event.
         let (mut states, refold) = match self.since {
             None => fold_page(&page.events),
-            Some(since) => {
-                let recent: std::collections::BTreeSet<ItemId> =
-                    page.events.iter().filter(|e| e.occurred_at >= since).map(|e| e.item_id).collect();
-                (HashMap::new(), recent.into_iter().collect())
-            }
+            // By when each event reached the log, not by the time it carries:
+            // an import keeps its events' old times.
+            Some(since) => (HashMap::new(), page.recorded_since(since).into_iter().collect()),
         };
+        // When each deletion reached the log: from the page, or for an item
+        // folded from its whole stream, the deletion's own time.
+        let mut deleted_at: HashMap<ItemId, chrono::DateTime<chrono::Utc>> = HashMap::new();
+        for (index, event) in page.events.iter().enumerate() {
+            if event.payload == crate::event::EventPayload::ItemDeleted {
+                deleted_at.insert(event.item_id, page.recorded(index));
+            }
+        }
         for item_id in refold {
-            if let Some(item) = self.whole_stream(item_id).await? {
+            let stream = self.scan.item_stream(item_id).await?;
+            if let Some(last) = stream.last().filter(|last| last.payload == crate::event::EventPayload::ItemDeleted) {
+                deleted_at.entry(item_id).or_insert(last.occurred_at);
+            }
+            if let Some(item) = projection::fold_stream(&stream)? {
                 states.insert(item_id, item);
             }
         }
         let items = states.len();
-        let states: Vec<Item> = states.into_values().collect();
-        let stats = match &self.target {
+        let expired = |item: &Item| match (self.expired_before, item.deleted) {
+            (Some(cutoff), true) => deleted_at.get(&item.id).is_some_and(|at| *at < cutoff),
+            _ => false,
+        };
+        let (expired, states): (Vec<Item>, Vec<Item>) = states.into_values().partition(expired);
+        let mut stats = match &self.target {
             Some(target) if !states.is_empty() => target.write(states).await?,
             _ => WriteStats::default(),
         };
-        Ok((items, stats))
+        let retired = expired.len();
+        if let (Some(target), false) = (&self.target, expired.is_empty()) {
+            stats += target.retire(expired).await?;
+        }
+        Ok((items, stats, retired))
     }
 }
 

@@ -12,6 +12,9 @@ pub(super) fn print_summary(summary: &ReplaySummary, elapsed: Duration, dry_run:
         println!("items written:  {}", summary.writes.written);
         println!("already newer:  {}", summary.writes.already_newer);
         println!("retries:        {}", summary.writes.retries);
+        if summary.expired_tombstones > 0 {
+            println!("expired tombstones left out: {}", summary.expired_tombstones);
+        }
     }
     println!("duration:       {seconds:.2} s ({:.0} events/s)", summary.events as f64 / seconds.max(0.001));
 }

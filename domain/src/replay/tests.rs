@@ -2,7 +2,7 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::event::{EventPayload, ItemCreated};
-use crate::ports::{PageKey, ScanPage};
+use crate::ports::{EventStore, PageKey, ReadModel, ScanPage};
 use crate::testing::at;
 
 fn created(item: u128, version: u64, name: &str) -> Event {
@@ -37,7 +37,7 @@ impl EventLogScan for PagedLog {
         drop(fail_at);
         let events: Vec<Event> = mine.iter().skip(start).take(2).map(|e| (*e).clone()).collect();
         let next = (start + 2 < mine.len()).then(|| PageKey((start + 2).to_string()));
-        Ok(ScanPage { events, skipped: 0, next })
+        Ok(ScanPage { events, recorded_at: Vec::new(), skipped: 0, next })
     }
 
     async fn item_stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
@@ -301,4 +301,92 @@ async fn a_report_counts_every_difference_and_lists_the_first() {
     assert_eq!(rechecked.missing.count, 5);
     assert!(rechecked.missing.ids.is_empty());
     assert!(!rechecked.is_clean());
+}
+
+/// Review H1: a catch-up (and the DLQ redrive, which is one) selects the
+/// items whose events reached the log since the given time, not those whose
+/// events say they occurred since: `items import` appends events with the
+/// time they had in the file, a year back here.
+#[tokio::test]
+async fn a_catch_up_takes_an_event_imported_with_an_old_time() {
+    let log = Arc::new(crate::memory::InMemoryEventStore::default());
+    let before_import = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
+    let imported = Event { occurred_at: at("2025-01-01T00:00:00.000Z"), ..created(7, 1, "from a backup") };
+    log.append(0, std::slice::from_ref(&imported)).await.unwrap();
+    let target = Arc::new(crate::memory::InMemoryReadModel::default());
+
+    let catch_up = ReplayService::new(
+        log.clone(),
+        Some(Arc::new(ReadModelTarget::new(target.clone(), 1))),
+        Arc::new(NoCheckpoints),
+        Arc::new(()),
+    )
+    .since(before_import);
+    let summary = catch_up.run(1).await.unwrap();
+
+    assert_eq!(summary.items, 1);
+    assert_eq!(target.get(imported.item_id).await.unwrap().map(|item| item.name), Some("from a backup".into()));
+}
+
+/// A log of one item created, then deleted three days ago (past the read
+/// table's 48 h tombstone lifetime), and one deleted just now.
+fn deleted_log() -> (Vec<Event>, ItemId, ItemId) {
+    let three_days_ago = chrono::Utc::now() - chrono::TimeDelta::days(3);
+    let old = |version, payload| Event { occurred_at: three_days_ago, payload, ..created(1, version, "gone long ago") };
+    let recent = Event { occurred_at: chrono::Utc::now(), payload: EventPayload::ItemDeleted, ..created(2, 2, "") };
+    let events = vec![
+        old(1, EventPayload::ItemCreated(ItemCreated { name: "gone long ago".into(), timestamp: "t".into() })),
+        old(2, EventPayload::ItemDeleted),
+        created(2, 1, "gone just now"),
+        recent,
+    ];
+    (events, ItemId(uuid::Uuid::from_u128(1)), ItemId(uuid::Uuid::from_u128(2)))
+}
+
+/// Review M4: a replay does not write a tombstone that has expired again
+/// (with a fresh expiry, which undid the TTL's work), into a new table or in
+/// place over an absent row; a recent one it writes. In place over a row
+/// that still shows the item live (a deletion the projection missed), it
+/// writes the tombstone all the same.
+#[tokio::test]
+async fn a_replay_leaves_out_tombstones_past_their_lifetime() {
+    let (events, long_ago, just_now) = deleted_log();
+    let cutoff = chrono::Utc::now() - chrono::TimeDelta::hours(48);
+    let log = Arc::new(PagedLog { events, fail_at: Mutex::new(None) });
+
+    let table = Arc::new(Table::default());
+    let replay = ReplayService::new(log.clone(), Some(table.clone()), Arc::new(NoCheckpoints), Arc::new(()))
+        .tombstones_expired_before(cutoff);
+    let summary = replay.run(1).await.unwrap();
+    assert_eq!(summary.expired_tombstones, 1);
+    let written = table.0.lock().unwrap().clone();
+    assert!(!written.contains_key(&long_ago), "an expired tombstone is not written again");
+    assert!(written[&just_now].deleted);
+
+    let live = Arc::new(crate::memory::InMemoryReadModel::default());
+    let missed = fold_states(&log.events[..1]).remove(&long_ago).unwrap();
+    live.upsert_if_newer(&missed).await.unwrap();
+    let in_place = ReplayService::new(
+        log.clone(),
+        Some(Arc::new(ReadModelTarget::new(live.clone(), 1))),
+        Arc::new(NoCheckpoints),
+        Arc::new(()),
+    )
+    .tombstones_expired_before(cutoff);
+    in_place.run(1).await.unwrap();
+    assert!(live.get(long_ago).await.unwrap().unwrap().deleted, "a row still live gets its tombstone");
+
+    let empty = Arc::new(crate::memory::InMemoryReadModel::default());
+    ReplayService::new(
+        log,
+        Some(Arc::new(ReadModelTarget::new(empty.clone(), 1))),
+        Arc::new(NoCheckpoints),
+        Arc::new(()),
+    )
+    .tombstones_expired_before(cutoff)
+    .run(1)
+    .await
+    .unwrap();
+    assert_eq!(empty.get(long_ago).await.unwrap(), None, "no expired tombstone over an absent row");
+    assert!(empty.get(just_now).await.unwrap().unwrap().deleted);
 }
