@@ -14,6 +14,10 @@ struct State {
     /// What the checkpoints are for; a resume with other settings is refused.
     run: String,
     total_segments: u32,
+    /// When the run first started (RFC 3339): a resumed rebuild into a new
+    /// table must catch up from here, not from when it was resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started_at: Option<String>,
     /// Per segment: `null` when done, else the scan position after which to go on.
     segments: BTreeMap<u32, Option<String>>,
 }
@@ -37,7 +41,8 @@ impl FileCheckpoints {
     /// Starts afresh (ignoring any file) or, with `resume`, continues the file
     /// at `path` if it describes the same run.
     pub fn open(path: &Path, run: &str, total_segments: u32, resume: bool) -> Result<Self, CheckpointError> {
-        let fresh = State { run: run.to_owned(), total_segments, segments: BTreeMap::new() };
+        let started_at = Some(items_domain::event::rfc3339::format(&chrono::Utc::now()));
+        let fresh = State { run: run.to_owned(), total_segments, started_at, segments: BTreeMap::new() };
         let state = if resume && path.exists() {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| CheckpointError::Unreadable { path: path.to_owned(), detail: e.to_string() })?;
@@ -63,6 +68,13 @@ impl FileCheckpoints {
     pub fn previous_segments(path: &Path) -> Option<u32> {
         let text = std::fs::read_to_string(path).ok()?;
         serde_json::from_str::<State>(&text).ok().map(|s| s.total_segments)
+    }
+
+    /// When the run these checkpoints are for first started (now, for a
+    /// fresh run); `None` for a file written before runs kept it.
+    pub fn started_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.started_at.as_deref().and_then(|at| items_domain::event::rfc3339::parse(at).ok())
     }
 
     /// Removes the file once a run has finished.
@@ -110,8 +122,11 @@ mod tests {
         let first = FileCheckpoints::open(&path, "events->items", 4, false).unwrap();
         first.save(0, &SegmentProgress::Done).unwrap();
         first.save(2, &SegmentProgress::After(PageKey("k".into()))).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
 
         let resumed = FileCheckpoints::open(&path, "events->items", 4, true).unwrap();
+        assert_eq!(resumed.started_at(), first.started_at(), "a resumed run keeps its first start");
+        assert!(first.started_at().is_some());
         assert_eq!(resumed.load(0), Some(SegmentProgress::Done));
         assert_eq!(resumed.load(2), Some(SegmentProgress::After(PageKey("k".into()))));
         assert_eq!(resumed.load(1), None);

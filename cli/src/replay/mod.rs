@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use items_aws::dynamodb::{BatchWriter, DynamoEventStore, DynamoReadModel, TableNames, ensure_items_table};
+use items_aws::dynamodb::{
+    BatchWriter, DynamoEventStore, DynamoReadModel, TOMBSTONE_LIFETIME, TableNames, ensure_items_table,
+};
 use items_domain::ports::ReadModel;
 use items_domain::ports::{EventLogScan, ReplayTarget};
 use items_domain::replay::{self, NoCheckpoints, ReadModelTarget, ReplayService, recheck};
@@ -217,8 +219,22 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let (target, checkpoints): (Option<Arc<dyn ReplayTarget>>, Option<Arc<FileCheckpoints>>) = if args.dry_run {
         (None, None)
     } else {
-        let run = format!("{}->{}", args.log.events_table, target_table);
+        // The kind of run is part of it: a catch-up never resumes a full
+        // replay's checkpoints, nor an in-place replay a rebuild's.
+        let kind = match (&args.into, args.since) {
+            (Some(_), _) => " (new table)".to_owned(),
+            (None, Some(since)) => format!(" since {}", items_domain::event::rfc3339::format(&since)),
+            (None, None) => String::new(),
+        };
+        let run = format!("{}->{}{kind}", args.log.events_table, target_table);
         let checkpoints = Arc::new(FileCheckpoints::open(&checkpoint_file, &run, segments, args.resume)?);
+        if args.into.is_some() && checkpoints.started_at().is_none() {
+            anyhow::bail!(
+                "{} keeps no start time, so the catch-up after this rebuild cannot be known: start the rebuild \
+                 again without --resume",
+                checkpoint_file.display()
+            );
+        }
         let target: Arc<dyn ReplayTarget> = match &args.into {
             Some(into) => {
                 // BatchWriteItem carries no condition: it may only fill a
@@ -249,13 +265,22 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         };
         (Some(target), Some(checkpoints))
     };
-    let rebuild_started = chrono::Utc::now();
+    // A resumed rebuild started when its first run did: the catch-up must
+    // cover every change since then.
+    let rebuild_started = checkpoints.as_ref().and_then(|c| c.started_at()).unwrap_or_else(chrono::Utc::now);
+    if args.into.is_some() && !args.dry_run {
+        eprintln!("rebuild started: {}", items_domain::event::rfc3339::format(&rebuild_started));
+    }
+    // The read table's TTL removes tombstones a lifetime after their write:
+    // one whose deletion is older than that is not written again (review M4).
+    let lifetime = chrono::TimeDelta::from_std(TOMBSTONE_LIFETIME).unwrap_or(chrono::TimeDelta::MAX);
     let mut service = ReplayService::new(
         events,
         target,
         checkpoints.clone().map_or_else(|| Arc::new(NoCheckpoints) as Arc<_>, |c| c as Arc<_>),
         progress.clone(),
-    );
+    )
+    .tombstones_expired_before(chrono::Utc::now() - lifetime);
     if let Some(since) = args.since {
         eprintln!("catching up: items with events since {}", items_domain::event::rfc3339::format(&since));
         service = service.since(since);
