@@ -20,7 +20,7 @@ use items_domain::{Event, EventPayload, Item, ItemId};
 use uuid::Uuid;
 
 /// Page keys shown as they are: the suite checks the backends' paging, not the sealing.
-struct PlainCursors;
+pub(crate) struct PlainCursors;
 
 impl CursorCodec for PlainCursors {
     fn seal(&self, key: &PageKey) -> String {
