@@ -132,8 +132,13 @@ export const CONFIG_DEFAULTS = {
     batchSize: 100,
     parallelizationFactor: 2,
     maximumBatchingWindowInSeconds: 1,
-    maximumRetryAttempts: 5,
-    maximumRecordAgeInSeconds: 3600,
+    // Only dependency failures reach Lambda's retries (the handler sets
+    // poison aside itself): retried for as long as the record may live, as
+    // the local feeds do. 23 h: before DynamoDB Streams trims a record (24 h),
+    // Lambda gives up on it and the DLQ says which; trimmed, it would be lost
+    // without a word.
+    maximumRetryAttempts: -1,
+    maximumRecordAgeInSeconds: 82800,
     throttlingBurstLimit: 100,
     throttlingRateLimit: 50,
     manageApiGatewayAccount: false,
@@ -464,13 +469,14 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
                 0,
                 300,
             ),
-            // Bounded on purpose: -1 (retry forever / keep forever) is not accepted.
-            maximumRetryAttempts: int("maximumRetryAttempts", CONFIG_DEFAULTS.maximumRetryAttempts, 0, 10000),
+            // -1: retry until the record's age ends it. The age is bounded by
+            // the stream's 24 h: past it the record is trimmed, not retried.
+            maximumRetryAttempts: int("maximumRetryAttempts", CONFIG_DEFAULTS.maximumRetryAttempts, -1, 10000),
             maximumRecordAgeInSeconds: int(
                 "maximumRecordAgeInSeconds",
                 CONFIG_DEFAULTS.maximumRecordAgeInSeconds,
                 60,
-                604800,
+                86400,
             ),
         },
         cognito: {

@@ -7,6 +7,9 @@ import { LambdaName, Settings, lambdaArchivePath, namePrefix } from "./config";
 import { FunctionRole, PolicyStatement, createFunctionRole, logStatement, xrayStatement } from "./iam";
 import { ITEMS_BY_CREATOR_INDEX, Tables } from "./tables";
 
+/** Partition prefix of the projector's quarantine in the events table (`items_aws::quarantine::QUARANTINE_PREFIX`). */
+export const QUARANTINE_PREFIX = "quarantine#";
+
 export interface LambdaBundle {
     key: LambdaName;
     /** Deterministic physical name, `<project>-<stack>-<key>`. */
@@ -215,6 +218,15 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
                 sid: "ListEventStreams",
                 actions: ["dynamodb:ListStreams"],
                 resources: ["*"],
+            },
+            {
+                // The quarantine: a record it cannot apply is set aside as an
+                // item of its own in the events table, under keys that start
+                // `quarantine#` (no event, no idempotency record can be written).
+                sid: "SetAsidePoison",
+                actions: ["dynamodb:PutItem"],
+                resources: [tables.events.arn],
+                condition: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`${QUARANTINE_PREFIX}*`] } },
             },
             {
                 sid: "SendFailuresToDlq",

@@ -7,6 +7,8 @@ export interface PolicyStatement {
     sid: string;
     actions: string[];
     resources: pulumi.Input<string>[];
+    /** IAM condition block, as IAM takes it (e.g. `dynamodb:LeadingKeys`). */
+    condition?: Record<string, Record<string, string[]>>;
 }
 
 /** Trust policy letting a service (lambda.amazonaws.com by default) assume the role. */
@@ -47,7 +49,9 @@ export function xrayStatement(): PolicyStatement {
  * Logs names "every stream of this one log group"; actions that have no
  * resource type (X-Ray's writes, `dynamodb:ListStreams`) on `*` the other.
  */
-export function renderPolicy(statements: { sid: string; actions: string[]; resources: string[] }[]): string {
+export function renderPolicy(
+    statements: { sid: string; actions: string[]; resources: string[]; condition?: Record<string, Record<string, string[]>> }[],
+): string {
     const rendered = statements.map((s) => {
         for (const a of s.actions) {
             if (a.includes("*")) {
@@ -63,7 +67,13 @@ export function renderPolicy(statements: { sid: string; actions: string[]; resou
                 throw new Error(`policy statement ${s.sid}: wildcard resource "${r}" is not allowed`);
             }
         }
-        return { Sid: s.sid, Effect: "Allow", Action: s.actions, Resource: s.resources };
+        return {
+            Sid: s.sid,
+            Effect: "Allow",
+            Action: s.actions,
+            Resource: s.resources,
+            ...(s.condition ? { Condition: s.condition } : {}),
+        };
     });
     return JSON.stringify({ Version: "2012-10-17", Statement: rendered });
 }

@@ -1,13 +1,18 @@
-//! `items quarantine`: the records the embedded store's change feed set aside
-//! as poison (the local on-failure destination), and their redrive.
+//! `items quarantine`: the records a projector set aside as poison (the
+//! embedded store's quarantine table, or with `--dynamodb` the events
+//! table's quarantine partition, where the `project-events` Lambda and the
+//! `--dynamodb` stream poller put them), and their redrive.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use items_local::event_source_mapping::{ChangeLog, redrive};
+use items_aws::dynamodb::{DynamoEventStore, DynamoReadModel, TableNames};
+use items_aws::quarantine::{DynamoQuarantine, Quarantine, Redrive, redrive};
+use items_domain::ports::{EventStore, ReadModel};
 use items_local::sqlite::{Database, SqliteEventStore, SqliteReadModel};
 
-use crate::settings::default_data_dir;
+use crate::aws::{clients, dynamodb_endpoint};
+use crate::settings::LogArgs;
 
 /// Exit code when records stay in the quarantine (for scripts).
 pub const EXIT_KEPT: u8 = 1;
@@ -18,16 +23,30 @@ pub struct QuarantineArgs {
     /// streams, and release the records of those that now fold.
     #[arg(long)]
     pub redrive: bool,
-    /// The embedded store's data dir (same as `items serve`, which must not be running).
-    #[arg(long, env = "ITEMS_DATA_DIR", default_value_os_t = default_data_dir())]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// DynamoDB: the live read table the redrive repairs.
+    #[arg(long, env = "ITEMS_TABLE", default_value_t = TableNames::default().items)]
+    pub items_table: String,
 }
 
 pub async fn run(args: QuarantineArgs) -> anyhow::Result<ExitCode> {
-    let database = Database::open(&args.data_dir)?;
-    let events = SqliteEventStore::new(database.clone());
+    let (quarantine, events, read_model): (Arc<dyn Quarantine>, Arc<dyn EventStore>, Arc<dyn ReadModel>) =
+        if args.log.on_dynamodb() {
+            let clients = clients(dynamodb_endpoint(args.log.dynamodb_endpoint.as_deref())).await;
+            let client = clients.dynamodb;
+            (
+                Arc::new(DynamoQuarantine::new(client.clone(), &args.log.events_table)),
+                Arc::new(DynamoEventStore::new(client.clone(), &args.log.events_table)),
+                Arc::new(DynamoReadModel::new(client, &args.items_table)),
+            )
+        } else {
+            let database = Database::open(&args.log.data_dir)?;
+            let events = Arc::new(SqliteEventStore::new(database.clone()));
+            (events.clone(), events, Arc::new(SqliteReadModel::new(database)))
+        };
     if !args.redrive {
-        let records = events.quarantined().await?;
+        let records = quarantine.quarantined().await?;
         for record in &records {
             println!(
                 "{}  {}  {}  {}",
@@ -40,8 +59,7 @@ pub async fn run(args: QuarantineArgs) -> anyhow::Result<ExitCode> {
         println!("{} record(s) set aside", records.len());
         return Ok(ExitCode::SUCCESS);
     }
-    let read_model = SqliteReadModel::new(database);
-    let outcome = redrive(&events, &events, &read_model).await?;
+    let outcome: Redrive = redrive(quarantine.as_ref(), events.as_ref(), read_model.as_ref()).await?;
     println!("items re-projected: {}", outcome.items);
     println!("records released:   {}", outcome.released);
     for (record, reason) in &outcome.kept {

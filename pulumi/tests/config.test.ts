@@ -271,8 +271,8 @@ describe("loadSettings", () => {
             batchSize: 100,
             parallelizationFactor: 2,
             maximumBatchingWindowInSeconds: 1,
-            maximumRetryAttempts: 5,
-            maximumRecordAgeInSeconds: 3600,
+            maximumRetryAttempts: -1,
+            maximumRecordAgeInSeconds: 82800,
         });
         assert.deepEqual(s.cognito, {
             callbackUrls: ["https://app.example.com/"],
@@ -356,8 +356,10 @@ describe("loadSettings", () => {
             /parallelizationFactor must be an integer between 1 and 10/,
         );
         assert.throws(() => load({ ...minimal, batchSize: "1001" }), /batchSize/);
-        assert.throws(() => load({ ...minimal, maximumRetryAttempts: "-1" }), /maximumRetryAttempts/);
+        assert.throws(() => load({ ...minimal, maximumRetryAttempts: "-2" }), /maximumRetryAttempts/);
         assert.throws(() => load({ ...minimal, maximumRecordAgeInSeconds: "-1" }), /maximumRecordAgeInSeconds/);
+        // Past the stream's 24 h a record is trimmed, not retried: refused.
+        assert.throws(() => load({ ...minimal, maximumRecordAgeInSeconds: "86401" }), /maximumRecordAgeInSeconds/);
         assert.throws(() => load({ ...minimal, logRetentionDays: "10" }), /logRetentionDays must be one of/);
         assert.throws(() => load({ ...minimal, logLevel: "VERBOSE" }), /logLevel/);
         // A limit of 0 throttles every request.

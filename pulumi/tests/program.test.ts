@@ -101,7 +101,7 @@ test("events table stream settings", () => {
     assert.equal(events.streamViewType, "NEW_IMAGE");
 });
 
-test("event source mapping: TRIM_HORIZON, partial batch failures, bisect, bounded retries, DLQ, INSERT+prefix filter", () => {
+test("event source mapping: TRIM_HORIZON, partial batch failures, bisect, retries until 23 h old, DLQ, INSERT+prefix filter", () => {
     const mappings = p.ofType("aws:lambda/eventSourceMapping:EventSourceMapping");
     assert.equal(mappings.length, 1);
     const m = mappings[0].inputs;
@@ -112,8 +112,10 @@ test("event source mapping: TRIM_HORIZON, partial batch failures, bisect, bounde
     assert.equal(m.parallelizationFactor, 2);
     assert.equal(m.maximumBatchingWindowInSeconds, 1);
     assert.equal(m.bisectBatchOnFunctionError, true);
-    assert.equal(m.maximumRetryAttempts, 5);
-    assert.equal(m.maximumRecordAgeInSeconds, 3600);
+    // Dependency failures wait (the handler sets poison aside itself), until
+    // an hour before DynamoDB Streams would trim the record.
+    assert.equal(m.maximumRetryAttempts, -1);
+    assert.equal(m.maximumRecordAgeInSeconds, 82800);
     assert.deepEqual(m.functionResponseTypes, ["ReportBatchItemFailures"]);
     assert.deepEqual(m.destinationConfig, { onFailure: { destinationArn: DLQ_ARN } });
     assert.equal(m.filterCriteria.filters.length, 1);
@@ -240,6 +242,7 @@ test("role policies grant exactly the expected actions on exactly the expected r
                 resources: [EVENTS_STREAM_ARN],
             },
             ListEventStreams: { actions: ["dynamodb:ListStreams"], resources: ["*"] },
+            SetAsidePoison: { actions: ["dynamodb:PutItem"], resources: [EVENTS_ARN] },
             SendFailuresToDlq: { actions: ["sqs:SendMessage"], resources: [DLQ_ARN] },
             WriteOwnLogs: {
                 actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -563,6 +566,22 @@ test("functions pass X-Ray traces through and get no X-Ray grant while tracing i
     }
     for (const pol of p.ofType(ROLE_POLICY)) {
         assert.ok(!parsePolicy(pol.inputs.policy).has("WriteTraces"), pol.name);
+    }
+});
+
+test("the projector writes to the events table only under its quarantine prefix", () => {
+    const doc = JSON.parse(p.get(ROLE_POLICY, "project-events-policy").inputs.policy);
+    const statements = doc.Statement.filter((s: { Resource: string | string[] }) => [s.Resource].flat().includes(EVENTS_ARN));
+    const writes = statements.filter((s: { Action: string[] }) => s.Action.some((a) => a !== "dynamodb:Query"));
+    assert.deepEqual(writes.map((s: { Sid: string }) => s.Sid), ["SetAsidePoison"]);
+    assert.deepEqual(writes[0].Condition, {
+        "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["quarantine#*"] },
+    });
+    // No other statement of any role carries a condition.
+    for (const pol of p.ofType(ROLE_POLICY)) {
+        for (const st of JSON.parse(pol.inputs.policy).Statement) {
+            assert.ok(st.Sid === "SetAsidePoison" || st.Condition === undefined, `${pol.name} ${st.Sid}`);
+        }
     }
 });
 

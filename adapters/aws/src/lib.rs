@@ -8,6 +8,8 @@
 //! - [`compose`]: one composition per function, used by the Lambda mains and `items serve`.
 //! - [`projector`]: the projector's handler for DynamoDB stream batches, with partial
 //!   batch failures.
+//! - [`quarantine`]: where the projector sets aside what it cannot apply, on
+//!   every backend (in AWS a partition of the events table), and the redrive.
 //! - [`response_headers`]: the CORS and security headers of every API response, in
 //!   Lambda and locally.
 //! - [`dynamodb`]: the DynamoDB event store, read model, replay scan and batch writer,
@@ -29,6 +31,7 @@ pub mod lambda_env;
 pub mod limits;
 pub mod metrics;
 pub mod projector;
+pub mod quarantine;
 pub mod response_headers;
 pub mod routes;
 pub mod system;

@@ -12,6 +12,7 @@ use items_domain::{Event, ItemId};
 
 use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, RecordError, event_from_item};
 use crate::metrics::{self, Counter};
+use crate::quarantine::{Quarantine, Quarantined};
 
 /// What one stream record holds for the projector.
 #[derive(Debug)]
@@ -70,6 +71,9 @@ pub struct Projected {
     /// records after it may have been applied (a retry from the failed
     /// record applies them again, which the version guard makes harmless).
     pub failed: Option<(usize, Failure)>,
+    /// Every item's first failed record, in batch order (`failed` is the
+    /// first): one per item held back.
+    pub failures: Vec<(usize, Failure)>,
 }
 
 /// The item a record belongs to, read from its key alone: a record whose
@@ -86,13 +90,12 @@ fn record_item(record: &EventRecord) -> Option<ItemId> {
 /// and why. A record this code cannot decode holds back its own item's later
 /// records only: every other item's records are applied, so when the
 /// retries run out only that item's records reach the on-failure
-/// destination. A record without a readable key holds back the rest of the
-/// batch, as nothing says whose it is.
+/// destination.
 pub async fn project_records(projector: &ProjectorService, records: &[EventRecord]) -> Projected {
     let mut events = Vec::with_capacity(records.len());
     let mut positions = Vec::with_capacity(records.len());
     let mut projected = Projected::default();
-    let mut undecodable: Option<(usize, Failure)> = None;
+    let mut undecodable: Vec<(usize, Failure)> = Vec::new();
     let mut held: HashSet<ItemId> = HashSet::new();
     for (position, record) in records.iter().enumerate() {
         if record_item(record).is_some_and(|item| held.contains(&item)) {
@@ -109,12 +112,11 @@ pub async fn project_records(projector: &ProjectorService, records: &[EventRecor
             }
             Err(error) => {
                 tracing::error!(%error, event_id = %record.event_id, "stream record cannot be decoded");
-                undecodable.get_or_insert((position, Failure::Poison(error.to_string())));
-                match record_item(record) {
-                    Some(item) => {
-                        held.insert(item);
-                    }
-                    None => break,
+                undecodable.push((position, Failure::Poison(error.to_string())));
+                // Its item's later records wait behind it. A record whose
+                // key names no item holds back nothing it could name.
+                if let Some(item) = record_item(record) {
+                    held.insert(item);
                 }
             }
         }
@@ -129,15 +131,15 @@ pub async fn project_records(projector: &ProjectorService, records: &[EventRecor
     metrics::count(Counter::RecordsAlreadyNewer, outcome.already_newer as u64);
     projected.applied = outcome.applied;
     projected.already_newer = outcome.already_newer;
-    let failed = outcome.failed.map(|(index, error)| {
+    let mut failures = undecodable;
+    for (index, error) in outcome.failures {
         tracing::error!(%error, event_id = %events[index].event_id, "projection failed");
-        (positions[index], Failure::from_store(error))
-    });
-    // The first failure in batch order: Lambda retries from it.
-    projected.failed = match (failed, undecodable) {
-        (Some(failed), Some(undecodable)) => Some(if failed.0 < undecodable.0 { failed } else { undecodable }),
-        (failed, undecodable) => failed.or(undecodable),
-    };
+        failures.push((positions[index], Failure::from_store(error)));
+    }
+    // In batch order: Lambda retries from the first.
+    failures.sort_by_key(|(position, _)| *position);
+    projected.failed = failures.first().cloned();
+    projected.failures = failures;
     metrics::count(Counter::RecordsFailed, u64::from(projected.failed.is_some()));
     tracing::info!(
         records = records.len(),
@@ -150,14 +152,80 @@ pub async fn project_records(projector: &ProjectorService, records: &[EventRecor
     projected
 }
 
-/// The `project-events` handler. With ReportBatchItemFailures, the first
-/// failed record's sequence number is reported: Lambda retries the batch
-/// from there, and what was already applied after it is applied again,
+/// The poison policy, the same on every backend: a record this code cannot
+/// apply is set aside in the quarantine at once (with its item's later
+/// records of the batch, which wait behind it: the redrive folds the whole
+/// stream) and the batch goes on; only a dependency failure is handed back,
+/// to be retried from that record until the dependency is back. A record
+/// that cannot be set aside (the quarantine is down too) is handed back the
+/// same way.
+pub async fn project_and_set_aside(
+    projector: &ProjectorService,
+    quarantine: &dyn Quarantine,
+    records: &[EventRecord],
+) -> Delivered {
+    let projected = project_records(projector, records).await;
+    let mut delivered = Delivered::default();
+    for (position, failure) in projected.failures {
+        let reason = match failure {
+            Failure::Transient(reason) => reason,
+            Failure::Poison(reason) => {
+                let record = &records[position];
+                let quarantined = Quarantined {
+                    sequence: record.change.sequence_number.clone().unwrap_or_else(|| record.event_id.clone()),
+                    stream_id: record_stream(record).unwrap_or_default(),
+                    reason,
+                    at: chrono::Utc::now(),
+                };
+                match quarantine.quarantine(&quarantined).await {
+                    Ok(()) => {
+                        tracing::error!(sequence = %quarantined.sequence, stream_id = %quarantined.stream_id,
+                            reason = %quarantined.reason, "poison record set aside in the quarantine");
+                        metrics::count(Counter::RecordsQuarantined, 1);
+                        delivered.set_aside += 1;
+                        continue;
+                    }
+                    Err(error) => format!("cannot set a poison record aside: {error}"),
+                }
+            }
+        };
+        if delivered.retry.as_ref().is_none_or(|(first, _)| position < *first) {
+            delivered.retry = Some((position, reason));
+        }
+    }
+    delivered
+}
+
+/// What a delivery of a batch left to do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The first record to deliver again (a dependency failed), and why.
+    pub retry: Option<(usize, String)>,
+    /// Records set aside in the quarantine.
+    pub set_aside: usize,
+}
+
+/// The item stream a record belongs to, from its key.
+fn record_stream(record: &EventRecord) -> Option<String> {
+    match record.change.keys.get(EVENTS_PARTITION_KEY)? {
+        serde_dynamo::AttributeValue::S(stream_id) => Some(stream_id.clone()),
+        _ => None,
+    }
+}
+
+/// The `project-events` handler. Poison is set aside in the quarantine
+/// ([`project_and_set_aside`]); with ReportBatchItemFailures, the first
+/// record that failed for a dependency is reported: Lambda retries the
+/// batch from there (the stack allows retries until the record is 23 hours
+/// old), and what was already applied after it is applied again,
 /// version-guarded.
-pub async fn project_events(projector: &ProjectorService, batch: DynamoDbEvent) -> DynamoDbEventResponse {
-    let projected = project_records(projector, &batch.records).await;
+pub async fn project_events(
+    projector: &ProjectorService,
+    quarantine: &dyn Quarantine,
+    batch: DynamoDbEvent,
+) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
-    if let Some((position, _)) = projected.failed {
+    if let Some((position, _)) = project_and_set_aside(projector, quarantine, &batch.records).await.retry {
         let mut failure = DynamoDbBatchItemFailure::default();
         failure.item_identifier = batch.records[position].change.sequence_number.clone();
         response.batch_item_failures.push(failure);

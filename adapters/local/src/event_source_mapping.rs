@@ -3,16 +3,16 @@
 //! a batch of stream records in, the function's partial batch failures
 //! honoured by retrying from the first failed record.
 //!
-//! The poison policy (docs/architecture.md), the same for every local feed:
-//! a record is never skipped. A transient failure (the store is down) is
-//! retried with capped backoff for as long as it lasts; a poison record (one
-//! this code cannot apply) is retried [`MAX_ATTEMPTS`] times, as Lambda
-//! would, then set aside in a persisted quarantine, as Lambda's on-failure
-//! destination takes it, where `GET /metrics` and `items quarantine` show it.
-//! Later events of the same item then fail too (their stream cannot be
-//! folded past it), so its read-model row never moves past an event it did
-//! not apply; `items quarantine --redrive` re-projects the items once the
-//! code can read them.
+//! The poison policy (docs/architecture.md), the same as in AWS, where the
+//! handler applies it ([`project_and_set_aside`]): a record is never
+//! skipped. A poison record (one this code cannot apply) is set aside at
+//! once in the quarantine, where `GET /metrics` and `items quarantine` show
+//! it, and the feed goes on; later events of the same item then fail too
+//! (their stream cannot be folded past it), so its read-model row never
+//! moves past an event it did not apply; `items quarantine --redrive`
+//! re-projects the items once the code can read them. A transient failure
+//! (the store is down) is retried with capped backoff for as long as it
+//! lasts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::event::dynamodb::{EventRecord, StreamViewType};
 use items_aws::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, event_to_item};
-use items_aws::projector::{Failure, project_records};
+use items_aws::projector::project_and_set_aside;
+pub use items_aws::quarantine::{Quarantine, Quarantined, Redrive, redrive};
 use items_domain::Event;
 use items_domain::ports::StoreError;
 use items_domain::service::ProjectorService;
@@ -30,88 +31,11 @@ use tokio::sync::watch;
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest pause between deliveries while a dependency is down.
 pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
-/// Attempts at a poison record before it is set aside, as Lambda's
-/// `maximumRetryAttempts` (the stack's default is 5) would.
-pub const MAX_ATTEMPTS: u32 = 5;
 
 /// The pause before delivery attempt `attempt + 1`: doubling from
 /// [`RETRY_BACKOFF`], capped at [`MAX_RETRY_BACKOFF`].
 pub fn retry_backoff(attempt: u32) -> Duration {
     RETRY_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(8)).min(MAX_RETRY_BACKOFF)
-}
-
-/// Runs the projector's handler code on `records`: the first record to
-/// deliver again, if any, and why it failed.
-pub async fn deliver(projector: &ProjectorService, records: &[EventRecord]) -> Option<(usize, Failure)> {
-    project_records(projector, records).await.failed
-}
-
-/// A record set aside after it kept failing as poison.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Quarantined {
-    /// Where it is in the feed: the local log's sequence number, or the
-    /// stream record's sequence number.
-    pub sequence: String,
-    /// The item stream it belongs to (`item#<id>`), when known.
-    pub stream_id: String,
-    pub reason: String,
-    #[serde(with = "items_domain::event::rfc3339")]
-    pub at: chrono::DateTime<chrono::Utc>,
-}
-
-/// What a redrive did with the quarantine.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Redrive {
-    /// Items re-projected from their whole stream (their records released).
-    pub items: usize,
-    /// Records released.
-    pub released: usize,
-    /// Records that still cannot be applied, and why: they stay.
-    pub kept: Vec<(Quarantined, String)>,
-}
-
-/// Re-projects the items of the quarantined records from their whole
-/// streams (with the read model's repair, so never back in time) and
-/// releases their records; a record whose item still cannot be folded (its
-/// event still unreadable by this code) stays, with the reason.
-pub async fn redrive(
-    log: &dyn ChangeLog,
-    events: &dyn items_domain::ports::EventStore,
-    read_model: &dyn items_domain::ports::ReadModel,
-) -> Result<Redrive, StoreError> {
-    let mut outcome = Redrive::default();
-    let mut by_stream: std::collections::BTreeMap<String, Vec<Quarantined>> = std::collections::BTreeMap::new();
-    for record in log.quarantined().await? {
-        by_stream.entry(record.stream_id.clone()).or_default().push(record);
-    }
-    for (stream_id, records) in by_stream {
-        let item_id = stream_id.strip_prefix(items_domain::event::STREAM_PREFIX).and_then(items_domain::ItemId::parse);
-        let Some(item_id) = item_id else {
-            let reason = format!("`{stream_id}` is not an item stream");
-            outcome.kept.extend(records.into_iter().map(|record| (record, reason.clone())));
-            continue;
-        };
-        let folded =
-            events.stream(item_id).await.and_then(|stream| Ok(items_domain::projection::fold_stream(&stream)?));
-        let item = match folded {
-            Ok(item) => item,
-            Err(error @ StoreError::Unavailable(_)) => return Err(error),
-            Err(error) => {
-                let reason = error.to_string();
-                outcome.kept.extend(records.into_iter().map(|record| (record, reason.clone())));
-                continue;
-            }
-        };
-        if let Some(item) = item {
-            read_model.repair(&item).await?;
-        }
-        outcome.items += 1;
-        for record in records {
-            log.release(&record.sequence).await?;
-            outcome.released += 1;
-        }
-    }
-    Ok(outcome)
 }
 
 /// One entry of a local log as the change feed reads it: decoded per
@@ -144,6 +68,10 @@ impl ChangeRecord {
             let mut record = EventRecord::default();
             record.event_name = "INSERT".into();
             record.change.sequence_number = Some(self.sequence.to_string());
+            // The key names the item, as DynamoDB's always does: only its
+            // records wait behind this one.
+            let key = serde_dynamo::AttributeValue::S(self.stream_id.clone());
+            record.change.keys.insert(EVENTS_PARTITION_KEY.to_owned(), key);
             let stored = self.event.as_ref().err().and_then(|undecodable| undecodable.stored.as_ref());
             match stored.and_then(|stored| serde_dynamo::to_item(stored).ok()) {
                 Some(image) => record.change.new_image = image,
@@ -183,8 +111,10 @@ pub fn insert_record(event: &Event, sequence_number: String) -> Result<EventReco
 /// A local event log as a change feed reads it: events in sequence order
 /// (1, 2, ...), a signal when new ones are committed, where the projector got
 /// to, and the quarantine.
+/// A local log as the change feed reads it; its quarantine is where the
+/// feed sets poison aside.
 #[async_trait]
-pub trait ChangeLog: Send + Sync {
+pub trait ChangeLog: Quarantine {
     /// Up to `max` entries after sequence number `after`.
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<ChangeRecord>, StoreError>;
     /// Changes whenever events are committed.
@@ -192,12 +122,6 @@ pub trait ChangeLog: Send + Sync {
     /// The sequence number up to which events are projected (0: none).
     async fn projected_position(&self) -> Result<u64, StoreError>;
     async fn save_projected_position(&self, position: u64) -> Result<(), StoreError>;
-    /// Sets a record aside, durably where the log is durable.
-    async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError>;
-    /// The records set aside, oldest first.
-    async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError>;
-    /// Takes a record out of the quarantine (after a redrive).
-    async fn release(&self, sequence: &str) -> Result<(), StoreError>;
 }
 
 /// Pause after the log itself failed, before reading it again.
@@ -242,44 +166,20 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
         }
         let records: Vec<EventRecord> = batch.iter().map(ChangeRecord::to_stream_record).collect();
         let previous = checkpoint;
-        match deliver(&projector, &records).await {
+        let delivered = project_and_set_aside(&projector, log.as_ref(), &records).await;
+        if delivered.set_aside > 0
+            && let Ok(all) = log.quarantined().await
+        {
+            items_aws::metrics::quarantine_size(all.len() as u64);
+        }
+        match delivered.retry {
             None => {
                 checkpoint = batch.last().map_or(checkpoint, |record| record.sequence);
                 attempts = Attempts::default();
             }
-            Some((failed, failure)) => {
-                let record = &batch[failed];
-                checkpoint = record.sequence - 1;
-                match attempts.next(failed, failure) {
-                    Next::Retry(pause) => tokio::time::sleep(pause).await,
-                    Next::SetAside(reason) => {
-                        let quarantined = Quarantined {
-                            sequence: record.sequence.to_string(),
-                            stream_id: record.stream_id.clone(),
-                            reason,
-                            at: chrono::Utc::now(),
-                        };
-                        match log.quarantine(&quarantined).await {
-                            Ok(()) => {
-                                tracing::error!(sequence = record.sequence, stream_id = %record.stream_id,
-                                    reason = %quarantined.reason, "poison record set aside in the quarantine");
-                                items_aws::metrics::count(items_aws::metrics::Counter::RecordsQuarantined, 1);
-                                if let Ok(all) = log.quarantined().await {
-                                    items_aws::metrics::quarantine_size(all.len() as u64);
-                                }
-                                checkpoint = record.sequence;
-                                attempts = Attempts::default();
-                                // At once: a restart must not deliver it again.
-                                save_position(log.as_ref(), &mut saved, checkpoint, Duration::ZERO).await;
-                            }
-                            // Never move past a record that is not safely set aside.
-                            Err(error) => {
-                                tracing::error!(%error, "cannot quarantine a poison record; retrying");
-                                tokio::time::sleep(MAX_RETRY_BACKOFF).await;
-                            }
-                        }
-                    }
-                }
+            Some((failed, reason)) => {
+                checkpoint = batch[failed].sequence - 1;
+                tokio::time::sleep(attempts.next(failed, &reason)).await;
             }
         }
         items_aws::metrics::projection_backlog(head.borrow().saturating_sub(checkpoint));
@@ -307,42 +207,24 @@ async fn save_position(log: &dyn ChangeLog, saved: &mut (u64, std::time::Instant
     }
 }
 
-/// What to do after a failed delivery.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Next {
-    Retry(Duration),
-    SetAside(String),
-}
-
-/// Failed deliveries of the record at the head of the feed, by kind.
+/// Failed deliveries of the record at the head of the feed: each waits
+/// longer, up to [`MAX_RETRY_BACKOFF`], for as long as the failure lasts.
 #[derive(Debug, Default)]
 pub struct Attempts {
     transient: u32,
-    poison: u32,
 }
 
 impl Attempts {
     /// Counts a failure of the record at `failed` in the batch (records
-    /// before it were applied, so a failure past 0 is a new record's first).
-    pub fn next(&mut self, failed: usize, failure: Failure) -> Next {
+    /// before it were applied, so a failure past 0 is a new record's first)
+    /// and answers the pause before the next delivery.
+    pub fn next(&mut self, failed: usize, reason: &str) -> Duration {
         if failed > 0 {
             *self = Self::default();
         }
-        match failure {
-            Failure::Transient(reason) => {
-                self.transient += 1;
-                tracing::warn!(attempt = self.transient, %reason, "projection waits for its store");
-                Next::Retry(retry_backoff(self.transient))
-            }
-            Failure::Poison(reason) => {
-                self.poison += 1;
-                if self.poison >= MAX_ATTEMPTS {
-                    Next::SetAside(reason)
-                } else {
-                    Next::Retry(retry_backoff(self.poison))
-                }
-            }
-        }
+        self.transient += 1;
+        tracing::warn!(attempt = self.transient, %reason, "projection waits for its store");
+        retry_backoff(self.transient)
     }
 }
 
@@ -353,30 +235,17 @@ mod tests {
     #[test]
     fn a_dependency_failure_is_retried_for_as_long_as_it_lasts_with_capped_backoff() {
         let mut attempts = Attempts::default();
-        let pauses: Vec<Next> = (0..50).map(|_| attempts.next(0, Failure::Transient("down".into()))).collect();
-        assert_eq!(pauses[0], Next::Retry(RETRY_BACKOFF));
-        assert_eq!(pauses[1], Next::Retry(RETRY_BACKOFF * 2));
-        assert_eq!(pauses[49], Next::Retry(MAX_RETRY_BACKOFF), "never set aside, never longer than the cap");
-    }
-
-    #[test]
-    fn a_poison_record_is_set_aside_after_as_many_attempts_as_lambda_makes() {
-        let mut attempts = Attempts::default();
-        for _ in 1..MAX_ATTEMPTS {
-            assert!(matches!(attempts.next(0, Failure::Poison("bad".into())), Next::Retry(_)));
-        }
-        assert_eq!(attempts.next(0, Failure::Poison("bad".into())), Next::SetAside("bad".into()));
+        let pauses: Vec<Duration> = (0..50).map(|_| attempts.next(0, "down")).collect();
+        assert_eq!(pauses[0], RETRY_BACKOFF);
+        assert_eq!(pauses[1], RETRY_BACKOFF * 2);
+        assert_eq!(pauses[49], MAX_RETRY_BACKOFF, "never longer than the cap");
         // A later record of the batch failing starts its own count.
-        let mut attempts = Attempts::default();
-        attempts.next(0, Failure::Poison("bad".into()));
-        for _ in 1..MAX_ATTEMPTS {
-            assert!(matches!(attempts.next(3, Failure::Poison("bad".into())), Next::Retry(_)));
-        }
+        attempts.next(0, "down");
+        assert_eq!(attempts.next(3, "down"), RETRY_BACKOFF);
     }
 
-    /// Review finding 7, scenario A: the read model is down for 4 s (longer
-    /// than the attempts a poison record gets) while a deletion waits to be
-    /// projected. The feed waits for it and applies it; before, it set the
+    /// Review finding 7, scenario A: the read model is down for 4 s while a
+    /// deletion waits to be projected. The feed waits for it and applies it; before, it set the
     /// deletion aside after about 1 s, for good.
     #[tokio::test]
     async fn a_deletion_waits_out_a_read_model_outage_and_is_applied() {

@@ -1,7 +1,9 @@
 //! Reads a DynamoDB stream for the local event source mapping: every
 //! shard of the events table's stream (parents before children, as shard
 //! lineage requires), turns records into the Lambda event and calls the same
-//! projector handler, honouring its partial batch failures.
+//! projector handler, honouring its partial batch failures. Poison is set
+//! aside in the events table's quarantine partition, as the Lambda does
+//! (`items quarantine --dynamodb` lists and redrives it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +13,10 @@ use aws_lambda_events::event::dynamodb::{EventRecord, StreamViewType};
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use items_domain::service::ProjectorService;
 
-use crate::event_source_mapping::{Attempts, Next, deliver};
+use items_aws::projector::project_and_set_aside;
+use items_aws::quarantine::DynamoQuarantine;
+
+use crate::event_source_mapping::Attempts;
 
 #[derive(Debug, Clone)]
 pub struct PollerConfig {
@@ -56,6 +61,7 @@ pub async fn run_stream_poller(
     let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
     let mut last_refresh: Option<Instant> = None;
     let mut stream_arn = String::new();
+    let quarantine = DynamoQuarantine::new(dynamodb.clone(), &config.events_table);
     loop {
         if last_refresh.is_none_or(|at| at.elapsed() >= config.shard_refresh) {
             match discover_shards(&dynamodb, &streams, &config.events_table, &mut shards).await {
@@ -83,7 +89,8 @@ pub async fn run_stream_poller(
             .collect();
         let mut failed = false;
         for shard_id in ready {
-            match poll_shard(&streams, &stream_arn, &config, &projector, &shard_id, &mut shards).await {
+            let poll = poll_shard(&streams, &stream_arn, &config, &projector, &quarantine, &shard_id, &mut shards);
+            match poll.await {
                 Ok(count) => received += count,
                 Err(error) => {
                     tracing::warn!(%error, shard_id, "stream read failed; retrying");
@@ -151,6 +158,7 @@ async fn poll_shard(
     stream_arn: &str,
     config: &PollerConfig,
     projector: &ProjectorService,
+    quarantine: &DynamoQuarantine,
     shard_id: &str,
     shards: &mut BTreeMap<String, Shard>,
 ) -> Result<usize, String> {
@@ -198,7 +206,7 @@ async fn poll_shard(
     let sequence_numbers: Vec<Option<String>> =
         records.iter().map(|r| r.dynamodb.as_ref().and_then(|d| d.sequence_number.clone())).collect();
     let events: Vec<EventRecord> = records.into_iter().map(lambda_record).collect();
-    match deliver(projector, &events).await {
+    match project_and_set_aside(projector, quarantine, &events).await.retry {
         None => {
             shard.checkpoint = sequence_numbers.last().cloned().flatten().or(shard.checkpoint.take());
             shard.attempts = Attempts::default();
@@ -207,25 +215,13 @@ async fn poll_shard(
                 None => shard.done = true,
             }
         }
-        Some((failed, failure)) => {
+        Some((failed, reason)) => {
             // Go on from the failed record: re-read after the one before it.
             if failed > 0 {
                 shard.checkpoint = sequence_numbers[failed - 1].clone().or(shard.checkpoint.take());
             }
             shard.iterator = None;
-            match shard.attempts.next(failed, failure) {
-                Next::Retry(pause) => tokio::time::sleep(pause).await,
-                Next::SetAside(reason) => {
-                    // As Lambda's on-failure destination would take it. The
-                    // poller reads the stream from its start again after a
-                    // restart, so a set-aside record is met again then.
-                    tracing::error!(shard_id, sequence = ?sequence_numbers[failed], %reason,
-                        "poison stream record set aside");
-                    items_aws::metrics::count(items_aws::metrics::Counter::RecordsQuarantined, 1);
-                    shard.checkpoint = sequence_numbers[failed].clone().or(shard.checkpoint.take());
-                    shard.attempts = Attempts::default();
-                }
-            }
+            tokio::time::sleep(shard.attempts.next(failed, &reason)).await;
         }
     }
     Ok(count)

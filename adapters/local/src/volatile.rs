@@ -16,7 +16,7 @@ use items_domain::ports::{AppendError, EventStore, PageKey, StoreError};
 use items_domain::ports::{EventLogScan, ScanPage};
 use tokio::sync::watch;
 
-use crate::event_source_mapping::{ChangeLog, ChangeRecord, Quarantined};
+use crate::event_source_mapping::{ChangeLog, ChangeRecord, Quarantine, Quarantined};
 
 /// An in-process event log that announces every append to its change feed.
 pub struct VolatileEventStore {
@@ -149,7 +149,10 @@ impl ChangeLog for VolatileEventStore {
         self.projected.store(position, Ordering::SeqCst);
         Ok(())
     }
+}
 
+#[async_trait]
+impl Quarantine for VolatileEventStore {
     async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError> {
         let mut quarantine = self.quarantine.lock().unwrap_or_else(PoisonError::into_inner);
         quarantine.retain(|kept| kept.sequence != record.sequence);

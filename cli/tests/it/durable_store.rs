@@ -338,7 +338,7 @@ fn scopeguard(dir: &Path) -> impl Drop + use<> {
 #[tokio::test]
 async fn quarantine_lists_and_redrives_set_aside_records() {
     use items_domain::ports::{EventStore, ReadModel};
-    use items_local::event_source_mapping::{ChangeLog, Quarantined};
+    use items_local::event_source_mapping::{Quarantine, Quarantined};
     use items_local::sqlite::{Database, SqliteEventStore, SqliteReadModel};
     let data_dir = new_data_dir();
     let _cleanup = scopeguard(&data_dir);

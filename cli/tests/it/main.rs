@@ -7,5 +7,6 @@ mod e2e;
 mod hardening;
 mod hosted_ui_serve;
 mod load_faults;
+mod quarantine;
 mod replay;
 mod transfer;

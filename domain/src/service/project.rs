@@ -39,6 +39,9 @@ pub struct BatchOutcome {
     /// Index of the first event in batch order that could not be applied,
     /// and why.
     pub failed: Option<(usize, StoreError)>,
+    /// Every item's first event that could not be applied, in batch order
+    /// (`failed` is the first of them): a handler sets aside the poison ones.
+    pub failures: Vec<(usize, StoreError)>,
 }
 
 /// The projector: applies events to the read model.
@@ -124,7 +127,9 @@ impl ProjectorService {
                 Err(error) => failures.extend(fold.first_change.map(|index| (index, error))),
             }
         }
-        outcome.failed = failures.into_iter().min_by_key(|(index, _)| *index);
+        failures.sort_by_key(|(index, _)| *index);
+        outcome.failed = failures.first().cloned();
+        outcome.failures = failures;
         outcome
     }
 
@@ -188,7 +193,8 @@ impl ProjectorService {
                 Ok(Upsert::Applied) => outcome.applied += 1,
                 Ok(Upsert::AlreadyNewer) => outcome.already_newer += 1,
                 Err(error) => {
-                    outcome.failed = Some((index, error));
+                    outcome.failed = Some((index, error.clone()));
+                    outcome.failures.push((index, error));
                     break;
                 }
             }

@@ -11,7 +11,7 @@ use super::database::FEED;
 use super::event_store::SqliteEventStore;
 use super::read_model::store_error;
 use super::{corrupt, decode_event, unavailable};
-use crate::event_source_mapping::{ChangeLog, ChangeRecord, Quarantined, Undecodable};
+use crate::event_source_mapping::{ChangeLog, ChangeRecord, Quarantine, Quarantined, Undecodable};
 
 /// Like [`read_events_after`], decoding per row: the change feed turns a row
 /// it cannot read into a poison record instead of failing the page.
@@ -62,7 +62,10 @@ impl ChangeLog for SqliteEventStore {
     async fn save_projected_position(&self, position: u64) -> Result<(), StoreError> {
         self.0.writer.disposable(move |connection| save_position(connection, position)).await.map_err(store_error)
     }
+}
 
+#[async_trait]
+impl Quarantine for SqliteEventStore {
     async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError> {
         let record = record.clone();
         // Durable: the feed moves past the record once this returns.

@@ -287,12 +287,12 @@ async fn a_repair_replaces_a_wrong_row_at_the_same_version_and_the_cached_copy()
 
 /// Review finding 7, scenario B: one row nobody can decode (a manual edit, a
 /// newer binary's event type after a downgrade) is one poison record: it is
-/// set aside in the persisted quarantine after Lambda's number of attempts,
-/// and every event after it is still projected. Before, no event after it was
+/// set aside in the persisted quarantine at once, as the Lambda sets it
+/// aside, and every event after it is still projected. Before, no event after it was
 /// ever projected.
 #[tokio::test]
 async fn an_undecodable_row_is_quarantined_and_the_feed_goes_on() {
-    use crate::event_source_mapping::run_change_feed;
+    use crate::event_source_mapping::{Quarantine, run_change_feed};
     use items_domain::service::ProjectorService;
     let dir = DataDir::new();
     let database = Database::open(&dir.0).unwrap();
