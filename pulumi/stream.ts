@@ -36,7 +36,8 @@ export function createStreamTrigger(
         functionName: projector.arn,
         startingPosition: "TRIM_HORIZON",
         batchSize: settings.stream.batchSize,
-        // Batches of one shard at once, each item's records still in order
+        // Batches of one shard at once; the projector converges whatever the
+        // order of an item's records
         // (docs/scaling.md, "The projector, per shard").
         parallelizationFactor: settings.stream.parallelizationFactor,
         maximumBatchingWindowInSeconds: settings.stream.maximumBatchingWindowInSeconds,

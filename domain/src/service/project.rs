@@ -83,7 +83,8 @@ impl ProjectorService {
     }
 
     /// Applies a batch: each item's events folded in batch order onto its
-    /// row (a stream orders records per key; so does this), items at once,
+    /// row (in batch order: an event that does not follow on from the state
+    /// folds the item's stream instead, so any order converges), items at once,
     /// then every changed row written in one call
     /// ([`ReadModel::upsert_all_if_newer`]). Reports the first failure in
     /// batch order, from which the stream source retries: an item's event

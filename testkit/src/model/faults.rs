@@ -55,7 +55,10 @@ impl Flaky {
         Self { inner, stale, fail: fail.into_iter().collect(), calls: AtomicUsize::new(0), before: Mutex::default() }
     }
 
-    fn fails(&self) -> bool {
+    /// Counts a call, after letting other tasks run (so concurrent steps
+    /// interleave at every call, the in-memory store's too): whether it fails.
+    async fn fails(&self) -> bool {
+        tokio::task::yield_now().await;
         self.fail.contains(&self.calls.fetch_add(1, Ordering::SeqCst))
     }
 
@@ -70,7 +73,7 @@ impl Flaky {
 #[async_trait]
 impl ReadModel for Flaky {
     async fn upsert_if_newer(&self, item: &Item) -> Result<Upsert, StoreError> {
-        if self.fails() {
+        if self.fails().await {
             return Err(outage("read-model write"));
         }
         let before = self.inner.get(item.id).await?;
@@ -84,7 +87,10 @@ impl ReadModel for Flaky {
     /// The backend's own batched write (SQLite's one transaction, DynamoDB's
     /// concurrent puts), with the failing items left out of it.
     async fn upsert_all_if_newer(&self, items: &[Item]) -> Vec<Result<Upsert, StoreError>> {
-        let failing: Vec<bool> = items.iter().map(|_| self.fails()).collect();
+        let mut failing = Vec::with_capacity(items.len());
+        for _ in items {
+            failing.push(self.fails().await);
+        }
         let sent: Vec<Item> =
             items.iter().zip(&failing).filter(|(_, failed)| !**failed).map(|(i, _)| i.clone()).collect();
         let mut before = Vec::with_capacity(sent.len());
@@ -110,11 +116,12 @@ impl ReadModel for Flaky {
     }
 
     async fn repair(&self, item: &Item) -> Result<Upsert, StoreError> {
+        tokio::task::yield_now().await;
         self.inner.repair(item).await
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
-        if self.fails() {
+        if self.fails().await {
             return Err(outage("read-model read"));
         }
         if self.stale > 0 {
@@ -161,11 +168,25 @@ pub struct FaultyLog {
     /// Writes still to meet at the gate, and the gate: they wait for each
     /// other there, so each has decided before any of them appends.
     gate: Mutex<(usize, Option<Arc<tokio::sync::Barrier>>)>,
+    /// An event this build cannot read (a newer build's): a read of its
+    /// item's stream that reaches it fails as corrupt.
+    unreadable: Mutex<Option<(ItemId, u64)>>,
 }
 
 impl FaultyLog {
     pub fn new(inner: Arc<dyn EventStore>) -> Self {
-        Self { inner, next: Mutex::default(), reads: Mutex::default(), gate: Mutex::default() }
+        Self {
+            inner,
+            next: Mutex::default(),
+            reads: Mutex::default(),
+            gate: Mutex::default(),
+            unreadable: Mutex::default(),
+        }
+    }
+
+    /// The event of `item` at `version` cannot be read (until `None`).
+    pub fn unreadable(&self, event: Option<(ItemId, u64)>) {
+        *self.unreadable.lock().unwrap_or_else(PoisonError::into_inner) = event;
     }
 
     /// The next `writes` writes wait for each other before they reach the store.
@@ -199,6 +220,7 @@ impl FaultyLog {
         if let Some(gate) = gate {
             gate.wait().await;
         }
+        tokio::task::yield_now().await;
         let fault = self.next.lock().unwrap_or_else(PoisonError::into_inner).take();
         let outage = || AppendError::Store(outage("event-store"));
         match fault {
@@ -216,6 +238,7 @@ impl EventStore for FaultyLog {
     }
 
     async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        tokio::task::yield_now().await;
         let fails = {
             let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
             reads.0 += 1;
@@ -224,7 +247,15 @@ impl EventStore for FaultyLog {
         if fails {
             return Err(outage("event-log read"));
         }
-        self.inner.stream_after(item_id, after, limit).await
+        let events = self.inner.stream_after(item_id, after, limit).await?;
+        let unreadable = *self.unreadable.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((item, version)) = unreadable
+            && item == item_id
+            && events.iter().any(|event| event.version == version)
+        {
+            return Err(StoreError::Corrupt(format!("unknown event type `ItemArchived` at version {version}")));
+        }
+        Ok(events)
     }
 
     async fn snapshot(&self, item_id: ItemId) -> Result<Option<Snapshot>, StoreError> {
@@ -251,5 +282,34 @@ impl EventStore for FaultyLog {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.inner.idempotency_record(subject, key).await
+    }
+}
+
+/// The event log as a rebuild scans it, running `hook` once, after the first
+/// page it reads and before that page is written: a change made in the
+/// middle of a rebuild's scan.
+pub struct HookedScan {
+    pub inner: Arc<dyn items_domain::ports::EventLogScan>,
+    pub hook: Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+}
+
+#[async_trait]
+impl items_domain::ports::EventLogScan for HookedScan {
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        after: Option<&items_domain::ports::PageKey>,
+    ) -> Result<items_domain::ports::ScanPage, StoreError> {
+        let page = self.inner.scan_page(segment, total_segments, after).await?;
+        let hook = self.hook.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(hook) = hook {
+            hook.await;
+        }
+        Ok(page)
+    }
+
+    async fn item_stream(&self, item_id: ItemId) -> Result<Vec<Event>, StoreError> {
+        self.inner.item_stream(item_id).await
     }
 }

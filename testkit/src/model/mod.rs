@@ -39,7 +39,9 @@
 //! record is redriven after the "upgrade". A rebuild goes in place (over a
 //! row edited by hand) or into a new table with, after its scan, a change or
 //! an import of an old item (an `occurred_at` a year back), the switch, and
-//! the catch-up.
+//! the catch-up; or with a change in the middle of its scan, which the live
+//! projector applies before the rebuild writes the page it read. An overlap
+//! runs a projection at the same moment as a change or an in-place replay.
 //!
 //! A failure prints the minimal sequence of steps and the seed;
 //! `PROPTEST_RNG_SEED=<n>` replays it. The backends' test files fix the
@@ -69,7 +71,8 @@ use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use delivery::{Lane, deliver, from_a_newer_build, stream_record};
-use faults::{Fault, FaultyLog, Flaky, Ticking};
+use faults::{Fault, FaultyLog, Flaky, HookedScan, Ticking};
+use items_aws::quarantine::{InMemoryQuarantine, Quarantine, redrive};
 use reference::{Caller, Expected, Reference, Refusal, Request};
 
 /// The `timestamp` every create sends (the classic API's client string).
@@ -103,6 +106,9 @@ pub enum AfterScan {
     Rename { slot: usize, name: u8 },
     /// `items import` appends an item written a year ago elsewhere.
     Import { name: u8 },
+    /// The owner renames an item while the scan runs: between a page's read
+    /// and its write.
+    MidScan { slot: usize, name: u8 },
 }
 
 /// One step of a run. Slots name items in the order they were created.
@@ -170,6 +176,16 @@ pub enum Step {
     /// A record no projector can fold lands in the log (another build's
     /// event: an update of an item that was never created).
     Poison,
+    /// A projection with, at the same time, the owner's rename of an item
+    /// (writes while projecting) or an in-place replay (a rebuild beside
+    /// live projection).
+    Overlap {
+        order: u64,
+        lanes: bool,
+        slot: usize,
+        name: u8,
+        replay: bool,
+    },
 }
 
 /// What the generator needs: how many slots and keyed requests exist.
@@ -226,7 +242,10 @@ impl ReferenceStateMachine for Model {
         let after_scan = proptest::option::of(prop_oneof![
             (slot.clone(), 0u8..4).prop_map(|(slot, name)| AfterScan::Rename { slot, name }),
             (0u8..4).prop_map(|name| AfterScan::Import { name }),
+            (slot.clone(), 0u8..4).prop_map(|(slot, name)| AfterScan::MidScan { slot, name }),
         ]);
+        let overlap = (any::<u64>(), any::<bool>(), slot.clone(), 0u8..4, any::<bool>())
+            .prop_map(|(order, lanes, slot, name, replay)| Step::Overlap { order, lanes, slot, name, replay });
         let rebuild = (any::<bool>(), after_scan, proptest::option::of(slot.clone()))
             .prop_map(|(into_new, after_scan, tamper)| Step::Rebuild { into_new, after_scan, tamper });
         let faulty = (slot, 0u8..4, any::<bool>(), key).prop_map(|(slot, name, after_write, key)| Step::Faulty {
@@ -238,12 +257,15 @@ impl ReferenceStateMachine for Model {
         let retry = (0..state.keyed.max(1)).prop_map(|request| Step::Retry { request });
         let poison = Just(Step::Poison);
         if state.keyed == 0 {
-            prop_oneof![3 => create, 4 => rename, 2 => delete, 2 => race, 3 => project, 2 => rebuild, 1 => faulty, 1 => poison]
-                .boxed()
+            prop_oneof![
+                3 => create, 4 => rename, 2 => delete, 2 => race, 3 => project, 2 => rebuild, 1 => faulty,
+                1 => poison, 2 => overlap
+            ]
+            .boxed()
         } else {
             prop_oneof![
                 3 => create, 4 => rename, 2 => delete, 2 => race, 2 => retry, 3 => project, 2 => rebuild, 1 => faulty,
-                1 => poison
+                1 => poison, 2 => overlap
             ]
             .boxed()
         }
@@ -255,10 +277,11 @@ impl ReferenceStateMachine for Model {
             Step::Rename { slot, .. }
             | Step::Delete { slot, .. }
             | Step::Race { slot, .. }
-            | Step::Faulty { slot, .. } => *slot < state.items,
+            | Step::Faulty { slot, .. }
+            | Step::Overlap { slot, .. } => *slot < state.items,
             Step::Rebuild { after_scan, tamper, .. } => {
                 let renamed = match after_scan {
-                    Some(AfterScan::Rename { slot, .. }) => *slot < state.items,
+                    Some(AfterScan::Rename { slot, .. } | AfterScan::MidScan { slot, .. }) => *slot < state.items,
                     _ => true,
                 };
                 renamed && tamper.is_none_or(|slot| slot < state.items)
@@ -345,6 +368,10 @@ fn agrees(expected: &Expected, answer: &Answer) -> bool {
     }
 }
 
+/// What a rename during a rebuild's scan was answered, and the version the
+/// live projector applied at once, if it did.
+type MidScanAnswer = (Answer, Option<u64>);
+
 /// A keyed request, to send again.
 #[derive(Debug, Clone)]
 struct Sent {
@@ -358,7 +385,7 @@ pub struct System {
     backend: ModelBackend,
     clock: Arc<Ticking>,
     create: CreateItemService,
-    changes: ChangeItemService,
+    changes: Arc<ChangeItemService>,
     log: Arc<FaultyLog>,
     /// Each slot's item and its owner.
     slots: Vec<(ItemId, String)>,
@@ -545,18 +572,17 @@ impl System {
         }
     }
 
-    /// Everything not yet projected, as stream records, through the handler.
-    #[allow(clippy::too_many_arguments)]
-    fn project(
+    /// Everything not yet handed to the projector, as stream records in
+    /// lanes, shuffled by `order`, some repeated; with `newer_build`, one
+    /// item's next event as a newer build wrote it (its event id, item and
+    /// version).
+    fn pending(
         &mut self,
         order: u64,
         duplicates: bool,
-        stale: u8,
-        failing: &[u8],
-        failing_history: &[u8],
         lanes: bool,
         newer_build: bool,
-    ) {
+    ) -> (Vec<Lane>, Option<(uuid::Uuid, ItemId, u64)>) {
         let mut pending: Vec<Event> = Vec::new();
         let ids: Vec<ItemId> = self.reference.ids().chain(self.poisoned.iter().copied()).collect();
         for id in ids {
@@ -582,54 +608,144 @@ impl System {
             pending.extend(copies);
         }
         // A newer build's record: an item with more to project, its first.
-        let newer = newer_build
-            .then(|| {
-                pending
-                    .iter()
-                    .map(|e| e.item_id)
-                    .find(|id| !self.poisoned.contains(id) && pending.iter().filter(|e| e.item_id == *id).count() > 1)
-            })
-            .flatten();
-        if let Some(id) = newer {
-            let first = (0..pending.len())
-                .filter(|&i| pending[i].item_id == id)
-                .min_by_key(|&i| pending[i].version)
-                .expect("the item has records");
+        // A newer build's record: the next event an item's row has to take,
+        // of an item with more after it; moved to the front, and every copy
+        // of it, arrive as the newer build wrote them.
+        let mut unreadable = None;
+        if newer_build {
+            let mut items: Vec<ItemId> = pending.iter().map(|e| e.item_id).collect();
+            items.dedup();
+            for id in items.into_iter().filter(|id| !self.poisoned.contains(id)) {
+                let row = self.runtime.block_on(self.backend.read_model.get(id)).expect("readable");
+                let at = row.map_or(0, |row| row.version);
+                let mut ahead: Vec<&Event> = pending.iter().filter(|e| e.item_id == id && e.version > at).collect();
+                ahead.sort_by_key(|e| e.version);
+                ahead.dedup_by_key(|e| e.version);
+                if ahead.len() > 1 {
+                    unreadable = Some((ahead[0].event_id, id, ahead[0].version));
+                    break;
+                }
+            }
+        }
+        if let Some((event_id, _, _)) = unreadable {
+            let first = pending.iter().position(|e| e.event_id == event_id).expect("pending");
             let event = pending.remove(first);
             pending.insert(0, event);
         }
         let lane_of = |id: &ItemId| if lanes { (id.0.as_u128() % 2) as usize } else { 0 };
-        let mut split = vec![
-            Lane { records: Vec::new(), items: Vec::new(), newer: None },
-            Lane { records: Vec::new(), items: Vec::new(), newer: None },
-        ];
+        let mut split = vec![Lane { records: Vec::new() }, Lane { records: Vec::new() }];
         for (sequence, event) in pending.iter().enumerate() {
             let lane = &mut split[lane_of(&event.item_id)];
             let record = stream_record(event, sequence);
-            if Some(event.item_id) == newer && lane.records.is_empty() {
-                lane.newer = Some(from_a_newer_build(&record));
-            }
-            lane.records.push(record);
-            lane.items.push(event.item_id);
+            let newer_build = unreadable.is_some_and(|(event_id, _, _)| event_id == event.event_id);
+            lane.records.push(if newer_build { from_a_newer_build(&record) } else { record });
         }
+        (split.into_iter().filter(|lane| !lane.records.is_empty()).collect(), unreadable)
+    }
+
+    /// Everything not yet projected, as stream records, through the handler.
+    #[allow(clippy::too_many_arguments)]
+    fn project(
+        &mut self,
+        order: u64,
+        duplicates: bool,
+        stale: u8,
+        failing: &[u8],
+        failing_history: &[u8],
+        lanes: bool,
+        newer_build: bool,
+    ) {
+        let (split, unreadable) = self.pending(order, duplicates, lanes, newer_build);
+        let newer = unreadable.map(|(_, id, _)| id);
         let flaky =
             Arc::new(Flaky::new(self.backend.read_model.clone(), stale.into(), failing.iter().map(|&n| n.into())));
         self.log.fail_reads(failing_history.iter().map(|&n| usize::from(n)));
+        // Until the upgrade, this build cannot read the newer build's event
+        // in the log either (a fold of its item's stream fails there).
+        let held = unreadable.map(|(_, id, version)| (id, version));
+        self.log.unreadable(held);
+        let before = held.map(|(id, _)| self.runtime.block_on(self.backend.read_model.get(id)).expect("readable"));
         let projector = ProjectorService::new(flaky, self.log.clone());
-        let rows = self.backend.read_model.clone();
-        let poisoned = self.poisoned.clone();
-        let results = self.runtime.block_on(futures::future::join_all(
-            split
-                .into_iter()
-                .filter(|lane| !lane.records.is_empty())
-                .map(|lane| deliver(&projector, lane, &poisoned, &*rows)),
-        ));
+        let quarantine = InMemoryQuarantine::default();
+        let results = self
+            .runtime
+            .block_on(futures::future::join_all(split.into_iter().map(|lane| deliver(&projector, &quarantine, lane))));
         self.log.fail_reads([]);
         for result in results {
             if let Err(error) = result {
                 panic!("projection: {error}");
             }
         }
+        let set_aside = self.runtime.block_on(quarantine.quarantined()).expect("readable");
+        for record in &set_aside {
+            let item = record.stream_id.strip_prefix(items_domain::event::STREAM_PREFIX).and_then(ItemId::parse);
+            assert!(
+                item.is_some_and(|item| self.poisoned.contains(&item) || Some(item) == newer),
+                "a valid record was set aside: {record:?}"
+            );
+        }
+        if let (Some((id, version)), Some(before)) = (held, before) {
+            let row = self.runtime.block_on(self.backend.read_model.get(id)).expect("readable");
+            assert_eq!(row, before, "item {id} moved past its version {version}, which this build cannot read");
+            assert!(set_aside.iter().any(|r| r.stream_id == id.stream_id()), "the newer build's record is set aside");
+            // The upgrade: the event reads now, and the redrive projects the item.
+            self.log.unreadable(None);
+            let redriven =
+                self.runtime.block_on(redrive(&quarantine, self.log.as_ref(), self.backend.read_model.as_ref()));
+            assert!(redriven.expect("the redrive runs").items >= 1);
+        }
+    }
+
+    /// A projection and, at the same time, a rename or an in-place replay;
+    /// then what the rename appended is projected too.
+    fn overlap(&mut self, order: u64, lanes: bool, slot: usize, n: u8, replay: bool) {
+        let (split, _) = self.pending(order, true, lanes, false);
+        // Through a read model that yields at every call: the two interleave.
+        let rows: Arc<dyn ReadModel> = Arc::new(Flaky::new(self.backend.read_model.clone(), 0, []));
+        let projector = ProjectorService::new(rows.clone(), self.log.clone());
+        let quarantine = InMemoryQuarantine::default();
+        let (id, owner) = self.slots[slot].clone();
+        let (caller, request) = (caller(&owner, Who::Owner), Request::Rename { id, name: name(n), if_match: None });
+        let expected = self.reference.expect(&caller, &request, None);
+        let in_place = ReplayService::new(
+            self.backend.scan.clone(),
+            Some(Arc::new(ReadModelTarget::new(rows, 4))),
+            Arc::new(NoCheckpoints),
+            Arc::new(()),
+        );
+        let (delivered, beside) = self.runtime.block_on(async {
+            let deliveries =
+                futures::future::join_all(split.into_iter().map(|lane| deliver(&projector, &quarantine, lane)));
+            let beside = async {
+                match replay {
+                    true => Err(in_place.run(2).await.map(|_| ())),
+                    false => Ok(self.send(&caller, &request, None).await),
+                }
+            };
+            tokio::join!(deliveries, beside)
+        });
+        for result in delivered {
+            if let Err(error) = result {
+                panic!("projection: {error}");
+            }
+        }
+        match beside {
+            Ok(answer) => {
+                assert!(
+                    agrees(&expected, &answer),
+                    "{request:?} while projecting: the rules say {expected:?}, got {answer:?}"
+                );
+                self.reference.commit(&caller, &request, None, &expected, None);
+            }
+            Err(replayed) => {
+                assert_eq!(replayed.is_err(), !self.poisoned.is_empty(), "a replay beside projection: {replayed:?}")
+            }
+        }
+        for record in self.runtime.block_on(quarantine.quarantined()).expect("readable") {
+            let item = record.stream_id.strip_prefix(items_domain::event::STREAM_PREFIX).and_then(ItemId::parse);
+            assert!(item.is_some_and(|item| self.poisoned.contains(&item)), "a valid record was set aside: {record:?}");
+        }
+        self.project(0, false, 0, &[], &[], false, false);
     }
 
     /// Rebuilds; `false` when it stopped at a record it cannot read (as it
@@ -648,20 +764,68 @@ impl System {
         let started = Utc::now();
         let target: Arc<dyn ReadModel> =
             if into_new { Arc::new(InMemoryReadModel::default()) } else { self.backend.read_model.clone() };
+        // A rename between a page's read and its write, when the step says.
+        let mid_scan = match &after_scan {
+            Some(AfterScan::MidScan { slot, name: n }) => {
+                let (id, owner) = self.slots[*slot].clone();
+                Some((caller(&owner, Who::Owner), Request::Rename { id, name: name(*n), if_match: None }))
+            }
+            _ => None,
+        };
+        let answered: Arc<std::sync::Mutex<Option<MidScanAnswer>>> = Arc::default();
+        // The live projector applies the rename at once, before the rebuild
+        // writes the page it read: into the table it writes (the old one).
+        let live = ProjectorService::new(self.backend.read_model.clone(), self.backend.events.clone());
+        let hook = mid_scan.as_ref().map(|(caller, request)| {
+            let (changes, answered, events) = (self.changes.clone(), answered.clone(), self.backend.events.clone());
+            let actor = Actor { subject: caller.subject.clone(), is_admin: false };
+            let Request::Rename { id, name, .. } = request.clone() else { unreachable!("a rename") };
+            let rename: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+                let update = UpdateItem { name: Some(name), timestamp: None };
+                let result = changes.update(&actor, id, update, None, None).await;
+                let projected = match &result {
+                    Ok(changed) if !changed.repeated => {
+                        let stream = events.stream(id).await.expect("readable");
+                        let new: Vec<Event> =
+                            stream.into_iter().filter(|e| e.version == changed.item.version).collect();
+                        live.project_batch(&new).await.failed.is_none().then_some(changed.item.version)
+                    }
+                    _ => None,
+                };
+                *answered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((result.into(), projected));
+            });
+            rename
+        });
+        let scan = Arc::new(HookedScan { inner: self.backend.scan.clone(), hook: std::sync::Mutex::new(hook) });
         let replay = ReplayService::new(
-            self.backend.scan.clone(),
+            scan,
             Some(Arc::new(ReadModelTarget::new(target.clone(), 4))),
             Arc::new(NoCheckpoints),
             Arc::new(()),
         );
+        let expected = mid_scan.as_ref().map(|(caller, request)| self.reference.expect(caller, request, None));
         let rebuilt = self.runtime.block_on(replay.run(3));
+        let answer = answered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let (Some((caller, request)), Some(expected), Some((answer, projected))) = (&mid_scan, &expected, &answer) {
+            // Handed to the live projector already, if nothing was pending before it.
+            if let (Request::Rename { id, .. }, Some(version)) = (request, projected)
+                && self.projected.get(id).copied().unwrap_or(0) + 1 == *version
+            {
+                self.projected.insert(*id, *version);
+            }
+            assert!(
+                agrees(expected, answer),
+                "{request:?} during the scan: the rules say {expected:?}, got {answer:?}"
+            );
+            self.reference.commit(caller, request, None, expected, None);
+        }
         match after_scan {
             Some(AfterScan::Rename { slot, name: n }) => {
                 let (id, owner) = self.slots[slot].clone();
                 self.exchange(caller(&owner, Who::Owner), Request::Rename { id, name: name(n), if_match: None }, None);
             }
             Some(AfterScan::Import { name: n }) => self.import(n),
-            None => {}
+            Some(AfterScan::MidScan { .. }) | None => {}
         }
         if !self.poisoned.is_empty() {
             assert!(rebuilt.is_err(), "a rebuild went past a record it cannot read");
@@ -791,7 +955,8 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
         let log = Arc::new(FaultyLog::new(backend.events.clone()));
         let create = CreateItemService::new(log.clone(), clock.clone(), backend.ids.clone());
         // Snapshots every 3 versions, so runs fold from them.
-        let changes = ChangeItemService::new(log.clone(), clock.clone(), backend.ids.clone()).with_snapshot_every(3);
+        let changes =
+            Arc::new(ChangeItemService::new(log.clone(), clock.clone(), backend.ids.clone()).with_snapshot_every(3));
         System {
             runtime,
             backend,
@@ -839,6 +1004,10 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
                 }
             }
             Step::Faulty { slot, name: n, after_write, key: k } => system.faulty(*slot, *n, *after_write, *k),
+            Step::Overlap { order, lanes, slot, name: n, replay } => {
+                system.overlap(*order, *lanes, *slot, *n, *replay);
+                system.converged();
+            }
             Step::Poison => {
                 let id = ItemId(system.backend.ids.new_id());
                 let event = Event {
@@ -882,11 +1051,33 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
     }
 }
 
-/// Runs the model on backend `B`: `cases` runs of up to `steps` steps, from
-/// `PROPTEST_RNG_SEED` when set, else from `seed`.
+/// Seeds exploration found failing once (`scripts/explore` adds them): each
+/// line `<backend> <seed> <cases>`, run before the fixed seed on every run.
+const REGRESSIONS: &str = "model-regressions.txt";
+
+/// Runs the model on backend `B`: first every regression seed recorded for
+/// it, then `cases` runs of up to `steps` steps from `PROPTEST_RNG_SEED` when
+/// set, else from `seed` (`ITEMS_MODEL_CASES` overrides `cases`).
 pub fn run<B: MakeBackend>(cases: u32, steps: usize, seed: u64) {
+    let backend = std::any::type_name::<B>().rsplit("::").next().unwrap_or_default();
+    let recorded = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(REGRESSIONS));
+    for line in recorded.unwrap_or_default().lines().filter(|line| !line.starts_with('#')) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [name, seed, cases] = fields[..]
+            && name == backend
+            && let (Ok(seed), Ok(cases)) = (seed.parse(), cases.parse())
+        {
+            run_seed::<B>(cases, steps, seed);
+        }
+    }
     let seed = std::env::var("PROPTEST_RNG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(seed);
-    eprintln!("model-based test: {cases} cases of up to {steps} steps, PROPTEST_RNG_SEED={seed}");
+    let cases = std::env::var("ITEMS_MODEL_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(cases);
+    run_seed::<B>(cases, steps, seed);
+}
+
+fn run_seed<B: MakeBackend>(cases: u32, steps: usize, seed: u64) {
+    let backend = std::any::type_name::<B>().rsplit("::").next().unwrap_or_default();
+    eprintln!("model-based test on {backend}: {cases} cases of up to {steps} steps, PROPTEST_RNG_SEED={seed}");
     let config = ProptestConfig {
         cases,
         rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
@@ -900,6 +1091,6 @@ pub fn run<B: MakeBackend>(cases: u32, steps: usize, seed: u64) {
         Ok(())
     });
     if let Err(error) = result {
-        panic!("{error}\nreplay with PROPTEST_RNG_SEED={seed}");
+        panic!("{error}\nreplay with PROPTEST_RNG_SEED={seed} ITEMS_MODEL_CASES={cases}");
     }
 }
