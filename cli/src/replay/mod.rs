@@ -37,13 +37,14 @@ pub struct ReplayArgs {
     /// The live read table: replayed into (version-guarded) unless `--into` is given.
     #[arg(long, env = "ITEMS_TABLE", default_value_t = TableNames::default().items)]
     pub items_table: String,
-    /// DynamoDB: build into this table instead (created if missing) with
-    /// BatchWriteItem; the live table is untouched until you switch `ITEMS_TABLE`
-    /// to it. Refuses the live table, and a table that is not empty unless `--force`.
+    /// DynamoDB: build into this table instead with BatchWriteItem (in AWS the
+    /// table Pulumi made for the rebuild; created if missing only on DynamoDB
+    /// Local); the live table is untouched until you switch `ITEMS_TABLE` to it. Refuses the live table, and a table that is not empty unless `--force`.
     /// Prints the catch-up (`--since`) to run after the switch.
     #[arg(long, value_name = "TABLE", conflicts_with = "since")]
     pub into: Option<String>,
-    /// With `--into`: write into a table that already holds items.
+    /// With `--into`: write into a table that already holds items, with
+    /// version-guarded writes (never older than a row), not BatchWriteItem.
     #[arg(long, requires = "into")]
     pub force: bool,
     /// DynamoDB catch-up after a rebuild into a new table and the switch to it:
@@ -195,7 +196,11 @@ async fn verify_read_model(
 }
 
 async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let clients = clients(dynamodb_endpoint(args.log.dynamodb_endpoint.as_deref())).await;
+    let endpoint = dynamodb_endpoint(args.log.dynamodb_endpoint.as_deref());
+    // Tables are created only behind an endpoint (DynamoDB Local), as
+    // `items import` does: in AWS they are Pulumi's, with their TTL and tags.
+    let local = endpoint.is_some();
+    let clients = clients(endpoint).await;
     let approximate_events = approximate_events(&clients.dynamodb, &args.log.events_table).await?;
     let events = Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &args.log.events_table));
     let target_table = args.into.clone().unwrap_or_else(|| args.items_table.clone());
@@ -245,9 +250,20 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                          version guards; replay in place (without --into), or name a new table"
                     );
                 }
-                if ensure_items_table(&clients.dynamodb, into).await? {
+                if !local {
+                    let described = clients.dynamodb.describe_table().table_name(into).send().await;
+                    if let Err(error) = described {
+                        let error = aws_sdk_dynamodb::error::DisplayErrorContext(error);
+                        anyhow::bail!(
+                            "no such table {into} ({error}): rebuild into the table Pulumi made for the rebuild \
+                             (itemsRebuildGeneration, docs/deploy.md section 10); tables are created only on \
+                             DynamoDB Local (--dynamodb-endpoint)"
+                        );
+                    }
+                } else if ensure_items_table(&clients.dynamodb, into).await? {
                     eprintln!("created table {into}");
-                } else if !args.force && !args.resume {
+                }
+                if !args.force && !args.resume {
                     let scan = clients.dynamodb.scan().table_name(into).limit(1).send().await;
                     let held = scan.map_err(|e| {
                         anyhow::anyhow!("table {into}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))
@@ -256,7 +272,17 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                         anyhow::bail!("table {into} is not empty: rebuild into a new, empty table, or add --force");
                     }
                 }
-                Arc::new(BatchWriter::new(clients.dynamodb.clone(), into))
+                if args.force {
+                    // A table that holds items may be one something else
+                    // writes (the live table, under another name than
+                    // ITEMS_TABLE says): version-guarded writes only.
+                    Arc::new(ReadModelTarget::new(
+                        Arc::new(DynamoReadModel::new(clients.dynamodb.clone(), into)),
+                        args.write_concurrency,
+                    ))
+                } else {
+                    Arc::new(BatchWriter::new(clients.dynamodb.clone(), into))
+                }
             }
             None => Arc::new(ReadModelTarget::new(
                 Arc::new(DynamoReadModel::new(clients.dynamodb.clone(), &args.items_table)),
