@@ -474,3 +474,30 @@ async fn an_item_at_a_version_far_down_a_long_stream_reads_it_in_chunks() {
     let now = history.item_at(world.id, PointInTime::Time(FixedClock::default().0)).await.unwrap().unwrap();
     assert_eq!(now.version, 2_501, "every event at the clock's time");
 }
+
+/// Review L6: instances' clocks differ. Given v2 written by an instance whose
+/// clock runs ahead, when an instance whose clock is behind writes v3, then
+/// v3 does not occur before v2: `?at` reads a stream's times as ordered.
+#[tokio::test]
+async fn given_a_change_from_a_clock_ahead_when_a_slower_clock_changes_then_time_does_not_go_back() {
+    let world = given_an_item().await;
+    let ahead = ChangeItemService::new(
+        world.events.clone(),
+        Arc::new(FixedClock(crate::testing::at("2026-01-02T03:04:10.000Z"))),
+        world.ids.clone(),
+    );
+    ahead.update(&owner(), world.id, rename("Ink"), None, None).await.unwrap();
+    let behind = ChangeItemService::new(
+        world.events.clone(),
+        Arc::new(FixedClock(crate::testing::at("2026-01-02T03:04:08.000Z"))),
+        world.ids.clone(),
+    )
+    .with_snapshot_every(2);
+    behind.update(&owner(), world.id, rename("Nib"), None, None).await.unwrap();
+    behind.delete(&owner(), world.id, None, None).await.unwrap();
+
+    let times: Vec<_> = world.stream().await.iter().map(|event| event.occurred_at).collect();
+    assert_eq!(times.len(), 4);
+    assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "{times:?}");
+    assert_eq!(times[2], crate::testing::at("2026-01-02T03:04:10.000Z"));
+}

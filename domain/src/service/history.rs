@@ -52,10 +52,10 @@ pub enum PointInTime {
     /// Right after the event at this version.
     Version(u64),
     /// The stream from its first event up to the first event that occurred
-    /// after this time (not included). One clock does not stamp every event
-    /// (several function instances do), so a later version may carry an
-    /// earlier time than the one before it: it still comes after, since it
-    /// was decided on that event.
+    /// after this time (not included). A change is stamped no earlier than
+    /// the event it follows, but logs from before that rule may hold a later
+    /// version with an earlier time: it still comes after, since it was
+    /// decided on that event.
     Time(DateTime<Utc>),
 }
 

@@ -89,10 +89,13 @@ impl WritePath {
             {
                 return request.answer_from(record);
             }
-            let state = match target {
-                Target::New(_) => None,
+            let (state, last_at) = match target {
+                Target::New(_) => (None, None),
                 Target::Existing(id) => self.load(id).await?,
             };
+            // Never before the event it follows: instances' clocks differ,
+            // and `?at` reads a stream's times as ordered.
+            let occurred_at = last_at.map_or(now, |last| now.max(last));
             let payloads = decide(state.as_ref(), &command, actor, precondition)?;
             // The stream's head: a strict fold applies every event or fails.
             let head = state.as_ref().map_or(0, |item| item.version);
@@ -103,7 +106,7 @@ impl WritePath {
                     event_id: self.ids.new_id(),
                     item_id: target.id(),
                     version: head + offset as u64 + 1,
-                    occurred_at: now,
+                    occurred_at,
                     subject: actor.subject.clone(),
                     payload,
                 })
@@ -145,14 +148,15 @@ impl WritePath {
     /// The item's state, folded strictly: a short stream whole (read at once
     /// with the snapshot, so no extra round trip), a long one from its
     /// latest snapshot on. A snapshot that cannot be read or was folded by
-    /// other projection code is passed over.
-    async fn load(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
+    /// other projection code is passed over. Also when its last event
+    /// occurred.
+    async fn load(&self, id: ItemId) -> Result<(Option<Item>, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
         let first = usize::try_from(self.snapshot_every).unwrap_or(usize::MAX);
         let (head, snapshot) =
             futures::future::join(self.events.stream_after(id, 0, first), self.events.snapshot(id)).await;
         let head = head?;
         let Some(last) = head.last().filter(|_| head.len() == first) else {
-            return Ok(projection::fold_stream(&head)?);
+            return Ok((projection::fold_stream(&head)?, head.last().map(|event| event.occurred_at)));
         };
         let snapshot = snapshot
             .ok()
@@ -166,7 +170,15 @@ impl WritePath {
             None => (projection::fold_stream(&head)?, last.version),
         };
         let tail = self.events.stream_after(id, after, usize::MAX).await?;
-        Ok(projection::fold_stream_onto(state, &tail)?)
+        let last_at = match tail.last() {
+            Some(event) => Some(event.occurred_at),
+            // Folded from a snapshot with nothing after it: its own event.
+            None if after > last.version => {
+                self.events.stream_after(id, after - 1, 1).await?.first().map(|event| event.occurred_at)
+            }
+            None => Some(last.occurred_at),
+        };
+        Ok((projection::fold_stream_onto(state, &tail)?, last_at))
     }
 }
 
