@@ -60,7 +60,7 @@ use items_domain::command::{Actor, CreateItem, UpdateItem};
 use items_domain::decide::Rejection;
 use items_domain::idempotency::IdempotencyKey;
 use items_domain::memory::InMemoryReadModel;
-use items_domain::ports::{Clock, EventLogScan, EventStore, IdGenerator, ReadModel, StoreError};
+use items_domain::ports::{Clock, EventLogScan, EventStore, IdGenerator, ReadModel, ReplayTarget, StoreError};
 use items_domain::replay::{NoCheckpoints, ReadModelTarget, ReplayService};
 use items_domain::service::{
     ChangeError, ChangeItemService, Changed, CreateError, CreateItemService, Created, HistoryService, PointInTime,
@@ -84,7 +84,14 @@ pub struct ModelBackend {
     pub scan: Arc<dyn EventLogScan>,
     pub read_model: Arc<dyn ReadModel>,
     pub ids: Arc<dyn IdGenerator>,
+    /// A new, empty read table and how `items replay --into` fills it (on
+    /// DynamoDB: `BatchWriter`); an in-memory table through its repair when
+    /// `None`.
+    pub new_table: Option<NewTable>,
 }
+
+/// Makes a new read table: the table, and the rebuild's writer into it.
+pub type NewTable = Arc<dyn Fn() -> (Arc<dyn ReadModel>, Arc<dyn ReplayTarget>) + Send + Sync>;
 
 /// Makes a fresh backend for each case.
 pub trait MakeBackend: 'static {
@@ -762,8 +769,17 @@ impl System {
         }
         // The operator's clock, as the printed catch-up takes it.
         let started = Utc::now();
-        let target: Arc<dyn ReadModel> =
-            if into_new { Arc::new(InMemoryReadModel::default()) } else { self.backend.read_model.clone() };
+        let (target, writer): (Arc<dyn ReadModel>, Arc<dyn ReplayTarget>) = match (into_new, &self.backend.new_table) {
+            (true, Some(new_table)) => new_table(),
+            (true, None) => {
+                let table: Arc<dyn ReadModel> = Arc::new(InMemoryReadModel::default());
+                (table.clone(), Arc::new(ReadModelTarget::new(table, 4)))
+            }
+            (false, _) => {
+                let table = self.backend.read_model.clone();
+                (table.clone(), Arc::new(ReadModelTarget::new(table, 4)))
+            }
+        };
         // A rename between a page's read and its write, when the step says.
         let mid_scan = match &after_scan {
             Some(AfterScan::MidScan { slot, name: n }) => {
@@ -797,12 +813,7 @@ impl System {
             rename
         });
         let scan = Arc::new(HookedScan { inner: self.backend.scan.clone(), hook: std::sync::Mutex::new(hook) });
-        let replay = ReplayService::new(
-            scan,
-            Some(Arc::new(ReadModelTarget::new(target.clone(), 4))),
-            Arc::new(NoCheckpoints),
-            Arc::new(()),
-        );
+        let replay = ReplayService::new(scan, Some(writer), Arc::new(NoCheckpoints), Arc::new(()));
         let expected = mid_scan.as_ref().map(|(caller, request)| self.reference.expect(caller, request, None));
         let rebuilt = self.runtime.block_on(replay.run(3));
         let answer = answered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();

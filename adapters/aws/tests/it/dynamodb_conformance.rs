@@ -31,12 +31,22 @@ impl items_testkit::model::MakeBackend for DynamoDb {
         let client = runtime.block_on(local.client());
         let events = unique_table("events");
         runtime.block_on(ensure_events_table(&client, &events)).unwrap();
-        let store = Arc::new(DynamoEventStore::new(client, events));
+        let store = Arc::new(DynamoEventStore::new(client.clone(), events));
+        // `items replay --into`: a new table, filled with BatchWriteItem.
+        let handle = runtime.handle().clone();
+        let new_table: items_testkit::model::NewTable = Arc::new(move || {
+            let table = unique_table("items-into");
+            // Called by the model outside its runtime's tasks.
+            handle.block_on(ensure_items_table(&client, &table)).unwrap();
+            let rows: Arc<dyn items_domain::ports::ReadModel> = Arc::new(DynamoReadModel::new(client.clone(), &table));
+            (rows, Arc::new(items_aws::dynamodb::BatchWriter::new(client.clone(), &table)))
+        });
         items_testkit::model::ModelBackend {
             events: store.clone(),
             scan: store,
             read_model,
             ids: Arc::new(items_domain::testing::SequentialIds::default()),
+            new_table: Some(new_table),
         }
     }
 }

@@ -32,6 +32,7 @@ impl items_testkit::model::MakeBackend for Sqlite {
             scan: store,
             read_model: Arc::new(SqliteReadModel::new(database)),
             ids: Arc::new(items_domain::testing::SequentialIds::default()),
+            new_table: None,
         }
     }
 }

@@ -25,6 +25,7 @@ impl items_testkit::model::MakeBackend for InMemory {
             scan: store,
             read_model: Arc::new(InMemoryReadModel::default()),
             ids: Arc::new(items_domain::testing::SequentialIds::default()),
+            new_table: None,
         }
     }
 }
