@@ -39,17 +39,17 @@ impl Log {
         self.streams.get(&item_id).and_then(|positions| positions.last()).map_or(0, |&p| self.events[p].version)
     }
 
-    fn stored_id(&self, item_id: ItemId, version: u64) -> Option<uuid::Uuid> {
+    fn stored(&self, item_id: ItemId, version: u64) -> Option<Event> {
         let positions = self.streams.get(&item_id)?;
         let position = positions.get(usize::try_from(version.checked_sub(1)?).ok()?)?;
-        Some(self.events[*position].event_id)
+        Some(self.events[*position].clone())
     }
 
     /// Applies the append contract ([`check_append`]) and writes when needed.
     fn append(&mut self, expected_version: u64, events: &[Event]) -> Result<AppendPlan, AppendError> {
         let Some(first) = events.first() else { return Ok(AppendPlan::AlreadyStored) };
         let item_id = first.item_id;
-        let plan = check_append(expected_version, self.version(item_id), events, |v| self.stored_id(item_id, v))?;
+        let plan = check_append(expected_version, self.version(item_id), events, |v| self.stored(item_id, v))?;
         if plan == AppendPlan::Write {
             self.push(events);
         }

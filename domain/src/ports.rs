@@ -95,17 +95,20 @@ pub trait EventStore: Send + Sync {
 pub enum AppendPlan {
     /// The stream is at the expected version: write the events.
     Write,
-    /// These very events are stored already: a retried append, nothing to write.
+    /// These very events (equal in every field) are stored already: a
+    /// retried append, nothing to write.
     AlreadyStored,
 }
 
 /// The append rule every backend applies: `actual` is the stream's current
-/// version and `stored_id(v)` the event id stored at version `v`, if any.
+/// version and `stored(v)` the event stored at version `v`, if any. The same
+/// event id with other content (an import of a file that disagrees with the
+/// log) is a conflict, never "already stored".
 pub fn check_append(
     expected_version: u64,
     actual: u64,
     events: &[Event],
-    stored_id: impl Fn(u64) -> Option<uuid::Uuid>,
+    stored: impl Fn(u64) -> Option<Event>,
 ) -> Result<AppendPlan, AppendError> {
     let Some(first) = events.first() else { return Ok(AppendPlan::AlreadyStored) };
     let item_id = first.item_id;
@@ -117,7 +120,7 @@ pub fn check_append(
     if actual == expected_version {
         return Ok(AppendPlan::Write);
     }
-    if events.iter().all(|event| stored_id(event.version) == Some(event.event_id)) {
+    if events.iter().all(|event| stored(event.version).as_ref() == Some(event)) {
         return Ok(AppendPlan::AlreadyStored);
     }
     Err(AppendError::Conflict { item_id, expected: expected_version, actual })

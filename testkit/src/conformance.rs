@@ -80,7 +80,7 @@ pub async fn append_then_stream_in_version_order(backend: Backend) {
     let (one, two, three) = (event(id, 1, "a"), event(id, 2, "b"), event(id, 3, "c"));
     backend.events.append(0, std::slice::from_ref(&one)).await.unwrap();
     backend.events.append(1, &[two.clone(), three.clone()]).await.unwrap();
-    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one, two.clone(), three.clone()]);
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one.clone(), two.clone(), three.clone()]);
     assert_eq!(backend.events.stream(new_id()).await.unwrap(), vec![]);
     // A part of it: after a version, at most so many (history pages).
     assert_eq!(backend.events.stream_after(id, 1, 1).await.unwrap(), vec![two.clone()]);
@@ -295,10 +295,12 @@ pub async fn an_expired_idempotency_record_frees_its_key(backend: Backend) {
     assert!(backend.events.stream(third).await.unwrap().is_empty(), "and nothing was appended");
 }
 
-/// The append contract's retry rule: the very same events (same ids, same
-/// versions) appended again are a success that writes nothing: an SDK retry
+/// The append contract's retry rule: the very same events (equal in every
+/// field) appended again are a success that writes nothing: an SDK retry
 /// of a write that had landed, or a client's, never fails and never doubles
-/// (review finding 5). Different events at those versions are a conflict.
+/// (review finding 5). Different events at those versions are a conflict,
+/// an event with a stored id but other content too (review L9: an import of
+/// a file that disagrees with the log is refused, not "already stored").
 pub async fn reappending_the_same_events_is_a_success_that_writes_nothing(backend: Backend) {
     let id = new_id();
     let (one, two, three) = (event(id, 1, "a"), event(id, 2, "b"), event(id, 3, "c"));
@@ -307,12 +309,24 @@ pub async fn reappending_the_same_events_is_a_success_that_writes_nothing(backen
     backend.events.append(1, &[two.clone(), three.clone()]).await.unwrap();
     backend.events.append(1, &[two.clone(), three.clone()]).await.expect("the same change again");
     backend.events.append(2, std::slice::from_ref(&three)).await.expect("a retried single event");
-    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one, two.clone(), three.clone()]);
+    assert_eq!(backend.events.stream(id).await.unwrap(), vec![one.clone(), two.clone(), three.clone()]);
 
     let intruder = backend.events.append(0, &[event(id, 1, "a")]).await;
     assert_eq!(intruder, Err(AppendError::Conflict { item_id: id, expected: 0, actual: 3 }));
     let late = backend.events.append(1, &[event(id, 2, "x")]).await;
     assert_eq!(late, Err(AppendError::Conflict { item_id: id, expected: 1, actual: 3 }), "the current version");
+    let mut changed = one.clone();
+    changed.subject = "someone else".into();
+    let disagreeing = backend.events.append(0, std::slice::from_ref(&changed)).await;
+    assert_eq!(
+        disagreeing,
+        Err(AppendError::Conflict { item_id: id, expected: 0, actual: 3 }),
+        "same id, other content"
+    );
+    let mut renamed = two.clone();
+    renamed.payload = EventPayload::ItemUpdated(ItemUpdated { name: Some("not b".into()), timestamp: None });
+    let disagreeing = backend.events.append(1, std::slice::from_ref(&renamed)).await;
+    assert!(matches!(disagreeing, Err(AppendError::Conflict { .. })), "same id, other data: {disagreeing:?}");
 }
 
 /// Changes racing for one version of an existing item (review finding 4):

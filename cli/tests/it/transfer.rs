@@ -203,6 +203,16 @@ async fn a_file_that_is_not_a_whole_log_is_refused_at_its_line_and_writes_nothin
     let said = printed(&refused);
     assert!(said.contains("has another event at version 2 in the store"), "{said}");
     assert!(said.contains(&format!("line {}: ", second_of_a_stream + 1)), "the conflicting event's line: {said}");
+
+    // Review L9: the same event id with other content (another name at v1)
+    // is no "already stored": refused at its line too.
+    let disagreeing = edited(&lines, 0, |event| event["data"]["name"] = "not what the log says".into());
+    let file = scratch.join("disagreeing.jsonl");
+    std::fs::write(&file, disagreeing.join("\n") + "\n").unwrap();
+    let refused = run_items(&["import", file.to_str().unwrap(), "--concurrency", "1"], &laptop);
+    assert!(!refused.status.success(), "{}", printed(&refused));
+    assert!(printed(&refused).contains("line 1: "), "{}", printed(&refused));
+
     let after = export_file(&scratch, "after.jsonl");
     ok(&run_items(&["export", after.to_str().unwrap()], &laptop));
     assert_eq!(std::fs::read(&after).unwrap(), std::fs::read(&good).unwrap(), "the store is as it was");

@@ -100,11 +100,11 @@ impl DynamoEventStore {
         let Some(first) = events.first() else { return Ok(()) };
         let stream = self.stream(first.item_id).await?;
         let actual = stream.last().map_or(0, |e| e.version);
-        let stored_id = |version: u64| {
+        let stored = |version: u64| {
             let index = usize::try_from(version.checked_sub(1)?).ok()?;
-            stream.get(index).filter(|e| e.version == version).map(|e| e.event_id)
+            stream.get(index).filter(|e| e.version == version).cloned()
         };
-        match check_append(expected_version, actual, events, stored_id)? {
+        match check_append(expected_version, actual, events, stored)? {
             AppendPlan::AlreadyStored => Ok(()),
             // Refused although nobody else wrote: conflicting transactions
             // kept winning; the client may retry at the current version.
@@ -194,8 +194,10 @@ impl EventStore for DynamoEventStore {
                 Ok(_) => Ok(()),
                 Err(error) => match error.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                        let stored_id = failed.item().and_then(|old| old.get("event_id")?.as_s().ok().cloned());
-                        if stored_id == Some(events[0].event_id.to_string()) {
+                        // Our own write, retried after its answer was lost:
+                        // the very same event, in every field.
+                        let stored = failed.item().and_then(|old| event_from_item(old.clone()).ok().flatten());
+                        if stored.as_ref() == Some(&events[0]) {
                             return Ok(());
                         }
                         let actual = self.head(events[0].item_id).await?;

@@ -35,24 +35,25 @@ pub(super) fn append_in(connection: &Connection, expected_version: u64, events: 
     let actual: u64 = connection
         .query_row("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1", [&stream_id], |row| row.get(0))
         .map_err(unavailable)?;
-    let stored: HashMap<u64, Option<String>> = if actual > expected_version {
+    // Only on a refused append: the events stored at those versions, to tell
+    // a retry of the very same events from a conflict.
+    let stored: HashMap<u64, String> = if actual > expected_version {
         let mut statement = connection
             .prepare_cached(
-                "SELECT version, json_extract(stored, '$.event_id') FROM events
-                 WHERE stream_id = ?1 AND version > ?2 AND version <= ?3",
+                "SELECT version, stored FROM events WHERE stream_id = ?1 AND version > ?2 AND version <= ?3",
             )
             .map_err(unavailable)?;
         let rows = statement
             .query_map(params![stream_id, expected_version, expected_version + events.len() as u64], |row| {
-                Ok((row.get::<_, u64>(0)?, row.get::<_, Option<String>>(1)?))
+                Ok((row.get::<_, u64>(0)?, row.get::<_, String>(1)?))
             })
             .map_err(unavailable)?;
         rows.collect::<Result<_, _>>().map_err(unavailable)?
     } else {
         HashMap::new()
     };
-    let stored_id = |version| stored.get(&version)?.as_deref().and_then(|id| uuid::Uuid::parse_str(id).ok());
-    if check_append(expected_version, actual, events, stored_id)? == AppendPlan::AlreadyStored {
+    let stored_event = |version| decode_event(stored.get(&version)?).ok();
+    if check_append(expected_version, actual, events, stored_event)? == AppendPlan::AlreadyStored {
         return Ok(());
     }
     let mut insert = connection
