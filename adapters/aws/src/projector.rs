@@ -10,7 +10,7 @@ use items_domain::ports::StoreError;
 use items_domain::service::ProjectorService;
 use items_domain::{Event, ItemId};
 
-use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, RecordError, event_from_item};
+use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, RecordError, event_from_item, recorded_at};
 use crate::metrics::{self, Counter};
 use crate::quarantine::{Quarantine, Quarantined};
 
@@ -76,6 +76,12 @@ pub struct Projected {
     pub failures: Vec<(usize, Failure)>,
 }
 
+/// When a record's event reached the log, which is where the projection lag
+/// counts from: an imported event's own time may be weeks old.
+fn reached_log(record: &EventRecord, event: &Event) -> chrono::DateTime<chrono::Utc> {
+    recorded_at(&record.change.new_image).unwrap_or(event.occurred_at)
+}
+
 /// The item a record belongs to, read from its key alone: a record whose
 /// image cannot be decoded still names its stream, so only that item waits.
 fn record_item(record: &EventRecord) -> Option<ItemId> {
@@ -124,8 +130,8 @@ pub async fn project_records(projector: &ProjectorService, records: &[EventRecor
     let outcome = projector.project_batch(&events).await;
     let now = chrono::Utc::now();
     let processed = outcome.failed.as_ref().map_or(events.len(), |(index, _)| *index);
-    for event in &events[..processed] {
-        metrics::projection_lag((now - event.occurred_at).num_milliseconds() as f64);
+    for (event, position) in events[..processed].iter().zip(&positions) {
+        metrics::projection_lag((now - reached_log(&records[*position], event)).num_milliseconds() as f64);
     }
     metrics::count(Counter::RecordsProjected, outcome.applied as u64);
     metrics::count(Counter::RecordsAlreadyNewer, outcome.already_newer as u64);
@@ -231,4 +237,31 @@ pub async fn project_events(
         response.batch_item_failures.push(failure);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use items_domain::event::ItemCreated;
+    use items_domain::{EventPayload, ItemId};
+
+    /// The projection lag of an imported event counts from its import, not
+    /// from the year-old time it carries (review H1's variant).
+    #[test]
+    fn the_lag_counts_from_when_the_event_reached_the_log() {
+        let event = Event {
+            event_id: uuid::Uuid::from_u128(1),
+            item_id: ItemId(uuid::Uuid::from_u128(2)),
+            version: 1,
+            occurred_at: items_domain::testing::at("2025-12-01T00:00:00.000Z"),
+            subject: "sub".into(),
+            payload: EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "t".into() }),
+        };
+        let imported = items_domain::testing::at("2026-12-01T00:00:00.000Z");
+        let mut record = EventRecord::default();
+        record.change.new_image = crate::dynamodb::codec::recorded_item(&event, &imported).unwrap();
+        assert_eq!(reached_log(&record, &event), imported);
+        record.change.new_image = crate::dynamodb::codec::event_to_item(&event).unwrap();
+        assert_eq!(reached_log(&record, &event), event.occurred_at, "a log from before recorded_at");
+    }
 }
