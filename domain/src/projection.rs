@@ -242,4 +242,40 @@ mod tests {
         assert_eq!(fold([&two, &one]).unwrap().name, "Second");
         assert_eq!(fold([]), None);
     }
+
+    /// Review L4: snapshots are trusted by `REVISION`, so the fold of the
+    /// golden log (every event shape ever written) is recorded with the
+    /// revision that made it. A change to `evolve` or to decoding that
+    /// changes the fold without a new `REVISION` fails here.
+    #[test]
+    fn golden() {
+        let log = include_str!("../fixtures/golden/v1.jsonl");
+        let mut streams: std::collections::BTreeMap<ItemId, Vec<Event>> = std::collections::BTreeMap::new();
+        for line in log.lines() {
+            let stored: crate::event::StoredEvent = serde_json::from_str(line).expect("a stored event");
+            let event = stored.decode().expect("every golden event decodes");
+            streams.entry(event.item_id).or_default().push(event);
+        }
+        let items: Vec<Item> =
+            streams.values().map(|stream| fold_stream(stream).expect("folds").expect("an item")).collect();
+        let folded = serde_json::json!({ "revision": REVISION, "items": items });
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/golden/v1.fold.json");
+        if std::env::var_os("ITEMS_RECORD_GOLDEN").is_some() {
+            std::fs::write(path, serde_json::to_string_pretty(&folded).unwrap() + "\n").unwrap();
+        }
+        let recorded: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("the recorded fold")).unwrap();
+        if recorded["revision"] == folded["revision"] {
+            assert_eq!(
+                folded, recorded,
+                "the golden log folds differently but projection::REVISION is still {REVISION}: bump it, so \
+                 snapshots folded by the old code are not trusted, then record the fold (ITEMS_RECORD_GOLDEN=1)"
+            );
+        } else {
+            panic!(
+                "REVISION is {REVISION}, the recorded fold is of {}: record it (ITEMS_RECORD_GOLDEN=1)",
+                recorded["revision"]
+            );
+        }
+    }
 }
