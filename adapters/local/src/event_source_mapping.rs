@@ -189,6 +189,28 @@ pub async fn run_change_feed(log: Arc<dyn ChangeLog>, projector: Arc<ProjectorSe
     }
 }
 
+/// Runs the change feed until it has projected (or set aside) everything
+/// committed when it was called, then stops: a one-shot catch-up, and what
+/// the model-based test drives the local feed with.
+pub async fn drain_change_feed(
+    log: Arc<dyn ChangeLog>,
+    projector: Arc<ProjectorService>,
+    batch_size: usize,
+) -> Result<(), StoreError> {
+    let head = *log.subscribe().borrow();
+    let feed = tokio::spawn(run_change_feed(log.clone(), projector, batch_size));
+    let caught_up = loop {
+        match log.projected_position().await {
+            Ok(position) if position >= head => break Ok(()),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(error) => break Err(error),
+        }
+    };
+    feed.abort();
+    let _ = feed.await;
+    caught_up
+}
+
 /// While the projector is busy, its position is saved at most this often
 /// (once idle, at once): one write fewer per batch under load. A restart
 /// re-applies what came after the saved position, version-guarded.

@@ -88,7 +88,15 @@ pub struct ModelBackend {
     /// DynamoDB: `BatchWriter`); an in-memory table through its repair when
     /// `None`.
     pub new_table: Option<NewTable>,
+    /// The backend's own change feed (the local event source mapping, with
+    /// its quarantine), run into the given read model until it has projected
+    /// everything committed, then its quarantine redriven: the item streams
+    /// still set aside. `None` where the backend has none to run here.
+    pub feed: Option<DrainFeed>,
 }
+
+/// See [`ModelBackend::feed`].
+pub type DrainFeed = Arc<dyn Fn(Arc<dyn ReadModel>) -> futures::future::BoxFuture<'static, Vec<String>> + Send + Sync>;
 
 /// Makes a new read table: the table, and the rebuild's writer into it.
 pub type NewTable = Arc<dyn Fn() -> (Arc<dyn ReadModel>, Arc<dyn ReplayTarget>) + Send + Sync>;
@@ -183,6 +191,9 @@ pub enum Step {
     /// A record no projector can fold lands in the log (another build's
     /// event: an update of an item that was never created).
     Poison,
+    /// The backend's own change feed projects what is committed (where it
+    /// has one; else a quiet projection).
+    Feed,
     /// A projection with, at the same time, the owner's rename of an item
     /// (writes while projecting) or an in-place replay (a rebuild beside
     /// live projection).
@@ -262,17 +273,18 @@ impl ReferenceStateMachine for Model {
             key,
         });
         let retry = (0..state.keyed.max(1)).prop_map(|request| Step::Retry { request });
+        let feed = Just(Step::Feed);
         let poison = Just(Step::Poison);
         if state.keyed == 0 {
             prop_oneof![
                 3 => create, 4 => rename, 2 => delete, 2 => race, 3 => project, 2 => rebuild, 1 => faulty,
-                1 => poison, 2 => overlap
+                1 => poison, 2 => overlap, 2 => feed
             ]
             .boxed()
         } else {
             prop_oneof![
                 3 => create, 4 => rename, 2 => delete, 2 => race, 2 => retry, 3 => project, 2 => rebuild, 1 => faulty,
-                1 => poison, 2 => overlap
+                1 => poison, 2 => overlap, 2 => feed
             ]
             .boxed()
         }
@@ -280,7 +292,7 @@ impl ReferenceStateMachine for Model {
 
     fn preconditions(state: &Counts, step: &Step) -> bool {
         match step {
-            Step::Create { .. } | Step::Project { .. } | Step::Poison => true,
+            Step::Create { .. } | Step::Project { .. } | Step::Poison | Step::Feed => true,
             Step::Rename { slot, .. }
             | Step::Delete { slot, .. }
             | Step::Race { slot, .. }
@@ -402,6 +414,8 @@ pub struct System {
     keyed: Vec<Sent>,
     /// Items whose stream holds a record no projector can fold.
     poisoned: HashSet<ItemId>,
+    /// The version each row had at the last quiescent point: rows only go forward.
+    seen: HashMap<ItemId, u64>,
 }
 
 fn caller(owner: &str, who: Who) -> Caller {
@@ -894,12 +908,17 @@ impl System {
         self.slots.push((id, owner.into()));
     }
 
-    /// The read model, its listings and the history are the reference.
-    fn converged(&self) {
+    /// The read model, its listings and the history are the reference, and
+    /// no row went back since the last quiescent point.
+    fn converged(&mut self) {
+        let mut seen = std::mem::take(&mut self.seen);
         self.runtime.block_on(async {
             let rows = &self.backend.read_model;
             for id in self.reference.ids() {
                 let row = rows.get(id).await.expect("readable");
+                let version = row.as_ref().map_or(0, |row| row.version);
+                let before = seen.insert(id, version).unwrap_or(0);
+                assert!(version >= before, "item {id}'s row went back from version {before} to {version}");
                 assert_eq!(row.as_ref(), self.reference.current(id), "item {id}'s row is not the reference's");
             }
             for id in &self.poisoned {
@@ -950,6 +969,7 @@ impl System {
                 }
             }
         });
+        self.seen = seen;
     }
 }
 
@@ -980,6 +1000,7 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
             projected: HashMap::new(),
             keyed: Vec::new(),
             poisoned: HashSet::new(),
+            seen: HashMap::new(),
         }
     }
 
@@ -1015,6 +1036,23 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
                 }
             }
             Step::Faulty { slot, name: n, after_write, key: k } => system.faulty(*slot, *n, *after_write, *k),
+            Step::Feed => {
+                match system.backend.feed.clone() {
+                    Some(drain) => {
+                        let kept = system.runtime.block_on(drain(system.backend.read_model.clone()));
+                        for stream_id in kept {
+                            let item =
+                                stream_id.strip_prefix(items_domain::event::STREAM_PREFIX).and_then(ItemId::parse);
+                            assert!(
+                                item.is_some_and(|item| system.poisoned.contains(&item)),
+                                "the feed set aside a valid record of {stream_id}"
+                            );
+                        }
+                    }
+                    None => system.project(0, false, 0, &[], &[], false, false),
+                }
+                system.converged();
+            }
             Step::Overlap { order, lanes, slot, name: n, replay } => {
                 system.overlap(*order, *lanes, *slot, *n, *replay);
                 system.converged();

@@ -29,10 +29,11 @@ impl items_testkit::model::MakeBackend for Sqlite {
         let store = Arc::new(SqliteEventStore::new(database.clone()));
         items_testkit::model::ModelBackend {
             events: store.clone(),
-            scan: store,
+            scan: store.clone(),
             read_model: Arc::new(SqliteReadModel::new(database)),
             ids: Arc::new(items_domain::testing::SequentialIds::default()),
             new_table: None,
+            feed: Some(crate::change_feed(store)),
         }
     }
 }

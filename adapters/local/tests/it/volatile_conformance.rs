@@ -22,10 +22,11 @@ impl items_testkit::model::MakeBackend for InMemory {
         let store = Arc::new(VolatileEventStore::default());
         items_testkit::model::ModelBackend {
             events: store.clone(),
-            scan: store,
+            scan: store.clone(),
             read_model: Arc::new(InMemoryReadModel::default()),
             ids: Arc::new(items_domain::testing::SequentialIds::default()),
             new_table: None,
+            feed: Some(crate::change_feed(store)),
         }
     }
 }
