@@ -22,6 +22,11 @@ impl ItemId {
     pub fn parse(text: &str) -> Option<Self> {
         Uuid::parse_str(text).ok().map(Self)
     }
+
+    /// The item whose stream `stream_id` is (the inverse of [`stream_id`](Self::stream_id)).
+    pub fn from_stream_id(stream_id: &str) -> Option<Self> {
+        stream_id.strip_prefix(STREAM_PREFIX).and_then(Self::parse)
+    }
 }
 
 impl std::fmt::Display for ItemId {

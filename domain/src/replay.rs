@@ -247,17 +247,21 @@ impl ReplayService {
             // an import keeps its events' old times.
             Some(since) => (HashMap::new(), page.recorded_since(since).into_iter().collect()),
         };
-        // When each deletion reached the log: from the page, or for an item
-        // folded from its whole stream, the deletion's own time.
+        // When each deletion reached the log (only when tombstones can
+        // expire): from the page, or for an item folded from its whole
+        // stream, the deletion's own time.
+        let expiring = self.expired_before.is_some();
         let mut deleted_at: HashMap<ItemId, chrono::DateTime<chrono::Utc>> = HashMap::new();
-        for (index, event) in page.events.iter().enumerate() {
+        for (index, event) in page.events.iter().enumerate().filter(|_| expiring) {
             if event.payload == crate::event::EventPayload::ItemDeleted {
                 deleted_at.insert(event.item_id, page.recorded(index));
             }
         }
         for item_id in refold {
             let stream = self.scan.item_stream(item_id).await?;
-            if let Some(last) = stream.last().filter(|last| last.payload == crate::event::EventPayload::ItemDeleted) {
+            if let Some(last) =
+                stream.last().filter(|last| expiring && last.payload == crate::event::EventPayload::ItemDeleted)
+            {
                 deleted_at.entry(item_id).or_insert(last.occurred_at);
             }
             if let Some(item) = projection::fold_stream(&stream)? {

@@ -5,7 +5,6 @@ use aws_lambda_events::event::dynamodb::{Event as DynamoDbEvent, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use std::collections::HashSet;
 
-use items_domain::event::STREAM_PREFIX;
 use items_domain::ports::StoreError;
 use items_domain::service::ProjectorService;
 use items_domain::{Event, ItemId};
@@ -85,10 +84,7 @@ fn reached_log(record: &EventRecord, event: &Event) -> chrono::DateTime<chrono::
 /// The item a record belongs to, read from its key alone: a record whose
 /// image cannot be decoded still names its stream, so only that item waits.
 fn record_item(record: &EventRecord) -> Option<ItemId> {
-    match record.change.keys.get(EVENTS_PARTITION_KEY)? {
-        serde_dynamo::AttributeValue::S(stream_id) => stream_id.strip_prefix(STREAM_PREFIX)?.parse().ok().map(ItemId),
-        _ => None,
-    }
+    ItemId::from_stream_id(&record_stream(record)?)
 }
 
 /// Applies a batch's records (each item's in order, items at once; see

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use items_domain::ItemId;
-use items_domain::event::{STREAM_PREFIX, rfc3339};
+use items_domain::event::rfc3339;
 use items_domain::ports::{EventStore, ReadModel, StoreError};
 
 use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, EVENTS_SORT_KEY};
@@ -70,7 +70,7 @@ pub async fn redrive(
         by_stream.entry(record.stream_id.clone()).or_default().push(record);
     }
     for (stream_id, records) in by_stream {
-        let Some(item_id) = stream_id.strip_prefix(STREAM_PREFIX).and_then(ItemId::parse) else {
+        let Some(item_id) = ItemId::from_stream_id(&stream_id) else {
             let reason = format!("`{stream_id}` is not an item stream");
             outcome.kept.extend(records.into_iter().map(|record| (record, reason.clone())));
             continue;

@@ -110,9 +110,7 @@ pub fn insert_record(event: &Event, sequence_number: String) -> Result<EventReco
 
 /// A local event log as a change feed reads it: events in sequence order
 /// (1, 2, ...), a signal when new ones are committed, where the projector got
-/// to, and the quarantine.
-/// A local log as the change feed reads it; its quarantine is where the
-/// feed sets poison aside.
+/// to, and the quarantine the feed sets poison aside in.
 #[async_trait]
 pub trait ChangeLog: Quarantine {
     /// Up to `max` entries after sequence number `after`.

@@ -4,7 +4,6 @@
 //! lost when the process stops; the durable default is [`crate::sqlite`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,6 +16,7 @@ use items_domain::ports::{EventLogScan, ScanPage};
 use tokio::sync::watch;
 
 use crate::event_source_mapping::{ChangeLog, ChangeRecord, Quarantine, Quarantined};
+use items_aws::quarantine::InMemoryQuarantine;
 
 /// An in-process event log that announces every append to its change feed.
 pub struct VolatileEventStore {
@@ -25,7 +25,7 @@ pub struct VolatileEventStore {
     head: watch::Sender<u64>,
     /// Where the projector got to (kept in memory, like everything else here).
     projected: AtomicU64,
-    quarantine: Mutex<Vec<Quarantined>>,
+    quarantine: InMemoryQuarantine,
 }
 
 impl Default for VolatileEventStore {
@@ -34,7 +34,7 @@ impl Default for VolatileEventStore {
             log: InMemoryEventStore::default(),
             head: watch::Sender::new(0),
             projected: AtomicU64::new(0),
-            quarantine: Mutex::default(),
+            quarantine: InMemoryQuarantine::default(),
         }
     }
 }
@@ -154,18 +154,14 @@ impl ChangeLog for VolatileEventStore {
 #[async_trait]
 impl Quarantine for VolatileEventStore {
     async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError> {
-        let mut quarantine = self.quarantine.lock().unwrap_or_else(PoisonError::into_inner);
-        quarantine.retain(|kept| kept.sequence != record.sequence);
-        quarantine.push(record.clone());
-        Ok(())
+        self.quarantine.quarantine(record).await
     }
 
     async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
-        Ok(self.quarantine.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        self.quarantine.quarantined().await
     }
 
     async fn release(&self, sequence: &str) -> Result<(), StoreError> {
-        self.quarantine.lock().unwrap_or_else(PoisonError::into_inner).retain(|kept| kept.sequence != sequence);
-        Ok(())
+        self.quarantine.release(sequence).await
     }
 }

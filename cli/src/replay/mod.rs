@@ -39,8 +39,9 @@ pub struct ReplayArgs {
     pub items_table: String,
     /// DynamoDB: build into this table instead with BatchWriteItem (in AWS the
     /// table Pulumi made for the rebuild; created if missing only on DynamoDB
-    /// Local); the live table is untouched until you switch `ITEMS_TABLE` to it. Refuses the live table, and a table that is not empty unless `--force`.
-    /// Prints the catch-up (`--since`) to run after the switch.
+    /// Local); the live table is untouched until you switch `ITEMS_TABLE` to
+    /// it. Refuses the live table, and a table that is not empty unless
+    /// `--force`. Prints the catch-up (`--since`) to run after the switch.
     #[arg(long, value_name = "TABLE", conflicts_with = "since")]
     pub into: Option<String>,
     /// With `--into`: write into a table that already holds items, with

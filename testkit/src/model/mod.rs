@@ -699,7 +699,7 @@ impl System {
         }
         let set_aside = self.runtime.block_on(quarantine.quarantined()).expect("readable");
         for record in &set_aside {
-            let item = record.stream_id.strip_prefix(items_domain::event::STREAM_PREFIX).and_then(ItemId::parse);
+            let item = ItemId::from_stream_id(&record.stream_id);
             assert!(
                 item.is_some_and(|item| self.poisoned.contains(&item) || Some(item) == newer),
                 "a valid record was set aside: {record:?}"
@@ -763,7 +763,7 @@ impl System {
             }
         }
         for record in self.runtime.block_on(quarantine.quarantined()).expect("readable") {
-            let item = record.stream_id.strip_prefix(items_domain::event::STREAM_PREFIX).and_then(ItemId::parse);
+            let item = ItemId::from_stream_id(&record.stream_id);
             assert!(item.is_some_and(|item| self.poisoned.contains(&item)), "a valid record was set aside: {record:?}");
         }
         self.project(0, false, 0, &[], &[], false, false);
@@ -1041,8 +1041,7 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
                     Some(drain) => {
                         let kept = system.runtime.block_on(drain(system.backend.read_model.clone()));
                         for stream_id in kept {
-                            let item =
-                                stream_id.strip_prefix(items_domain::event::STREAM_PREFIX).and_then(ItemId::parse);
+                            let item = ItemId::from_stream_id(&stream_id);
                             assert!(
                                 item.is_some_and(|item| system.poisoned.contains(&item)),
                                 "the feed set aside a valid record of {stream_id}"
