@@ -7,6 +7,7 @@ pub const DEFAULT_NAME: &str = "Unnamed";
 pub const DEFAULT_TIMESTAMP: &str = "N/A";
 pub const NAME_MAX_CHARS: usize = 256;
 pub const TIMESTAMP_MAX_CHARS: usize = 64;
+pub const DESCRIPTION_MAX_CHARS: usize = 2000;
 
 /// The Cognito group whose members may change or delete anyone's items.
 pub const ADMIN_GROUP: &str = "items-admins";
@@ -31,6 +32,7 @@ pub enum Command {
 pub struct CreateItem {
     pub name: String,
     pub timestamp: String,
+    pub description: Option<String>,
 }
 
 /// Why a body was refused. The messages are shown to API clients as they are.
@@ -44,7 +46,9 @@ pub enum ValidationError {
     NotAString { field: &'static str },
     #[error("`{field}` must be {min} to {max} characters")]
     BadLength { field: &'static str, min: usize, max: usize },
-    #[error("Request body must set `name` or `timestamp`")]
+    #[error("`{field}` must be plain text: no control characters but tab and line breaks")]
+    NotPlainText { field: &'static str },
+    #[error("Request body must set `name`, `timestamp` or `description`")]
     NothingToChange,
 }
 
@@ -77,15 +81,18 @@ impl From<Option<u64>> for Precondition {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpdateItem {
     pub name: Option<String>,
     pub timestamp: Option<String>,
+    /// `Some(None)`: clear it (`null` or `""`); `None`: leave it.
+    pub description: Option<Option<String>>,
 }
 
 impl UpdateItem {
     /// Parses a `PATCH` body: the same rules per field as [`CreateItem`], and
-    /// an object with neither field (empty, or unknown fields only) is refused.
+    /// an object with none of the fields (empty, or unknown fields only) is
+    /// refused.
     pub fn from_json(body: &[u8]) -> Result<Self, ValidationError> {
         let value: Value = serde_json::from_slice(body).map_err(|_| ValidationError::InvalidJson)?;
         let Value::Object(fields) = value else {
@@ -93,10 +100,11 @@ impl UpdateItem {
         };
         let name = optional_string(&fields, "name", 1, NAME_MAX_CHARS)?.map(str::to_owned);
         let timestamp = optional_string(&fields, "timestamp", 0, TIMESTAMP_MAX_CHARS)?.map(str::to_owned);
-        if name.is_none() && timestamp.is_none() {
+        let description = description(&fields)?;
+        if name.is_none() && timestamp.is_none() && description.is_none() {
             return Err(ValidationError::NothingToChange);
         }
-        Ok(Self { name, timestamp })
+        Ok(Self { name, timestamp, description })
     }
 }
 
@@ -110,8 +118,26 @@ impl CreateItem {
         };
         let name = optional_string(&fields, "name", 1, NAME_MAX_CHARS)?.unwrap_or(DEFAULT_NAME);
         let timestamp = optional_string(&fields, "timestamp", 0, TIMESTAMP_MAX_CHARS)?.unwrap_or(DEFAULT_TIMESTAMP);
-        Ok(Self { name: name.to_owned(), timestamp: timestamp.to_owned() })
+        let description = description(&fields)?.flatten();
+        Ok(Self { name: name.to_owned(), timestamp: timestamp.to_owned(), description })
     }
+}
+
+/// `description`: absent (`None`), none (`Some(None)`: `null` or `""`, as a
+/// cleared form field sends it), or plain text of at most
+/// [`DESCRIPTION_MAX_CHARS`] characters, line breaks and tabs allowed.
+fn description(fields: &Map<String, Value>) -> Result<Option<Option<String>>, ValidationError> {
+    const FIELD: &str = "description";
+    if matches!(fields.get(FIELD), Some(Value::Null)) {
+        return Ok(Some(None));
+    }
+    let Some(text) = optional_string(fields, FIELD, 0, DESCRIPTION_MAX_CHARS)? else {
+        return Ok(None);
+    };
+    if text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Err(ValidationError::NotPlainText { field: FIELD });
+    }
+    Ok(Some(Some(text.to_owned()).filter(|text| !text.is_empty())))
 }
 
 fn optional_string<'a>(
@@ -138,6 +164,7 @@ fn optional_string<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ValidationError::BadLength;
 
     fn parse(body: &str) -> Result<CreateItem, ValidationError> {
         CreateItem::from_json(body.as_bytes())
@@ -145,14 +172,17 @@ mod tests {
 
     #[test]
     fn defaults_apply_to_missing_fields() {
-        assert_eq!(parse("{}").unwrap(), CreateItem { name: "Unnamed".into(), timestamp: "N/A".into() });
+        assert_eq!(
+            parse("{}").unwrap(),
+            CreateItem { name: "Unnamed".into(), timestamp: "N/A".into(), description: None }
+        );
     }
 
     #[test]
     fn given_fields_are_kept_and_unknown_ones_ignored() {
         assert_eq!(
             parse(r#"{"name":"Pen","timestamp":"2024-01-01","colour":"blue"}"#).unwrap(),
-            CreateItem { name: "Pen".into(), timestamp: "2024-01-01".into() }
+            CreateItem { name: "Pen".into(), timestamp: "2024-01-01".into(), description: None }
         );
     }
 
@@ -193,14 +223,49 @@ mod tests {
     #[test]
     fn an_update_sets_only_the_fields_given_and_at_least_one() {
         let update = |body: &str| UpdateItem::from_json(body.as_bytes());
-        assert_eq!(update(r#"{"name":"Ink"}"#), Ok(UpdateItem { name: Some("Ink".into()), timestamp: None }));
-        assert_eq!(update(r#"{"timestamp":""}"#), Ok(UpdateItem { name: None, timestamp: Some(String::new()) }));
+        assert_eq!(update(r#"{"name":"Ink"}"#), Ok(UpdateItem { name: Some("Ink".into()), ..Default::default() }));
+        assert_eq!(
+            update(r#"{"timestamp":""}"#),
+            Ok(UpdateItem { timestamp: Some(String::new()), ..Default::default() })
+        );
         assert_eq!(update("{}"), Err(ValidationError::NothingToChange));
         assert_eq!(update(r#"{"colour":"blue"}"#), Err(ValidationError::NothingToChange));
         assert_eq!(update(r#"{"name":""}"#), Err(ValidationError::BadLength { field: "name", min: 1, max: 256 }));
         assert_eq!(update(r#"{"name":null}"#), Err(ValidationError::NotAString { field: "name" }));
         assert_eq!(update("[]"), Err(ValidationError::NotAnObject));
         assert_eq!(update("{"), Err(ValidationError::InvalidJson));
+    }
+
+    #[test]
+    fn a_description_is_optional_plain_text_of_at_most_2000_characters() {
+        let described = |body: &str| parse(body).map(|create| create.description);
+        assert_eq!(
+            described(r#"{"description":"Blue ink\nrefillable\t(x2)"}"#),
+            Ok(Some("Blue ink\nrefillable\t(x2)".into()))
+        );
+        // None, however it is sent.
+        assert_eq!(described("{}"), Ok(None));
+        assert_eq!(described(r#"{"description":null}"#), Ok(None));
+        assert_eq!(described(r#"{"description":""}"#), Ok(None));
+        let longest = "é".repeat(2000);
+        assert_eq!(described(&format!(r#"{{"description":"{longest}"}}"#)), Ok(Some(longest)));
+        let too_long = BadLength { field: "description", min: 0, max: 2000 };
+        assert_eq!(described(&format!(r#"{{"description":"{}"}}"#, "a".repeat(2001))), Err(too_long));
+        assert_eq!(described(r#"{"description":5}"#), Err(ValidationError::NotAString { field: "description" }));
+        for control in [r#""bell\u0007""#, r#""nul\u0000""#, r#""esc\u001b[31m""#, r#""del\u007f""#] {
+            let body = format!(r#"{{"description":{control}}}"#);
+            assert_eq!(described(&body), Err(ValidationError::NotPlainText { field: "description" }), "{body}");
+        }
+    }
+
+    #[test]
+    fn an_update_sets_or_clears_the_description() {
+        let update = |body: &str| UpdateItem::from_json(body.as_bytes()).map(|update| update.description);
+        assert_eq!(update(r#"{"description":"Blue"}"#), Ok(Some(Some("Blue".into()))));
+        assert_eq!(update(r#"{"description":null}"#), Ok(Some(None)));
+        assert_eq!(update(r#"{"description":""}"#), Ok(Some(None)));
+        assert_eq!(update(r#"{"name":"Ink"}"#), Ok(None));
+        assert_eq!(update(r#"{"description":[]}"#), Err(ValidationError::NotAString { field: "description" }));
     }
 
     #[test]

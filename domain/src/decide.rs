@@ -38,6 +38,7 @@ pub fn decide(
             return Ok(vec![EventPayload::ItemCreated(ItemCreated {
                 name: create.name.clone(),
                 timestamp: create.timestamp.clone(),
+                description: create.description.clone(),
             })]);
         }
         (Some(_), Command::Create(_)) => return Err(Rejection::AlreadyExists),
@@ -57,6 +58,7 @@ pub fn decide(
             let changes = ItemUpdated {
                 name: changed(&update.name, &current.name),
                 timestamp: changed(&update.timestamp, &current.timestamp),
+                description: update.description.clone().filter(|new| *new != current.description),
             };
             if changes == ItemUpdated::default() {
                 return Ok(Vec::new());
@@ -109,20 +111,24 @@ mod tests {
     }
 
     fn created(name: &str) -> EventPayload {
-        EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "t".into() })
+        EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "t".into(), description: None })
     }
 
     fn update(name: Option<&str>, timestamp: Option<&str>) -> Command {
-        Command::Update(UpdateItem { name: name.map(Into::into), timestamp: timestamp.map(Into::into) })
+        Command::Update(UpdateItem {
+            name: name.map(Into::into),
+            timestamp: timestamp.map(Into::into),
+            description: None,
+        })
     }
 
     fn renamed(name: &str) -> EventPayload {
-        EventPayload::ItemUpdated(ItemUpdated { name: Some(name.into()), timestamp: None })
+        EventPayload::ItemUpdated(ItemUpdated { name: Some(name.into()), timestamp: None, description: None })
     }
 
     #[test]
     fn given_nothing_when_created_then_item_created() {
-        let command = Command::Create(CreateItem { name: "Pen".into(), timestamp: "t".into() });
+        let command = Command::Create(CreateItem { name: "Pen".into(), timestamp: "t".into(), description: None });
         assert_eq!(decide(None, &command, &owner(), &Precondition::Any), Ok(vec![created("Pen")]));
         assert_eq!(
             decide(given(&[created("Pen")]).as_ref(), &command, &owner(), &Precondition::Any),
@@ -142,7 +148,38 @@ mod tests {
             decide(state.as_ref(), &both, &owner(), &Precondition::Any),
             Ok(vec![EventPayload::ItemUpdated(ItemUpdated {
                 name: Some("Ink".into()),
-                timestamp: Some("later".into())
+                timestamp: Some("later".into()),
+                description: None
+            })])
+        );
+    }
+
+    fn describe(description: Option<&str>) -> Command {
+        Command::Update(UpdateItem { description: Some(description.map(Into::into)), ..Default::default() })
+    }
+
+    fn described(description: Option<&str>) -> EventPayload {
+        EventPayload::ItemUpdated(ItemUpdated { description: Some(description.map(Into::into)), ..Default::default() })
+    }
+
+    #[test]
+    fn given_an_item_when_described_then_set_changed_and_cleared_but_never_repeated() {
+        let any = &Precondition::Any;
+        let plain = given(&[created("Pen")]);
+        assert_eq!(decide(plain.as_ref(), &describe(Some("Blue")), &owner(), any), Ok(vec![described(Some("Blue"))]));
+        assert_eq!(decide(plain.as_ref(), &describe(None), &owner(), any), Ok(vec![]), "nothing to clear");
+        let blue = given(&[created("Pen"), described(Some("Blue"))]);
+        assert_eq!(decide(blue.as_ref(), &describe(Some("Blue")), &owner(), any), Ok(vec![]));
+        assert_eq!(decide(blue.as_ref(), &describe(Some("Red")), &owner(), any), Ok(vec![described(Some("Red"))]));
+        assert_eq!(decide(blue.as_ref(), &describe(None), &owner(), any), Ok(vec![described(None)]));
+        assert_eq!(decide(blue.as_ref(), &describe(None), &other(), any), Err(Rejection::NotOwner));
+        let create = CreateItem { name: "Pen".into(), timestamp: "t".into(), description: Some("Blue".into()) };
+        assert_eq!(
+            decide(None, &Command::Create(create), &owner(), any),
+            Ok(vec![EventPayload::ItemCreated(ItemCreated {
+                name: "Pen".into(),
+                timestamp: "t".into(),
+                description: Some("Blue".into())
             })])
         );
     }

@@ -39,8 +39,44 @@ impl std::fmt::Display for ItemId {
 /// idempotency records) use other prefixes and are not events.
 pub const STREAM_PREFIX: &str = "item#";
 
-/// Current version of the stored shape of `data` for each event type.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Which stored shapes (`schema` of each event type) a build reads, and a
+/// writer may write. Each set is a release's; a set only ever adds to the one
+/// before it. Readers get a set first, writers later (docs/deploy.md): an
+/// event of a schema its reader does not know is never guessed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSchemas {
+    /// The set's number, as `WRITE_EVENT_SCHEMAS` names it.
+    pub set: u32,
+    /// The newest schema of each event type.
+    newest: &'static [(&'static str, u32)],
+}
+
+impl EventSchemas {
+    /// The first release: every type at schema 1.
+    pub const SET_1: Self = Self { set: 1, newest: &[("ItemCreated", 1), ("ItemUpdated", 1), ("ItemDeleted", 1)] };
+    /// Items' `description`: ItemCreated and ItemUpdated at schema 2.
+    pub const SET_2: Self = Self { set: 2, newest: &[("ItemCreated", 2), ("ItemUpdated", 2), ("ItemDeleted", 1)] };
+    /// Every set so far, oldest first.
+    pub const ALL: [Self; 2] = [Self::SET_1, Self::SET_2];
+    /// What this code reads, and writes unless told to write an older set.
+    pub const CURRENT: Self = Self::SET_2;
+
+    /// Set `set`, if there is one.
+    pub fn numbered(set: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|schemas| schemas.set == set)
+    }
+
+    /// The newest schema of `event_type` in this set (`None`: a type the set
+    /// does not know).
+    pub fn newest(&self, event_type: &str) -> Option<u32> {
+        self.newest.iter().find(|(name, _)| *name == event_type).map(|(_, schema)| *schema)
+    }
+
+    /// Every event type with its newest schema.
+    pub fn types(&self) -> impl Iterator<Item = (&'static str, u32)> {
+        self.newest.iter().copied()
+    }
+}
 
 /// A domain event with its envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,19 +98,46 @@ pub enum EventPayload {
     ItemDeleted,
 }
 
+/// Schema 2 (schema 1 had no `description`; see [`upcast`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemCreated {
     pub name: String,
     pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
-/// A rename or a new `timestamp`: only the fields that changed, at least one.
+/// A rename, a new `timestamp` or description: only the fields that
+/// changed, at least one. Schema 2 (schema 1 had no `description`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ItemUpdated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
+    /// `Some(None)`: cleared (stored as `null`); `None`: unchanged (absent).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "set_or_clear")]
+    pub description: Option<Option<String>>,
+}
+
+impl ItemUpdated {
+    pub fn changes_nothing(&self) -> bool {
+        self.name.is_none() && self.timestamp.is_none() && self.description.is_none()
+    }
+}
+
+/// A field an update sets or clears: absent, `null` or a value.
+mod set_or_clear {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Option<String>>, serializer: S) -> Result<S::Ok, S::Error> {
+        value.as_ref().and_then(Option::as_deref).serialize(serializer)
+    }
+
+    /// Only called when the field is present: `null` is `Some(None)`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(deserializer).map(Some)
+    }
 }
 
 impl EventPayload {
@@ -86,23 +149,25 @@ impl EventPayload {
         }
     }
 
-    /// What the event changed, as the history shows it: the fields set.
+    /// What the event changed, as the history shows it: the fields set (a
+    /// cleared description as `null`).
     pub fn changes(&self) -> serde_json::Value {
         match self {
-            EventPayload::ItemCreated(created) => {
-                serde_json::json!({ "name": created.name, "timestamp": created.timestamp })
-            }
-            EventPayload::ItemUpdated(updated) => {
-                let mut changes = serde_json::Map::new();
-                if let Some(name) = &updated.name {
-                    changes.insert("name".into(), name.clone().into());
-                }
-                if let Some(timestamp) = &updated.timestamp {
-                    changes.insert("timestamp".into(), timestamp.clone().into());
-                }
-                serde_json::Value::Object(changes)
-            }
-            EventPayload::ItemDeleted => serde_json::json!({}),
+            EventPayload::ItemCreated(created) => serde_json::to_value(created),
+            EventPayload::ItemUpdated(updated) => serde_json::to_value(updated),
+            EventPayload::ItemDeleted => Ok(serde_json::json!({})),
+        }
+        .unwrap_or_default()
+    }
+
+    /// The schema this event is stored at: the oldest that holds it, so that
+    /// an event without a newer field stays readable by code one set older
+    /// (during a deploy, or after a rollback); and the field that needs it.
+    pub fn schema(&self) -> (u32, Option<&'static str>) {
+        match self {
+            EventPayload::ItemCreated(ItemCreated { description: Some(_), .. })
+            | EventPayload::ItemUpdated(ItemUpdated { description: Some(_), .. }) => (2, Some("description")),
+            _ => (1, None),
         }
     }
 }
@@ -158,7 +223,7 @@ impl Event {
             event_id: self.event_id,
             item_id: self.item_id.0,
             event_type: self.payload.type_name().to_owned(),
-            schema: SCHEMA_VERSION,
+            schema: self.payload.schema().0,
             occurred_at: rfc3339::format(&self.occurred_at),
             subject: self.subject.clone(),
             data,
@@ -180,28 +245,23 @@ impl StoredEvent {
         self.recorded_at.as_deref().and_then(|at| rfc3339::parse(at).ok())
     }
 
+    /// Reads the event as this code does ([`EventSchemas::CURRENT`]).
     pub fn decode(self) -> Result<Event, DecodeError> {
-        let payload = match self.event_type.as_str() {
-            // Every type this code knows is at schema 1.
-            "ItemCreated" | "ItemUpdated" | "ItemDeleted" if self.schema != SCHEMA_VERSION => {
+        self.decode_with(&EventSchemas::CURRENT)
+    }
+
+    /// Reads the event as a build that knows `schemas` does: an older
+    /// schema is upcast to the current shape ([`upcast`]); a type or schema
+    /// the set does not know is refused, never guessed at.
+    pub fn decode_with(self, schemas: &EventSchemas) -> Result<Event, DecodeError> {
+        match schemas.newest(&self.event_type) {
+            None => return Err(DecodeError::UnknownType(self.event_type)),
+            Some(newest) if self.schema == 0 || self.schema > newest => {
                 return Err(DecodeError::UnsupportedSchema { event_type: self.event_type, schema: self.schema });
             }
-            "ItemCreated" => {
-                let created: ItemCreated = serde_json::from_value(self.data)
-                    .map_err(|e| DecodeError::Malformed(format!("ItemCreated data: {e}")))?;
-                EventPayload::ItemCreated(created)
-            }
-            "ItemUpdated" => {
-                let updated: ItemUpdated = serde_json::from_value(self.data)
-                    .map_err(|e| DecodeError::Malformed(format!("ItemUpdated data: {e}")))?;
-                if updated.name.is_none() && updated.timestamp.is_none() {
-                    return Err(DecodeError::Malformed("ItemUpdated changes nothing".into()));
-                }
-                EventPayload::ItemUpdated(updated)
-            }
-            "ItemDeleted" => EventPayload::ItemDeleted,
-            other => return Err(DecodeError::UnknownType(other.to_owned())),
-        };
+            Some(_) => {}
+        }
+        let payload = upcast::payload(&self.event_type, self.schema, self.data)?;
         let item_id = ItemId(self.item_id);
         if self.stream_id != item_id.stream_id() {
             return Err(DecodeError::Malformed(format!(
@@ -222,6 +282,73 @@ impl StoredEvent {
             subject: self.subject,
             payload,
         })
+    }
+}
+
+/// Every stored shape ever written, read into today's [`EventPayload`]: one
+/// frozen struct per older schema, and a step from each to the next. Every
+/// codec (DynamoDB items, stream records, SQLite rows, export lines) reads
+/// through [`StoredEvent::decode`], so through here.
+pub mod upcast {
+    use super::{DecodeError, EventPayload, ItemCreated, ItemUpdated};
+    use serde::de::DeserializeOwned;
+
+    /// Schema 1, as the first release wrote it. Frozen: never edited.
+    pub mod v1 {
+        use serde::Deserialize;
+
+        #[derive(Debug, Deserialize)]
+        pub struct ItemCreated {
+            pub name: String,
+            pub timestamp: String,
+        }
+
+        #[derive(Debug, Deserialize)]
+        pub struct ItemUpdated {
+            #[serde(default)]
+            pub name: Option<String>,
+            #[serde(default)]
+            pub timestamp: Option<String>,
+        }
+    }
+
+    /// Schema 1 had no description: a created item had none, and an update
+    /// left it as it was. (A `description` in schema 1 data is a field that
+    /// schema did not have, ignored like any unknown field.)
+    impl From<v1::ItemCreated> for ItemCreated {
+        fn from(v1: v1::ItemCreated) -> Self {
+            ItemCreated { name: v1.name, timestamp: v1.timestamp, description: None }
+        }
+    }
+
+    impl From<v1::ItemUpdated> for ItemUpdated {
+        fn from(v1: v1::ItemUpdated) -> Self {
+            ItemUpdated { name: v1.name, timestamp: v1.timestamp, description: None }
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(event_type: &str, schema: u32, data: serde_json::Value) -> Result<T, DecodeError> {
+        serde_json::from_value(data)
+            .map_err(|e| DecodeError::Malformed(format!("{event_type} schema {schema} data: {e}")))
+    }
+
+    /// `data` of `event_type` at `schema`, as today's payload. The caller has
+    /// checked that the schema is one this code knows.
+    pub(super) fn payload(event_type: &str, schema: u32, data: serde_json::Value) -> Result<EventPayload, DecodeError> {
+        let payload = match (event_type, schema) {
+            ("ItemCreated", 1) => EventPayload::ItemCreated(parse::<v1::ItemCreated>(event_type, schema, data)?.into()),
+            ("ItemCreated", 2) => EventPayload::ItemCreated(parse(event_type, schema, data)?),
+            ("ItemUpdated", 1) => EventPayload::ItemUpdated(parse::<v1::ItemUpdated>(event_type, schema, data)?.into()),
+            ("ItemUpdated", 2) => EventPayload::ItemUpdated(parse(event_type, schema, data)?),
+            ("ItemDeleted", 1) => EventPayload::ItemDeleted,
+            _ => return Err(DecodeError::UnsupportedSchema { event_type: event_type.to_owned(), schema }),
+        };
+        if let EventPayload::ItemUpdated(updated) = &payload
+            && updated.changes_nothing()
+        {
+            return Err(DecodeError::Malformed("ItemUpdated changes nothing".into()));
+        }
+        Ok(payload)
     }
 }
 
@@ -260,7 +387,11 @@ mod tests {
             version: 1,
             occurred_at: FixedClock::default().0,
             subject: "sub-1".into(),
-            payload: EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "today".into() }),
+            payload: EventPayload::ItemCreated(ItemCreated {
+                name: "Pen".into(),
+                timestamp: "today".into(),
+                description: None,
+            }),
         }
     }
 
@@ -311,8 +442,10 @@ mod tests {
 
     #[test]
     fn updates_and_deletes_store_only_what_changed() {
-        let renamed =
-            later_event(2, EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None }));
+        let renamed = later_event(
+            2,
+            EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None, description: None }),
+        );
         let stored = serde_json::to_value(renamed.to_stored()).unwrap();
         assert_eq!(stored["type"], "ItemUpdated");
         assert_eq!(stored["version"], 2);
@@ -337,7 +470,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             updated.decode().unwrap().payload,
-            EventPayload::ItemUpdated(ItemUpdated { name: None, timestamp: Some("tomorrow".into()) })
+            EventPayload::ItemUpdated(ItemUpdated {
+                name: None,
+                timestamp: Some("tomorrow".into()),
+                description: None
+            })
         );
         let deleted: StoredEvent = serde_json::from_str(
             r#"{"stream_id":"item#00000000-0000-0000-0000-000000000002","version":3,
@@ -366,8 +503,88 @@ mod tests {
     #[test]
     fn a_newer_schema_is_not_guessed_at() {
         let mut stored = created_event().to_stored();
-        stored.schema = 2;
-        assert!(matches!(stored.decode(), Err(DecodeError::UnsupportedSchema { schema: 2, .. })));
+        stored.schema = 3;
+        assert!(matches!(stored.decode(), Err(DecodeError::UnsupportedSchema { schema: 3, .. })));
+        let mut stored = created_event().to_stored();
+        stored.schema = 0;
+        assert!(matches!(stored.decode(), Err(DecodeError::UnsupportedSchema { schema: 0, .. })));
+    }
+
+    fn described(description: Option<Option<&str>>) -> EventPayload {
+        EventPayload::ItemUpdated(ItemUpdated {
+            description: description.map(|text| text.map(str::to_owned)),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn an_event_is_stored_at_the_oldest_schema_that_holds_it() {
+        let plain = created_event();
+        assert_eq!(plain.to_stored().schema, 1, "nothing of schema 2: code of set 1 can read it");
+        let mut with_description = created_event();
+        with_description.payload = EventPayload::ItemCreated(ItemCreated {
+            name: "Pen".into(),
+            timestamp: "t".into(),
+            description: Some("Blue".into()),
+        });
+        let stored = with_description.to_stored();
+        assert_eq!((stored.schema, &stored.data["description"]), (2, &serde_json::json!("Blue")));
+        assert_eq!(stored.decode().unwrap(), with_description);
+
+        let set = later_event(2, described(Some(Some("Blue"))));
+        let cleared = later_event(3, described(Some(None)));
+        let (set_stored, cleared_stored) = (set.to_stored(), cleared.to_stored());
+        assert_eq!((set_stored.schema, &set_stored.data), (2, &serde_json::json!({"description": "Blue"})));
+        assert_eq!((cleared_stored.schema, &cleared_stored.data), (2, &serde_json::json!({"description": null})));
+        assert_eq!(set_stored.decode().unwrap(), set);
+        assert_eq!(cleared_stored.decode().unwrap(), cleared);
+        assert_eq!(
+            later_event(4, described(None)).to_stored().decode(),
+            Err(DecodeError::Malformed("ItemUpdated changes nothing".into()))
+        );
+    }
+
+    #[test]
+    fn schema_1_is_upcast_as_having_no_description() {
+        // Frozen copies of schema 1 shapes, with a `description` that schema
+        // never had: unknown there, so ignored, not read as a description.
+        let created: StoredEvent = serde_json::from_str(
+            r#"{"stream_id":"item#00000000-0000-0000-0000-000000000002","version":1,
+                "event_id":"00000000-0000-0000-0000-000000000001",
+                "item_id":"00000000-0000-0000-0000-000000000002","type":"ItemCreated","schema":1,
+                "occurred_at":"2026-01-02T03:04:05.678Z","subject":"sub-1",
+                "data":{"name":"Pen","timestamp":"today","description":"not in schema 1"}}"#,
+        )
+        .unwrap();
+        let EventPayload::ItemCreated(created) = created.decode().unwrap().payload else { panic!("a creation") };
+        assert_eq!(created.description, None);
+        let updated: StoredEvent = serde_json::from_str(
+            r#"{"stream_id":"item#00000000-0000-0000-0000-000000000002","version":2,
+                "event_id":"00000000-0000-0000-0000-000000000003",
+                "item_id":"00000000-0000-0000-0000-000000000002","type":"ItemUpdated","schema":1,
+                "occurred_at":"2026-01-02T04:00:00.000Z","subject":"sub-2",
+                "data":{"name":"Ink","description":null}}"#,
+        )
+        .unwrap();
+        let EventPayload::ItemUpdated(updated) = updated.decode().unwrap().payload else { panic!("an update") };
+        assert_eq!(updated.description, None, "schema 1 cannot clear what it did not have");
+        // Schema 1 data that only set what schema 1 did not have changes nothing.
+        let mut only_description = later_event(2, described(Some(Some("x")))).to_stored();
+        only_description.schema = 1;
+        assert!(matches!(only_description.decode(), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn code_of_an_older_set_refuses_what_it_cannot_read() {
+        let set = later_event(2, described(Some(Some("Blue")))).to_stored();
+        assert_eq!(
+            set.decode_with(&EventSchemas::SET_1),
+            Err(DecodeError::UnsupportedSchema { event_type: "ItemUpdated".into(), schema: 2 })
+        );
+        assert!(created_event().to_stored().decode_with(&EventSchemas::SET_1).is_ok());
+        assert_eq!(EventSchemas::numbered(1), Some(EventSchemas::SET_1));
+        assert_eq!(EventSchemas::numbered(3), None);
+        assert_eq!(EventSchemas::ALL.last(), Some(&EventSchemas::CURRENT));
     }
 
     #[test]

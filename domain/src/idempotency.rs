@@ -39,6 +39,10 @@ pub struct IdempotencyRecord {
     /// The validated request, to tell a retry from a different request.
     pub name: String,
     pub timestamp: String,
+    /// A create's description (absent: none, and in records written before
+    /// items had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// The item the first request created or changed (its response, repeated to retries).
     pub item: Item,
     #[serde(with = "crate::event::rfc3339")]
@@ -55,7 +59,10 @@ impl IdempotencyRecord {
     }
 
     pub fn same_request(&self, command: &CreateItem) -> bool {
-        self.change.is_none() && self.name == command.name && self.timestamp == command.timestamp
+        self.change.is_none()
+            && self.name == command.name
+            && self.timestamp == command.timestamp
+            && self.description == command.description
     }
 
     /// Whether this record is of the change described by `change`.

@@ -14,6 +14,10 @@ pub struct Item {
     pub name: String,
     /// Client-supplied string, stored as given (the classic API's `timestamp`).
     pub timestamp: String,
+    /// Plain text, at most [`DESCRIPTION_MAX_CHARS`](crate::command::DESCRIPTION_MAX_CHARS)
+    /// characters; absent when the item has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Cognito `sub` of the caller who created the item.
     pub created_by: String,
     /// Server clock when the item was created, RFC 3339 UTC.

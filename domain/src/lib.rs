@@ -26,6 +26,9 @@ pub mod service;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+#[cfg(test)]
+mod golden_tests;
+
 pub use command::{CreateItem, ValidationError};
 pub use event::{Event, EventPayload, ItemId};
 pub use item::Item;

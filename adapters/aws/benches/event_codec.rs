@@ -28,6 +28,7 @@ fn sample_event() -> Event {
         payload: EventPayload::ItemCreated(ItemCreated {
             name: "Pen".to_owned(),
             timestamp: "2026-11-25T12:20:00Z".to_owned(),
+            description: None,
         }),
     }
 }
@@ -57,7 +58,7 @@ fn event_codec(c: &mut Criterion) {
         b.iter(|| {
             let batch: aws_lambda_events::event::dynamodb::Event =
                 serde_json::from_str(black_box(STREAM_BATCH)).expect("stream batch");
-            match decode_record(&batch.records[0]).expect("record") {
+            match decode_record(&batch.records[0], &items_domain::event::EventSchemas::CURRENT).expect("record") {
                 Decoded::Event(event) => event,
                 Decoded::Skip(reason) => panic!("skipped: {reason}"),
             }

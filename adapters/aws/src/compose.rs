@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
+use items_domain::event::EventSchemas;
 use items_domain::ports::{CursorCodec, EventStore, ReadModel};
 use items_domain::service::{
     ChangeItemService, CreateItemService, HistoryService, ListBudget, ProjectorService, QueryService,
@@ -20,11 +21,17 @@ use crate::system::{RandomIds, SystemClock};
 pub struct Settings {
     pub idempotency_ttl: TimeDelta,
     pub list_budget: ListBudget,
+    /// The event schemas the writers may write (`WRITE_EVENT_SCHEMAS`).
+    pub writes: EventSchemas,
 }
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingError> {
-        Ok(Self { idempotency_ttl: lambda_env::idempotency_ttl()?, list_budget: lambda_env::list_budget() })
+        Ok(Self {
+            idempotency_ttl: lambda_env::idempotency_ttl()?,
+            list_budget: lambda_env::list_budget(),
+            writes: lambda_env::write_event_schemas()?,
+        })
     }
 }
 
@@ -32,6 +39,7 @@ impl Settings {
 pub fn post_item(events: Arc<dyn EventStore>, settings: &Settings) -> CreateItemService {
     CreateItemService::new(events, Arc::new(SystemClock), Arc::new(RandomIds))
         .with_idempotency_ttl(settings.idempotency_ttl)
+        .with_writes(settings.writes)
 }
 
 /// `get-items`: reads the items table (and its `by-creator` index), and an
@@ -52,7 +60,8 @@ pub fn get_items(
 pub fn item_commands(events: Arc<dyn EventStore>, settings: &Settings) -> ItemCommands {
     ItemCommands {
         changes: ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
-            .with_idempotency_ttl(settings.idempotency_ttl),
+            .with_idempotency_ttl(settings.idempotency_ttl)
+            .with_writes(settings.writes),
         history: HistoryService::new(events).with_body_budget(settings.list_budget.body),
     }
 }

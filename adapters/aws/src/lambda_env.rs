@@ -2,11 +2,17 @@
 //! and the AWS SDK configuration they build once at init.
 
 use chrono::TimeDelta;
+use items_domain::event::EventSchemas;
 
 use crate::response_headers::{CORS_SETTING, CorsPolicy};
 
 /// `IDEMPOTENCY_TTL_SECONDS`: how long idempotency keys are remembered.
 pub const IDEMPOTENCY_TTL_SETTING: &str = "IDEMPOTENCY_TTL_SECONDS";
+
+/// `WRITE_EVENT_SCHEMAS`: the event schema set writers may write (1 or 2;
+/// the newest when unset). An older set while readers are being upgraded:
+/// the two-step rollout of docs/deploy.md.
+pub const WRITE_EVENT_SCHEMAS_SETTING: &str = "WRITE_EVENT_SCHEMAS";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingError {
@@ -32,6 +38,21 @@ pub fn idempotency_ttl() -> Result<TimeDelta, SettingError> {
         Err(_) => Ok(items_domain::service::DEFAULT_IDEMPOTENCY_TTL),
         Ok(text) => parse_ttl(&text),
     }
+}
+
+/// `WRITE_EVENT_SCHEMAS`, default [`EventSchemas::CURRENT`].
+pub fn write_event_schemas() -> Result<EventSchemas, SettingError> {
+    match std::env::var(WRITE_EVENT_SCHEMAS_SETTING) {
+        Err(_) => Ok(EventSchemas::CURRENT),
+        Ok(text) => parse_event_schemas(&text),
+    }
+}
+
+fn parse_event_schemas(text: &str) -> Result<EventSchemas, SettingError> {
+    text.trim().parse().ok().and_then(EventSchemas::numbered).ok_or_else(|| SettingError::Invalid {
+        name: WRITE_EVENT_SCHEMAS_SETTING.to_owned(),
+        reason: "must name an event schema set this code knows (1 or 2)",
+    })
 }
 
 fn parse_ttl(text: &str) -> Result<TimeDelta, SettingError> {
@@ -152,6 +173,15 @@ fn aws_roots_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_write_gate_names_a_known_schema_set() {
+        assert_eq!(parse_event_schemas("1"), Ok(EventSchemas::SET_1));
+        assert_eq!(parse_event_schemas(" 2 "), Ok(EventSchemas::SET_2));
+        for bad in ["0", "3", "two", ""] {
+            assert!(parse_event_schemas(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn ttl_is_whole_seconds_and_never_negative() {

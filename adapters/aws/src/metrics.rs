@@ -31,13 +31,16 @@ pub enum Counter {
     /// Poison records the local event source mappings set aside (in AWS the
     /// on-failure destination's queue depth counts them).
     RecordsQuarantined,
+    /// Records of an event type or schema this code does not know: a
+    /// writer was updated before the projector (docs/deploy.md).
+    RecordsOfNewerCode,
     ReplayEventsRead,
     ReplayItemsWritten,
 }
 
 /// Each counter's CloudWatch name and Prometheus name (`items_` prefix,
 /// snake case, `_total`), in [`Counter`] order.
-const NAMES: [(Counter, &str, &str); 10] = [
+const NAMES: [(Counter, &str, &str); 11] = [
     (Counter::ItemsCreated, "ItemsCreated", "items_created_total"),
     (Counter::IdempotentRepeats, "IdempotentRepeats", "items_idempotent_repeats_total"),
     (Counter::ItemsUpdated, "ItemsUpdated", "items_updated_total"),
@@ -46,6 +49,7 @@ const NAMES: [(Counter, &str, &str); 10] = [
     (Counter::RecordsAlreadyNewer, "RecordsAlreadyNewer", "items_records_already_newer_total"),
     (Counter::RecordsFailed, "RecordsFailed", "items_records_failed_total"),
     (Counter::RecordsQuarantined, "RecordsQuarantined", "items_records_quarantined_total"),
+    (Counter::RecordsOfNewerCode, "RecordsOfNewerCode", "items_records_of_newer_code_total"),
     (Counter::ReplayEventsRead, "ReplayEventsRead", "items_replay_events_read_total"),
     (Counter::ReplayItemsWritten, "ReplayItemsWritten", "items_replay_items_written_total"),
 ];

@@ -9,9 +9,10 @@ use items_domain::ports::StoreError;
 use items_domain::service::ProjectorService;
 use items_domain::{Event, ItemId};
 
-use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, RecordError, event_from_item, recorded_at};
+use crate::dynamodb::codec::{EVENTS_PARTITION_KEY, RecordError, event_from_item_with, recorded_at};
 use crate::metrics::{self, Counter};
 use crate::quarantine::{Quarantine, Quarantined};
+use items_domain::event::EventSchemas;
 
 /// What one stream record holds for the projector.
 #[derive(Debug)]
@@ -26,11 +27,11 @@ pub enum Decoded {
 /// included, is an error, never a skip: skipping it would let the version
 /// guard move past an event that was never applied (the poison policy in
 /// docs/architecture.md).
-pub fn decode_record(record: &EventRecord) -> Result<Decoded, RecordError> {
+pub fn decode_record(record: &EventRecord, schemas: &EventSchemas) -> Result<Decoded, RecordError> {
     if record.event_name != "INSERT" {
         return Ok(Decoded::Skip("not an insert"));
     }
-    match event_from_item(record.change.new_image.clone())? {
+    match event_from_item_with(record.change.new_image.clone(), schemas)? {
         Some(event) => Ok(Decoded::Event(Box::new(event))),
         None => Ok(Decoded::Skip("not an event record")),
     }
@@ -103,7 +104,7 @@ pub async fn project_records(projector: &ProjectorService, records: &[EventRecor
         if record_item(record).is_some_and(|item| held.contains(&item)) {
             continue;
         }
-        match decode_record(record) {
+        match decode_record(record, projector.reads()) {
             Ok(Decoded::Event(event)) => {
                 events.push(*event);
                 positions.push(position);
@@ -113,7 +114,11 @@ pub async fn project_records(projector: &ProjectorService, records: &[EventRecor
                 tracing::debug!(reason, event_id = %record.event_id, "skipping record");
             }
             Err(error) => {
-                tracing::error!(%error, event_id = %record.event_id, "stream record cannot be decoded");
+                tracing::error!(%error, newer = error.is_newer(), event_id = %record.event_id, "stream record cannot be decoded");
+                if error.is_newer() {
+                    // Deployed out of order (docs/deploy.md): visible apart from corruption.
+                    metrics::count(Counter::RecordsOfNewerCode, 1);
+                }
                 undecodable.push((position, Failure::Poison(error.to_string())));
                 // Its item's later records wait behind it. A record whose
                 // key names no item holds back nothing it could name.
@@ -251,7 +256,11 @@ mod tests {
             version: 1,
             occurred_at: items_domain::testing::at("2025-12-01T00:00:00.000Z"),
             subject: "sub".into(),
-            payload: EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "t".into() }),
+            payload: EventPayload::ItemCreated(ItemCreated {
+                name: "Pen".into(),
+                timestamp: "t".into(),
+                description: None,
+            }),
         };
         let imported = items_domain::testing::at("2026-12-01T00:00:00.000Z");
         let mut record = EventRecord::default();

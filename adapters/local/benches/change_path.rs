@@ -33,9 +33,9 @@ async fn item_with_history(events: &SqliteEventStore, length: u64) -> ItemId {
         occurred_at: chrono::Utc::now(),
         subject: OWNER.into(),
         payload: if version == 1 {
-            EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "t".into() })
+            EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "t".into(), description: None })
         } else {
-            EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("name {version}")), timestamp: None })
+            EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("name {version}")), ..Default::default() })
         },
     };
     let mut version = 0;
@@ -71,7 +71,7 @@ fn change_path(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(format!("rename_{snapshots}"), length), |b| {
                 b.iter(|| {
                     n += 1;
-                    let rename = UpdateItem { name: Some(format!("bench {n}")), timestamp: None };
+                    let rename = UpdateItem { name: Some(format!("bench {n}")), ..Default::default() };
                     runtime.block_on(changes.update(&owner, id, rename, None, None)).expect("renamed");
                     black_box(n)
                 })

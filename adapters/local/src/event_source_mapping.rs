@@ -283,7 +283,10 @@ mod tests {
         let projector = Arc::new(ProjectorService::new(read_model.clone(), events.clone() as Arc<dyn EventStore>));
         let feed = tokio::spawn(run_change_feed(events.clone(), projector, 10));
         let create = CreateItemService::new(events.clone(), clock.clone(), ids.clone());
-        let item = create.create("owner", CreateItem { name: "Pen".into(), timestamp: "t".into() }).await.unwrap();
+        let item = create
+            .create("owner", CreateItem { name: "Pen".into(), timestamp: "t".into(), description: None })
+            .await
+            .unwrap();
         while read_model.get(item.id).await.unwrap().is_none() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -302,14 +302,22 @@ mod tests {
     }
 
     fn created(item: u128) -> Event {
-        event(item, 1, EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "t".into() }))
+        event(
+            item,
+            1,
+            EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "t".into(), description: None }),
+        )
     }
 
     fn renamed(item: u128, version: u64) -> Event {
         event(
             item,
             version,
-            EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("v{version}")), timestamp: None }),
+            EventPayload::ItemUpdated(ItemUpdated {
+                name: Some(format!("v{version}")),
+                timestamp: None,
+                description: None,
+            }),
         )
     }
 

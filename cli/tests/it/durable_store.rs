@@ -284,6 +284,7 @@ async fn verify_runs_in_memory_far_below_the_size_of_the_read_model() {
                         payload: items_domain::EventPayload::ItemCreated(items_domain::event::ItemCreated {
                             name: format!("{n:08}{}", "x".repeat(8 << 10)),
                             timestamp: "N/A".into(),
+                            description: None,
                         }),
                     };
                     store.append(0, &[event]).await
@@ -355,6 +356,7 @@ async fn quarantine_lists_and_redrives_set_aside_records() {
         payload: items_domain::EventPayload::ItemCreated(items_domain::event::ItemCreated {
             name: "Pen".into(),
             timestamp: "N/A".into(),
+            description: None,
         }),
     };
     {

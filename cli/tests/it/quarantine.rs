@@ -25,7 +25,7 @@ fn created(name: &str) -> Event {
         version: 1,
         occurred_at: chrono::Utc::now(),
         subject: "sub-owner".into(),
-        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "t".into() }),
+        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "t".into(), description: None }),
     }
 }
 
@@ -85,4 +85,49 @@ async fn the_poller_sets_poison_aside_in_the_events_table_and_the_cli_redrives_i
     assert!(printed(&redriven).contains("items re-projected: 1"), "{}", printed(&redriven));
     assert_eq!(read_model.get(poison.item_id).await.unwrap().map(|item| item.name), Some("archived".into()));
     assert!(quarantine.quarantined().await.unwrap().is_empty());
+}
+
+/// A mixed-version deploy through the DynamoDB stream poller (what `items
+/// serve --dynamodb` runs, with the handler's code and the events table's
+/// quarantine), each delivery a poller run until the scenario settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_poller_holds_back_only_the_item_of_a_newer_record_until_the_upgrade() {
+    use items_testkit::upgrade::{self, UpgradeBackend};
+    let local = DynamoDbLocal::shared();
+    let client = local.client().await;
+    let streams = local.streams_client().await;
+    let (events, items) = (unique_table("upgrade-events"), unique_table("upgrade-items"));
+    ensure_events_table(&client, &events).await.unwrap();
+    ensure_items_table(&client, &items).await.unwrap();
+    let append_raw: upgrade::AppendRaw = {
+        let (client, table) = (client.clone(), events.clone());
+        Arc::new(move |stored| {
+            let (client, table) = (client.clone(), table.clone());
+            Box::pin(async move {
+                let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+                    serde_dynamo::to_item(stored.recorded(&chrono::Utc::now())).unwrap();
+                client.put_item().table_name(table).set_item(Some(item)).send().await.unwrap();
+            })
+        })
+    };
+    let deliver: upgrade::Deliver = {
+        let (client, table) = (client.clone(), events.clone());
+        Arc::new(move |projector, _written, settled| {
+            let (client, streams, table) = (client.clone(), streams.clone(), table.clone());
+            Box::pin(async move {
+                let poller = tokio::spawn(run_stream_poller(client, streams, PollerConfig::new(table), projector));
+                upgrade::until(&settled, "the poller's deliveries").await;
+                poller.abort();
+                let _ = poller.await;
+            })
+        })
+    };
+    upgrade::an_upgrade_applies_what_the_old_projector_held_back(UpgradeBackend {
+        events: Arc::new(DynamoEventStore::new(client.clone(), &events)),
+        read_model: Arc::new(DynamoReadModel::new(client.clone(), &items)),
+        quarantine: Arc::new(DynamoQuarantine::new(client.clone(), &events)),
+        append_raw,
+        deliver,
+    })
+    .await;
 }

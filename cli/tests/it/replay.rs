@@ -47,7 +47,8 @@ impl Tables {
             .map(|n| {
                 let service = service.clone();
                 async move {
-                    let command = CreateItem { name: format!("item {n}"), timestamp: format!("t{n}") };
+                    let command =
+                        CreateItem { name: format!("item {n}"), timestamp: format!("t{n}"), description: None };
                     service.create("sub-replay", command).await.unwrap();
                 }
             })
@@ -169,7 +170,7 @@ async fn a_log_with_renames_and_deletes_replays_to_the_same_table() {
     let ids: Vec<ItemId> = tables.snapshot_ids_from_log(&events).await;
     for (n, id) in ids.iter().enumerate() {
         if n % 2 == 0 {
-            let rename = UpdateItem { name: Some(format!("renamed {n}")), timestamp: None };
+            let rename = UpdateItem { name: Some(format!("renamed {n}")), timestamp: None, description: None };
             changes.update(&owner, *id, rename, Some(1), None).await.unwrap();
         }
         if n % 3 == 0 {
@@ -360,7 +361,7 @@ async fn a_rebuild_into_a_new_table_with_its_catch_up_misses_no_change() {
     let changes = ChangeItemService::new(events.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
     let owner = Actor { subject: "sub-replay".into(), is_admin: false };
     changes.delete(&owner, ids[0], None, None).await.unwrap();
-    let rename = UpdateItem { name: Some("renamed after the scan".into()), timestamp: None };
+    let rename = UpdateItem { name: Some("renamed after the scan".into()), timestamp: None, description: None };
     changes.update(&owner, ids[1], rename, None, None).await.unwrap();
     tables.project_live(&tables.items).await;
 
@@ -460,7 +461,7 @@ async fn verify_next_to_live_changes_finds_no_difference() {
                     break;
                 }
                 let n = changed.fetch_add(1, Ordering::SeqCst);
-                let rename = UpdateItem { name: Some(format!("live rename {n}")), timestamp: None };
+                let rename = UpdateItem { name: Some(format!("live rename {n}")), timestamp: None, description: None };
                 changes.update(&owner, *id, rename, None, None).await.unwrap();
                 let stream = events.stream(*id).await.unwrap();
                 assert_eq!(projector.project_batch(&stream[stream.len() - 1..]).await.failed, None);
@@ -539,7 +540,11 @@ async fn replays_leave_out_tombstones_past_their_lifetime() {
         version: 1,
         occurred_at: three_days_ago,
         subject: "sub-replay".into(),
-        payload: EventPayload::ItemCreated(ItemCreated { name: "queued".into(), timestamp: "t".into() }),
+        payload: EventPayload::ItemCreated(ItemCreated {
+            name: "queued".into(),
+            timestamp: "t".into(),
+            description: None,
+        }),
     };
     let deleted =
         Event { event_id: uuid::Uuid::new_v4(), version: 2, payload: EventPayload::ItemDeleted, ..created.clone() };

@@ -12,7 +12,11 @@ fn created(item: u128, version: u64, name: &str) -> Event {
         version,
         occurred_at: at("2026-01-02T03:04:05.678Z"),
         subject: "sub".into(),
-        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "N/A".into() }),
+        payload: EventPayload::ItemCreated(ItemCreated {
+            name: name.into(),
+            timestamp: "N/A".into(),
+            description: None,
+        }),
     }
 }
 
@@ -173,7 +177,11 @@ async fn streams_with_renames_and_deletes_split_across_pages_replay_to_the_folde
     use crate::event::ItemUpdated;
     let change = |item: u128, version: u64, payload: EventPayload| Event { payload, ..created(item, version, "") };
     let rename = |item, version, name: &str| {
-        change(item, version, EventPayload::ItemUpdated(ItemUpdated { name: Some(name.into()), timestamp: None }))
+        change(
+            item,
+            version,
+            EventPayload::ItemUpdated(ItemUpdated { name: Some(name.into()), timestamp: None, description: None }),
+        )
     };
     // Three events per item, two per page: most pages start in the middle of a stream.
     let events: Vec<Event> = (1..=7)
@@ -227,7 +235,11 @@ async fn a_recheck_drops_differences_that_were_changes_in_between() {
     // (its tombstone expired); item 2's row is really wrong, item 4 is
     // really extra.
     let renamed = Event {
-        payload: EventPayload::ItemUpdated(crate::event::ItemUpdated { name: Some("renamed".into()), timestamp: None }),
+        payload: EventPayload::ItemUpdated(crate::event::ItemUpdated {
+            name: Some("renamed".into()),
+            timestamp: None,
+            description: None,
+        }),
         ..created(1, 2, "")
     };
     let now = PagedLog {
@@ -335,7 +347,14 @@ fn deleted_log() -> (Vec<Event>, ItemId, ItemId) {
     let old = |version, payload| Event { occurred_at: three_days_ago, payload, ..created(1, version, "gone long ago") };
     let recent = Event { occurred_at: chrono::Utc::now(), payload: EventPayload::ItemDeleted, ..created(2, 2, "") };
     let events = vec![
-        old(1, EventPayload::ItemCreated(ItemCreated { name: "gone long ago".into(), timestamp: "t".into() })),
+        old(
+            1,
+            EventPayload::ItemCreated(ItemCreated {
+                name: "gone long ago".into(),
+                timestamp: "t".into(),
+                description: None,
+            }),
+        ),
         old(2, EventPayload::ItemDeleted),
         created(2, 1, "gone just now"),
         recent,

@@ -22,6 +22,12 @@ pub enum ChangeError {
     Conflict { current: u64 },
     #[error("idempotency key reused with a different request")]
     KeyReused,
+    /// The change needs an event schema newer than this deployment writes
+    /// yet (`WRITE_EVENT_SCHEMAS`): nothing is stored.
+    #[error(
+        "`{field}` cannot be stored yet: this deployment writes event schema set {set} until every reader is upgraded"
+    )]
+    NotWritableYet { field: &'static str, set: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -53,6 +59,12 @@ impl ChangeItemService {
     /// Keeps a snapshot each time an item's version passes a multiple of
     /// `every` (default [`SNAPSHOT_EVERY`](super::write::SNAPSHOT_EVERY); tests
     /// take small ones to reach them).
+    /// Writes only the event schemas of `schemas` (docs/deploy.md).
+    pub fn with_writes(mut self, schemas: crate::event::EventSchemas) -> Self {
+        self.path.writes = schemas;
+        self
+    }
+
     pub fn with_snapshot_every(mut self, every: u64) -> Self {
         self.path.snapshot_every = every.max(1);
         self

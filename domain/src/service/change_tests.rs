@@ -36,7 +36,7 @@ fn admin() -> Actor {
 }
 
 fn rename(name: &str) -> UpdateItem {
-    UpdateItem { name: Some(name.into()), timestamp: None }
+    UpdateItem { name: Some(name.into()), timestamp: None, description: None }
 }
 
 struct World {
@@ -51,7 +51,10 @@ async fn given_an_item() -> World {
     let events = Arc::new(InMemoryEventStore::default());
     let ids = Arc::new(SequentialIds::default());
     let create = CreateItemService::new(events.clone(), Arc::new(FixedClock::default()), ids.clone());
-    let item = create.create(OWNER, CreateItem { name: "Pen".into(), timestamp: "t".into() }).await.unwrap();
+    let item = create
+        .create(OWNER, CreateItem { name: "Pen".into(), timestamp: "t".into(), description: None })
+        .await
+        .unwrap();
     let changes = ChangeItemService::new(events.clone(), Arc::new(FixedClock::default()), ids.clone());
     World { events, ids, changes, id: item.id }
 }
@@ -70,14 +73,17 @@ async fn given_an_item_when_the_owner_renames_it_then_the_answer_comes_from_the_
     assert_eq!(changed.item.created_by, OWNER, "ownership does not move");
     let stream = world.stream().await;
     assert_eq!(stream.len(), 2);
-    assert_eq!(stream[1].payload, EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None }));
+    assert_eq!(
+        stream[1].payload,
+        EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None, description: None })
+    );
     assert_eq!(stream[1].subject, OWNER);
 }
 
 #[tokio::test]
 async fn given_an_item_when_updated_to_what_it_is_then_nothing_is_appended() {
     let world = given_an_item().await;
-    let update = UpdateItem { name: Some("Pen".into()), timestamp: Some("t".into()) };
+    let update = UpdateItem { name: Some("Pen".into()), timestamp: Some("t".into()), description: None };
     let changed = world.changes.update(&owner(), world.id, update, None, None).await.unwrap();
     assert_eq!(changed.item.version, 1);
     assert_eq!(world.stream().await.len(), 1);
@@ -178,7 +184,11 @@ async fn given_a_concurrent_change_then_exactly_one_wins_and_the_other_is_told()
             version: 2,
             occurred_at: FixedClock::default().0,
             subject: "admin-sub".into(),
-            payload: EventPayload::ItemUpdated(ItemUpdated { name: Some("Theirs".into()), timestamp: None }),
+            payload: EventPayload::ItemUpdated(ItemUpdated {
+                name: Some("Theirs".into()),
+                timestamp: None,
+                description: None,
+            }),
         };
         let racing = Arc::new(Racing { inner: world.events.clone(), rival: Mutex::new(Some(rival)) });
         let changes =
@@ -212,6 +222,58 @@ async fn given_an_idempotency_key_then_a_retried_change_is_answered_once() {
     let retried = world.changes.delete(&owner(), world.id, None, Some(&delete_key)).await.unwrap();
     assert!(retried.repeated && retried.item.deleted, "a retried delete succeeds again, not 404");
     assert_eq!(world.stream().await.len(), 3);
+}
+
+/// The write gate (`WRITE_EVENT_SCHEMAS`): while writers still write set 1,
+/// a change that needs schema 2 is refused and stores nothing; one that
+/// needs nothing newer goes through, stored at schema 1.
+#[tokio::test]
+async fn given_writers_of_set_1_then_a_description_is_refused_and_nothing_is_stored() {
+    let world = given_an_item().await;
+    let clock = Arc::new(FixedClock::default());
+    let old = ChangeItemService::new(world.events.clone(), clock.clone(), world.ids.clone())
+        .with_writes(crate::event::EventSchemas::SET_1);
+    let describe = UpdateItem { description: Some(Some("Blue".into())), ..Default::default() };
+    let refused = old.update(&owner(), world.id, describe.clone(), None, None).await;
+    assert_eq!(refused, Err(ChangeError::NotWritableYet { field: "description", set: 1 }));
+    assert_eq!(world.stream().await.len(), 1, "nothing stored");
+    let renamed = old.update(&owner(), world.id, rename("Ink"), None, None).await.unwrap();
+    assert_eq!(renamed.item.version, 2);
+    assert_eq!(world.stream().await[1].to_stored().schema, 1);
+
+    let create = CreateItemService::new(world.events.clone(), clock, world.ids.clone())
+        .with_writes(crate::event::EventSchemas::SET_1);
+    let described = CreateItem { name: "Cup".into(), timestamp: "t".into(), description: Some("Blue".into()) };
+    assert!(matches!(
+        create.create(OWNER, described).await,
+        Err(CreateError::NotWritableYet { field: "description", set: 1 })
+    ));
+    // Once open, the same change is stored, and a retried key compares the description too.
+    let changed = world.changes.update(&owner(), world.id, describe, None, None).await.unwrap();
+    assert_eq!(changed.item.description.as_deref(), Some("Blue"));
+    assert_eq!(world.stream().await[2].to_stored().schema, 2);
+}
+
+#[tokio::test]
+async fn given_a_key_then_a_retry_with_another_description_is_another_request() {
+    let world = given_an_item().await;
+    let key = IdempotencyKey::parse("describe-1").unwrap();
+    let blue = UpdateItem { description: Some(Some("Blue".into())), ..Default::default() };
+    let red = UpdateItem { description: Some(Some("Red".into())), ..Default::default() };
+    world.changes.update(&owner(), world.id, blue.clone(), None, Some(&key)).await.unwrap();
+    assert!(world.changes.update(&owner(), world.id, blue, None, Some(&key)).await.unwrap().repeated);
+    assert_eq!(world.changes.update(&owner(), world.id, red, None, Some(&key)).await, Err(ChangeError::KeyReused));
+
+    let create = CreateItemService::new(world.events.clone(), Arc::new(FixedClock::default()), world.ids.clone());
+    let key = IdempotencyKey::parse("create-1").unwrap();
+    let cup = |description: &str| CreateItem {
+        name: "Cup".into(),
+        timestamp: "t".into(),
+        description: Some(description.into()),
+    };
+    create.create_idempotent(OWNER, cup("Blue"), &key).await.unwrap();
+    assert!(matches!(create.create_idempotent(OWNER, cup("Blue"), &key).await, Ok(Created::Repeated(_))));
+    assert!(matches!(create.create_idempotent(OWNER, cup("Red"), &key).await, Err(CreateError::KeyReused)));
 }
 
 #[tokio::test]
@@ -295,12 +357,21 @@ async fn given_shuffled_and_duplicated_deliveries_then_the_read_model_ends_as_th
     let world = given_an_item().await;
     let kept = {
         let create = CreateItemService::new(world.events.clone(), Arc::new(FixedClock::default()), world.ids.clone());
-        create.create(OWNER, CreateItem { name: "Kept".into(), timestamp: "t".into() }).await.unwrap()
+        create
+            .create(OWNER, CreateItem { name: "Kept".into(), timestamp: "t".into(), description: None })
+            .await
+            .unwrap()
     };
     world.changes.update(&owner(), world.id, rename("Ink"), None, None).await.unwrap();
     world
         .changes
-        .update(&owner(), world.id, UpdateItem { name: None, timestamp: Some("later".into()) }, None, None)
+        .update(
+            &owner(),
+            world.id,
+            UpdateItem { name: None, timestamp: Some("later".into()), description: None },
+            None,
+            None,
+        )
         .await
         .unwrap();
     world.changes.update(&owner(), kept.id, rename("Kept too"), None, None).await.unwrap();
@@ -347,7 +418,7 @@ async fn given_a_keyed_change_that_changed_nothing_when_retried_after_another_ch
     // lost; B renames the item; A's retry of K must not rename it back.
     let world = given_an_item().await;
     let key = IdempotencyKey::parse("k-noop").unwrap();
-    let same = UpdateItem { name: Some("Pen".into()), timestamp: None };
+    let same = UpdateItem { name: Some("Pen".into()), timestamp: None, description: None };
     let first = world.changes.update(&owner(), world.id, same.clone(), None, Some(&key)).await.unwrap();
     assert_eq!((first.item.version, first.repeated), (1, false));
     world.changes.update(&admin(), world.id, rename("Ink"), None, None).await.unwrap();
@@ -401,9 +472,13 @@ async fn given_a_stream_at(times: [&str; 4]) -> (HistoryService, ItemId) {
     let events = Arc::new(InMemoryEventStore::default());
     let id = ItemId(uuid::Uuid::from_u128(7));
     let payloads = [
-        EventPayload::ItemCreated(crate::event::ItemCreated { name: "Pen".into(), timestamp: "t".into() }),
-        EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None }),
-        EventPayload::ItemUpdated(ItemUpdated { name: Some("Nib".into()), timestamp: None }),
+        EventPayload::ItemCreated(crate::event::ItemCreated {
+            name: "Pen".into(),
+            timestamp: "t".into(),
+            description: None,
+        }),
+        EventPayload::ItemUpdated(ItemUpdated { name: Some("Ink".into()), timestamp: None, description: None }),
+        EventPayload::ItemUpdated(ItemUpdated { name: Some("Nib".into()), timestamp: None, description: None }),
         EventPayload::ItemDeleted,
     ];
     for (version, (payload, time)) in (1..).zip(payloads.into_iter().zip(times)) {

@@ -16,6 +16,11 @@ pub enum CreateError {
     /// The idempotency key was used by this caller for a different request.
     #[error("idempotency key reused with a different request")]
     KeyReused,
+    /// See [`ChangeError::NotWritableYet`].
+    #[error(
+        "`{field}` cannot be stored yet: this deployment writes event schema set {set} until every reader is upgraded"
+    )]
+    NotWritableYet { field: &'static str, set: u32 },
     /// Another writer took the new item's stream first. With random ids this
     /// points at a broken id generator, not at the client.
     #[error(transparent)]
@@ -58,6 +63,12 @@ impl CreateItemService {
         self
     }
 
+    /// Writes only the event schemas of `schemas` (docs/deploy.md).
+    pub fn with_writes(mut self, schemas: crate::event::EventSchemas) -> Self {
+        self.path.writes = schemas;
+        self
+    }
+
     /// Like [`create`](Self::create), remembering `key` for this subject: a retry
     /// with the same key and request gets the first item back and appends
     /// nothing, also when the retries race; a different request with the key is
@@ -90,6 +101,7 @@ impl CreateItemService {
         self.path.write(&actor, Target::New(id), Command::Create(command), &Precondition::Any, key).await.map_err(
             |error| match error {
                 ChangeError::KeyReused => CreateError::KeyReused,
+                ChangeError::NotWritableYet { field, set } => CreateError::NotWritableYet { field, set },
                 ChangeError::Store(error) => CreateError::Store(error),
                 ChangeError::Conflict { current } => {
                     CreateError::Conflict(AppendError::Conflict { item_id: id, expected: 0, actual: current })

@@ -51,6 +51,7 @@ pub struct ProjectorService {
     /// the read model's state (a delivery out of order, or a lost write).
     history: Arc<dyn EventStore>,
     concurrency: usize,
+    reads: crate::event::EventSchemas,
 }
 
 impl ProjectorService {
@@ -58,7 +59,21 @@ impl ProjectorService {
     /// when an event needs the state right before it and the read model is
     /// further behind.
     pub fn new(read_model: Arc<dyn ReadModel>, history: Arc<dyn EventStore>) -> Self {
-        Self { read_model, history, concurrency: DEFAULT_CONCURRENCY }
+        Self { read_model, history, concurrency: DEFAULT_CONCURRENCY, reads: crate::event::EventSchemas::CURRENT }
+    }
+
+    /// Reads delivered records and item histories as code of the schema set
+    /// `reads` does: the projector of an older release, for the tests of a
+    /// mixed-version deploy (production code always reads
+    /// [`EventSchemas::CURRENT`](crate::event::EventSchemas::CURRENT)).
+    pub fn reading(mut self, reads: crate::event::EventSchemas) -> Self {
+        self.reads = reads;
+        self
+    }
+
+    /// The event schemas delivered records are read with.
+    pub fn reads(&self) -> &crate::event::EventSchemas {
+        &self.reads
     }
 
     /// How many items of a batch are applied at once (1: one event after
@@ -176,6 +191,20 @@ impl ProjectorService {
     /// event that does not follow on from the state before it.
     async fn state_from_history(&self, event: &Event) -> Result<Item, StoreError> {
         let stream = self.history.stream(event.item_id).await?;
+        // The store decodes with this code; a projector of an older set
+        // cannot read a newer event in the history either.
+        if let Some(newer) = stream.iter().find(|event| {
+            let (schema, _) = event.payload.schema();
+            self.reads.newest(event.payload.type_name()).is_none_or(|newest| schema > newest)
+        }) {
+            return Err(StoreError::Corrupt(format!(
+                "unsupported schema {} for event type `{}` (version {} of item {})",
+                newer.payload.schema().0,
+                newer.payload.type_name(),
+                newer.version,
+                newer.item_id
+            )));
+        }
         match projection::fold_stream(&stream)? {
             Some(item) if item.version >= event.version => Ok(item),
             _ => Err(StoreError::Corrupt(format!(

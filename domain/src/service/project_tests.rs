@@ -98,9 +98,17 @@ fn stream(n: u128, length: u64) -> Vec<Event> {
             occurred_at: at("2026-01-02T03:04:05.678Z"),
             subject: "owner".into(),
             payload: if version == 1 {
-                EventPayload::ItemCreated(ItemCreated { name: format!("item {n}"), timestamp: "t".into() })
+                EventPayload::ItemCreated(ItemCreated {
+                    name: format!("item {n}"),
+                    timestamp: "t".into(),
+                    description: None,
+                })
             } else {
-                EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("item {n} v{version}")), timestamp: None })
+                EventPayload::ItemUpdated(ItemUpdated {
+                    name: Some(format!("item {n} v{version}")),
+                    timestamp: None,
+                    description: None,
+                })
             },
         })
         .collect()

@@ -85,7 +85,7 @@ fn create_service(events: Arc<InMemoryEventStore>) -> CreateItemService {
 }
 
 fn command(name: &str) -> CreateItem {
-    CreateItem { name: name.into(), timestamp: "N/A".into() }
+    CreateItem { name: name.into(), timestamp: "N/A".into(), description: None }
 }
 
 async fn created_events(count: usize) -> Vec<Event> {
@@ -110,7 +110,10 @@ async fn create_appends_one_item_created_event_at_version_1() {
     assert_eq!(event.version, 1);
     assert_eq!(event.subject, "sub-1");
     assert_eq!(event.occurred_at, FixedClock::default().0);
-    assert_eq!(event.payload, EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "N/A".into() }));
+    assert_eq!(
+        event.payload,
+        EventPayload::ItemCreated(ItemCreated { name: "Pen".into(), timestamp: "N/A".into(), description: None })
+    );
     assert_eq!(item.created_by, "sub-1");
     assert_eq!(item.version, 1);
 }
@@ -391,6 +394,7 @@ async fn given_items_of_two_creators(read_model: &InMemoryReadModel) -> Vec<Item
             created_at: crate::testing::at("2026-01-01T00:00:00.000Z") + chrono::TimeDelta::minutes(i64::from(n / 2)),
             version: 1,
             deleted: creator == "ann" && n % 3 == 0,
+            description: None,
         };
         read_model.upsert_if_newer(&item).await.unwrap();
         if creator == "ann" && !item.deleted {

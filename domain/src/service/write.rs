@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::command::{Actor, Command};
 use crate::command::{CreateItem, Precondition};
 use crate::decide::{Rejection, decide};
-use crate::event::{Event, ItemId};
+use crate::event::{Event, EventSchemas, ItemId};
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::item::Item;
 use crate::ports::{AppendError, Clock, EventStore, IdGenerator, Snapshot, StoreError};
@@ -58,11 +58,21 @@ pub(crate) struct WritePath {
     ids: Arc<dyn IdGenerator>,
     pub(crate) idempotency_ttl: chrono::TimeDelta,
     pub(crate) snapshot_every: u64,
+    /// The event schemas this deployment may write: an older set until
+    /// every reader knows the newer one (docs/deploy.md).
+    pub(crate) writes: EventSchemas,
 }
 
 impl WritePath {
     pub fn new(events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
-        Self { events, clock, ids, idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL, snapshot_every: SNAPSHOT_EVERY }
+        Self {
+            events,
+            clock,
+            ids,
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+            snapshot_every: SNAPSHOT_EVERY,
+            writes: EventSchemas::CURRENT,
+        }
     }
 
     pub fn new_id(&self) -> ItemId {
@@ -97,6 +107,12 @@ impl WritePath {
             // and `?at` reads a stream's times as ordered.
             let occurred_at = last_at.map_or(now, |last| now.max(last));
             let payloads = decide(state.as_ref(), &command, actor, precondition)?;
+            for payload in &payloads {
+                let (schema, field) = payload.schema();
+                if self.writes.newest(payload.type_name()).is_none_or(|newest| schema > newest) {
+                    return Err(ChangeError::NotWritableYet { field: field.unwrap_or("this"), set: self.writes.set });
+                }
+            }
             // The stream's head: a strict fold applies every event or fails.
             let head = state.as_ref().map_or(0, |item| item.version);
             let events: Vec<Event> = payloads
@@ -213,15 +229,18 @@ impl Request {
         item: &Item,
         expires_at: chrono::DateTime<chrono::Utc>,
     ) -> IdempotencyRecord {
-        let (name, timestamp, change) = match self {
-            Request::Create(create) => (create.name.clone(), create.timestamp.clone(), None),
-            Request::Change(change) => (item.name.clone(), item.timestamp.clone(), Some(change.clone())),
+        let (name, timestamp, description, change) = match self {
+            Request::Create(create) => {
+                (create.name.clone(), create.timestamp.clone(), create.description.clone(), None)
+            }
+            Request::Change(change) => (item.name.clone(), item.timestamp.clone(), None, Some(change.clone())),
         };
         IdempotencyRecord {
             subject: actor.subject.clone(),
             key: key.clone(),
             name,
             timestamp,
+            description,
             item: item.clone(),
             expires_at,
             change,
@@ -239,11 +258,21 @@ fn fingerprint(id: ItemId, command: &Command, precondition: &Precondition) -> St
     };
     let asked = match command {
         Command::Update(update) => {
-            serde_json::json!({"op": "update", "name": update.name, "timestamp": update.timestamp})
+            let mut asked = serde_json::json!({"op": "update", "name": update.name, "timestamp": update.timestamp});
+            // Only when asked: a retry of a request made before items had a
+            // description keeps the fingerprint its record has.
+            if let Some(description) = &update.description {
+                asked["description"] = description.clone().into();
+            }
+            asked
         }
         Command::Delete => serde_json::json!({"op": "delete"}),
         Command::Create(create) => {
-            serde_json::json!({"op": "create", "name": create.name, "timestamp": create.timestamp})
+            let mut asked = serde_json::json!({"op": "create", "name": create.name, "timestamp": create.timestamp});
+            if let Some(description) = &create.description {
+                asked["description"] = description.clone().into();
+            }
+            asked
         }
     };
     serde_json::json!({"id": id, "ifMatch": if_match, "asked": asked}).to_string()

@@ -478,14 +478,14 @@ impl System {
         let actor = Actor { subject: caller.subject.clone(), is_admin: caller.admin };
         match request {
             Request::Create { name } => {
-                let command = CreateItem { name: name.clone(), timestamp: TIMESTAMP.into() };
+                let command = CreateItem { name: name.clone(), timestamp: TIMESTAMP.into(), description: None };
                 match &key {
                     Some(key) => self.create.create_idempotent(&caller.subject, command, key).await.into(),
                     None => self.create.create(&caller.subject, command).await.map(Created::New).into(),
                 }
             }
             Request::Rename { id, name, if_match } => {
-                let update = UpdateItem { name: Some(name.clone()), timestamp: None };
+                let update = UpdateItem { name: Some(name.clone()), timestamp: None, description: None };
                 self.changes.update(&actor, *id, update, *if_match, key.as_ref()).await.into()
             }
             Request::Delete { id, if_match } => self.changes.delete(&actor, *id, *if_match, key.as_ref()).await.into(),
@@ -811,7 +811,7 @@ impl System {
             let actor = Actor { subject: caller.subject.clone(), is_admin: false };
             let Request::Rename { id, name, .. } = request.clone() else { unreachable!("a rename") };
             let rename: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
-                let update = UpdateItem { name: Some(name), timestamp: None };
+                let update = UpdateItem { name: Some(name), timestamp: None, description: None };
                 let result = changes.update(&actor, id, update, None, None).await;
                 let projected = match &result {
                     Ok(changed) if !changed.repeated => {
@@ -889,6 +889,7 @@ impl System {
             payload: EventPayload::ItemCreated(items_domain::event::ItemCreated {
                 name: name(n),
                 timestamp: TIMESTAMP.into(),
+                description: None,
             }),
         };
         self.runtime.block_on(self.backend.events.append(0, &[event])).expect("imported");
@@ -903,6 +904,7 @@ impl System {
             created_at,
             version: 1,
             deleted: false,
+            description: None,
         };
         self.reference.commit(&caller, &request, None, &expected, Some(&given));
         self.slots.push((id, owner.into()));
@@ -1067,6 +1069,7 @@ impl<B: MakeBackend> StateMachineTest for ModelTest<B> {
                     payload: EventPayload::ItemUpdated(items_domain::event::ItemUpdated {
                         name: Some("never created".into()),
                         timestamp: None,
+                        description: None,
                     }),
                 };
                 system.runtime.block_on(system.backend.events.append(0, &[event])).expect("appended");

@@ -147,6 +147,7 @@ impl Reference {
                     created_at: given.created_at,
                     version: 1,
                     deleted: false,
+                    description: None,
                 };
                 let changes = serde_json::json!({ "name": name, "timestamp": super::TIMESTAMP });
                 self.push(&item, "ItemCreated", &caller.subject, changes);

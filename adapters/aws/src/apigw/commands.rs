@@ -143,6 +143,7 @@ fn change_error(error: ChangeError) -> ApiError {
             current,
         ),
         ChangeError::KeyReused => ApiError::new(422, "Idempotency-Key was already used with a different request"),
+        refused @ ChangeError::NotWritableYet { .. } => ApiError::new(400, refused.to_string()),
         ChangeError::Rejected(Rejection::AlreadyExists) => ApiError::new(409, "Item already exists"),
         ChangeError::Store(error) => ApiError::from(error),
     }

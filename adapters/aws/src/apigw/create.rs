@@ -34,6 +34,7 @@ async fn create(
     .map_err(|error| match error {
         CreateError::Store(error) => ApiError::from(error),
         CreateError::KeyReused => ApiError::new(422, "Idempotency-Key was already used with a different request"),
+        refused @ CreateError::NotWritableYet { .. } => ApiError::new(400, refused.to_string()),
         CreateError::Conflict(conflict) => {
             tracing::error!(%conflict, "new item's stream already existed");
             ApiError::new(500, "Internal server error")

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use items_domain::Event;
-use items_domain::event::{DecodeError, STREAM_PREFIX, StoredEvent};
+use items_domain::event::{DecodeError, EventSchemas, STREAM_PREFIX, StoredEvent};
 
 /// Attribute names of the events table's key.
 pub const EVENTS_PARTITION_KEY: &str = "stream_id";
@@ -24,6 +24,15 @@ pub enum RecordError {
     Mapping(#[from] serde_dynamo::Error),
     #[error(transparent)]
     Decode(#[from] DecodeError),
+}
+
+impl RecordError {
+    /// Written by newer code (a type or schema this code does not know):
+    /// it applies once code that knows it is deployed, unlike a record
+    /// that is broken.
+    pub fn is_newer(&self) -> bool {
+        matches!(self, RecordError::Decode(DecodeError::UnknownType(_) | DecodeError::UnsupportedSchema { .. }))
+    }
 }
 
 /// An event as a DynamoDB item (SDK or Lambda-event attribute values).
@@ -51,6 +60,15 @@ pub fn event_from_item<I>(item: I) -> Result<Option<Event>, RecordError>
 where
     I: Into<serde_dynamo::Item>,
 {
+    event_from_item_with(item, &EventSchemas::CURRENT)
+}
+
+/// Like [`event_from_item`], as code of the schema set `schemas` reads it
+/// (see [`StoredEvent::decode_with`]).
+pub fn event_from_item_with<I>(item: I, schemas: &EventSchemas) -> Result<Option<Event>, RecordError>
+where
+    I: Into<serde_dynamo::Item>,
+{
     let item: serde_dynamo::Item = item.into();
     let is_event = matches!(
         item.get(EVENTS_PARTITION_KEY),
@@ -60,5 +78,5 @@ where
         return Ok(None);
     }
     let stored: StoredEvent = serde_dynamo::from_item(item)?;
-    Ok(Some(stored.decode()?))
+    Ok(Some(stored.decode_with(schemas)?))
 }

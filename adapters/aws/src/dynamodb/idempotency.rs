@@ -18,6 +18,9 @@ pub(super) struct StoredIdempotency {
     pub(super) key: String,
     name: String,
     timestamp: String,
+    /// A create's description; absent without one (and before items had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
     item: Item,
     expires_at: i64,
     /// Absent in records written before it was added: those expire at `expires_at`.
@@ -53,6 +56,7 @@ impl StoredIdempotency {
             key: record.key.as_str().to_owned(),
             name: record.name.clone(),
             timestamp: record.timestamp.clone(),
+            description: record.description.clone(),
             item: record.item.clone(),
             expires_at: expires_at_ms.div_euclid(1000) + i64::from(expires_at_ms.rem_euclid(1000) > 0),
             expires_at_ms: Some(expires_at_ms),
@@ -74,6 +78,7 @@ impl StoredIdempotency {
             item: self.item,
             expires_at: expires_at.ok_or_else(corrupt)?,
             change: self.change,
+            description: self.description,
         })
     }
 }

@@ -177,8 +177,8 @@ async fn bad_patch_bodies_get_a_400_and_store_nothing() {
     let api = Api::new();
     let id = api.item().await;
     for (body, message) in [
-        ("{}", "Request body must set `name` or `timestamp`"),
-        (r#"{"colour":"blue"}"#, "Request body must set `name` or `timestamp`"),
+        ("{}", "Request body must set `name`, `timestamp` or `description`"),
+        (r#"{"colour":"blue"}"#, "Request body must set `name`, `timestamp` or `description`"),
         (r#"{"name":""}"#, "`name` must be 1 to 256 characters"),
         (r#"{"name":5}"#, "`name` must be a string"),
         ("[]", "Request body must be a JSON object"),

@@ -377,6 +377,7 @@ async fn a_listing_without_limit_stays_within_lambdas_response_limit_and_links_e
             created_at: items_domain::testing::at("2026-11-25T12:20:05.123Z"),
             version: 1,
             deleted: false,
+            description: None,
         };
         ids.insert(item.id.to_string());
         read_model.upsert_if_newer(&item).await.unwrap();

@@ -6,3 +6,4 @@ mod command_handlers;
 mod dynamodb_conformance;
 mod handlers;
 mod projector_handler;
+mod schemas;

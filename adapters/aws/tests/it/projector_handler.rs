@@ -33,7 +33,11 @@ fn created(name: &str) -> Event {
         version: 1,
         occurred_at: at("2026-11-25T12:20:05.123Z"),
         subject: "sub-1".into(),
-        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "N/A".into() }),
+        payload: EventPayload::ItemCreated(ItemCreated {
+            name: name.into(),
+            timestamp: "N/A".into(),
+            description: None,
+        }),
     }
 }
 
@@ -224,7 +228,7 @@ async fn a_store_failure_reports_the_failed_record() {
 
 /// A rename at `version`.
 fn renamed(id: ItemId, version: u64, name: &str) -> Event {
-    let update = items_domain::event::ItemUpdated { name: Some(name.into()), timestamp: None };
+    let update = items_domain::event::ItemUpdated { name: Some(name.into()), timestamp: None, description: None };
     Event { payload: EventPayload::ItemUpdated(update), ..version_of(id, version, "") }
 }
 

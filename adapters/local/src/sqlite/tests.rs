@@ -44,7 +44,11 @@ fn created(item_id: ItemId, name: &str) -> Event {
         version: 1,
         occurred_at: at("2026-01-02T03:04:05.678Z"),
         subject: "sub-1".into(),
-        payload: EventPayload::ItemCreated(ItemCreated { name: name.into(), timestamp: "N/A".into() }),
+        payload: EventPayload::ItemCreated(ItemCreated {
+            name: name.into(),
+            timestamp: "N/A".into(),
+            description: None,
+        }),
     }
 }
 
@@ -65,6 +69,7 @@ async fn everything_survives_closing_and_reopening() {
         item: item_of(&created(ItemId(Uuid::new_v4()), "Cup")),
         expires_at: at("2999-01-01T00:00:00.000Z"),
         change: None,
+        description: None,
     };
     let idempotent_event = created(record.item.id, "Cup");
     {
@@ -392,6 +397,7 @@ async fn expired_idempotency_records_do_not_pile_up() {
                 item: item_of(&event),
                 expires_at: now + chrono::TimeDelta::seconds(1),
                 change: None,
+                description: None,
             };
             events.append_idempotent(&record, 0, &[event], now).await.unwrap();
         }
@@ -419,8 +425,11 @@ async fn scan_pages_end_at_an_items_end_and_segments_split_the_id_space() {
                 let mut event = created(id, "first");
                 event.version = version;
                 if version > 1 {
-                    event.payload =
-                        EventPayload::ItemUpdated(ItemUpdated { name: Some(format!("v{version}")), timestamp: None });
+                    event.payload = EventPayload::ItemUpdated(ItemUpdated {
+                        name: Some(format!("v{version}")),
+                        timestamp: None,
+                        description: None,
+                    });
                 }
                 event
             })

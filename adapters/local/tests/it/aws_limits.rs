@@ -143,6 +143,7 @@ async fn fill(read_model: &InMemoryReadModel, bytes: usize) -> usize {
             created_at: chrono::Utc::now(),
             version: 1,
             deleted: false,
+            description: None,
         };
         read_model.upsert_if_newer(&item).await.unwrap();
         count += 1;
@@ -236,6 +237,7 @@ async fn a_listing_of_tombstones_answers_an_empty_page_with_a_link_before_the_ti
             created_at: items_domain::testing::at("2026-11-30T12:00:00Z"),
             version: 2,
             deleted: true,
+            description: None,
         })
         .collect();
     let budget =

@@ -5,6 +5,7 @@ mod support;
 mod aws_limits;
 mod gateway_auth;
 mod hosted_ui;
+mod schemas;
 mod server_limits;
 mod sqlite_conformance;
 mod volatile_conformance;

@@ -55,7 +55,11 @@ async fn seed(client: &Client, table: &str, count: usize) -> anyhow::Result<()> 
                 version: 1,
                 occurred_at: chrono::Utc::now(),
                 subject: "bench".into(),
-                payload: EventPayload::ItemCreated(ItemCreated { name: format!("item {n}"), timestamp: "N/A".into() }),
+                payload: EventPayload::ItemCreated(ItemCreated {
+                    name: format!("item {n}"),
+                    timestamp: "N/A".into(),
+                    description: None,
+                }),
             };
             event_to_item(&event).expect("an event maps to an item")
         })

@@ -50,6 +50,7 @@ fn item(n: usize, creator: String) -> Item {
         created_at: chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::seconds(1_700_000_000 + n as i64),
         version: 1,
         deleted: false,
+        description: None,
     }
 }
 

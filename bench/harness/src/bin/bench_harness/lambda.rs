@@ -269,6 +269,7 @@ fn synthetic_event() -> Event {
         payload: EventPayload::ItemCreated(ItemCreated {
             name: "Pen".into(),
             timestamp: "2026-11-25T12:20:00Z".into(),
+            description: None,
         }),
     }
 }
@@ -342,6 +343,7 @@ fn sample_item() -> Item {
         created_at: chrono::Utc::now(),
         version: 1,
         deleted: false,
+        description: None,
     }
 }
 

@@ -52,7 +52,11 @@ pub fn event(n: usize) -> Event {
         version: 1,
         occurred_at: chrono::Utc::now(),
         subject: "4f1e8a52-7c3b-4d59-9a41-0c6b2f2e9d11".into(),
-        payload: EventPayload::ItemCreated(ItemCreated { name: format!("Item {n}"), timestamp: "N/A".into() }),
+        payload: EventPayload::ItemCreated(ItemCreated {
+            name: format!("Item {n}"),
+            timestamp: "N/A".into(),
+            description: None,
+        }),
     }
 }
 

@@ -26,6 +26,7 @@ pub fn log(count: usize) -> Vec<Event> {
                     EventPayload::ItemCreated(ItemCreated {
                         name: format!("item {round}-{n}"),
                         timestamp: "N/A".into(),
+                        description: None,
                     }),
                 ))
             },
@@ -35,12 +36,20 @@ pub fn log(count: usize) -> Vec<Event> {
                     EventPayload::ItemUpdated(ItemUpdated {
                         name: Some(format!("renamed {round}-{n}")),
                         timestamp: None,
+                        description: None,
                     }),
                 ))
             },
             &|n| {
                 (n % 2 == 0).then(|| {
-                    (3, EventPayload::ItemUpdated(ItemUpdated { name: None, timestamp: Some("2026-11-30".into()) }))
+                    (
+                        3,
+                        EventPayload::ItemUpdated(ItemUpdated {
+                            name: None,
+                            timestamp: Some("2026-11-30".into()),
+                            description: None,
+                        }),
+                    )
                 })
             },
             &|n| (n % 10 == 0).then_some((4, EventPayload::ItemDeleted)),
