@@ -19,6 +19,15 @@ export type LambdaName = (typeof LAMBDA_NAMES)[number];
 export const ARCHITECTURES = ["x86_64", "arm64"] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
 
+/**
+ * Event schema sets a writer may be allowed: 1, the first release's shapes
+ * only; 2, current (ItemCreated/ItemUpdated carrying a description). See
+ * docs/deploy.md, "Event schema changes: two-step rollout".
+ */
+export const EVENT_SCHEMA_SETS = [1, 2] as const;
+export type EventSchemaSet = (typeof EVENT_SCHEMA_SETS)[number];
+export const LATEST_EVENT_SCHEMA_SET: EventSchemaSet = 2;
+
 export const LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -59,6 +68,11 @@ export interface Settings {
     projectorMemorySizeMb: number;
     projectorTimeoutSeconds: number;
     idempotencyTtlSeconds: number;
+    /**
+     * `WRITE_EVENT_SCHEMAS` of the writers (post-item, item-commands): the
+     * newest event schema set they may write. Readers take every set.
+     */
+    writeEventSchemas: EventSchemaSet;
     stream: {
         batchSize: number;
         /** Batches of one shard processed at once (1-10); order is kept per item. */
@@ -129,6 +143,7 @@ export const CONFIG_DEFAULTS = {
     projectorMemorySizeMb: 256,
     projectorTimeoutSeconds: 30,
     idempotencyTtlSeconds: 86400,
+    writeEventSchemas: LATEST_EVENT_SCHEMA_SET,
     batchSize: 100,
     parallelizationFactor: 2,
     maximumBatchingWindowInSeconds: 1,
@@ -356,6 +371,20 @@ export function validateTableGenerations(live: number, rebuild: number | undefin
     return { live, rebuild };
 }
 
+/**
+ * `writeEventSchemas`: 1 while a rollout of a new event schema is under way
+ * (readers first), 2 (the latest) otherwise.
+ */
+export function validateWriteEventSchemas(value: number): EventSchemaSet {
+    if (!(EVENT_SCHEMA_SETS as readonly number[]).includes(value)) {
+        throw new ConfigError(
+            `writeEventSchemas must be ${EVENT_SCHEMA_SETS.join(" or ")} (the newest event schema set the writers ` +
+                `may write: 1 during a two-step rollout, ${LATEST_EVENT_SCHEMA_SET} otherwise), got ${value}`,
+        );
+    }
+    return value as EventSchemaSet;
+}
+
 /** Validates an integer setting against inclusive bounds. */
 export function intInRange(key: string, value: number, min: number, max: number): number {
     if (!Number.isInteger(value) || value < min || value > max) {
@@ -460,6 +489,9 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
         projectorMemorySizeMb: int("projectorMemorySizeMb", CONFIG_DEFAULTS.projectorMemorySizeMb, 128, 10240),
         projectorTimeoutSeconds: int("projectorTimeoutSeconds", CONFIG_DEFAULTS.projectorTimeoutSeconds, 1, 900),
         idempotencyTtlSeconds: int("idempotencyTtlSeconds", CONFIG_DEFAULTS.idempotencyTtlSeconds, 60, 365 * 24 * 3600),
+        writeEventSchemas: validateWriteEventSchemas(
+            cfg.getNumber("writeEventSchemas") ?? CONFIG_DEFAULTS.writeEventSchemas,
+        ),
         stream: {
             batchSize: int("batchSize", CONFIG_DEFAULTS.batchSize, 1, 1000),
             parallelizationFactor: int("parallelizationFactor", CONFIG_DEFAULTS.parallelizationFactor, 1, 10),

@@ -48,7 +48,22 @@ export function functionName(key: LambdaName): string {
     return name;
 }
 
-function createLambda(settings: Settings, spec: LambdaSpec): LambdaBundle {
+/**
+ * The order one `pulumi up` updates the functions in. Readers decode the
+ * events table (the projector, and get-items folding a stream for
+ * `?version=`/`?at=`); writers append to it. Each writer depends on every
+ * reader, so a new event schema is readable before it can be written: a
+ * build before a schema refuses it (the projector quarantines the record and
+ * holds back its item until a redrive). `WRITE_EVENT_SCHEMAS`
+ * (`writeEventSchemas`) goes to the writers alone. See docs/deploy.md,
+ * "Event schema changes: two-step rollout".
+ */
+export const ROLLOUT = {
+    readers: ["project-events", "get-items"],
+    writers: ["post-item", "item-commands"],
+} as const satisfies { readers: readonly LambdaName[]; writers: readonly LambdaName[] };
+
+function createLambda(settings: Settings, spec: LambdaSpec, after: pulumi.Resource[] = []): LambdaBundle {
     const name = functionName(spec.key);
     // Created explicitly (rather than on first invocation) so that retention is
     // managed, the role does not need logs:CreateLogGroup, and the group goes
@@ -86,8 +101,9 @@ function createLambda(settings: Settings, spec: LambdaSpec): LambdaBundle {
             },
         },
         // The policy must exist before the function runs (and before the
-        // event source mapping validates the role's stream permissions).
-        { dependsOn: [policy, logGroup] },
+        // event source mapping validates the role's stream permissions);
+        // `after`: a writer waits for the readers (ROLLOUT).
+        { dependsOn: [policy, logGroup, ...after] },
     );
     return { key: spec.key, functionName: name, fn, logGroup, role, policy };
 }
@@ -105,24 +121,8 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
     // own responses (API Gateway only adds it to preflights and its own errors).
     const corsEnv = { CORS_ALLOWED_ORIGINS: settings.api.corsAllowedOrigin };
 
-    const postItem = createLambda(settings, {
-        key: "post-item",
-        description: "POST /items: validates the command and appends an ItemCreated event",
-        memorySize: settings.apiMemorySizeMb,
-        timeout: settings.apiTimeoutSeconds,
-        environment: {
-            ...tableEnv,
-            ...corsEnv,
-            IDEMPOTENCY_TTL_SECONDS: String(settings.idempotencyTtlSeconds),
-        },
-        statements: [
-            {
-                sid: "AppendEvents",
-                actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
-                resources: [tables.events.arn],
-            },
-        ],
-    });
+    // Only the writers append events: the newest schema set they may write.
+    const writerEnv = { WRITE_EVENT_SCHEMAS: String(settings.writeEventSchemas) };
 
     // HMAC key for the opaque pagination cursors handed out by get-items.
     const cursorSigningKey = new random.RandomPassword("cursor-signing-key", {
@@ -130,111 +130,152 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
         special: false,
     });
 
-    const getItems = createLambda(settings, {
-        key: "get-items",
-        description: "GET /items and GET /items/{id}: reads the items read model (and its by-creator index), and an item's stream for ?version/?at",
-        memorySize: settings.apiMemorySizeMb,
-        timeout: settings.apiTimeoutSeconds,
-        environment: {
-            ...tableEnv,
-            ...corsEnv,
-            CURSOR_SIGNING_KEY: pulumi.secret(cursorSigningKey.result),
+    const specs: Record<LambdaName, LambdaSpec> = {
+        "post-item": {
+            key: "post-item",
+            description: "POST /items: validates the command and appends an ItemCreated event",
+            memorySize: settings.apiMemorySizeMb,
+            timeout: settings.apiTimeoutSeconds,
+            environment: {
+                ...tableEnv,
+                ...corsEnv,
+                IDEMPOTENCY_TTL_SECONDS: String(settings.idempotencyTtlSeconds),
+            },
+            statements: [
+                {
+                    sid: "AppendEvents",
+                    actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
+                    resources: [tables.events.arn],
+                },
+            ],
         },
-        statements: [
-            {
-                sid: "ReadItems",
-                actions: ["dynamodb:Scan", "dynamodb:GetItem"],
-                resources: [tables.items.arn],
-            },
-            {
-                // `?createdBy=`: that one index of the live table; a grant on
-                // the table does not reach its indexes.
-                sid: "QueryItemsByCreator",
-                actions: ["dynamodb:Query"],
-                resources: [pulumi.interpolate`${tables.items.arn}/index/${ITEMS_BY_CREATOR_INDEX}`],
-            },
-            {
-                // `?version=` / `?at=`: folds one item's stream (consistent
-                // reads); nothing else of the log.
-                sid: "ReadItemStreams",
-                actions: ["dynamodb:Query"],
-                resources: [tables.events.arn],
-            },
-        ],
-    });
 
-    const itemCommands = createLambda(settings, {
-        key: "item-commands",
-        description: "PATCH and DELETE /items/{id}, GET /items/{id}/events: decides on the item's event stream",
-        memorySize: settings.apiMemorySizeMb,
-        timeout: settings.apiTimeoutSeconds,
-        environment: {
-            EVENTS_TABLE: tables.events.name,
-            ...corsEnv,
-            IDEMPOTENCY_TTL_SECONDS: String(settings.idempotencyTtlSeconds),
+        "get-items": {
+            key: "get-items",
+            description: "GET /items and GET /items/{id}: reads the items read model (and its by-creator index), and an item's stream for ?version/?at",
+            memorySize: settings.apiMemorySizeMb,
+            timeout: settings.apiTimeoutSeconds,
+            environment: {
+                ...tableEnv,
+                ...corsEnv,
+                CURSOR_SIGNING_KEY: pulumi.secret(cursorSigningKey.result),
+            },
+            statements: [
+                {
+                    sid: "ReadItems",
+                    actions: ["dynamodb:Scan", "dynamodb:GetItem"],
+                    resources: [tables.items.arn],
+                },
+                {
+                    // `?createdBy=`: that one index of the live table; a grant on
+                    // the table does not reach its indexes.
+                    sid: "QueryItemsByCreator",
+                    actions: ["dynamodb:Query"],
+                    resources: [pulumi.interpolate`${tables.items.arn}/index/${ITEMS_BY_CREATOR_INDEX}`],
+                },
+                {
+                    // `?version=` / `?at=`: folds one item's stream (consistent
+                    // reads); nothing else of the log.
+                    sid: "ReadItemStreams",
+                    actions: ["dynamodb:Query"],
+                    resources: [tables.events.arn],
+                },
+            ],
         },
-        statements: [
-            {
-                // Query reads a stream (and the history); PutItem and
-                // ConditionCheckItem are what TransactWriteItems checks per item.
-                sid: "ReadAndAppendEvents",
-                actions: ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"],
-                resources: [tables.events.arn],
-            },
-        ],
-    });
 
-    const projectEvents = createLambda(settings, {
-        key: "project-events",
-        description: "DynamoDB stream consumer: projects item events into the items table",
-        memorySize: settings.projectorMemorySizeMb,
-        timeout: settings.projectorTimeoutSeconds,
-        environment: tableEnv,
-        statements: [
-            {
-                // GetItem: an update applies to the state right before it.
-                sid: "WriteReadModel",
-                actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
-                resources: [tables.items.arn],
+        "item-commands": {
+            key: "item-commands",
+            description: "PATCH and DELETE /items/{id}, GET /items/{id}/events: decides on the item's event stream",
+            memorySize: settings.apiMemorySizeMb,
+            timeout: settings.apiTimeoutSeconds,
+            environment: {
+                EVENTS_TABLE: tables.events.name,
+                ...corsEnv,
+                IDEMPOTENCY_TTL_SECONDS: String(settings.idempotencyTtlSeconds),
             },
-            {
-                // Only when an update does not follow on from the read model's
-                // state: the item's stream is folded instead.
-                sid: "ReadItemHistory",
-                actions: ["dynamodb:Query"],
-                resources: [tables.events.arn],
-            },
-            {
-                // What Lambda's guide lists for reading a DynamoDB stream, on
-                // the stream these actions are evaluated against.
-                sid: "ReadEventStream",
-                actions: ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
-                resources: [tables.events.streamArn],
-            },
-            {
-                // Also in that list, and without a resource type in IAM: only
-                // `*` grants it (on the stream ARN it would be inert). It lists
-                // stream ARNs, nothing of their records.
-                sid: "ListEventStreams",
-                actions: ["dynamodb:ListStreams"],
-                resources: ["*"],
-            },
-            {
-                // The quarantine: a record it cannot apply is set aside as an
-                // item of its own in the events table, under keys that start
-                // `quarantine#` (no event, no idempotency record can be written).
-                sid: "SetAsidePoison",
-                actions: ["dynamodb:PutItem"],
-                resources: [tables.events.arn],
-                condition: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`${QUARANTINE_PREFIX}*`] } },
-            },
-            {
-                sid: "SendFailuresToDlq",
-                actions: ["sqs:SendMessage"],
-                resources: [dlq.arn],
-            },
-        ],
-    });
+            statements: [
+                {
+                    // Query reads a stream (and the history); PutItem and
+                    // ConditionCheckItem are what TransactWriteItems checks per item.
+                    sid: "ReadAndAppendEvents",
+                    actions: ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"],
+                    resources: [tables.events.arn],
+                },
+            ],
+        },
 
-    return { postItem, getItems, itemCommands, projectEvents, cursorSigningKey };
+        "project-events": {
+            key: "project-events",
+            description: "DynamoDB stream consumer: projects item events into the items table",
+            memorySize: settings.projectorMemorySizeMb,
+            timeout: settings.projectorTimeoutSeconds,
+            environment: tableEnv,
+            statements: [
+                {
+                    // GetItem: an update applies to the state right before it.
+                    sid: "WriteReadModel",
+                    actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
+                    resources: [tables.items.arn],
+                },
+                {
+                    // Only when an update does not follow on from the read model's
+                    // state: the item's stream is folded instead.
+                    sid: "ReadItemHistory",
+                    actions: ["dynamodb:Query"],
+                    resources: [tables.events.arn],
+                },
+                {
+                    // What Lambda's guide lists for reading a DynamoDB stream, on
+                    // the stream these actions are evaluated against.
+                    sid: "ReadEventStream",
+                    actions: ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                    resources: [tables.events.streamArn],
+                },
+                {
+                    // Also in that list, and without a resource type in IAM: only
+                    // `*` grants it (on the stream ARN it would be inert). It lists
+                    // stream ARNs, nothing of their records.
+                    sid: "ListEventStreams",
+                    actions: ["dynamodb:ListStreams"],
+                    resources: ["*"],
+                },
+                {
+                    // The quarantine: a record it cannot apply is set aside as an
+                    // item of its own in the events table, under keys that start
+                    // `quarantine#` (no event, no idempotency record can be written).
+                    sid: "SetAsidePoison",
+                    actions: ["dynamodb:PutItem"],
+                    resources: [tables.events.arn],
+                    condition: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`${QUARANTINE_PREFIX}*`] } },
+                },
+                {
+                    sid: "SendFailuresToDlq",
+                    actions: ["sqs:SendMessage"],
+                    resources: [dlq.arn],
+                },
+            ],
+        },
+    };
+
+    // Readers first; each writer depends on all of them (ROLLOUT).
+    const readers = ROLLOUT.readers.map((key) => createLambda(settings, specs[key]));
+    const after = readers.map((r) => r.fn);
+    const writers = ROLLOUT.writers.map((key) =>
+        createLambda(settings, { ...specs[key], environment: { ...specs[key].environment, ...writerEnv } }, after),
+    );
+    const bundle = (key: LambdaName): LambdaBundle => {
+        const found = [...readers, ...writers].find((b) => b.key === key);
+        if (found === undefined) {
+            throw new Error(`function ${key} is neither a reader nor a writer in ROLLOUT`);
+        }
+        return found;
+    };
+
+    return {
+        postItem: bundle("post-item"),
+        getItems: bundle("get-items"),
+        itemCommands: bundle("item-commands"),
+        projectEvents: bundle("project-events"),
+        cursorSigningKey,
+    };
 }

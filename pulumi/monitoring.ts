@@ -92,6 +92,28 @@ export function createMonitoring(
                 treatMissingData: "notBreaching",
             },
         },
+        ...(
+            [
+                ["RecordsQuarantined", "projector-quarantined", "The projector set a record it cannot apply aside in the quarantine: its item waits (items quarantine --dynamodb; --redrive once the cause is fixed)."],
+                ["RecordsOfNewerCode", "projector-newer-code", "The projector met an event type or schema it does not know: a writer was deployed before it (docs/deploy.md, two-step rollout); its item waits in the quarantine until a redrive with the new code."],
+            ] as const
+        ).map(
+            ([metricName, key, description]): AlarmSpec => ({
+                key,
+                description,
+                args: {
+                    namespace: METRICS_NAMESPACE,
+                    metricName,
+                    dimensions: { Function: "project-events" },
+                    statistic: "Sum",
+                    period: PERIOD_SECONDS,
+                    evaluationPeriods: 1,
+                    threshold: 0,
+                    comparisonOperator: "GreaterThanThreshold",
+                    treatMissingData: "notBreaching",
+                },
+            }),
+        ),
         ...lambdas.flatMap((f): AlarmSpec[] =>
             (["Errors", "Throttles"] as const).map((metricName) => ({
                 key: `${f.key}-${metricName.toLowerCase()}`,
@@ -184,6 +206,8 @@ export const FUNCTION_METRICS: [string, string][] = [
     ["project-events", "RecordsProjected"],
     ["project-events", "RecordsAlreadyNewer"],
     ["project-events", "RecordsFailed"],
+    ["project-events", "RecordsQuarantined"],
+    ["project-events", "RecordsOfNewerCode"],
 ];
 
 /** One of the functions' own metrics (EMF, METRICS_NAMESPACE). */

@@ -20,6 +20,7 @@ import {
     validateTableGenerations,
     validateDevCallbackUrls,
     validateNamePrefix,
+    validateWriteEventSchemas,
     PROJECT_DIR,
     type ConfigReader,
 } from "../config";
@@ -152,6 +153,21 @@ describe("other validators", () => {
         assert.throws(() => intInRange("batchSize", 2.5, 1, 1000), ConfigError);
     });
 
+    test("writeEventSchemas: 1 or 2, nothing else", () => {
+        assert.equal(validateWriteEventSchemas(1), 1);
+        assert.equal(validateWriteEventSchemas(2), 2);
+        for (const bad of [0, 3, 1.5, -1]) {
+            assert.throws(
+                () => validateWriteEventSchemas(bad),
+                (e: unknown) =>
+                    e instanceof ConfigError &&
+                    e.message.startsWith(`items-api configuration: writeEventSchemas must be 1 or 2 `) &&
+                    e.message.endsWith(`, got ${bad}`),
+                String(bad),
+            );
+        }
+    });
+
     test("read table generations: integers of at least 1, the rebuild one different from the live one", () => {
         assert.deepEqual(validateTableGenerations(1, undefined), { live: 1 });
         assert.deepEqual(validateTableGenerations(1, 2), { live: 1, rebuild: 2 });
@@ -267,6 +283,7 @@ describe("loadSettings", () => {
         assert.equal(s.projectorMemorySizeMb, 256);
         assert.equal(s.projectorTimeoutSeconds, 30);
         assert.equal(s.idempotencyTtlSeconds, 86400);
+        assert.equal(s.writeEventSchemas, 2);
         assert.deepEqual(s.stream, {
             batchSize: 100,
             parallelizationFactor: 2,
@@ -325,7 +342,9 @@ describe("loadSettings", () => {
             implicitGrant: "true",
             detailedMetrics: "true",
             itemsPointInTimeRecovery: "true",
+            writeEventSchemas: "1",
         });
+        assert.equal(s.writeEventSchemas, 1);
         assert.deepEqual(s.cognito.callbackUrls, ["http://localhost:3000/"]);
         assert.deepEqual(s.cognito.devCallbackUrls, ["http://localhost:5173/"]);
         assert.equal(s.cognito.implicitGrant, true);
@@ -370,6 +389,9 @@ describe("loadSettings", () => {
         // The default live generation is 1, so a rebuild generation of 1 is refused too.
         assert.throws(() => load({ ...minimal, itemsRebuildGeneration: "1" }), /itemsRebuildGeneration must differ from itemsTableGeneration \(both are 1\)/);
         assert.throws(() => load({ ...minimal, itemsTableGeneration: "0" }), /itemsTableGeneration must be an integer of at least 1/);
+        assert.throws(() => load({ ...minimal, writeEventSchemas: "3" }), /writeEventSchemas must be 1 or 2 .*, got 3$/);
+        assert.throws(() => load({ ...minimal, writeEventSchemas: "0" }), /writeEventSchemas must be 1 or 2 .*, got 0$/);
+        assert.throws(() => load({ ...minimal, writeEventSchemas: "two" }), /writeEventSchemas/);
     });
 });
 

@@ -19,7 +19,20 @@ export interface Registered {
     id: string;
     state: Record<string, any>;
     /** The resource options the engine would see that the mocks do not pass on. */
-    options: { deleteBeforeReplace: boolean; replaceOnChanges: string[] };
+    options: {
+        deleteBeforeReplace: boolean;
+        replaceOnChanges: string[];
+        /**
+         * URNs the engine creates or updates before this resource: its
+         * `dependsOn` and the resources its inputs come from.
+         */
+        dependencies: string[];
+    };
+}
+
+/** The URN the mocks give a resource without a parent. */
+export function urnOf(type: string, name: string): string {
+    return `urn:pulumi:${STACK}::${PROJECT}::${type}::${name}`;
 }
 
 export interface Program {
@@ -154,6 +167,7 @@ export async function loadProgram(config: Record<string, string>): Promise<Progr
                 const options = requested.get(`${args.type}::${args.name}`) ?? {
                     deleteBeforeReplace: false,
                     replaceOnChanges: [],
+                    dependencies: [],
                 };
                 resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, state, options });
                 return { id, state };
@@ -183,6 +197,7 @@ export async function loadProgram(config: Record<string, string>): Promise<Progr
         requested.set(`${request.getType()}::${request.getName()}`, {
             deleteBeforeReplace: request.getDeletebeforereplace(),
             replaceOnChanges: request.getReplaceonchangesList(),
+            dependencies: request.getDependenciesList(),
         });
         return register(request, callback);
     };

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { before, test } from "node:test";
 import { PROJECT_DIR } from "../config";
-import { ACCOUNT, Program, REGION, loadProgram, makeArtifactsDir, parsePolicy, writePolicies } from "./harness";
+import { ACCOUNT, Program, REGION, loadProgram, makeArtifactsDir, parsePolicy, unsecret, writePolicies } from "./harness";
 
 let p: Program;
 let artifacts: string;
@@ -31,6 +31,7 @@ before(async () => {
         projectorMemorySizeMb: "1024",
         projectorTimeoutSeconds: "60",
         idempotencyTtlSeconds: "3600",
+        writeEventSchemas: "1",
         batchSize: "10",
         maximumBatchingWindowInSeconds: "0",
         maximumRetryAttempts: "2",
@@ -66,6 +67,19 @@ test("functions follow architecture, sizing, log level, retention and a relative
     }
     const post = p.get("aws:lambda/function:Function", "post-item").inputs;
     assert.equal(post.environment.variables.IDEMPOTENCY_TTL_SECONDS, "3600");
+});
+
+test("writeEventSchemas 1 reaches the writers (post-item, item-commands) as WRITE_EVENT_SCHEMAS, no reader", () => {
+    const schemas: Record<string, string | undefined> = {};
+    for (const f of p.ofType("aws:lambda/function:Function")) {
+        schemas[f.name] = unsecret(f.inputs.environment).value.variables.WRITE_EVENT_SCHEMAS;
+    }
+    assert.deepEqual(schemas, {
+        "post-item": "1",
+        "item-commands": "1",
+        "get-items": undefined,
+        "project-events": undefined,
+    });
 });
 
 test("stream mapping uses the configured batching and bounds", () => {

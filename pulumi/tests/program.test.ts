@@ -4,10 +4,22 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, test } from "node:test";
-import { PROJECT_DIR } from "../config";
+import { LAMBDA_NAMES, PROJECT_DIR } from "../config";
+import { ROLLOUT } from "../functions";
 import { METRICS_NAMESPACE } from "../monitoring";
 import { ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_KEY } from "../tables";
-import { ACCOUNT, Program, REGION, Registered, loadProgram, parsePolicy, stackConfig, unsecret, writePolicies } from "./harness";
+import {
+    ACCOUNT,
+    Program,
+    REGION,
+    Registered,
+    loadProgram,
+    parsePolicy,
+    stackConfig,
+    unsecret,
+    urnOf,
+    writePolicies,
+} from "./harness";
 
 const FN = "aws:lambda/function:Function";
 const METHOD = "aws:apigateway/method:Method";
@@ -141,6 +153,7 @@ test("each function: runtime, handler, architecture, code path, sizing, env vars
             ITEMS_TABLE: "items-1a2b3c4",
             CORS_ALLOWED_ORIGINS: "http://localhost:3000",
             IDEMPOTENCY_TTL_SECONDS: "86400",
+            WRITE_EVENT_SCHEMAS: "2",
         },
         "get-items": {
             EVENTS_TABLE: "events-1a2b3c4",
@@ -152,6 +165,7 @@ test("each function: runtime, handler, architecture, code path, sizing, env vars
             EVENTS_TABLE: "events-1a2b3c4",
             CORS_ALLOWED_ORIGINS: "http://localhost:3000",
             IDEMPOTENCY_TTL_SECONDS: "86400",
+            WRITE_EVENT_SCHEMAS: "2",
         },
         "project-events": { EVENTS_TABLE: "events-1a2b3c4", ITEMS_TABLE: "items-1a2b3c4" },
     };
@@ -178,6 +192,38 @@ test("each function: runtime, handler, architecture, code path, sizing, env vars
         const logGroup = p.get("aws:cloudwatch/logGroup:LogGroup", `${f.name}-logs`).inputs;
         assert.equal(logGroup.name, `/aws/lambda/items-api-test-${f.name}`);
         assert.equal(logGroup.retentionInDays, 14);
+    }
+});
+
+// The functions that decode the events table, and those that append to it.
+const READERS = ["project-events", "get-items"];
+const WRITERS = ["post-item", "item-commands"];
+
+test("rollout: every writer function is updated after every reader function (dependsOn)", () => {
+    assert.deepEqual([...ROLLOUT.readers], READERS);
+    assert.deepEqual([...ROLLOUT.writers], WRITERS);
+    assert.deepEqual([...READERS, ...WRITERS].sort(), [...LAMBDA_NAMES].sort(), "each function is one or the other");
+    // What the engine orders the update by: the dependencies the SDK sends
+    // with each registration (a writer takes no input from a reader, so only
+    // `dependsOn` puts a reader there).
+    const deps = (name: string) => p.get(FN, name).options.dependencies;
+    const functionDeps = (name: string) => deps(name).filter((u) => u.startsWith(urnOf(FN, "")));
+    for (const name of LAMBDA_NAMES) {
+        // The list is really recorded: each function waits for its policy.
+        assert.ok(deps(name).includes(urnOf(ROLE_POLICY, `${name}-policy`)), `${name} after its policy`);
+    }
+    for (const writer of WRITERS) {
+        assert.deepEqual(functionDeps(writer).sort(), READERS.map((r) => urnOf(FN, r)).sort(), `${writer} waits for the readers`);
+    }
+    for (const reader of READERS) {
+        assert.deepEqual(functionDeps(reader), [], `${reader} waits for no function`);
+    }
+});
+
+test("WRITE_EVENT_SCHEMAS (writeEventSchemas, default 2) reaches the writers alone", () => {
+    for (const f of p.ofType(FN)) {
+        const variables = unsecret(f.inputs.environment).value.variables;
+        assert.equal(variables.WRITE_EVENT_SCHEMAS, WRITERS.includes(f.name) ? "2" : undefined, f.name);
     }
 });
 
@@ -619,6 +665,8 @@ test("alarms: projector iterator age, DLQ, each function's errors and throttles,
             "projector-destination-failures",
             "projector-dlq-visible",
             "projector-iterator-age",
+            "projector-newer-code",
+            "projector-quarantined",
         ].sort(),
     );
     const topic = p.get("aws:sns/topic:Topic", "alarms").state.arn;
@@ -644,6 +692,12 @@ test("alarms: projector iterator age, DLQ, each function's errors and throttles,
             assert.deepEqual([a.namespace, a.metricName, a.statistic, a.threshold], ["AWS/Lambda", metric, "Sum", 0]);
             assert.deepEqual(a.dimensions, { FunctionName: `items-api-test-${f}` });
         }
+    }
+    // The projector's own counts: a record set aside, and one of newer code.
+    for (const [key, metric] of [["projector-quarantined", "RecordsQuarantined"], ["projector-newer-code", "RecordsOfNewerCode"]]) {
+        const a = alarms.get(key)!;
+        assert.deepEqual([a.namespace, a.metricName, a.statistic, a.threshold], ["ItemsApi", metric, "Sum", 0]);
+        assert.deepEqual(a.dimensions, { Function: "project-events" });
     }
     const fivexx = alarms.get("api-5xx-rate")!;
     assert.deepEqual([fivexx.namespace, fivexx.metricName, fivexx.statistic, fivexx.threshold], ["AWS/ApiGateway", "5XXError", "Average", 0.01]);
