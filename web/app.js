@@ -1,6 +1,7 @@
 // Items: sign in on the Hosted UI (local or Cognito), then list your items or
-// everyone's, create, rename and delete items, and read an item's history with
-// the item as it was at each version.
+// everyone's, create items (with an optional description), edit (name and
+// description) and delete them, and read an item's history with the item as it
+// was at each version.
 //
 // - Sign-in: authorization code + PKCE (S256) by default, implicit grant with
 //   "responseType": "token" in config.json.
@@ -46,6 +47,7 @@ const ui = {
   signOut: $("sign-out"),
   create: $("create"),
   name: $("name"),
+  description: $("description"),
   createButton: $("create-button"),
   refresh: $("refresh"),
   showMine: $("show-mine"),
@@ -53,10 +55,13 @@ const ui = {
   caption: $("items-caption"),
   rows: document.querySelector("#items tbody"),
   empty: $("empty"),
-  renameDialog: $("rename-dialog"),
-  renameForm: $("rename-form"),
-  renameName: $("rename-name"),
-  renameCancel: $("rename-cancel"),
+  editDialog: $("edit-dialog"),
+  editForm: $("edit-form"),
+  editError: $("edit-error"),
+  editName: $("edit-name"),
+  editDescription: $("edit-description"),
+  editSave: $("edit-save"),
+  editCancel: $("edit-cancel"),
   historyDialog: $("history-dialog"),
   historyTitle: $("history-title"),
   historyEntries: $("history-entries"),
@@ -64,6 +69,10 @@ const ui = {
 };
 /** Members may change anyone's items (the access token's `cognito:groups`). */
 const ADMIN_GROUP = "items-admins";
+/** The API's limit on a description, in Unicode code points (the textareas' maxlength counts UTF-16 units). */
+const DESCRIPTION_MAX = 2000;
+/** How much of a description the list shows under the item's name. */
+const PREVIEW_MAX = 80;
 
 let config;
 let hostedUi;
@@ -78,8 +87,8 @@ let loads = 0;
 const pending = new Map();
 /** Items deleted here (by id) that GET /items may still list for a moment. */
 const deleted = new Map();
-/** The item being renamed. */
-let renaming = null;
+/** The item being edited. */
+let editing = null;
 
 // ---- small helpers ---------------------------------------------------------
 
@@ -129,6 +138,27 @@ function endpoint(path) {
 
 function apiUrl(path) {
   return (config.apiUrl || "").replace(/\/+$/, "") + path;
+}
+
+/** A description on one line (every run of white space one space), cut after `max` characters with "…"
+ * (whole characters as a reader sees them, where the browser can tell). */
+function preview(text, max = PREVIEW_MAX) {
+  const line = String(text).replace(/\s+/g, " ").trim();
+  const chars =
+    typeof Intl.Segmenter === "function"
+      ? Array.from(new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(line), (part) => part.segment)
+      : Array.from(line);
+  return chars.length > max ? `${chars.slice(0, max).join("").trimEnd()}…` : line;
+}
+
+/** A text as a textarea gives it back: its line breaks (CR LF, CR) are LF. */
+function asTextarea(text) {
+  return String(text ?? "").replace(/\r\n?/g, "\n");
+}
+
+/** Whether a description may be sent: the API counts code points, not UTF-16 units. */
+function descriptionFits(text) {
+  return Array.from(text).length <= DESCRIPTION_MAX;
 }
 
 // ---- tokens ------------------------------------------------------------------
@@ -282,6 +312,12 @@ function sessionExpired() {
 
 // ---- the API -------------------------------------------------------------------
 
+/** An API message as the person can act on it: a deployment still rolling descriptions out refuses them. */
+function readable(message) {
+  if (!message.startsWith("`description` cannot be stored yet")) return message;
+  return "This server cannot store descriptions yet (it is being upgraded). Save without a description, or try again later";
+}
+
 async function api(path, init = {}) {
   return (await apiPage(apiUrl(path), init)).body;
 }
@@ -297,7 +333,7 @@ async function apiPage(url, init = {}) {
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const message = body && typeof body.message === "string" ? body.message : response.statusText;
-    throw new ApiError(`${message} (HTTP ${response.status}).`, response.status, body);
+    throw new ApiError(`${readable(message)} (HTTP ${response.status}).`, response.status, body);
   }
   const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get("Link") || "");
   return { body, next: next ? new URL(next[1], new URL(url, window.location.href)).href : null };
@@ -355,6 +391,12 @@ function render() {
     const row = document.createElement("tr");
     const name = document.createElement("td");
     name.textContent = item.name;
+    if (typeof item.description === "string" && item.description.trim()) {
+      const short = document.createElement("span");
+      short.className = "preview";
+      short.textContent = preview(item.description);
+      name.append(short);
+    }
     const created = document.createElement("td");
     const time = document.createElement("time");
     time.dateTime = item.createdAt;
@@ -368,7 +410,7 @@ function render() {
     actions.append(button("History", `History of ${item.name}`, () => showHistory(item)));
     if (mayChange(me, item)) {
       actions.append(
-        button("Rename", `Rename ${item.name}`, () => startRename(item)),
+        button("Edit", `Edit ${item.name}`, () => startEdit(item)),
         button("Delete", `Delete ${item.name}`, () => deleteItem(item)),
       );
     }
@@ -418,34 +460,96 @@ function ifMatch(item) {
   return { "If-Match": `"${item.version}"` };
 }
 
-function startRename(item) {
-  renaming = item;
-  ui.renameName.value = item.name;
-  ui.renameDialog.showModal();
-  ui.renameName.select();
+function startEdit(item) {
+  editing = item;
+  ui.editError.hidden = true;
+  ui.editError.textContent = "";
+  ui.editName.value = item.name;
+  ui.editDescription.value = item.description ?? "";
+  ui.editDialog.showModal();
+  ui.editName.select();
 }
 
-async function saveRename(event) {
+function stopEdit() {
+  editing = null;
+  ui.editDialog.close();
+}
+
+function showEditError(text, field) {
+  ui.editError.textContent = text;
+  ui.editError.hidden = false;
+  field?.focus();
+}
+
+/** What the dialog changes of `item`, for PATCH: only the fields that differ; a description emptied is null. */
+function editChanges(item) {
+  const changes = {};
+  const name = ui.editName.value.trim();
+  if (ui.editName.value !== item.name && name !== item.name) changes.name = name;
+  const before = asTextarea(item.description);
+  const text = ui.editDescription.value;
+  if (text !== before) {
+    if (text.trim()) changes.description = text;
+    else if (before) changes.description = null;
+  }
+  return changes;
+}
+
+/** The status after a change: what was renamed, and what became of the description. */
+function editedMessage(changes, item) {
+  const described = changes.description === null ? "removed" : "saved";
+  if (!("description" in changes)) return `Renamed to “${item.name}”.`;
+  if (!("name" in changes)) return `Description of “${item.name}” ${described}.`;
+  return `Renamed to “${item.name}”; description ${described}.`;
+}
+
+/** Sends what the dialog changed; the dialog stays open with its text (and says why) when the API refuses it. */
+async function saveEdit(event) {
   event.preventDefault();
-  const item = renaming;
-  const name = ui.renameName.value.trim();
-  if (!item || !name) return;
-  ui.renameDialog.close();
-  renaming = null;
-  await attempt(async () => {
-    try {
-      const renamed = await api(`/items/${encodeURIComponent(item.id)}`, {
-        method: "PATCH",
-        headers: { "Content-Type": "application/json", ...ifMatch(item) },
-        body: JSON.stringify({ name }),
-      });
-      pending.set(renamed.id, renamed);
-      render();
-      setStatus(`Renamed to “${renamed.name}”.`);
-    } finally {
-      setTimeout(loadItems, 1000);
+  const item = editing;
+  if (!item) return;
+  if (!ui.editName.value.trim()) {
+    showEditError("Enter a name for the item.", ui.editName);
+    return;
+  }
+  const changes = editChanges(item);
+  if (Object.keys(changes).length === 0) {
+    stopEdit();
+    setStatus(`Nothing changed in “${item.name}”.`);
+    return;
+  }
+  if (typeof changes.description === "string" && !descriptionFits(changes.description)) {
+    showEditError(`The description is longer than ${DESCRIPTION_MAX.toLocaleString("en")} characters.`, ui.editDescription);
+    return;
+  }
+  ui.editSave.disabled = true;
+  try {
+    const updated = await api(`/items/${encodeURIComponent(item.id)}`, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json", ...ifMatch(item) },
+      body: JSON.stringify(changes),
+    });
+    stopEdit();
+    clearError();
+    pending.set(updated.id, updated);
+    render();
+    setStatus(editedMessage(changes, updated));
+    setTimeout(loadItems, 1000);
+  } catch (error) {
+    if (error instanceof SessionExpired) {
+      stopEdit();
+      sessionExpired();
+      return;
     }
-  });
+    const message = error instanceof TypeError ? `The API cannot be reached: ${error.message}.` : error.message;
+    // Closed meanwhile (Escape): the page says it instead.
+    if (ui.editDialog.open) showEditError(message);
+    else showError(message);
+    // Another change may have been made meanwhile (412, 409): the list shows it soon.
+    if (error instanceof ApiError && error.status !== 400) setTimeout(loadItems, 1000);
+  } finally {
+    ui.editSave.disabled = false;
+  }
 }
 
 async function deleteItem(item) {
@@ -467,7 +571,10 @@ function describeEntry(entry, me) {
   const who = me && entry.subject === me.sub ? "you" : entry.subject;
   const when = new Date(entry.occurredAt).toLocaleString();
   const changes = Object.entries(entry.changes || {})
-    .map(([field, value]) => `${field} “${value}”`)
+    .map(([field, value]) => {
+      if (field !== "description") return `${field} “${value}”`;
+      return value === null || value === "" ? "description removed" : `description “${preview(value)}”`;
+    })
     .join(", ");
   const what = { ItemCreated: "Created", ItemUpdated: "Changed", ItemDeleted: "Deleted" }[entry.type] || entry.type;
   return `v${entry.version} · ${what}${changes ? `: ${changes}` : ""} · by ${who} · ${when}`;
@@ -530,14 +637,15 @@ async function itemAt(item, version) {
 
 function describeItem(item) {
   const list = document.createElement("dl");
-  for (const [term, value] of [
-    ["Name", item.name],
-    ["Timestamp", formatTime(item.timestamp)],
-    ["Version", String(item.version)],
-  ]) {
+  const fields = [["Name", item.name]];
+  if (typeof item.description === "string" && item.description) fields.push(["Description", item.description]);
+  fields.push(["Timestamp", formatTime(item.timestamp)], ["Version", String(item.version)]);
+  for (const [term, value] of fields) {
     const dt = document.createElement("dt");
     dt.textContent = term;
     const dd = document.createElement("dd");
+    // Plain text, never markup; its line breaks stay (white-space: pre-wrap).
+    if (term === "Description") dd.className = "description";
     dd.textContent = value;
     list.append(dt, dd);
   }
@@ -570,15 +678,23 @@ async function createItem(event) {
     ui.name.focus();
     return;
   }
+  // Sent only when there is one: a server still rolling descriptions out refuses the field.
+  const description = ui.description.value.trim() ? ui.description.value : undefined;
+  if (description !== undefined && !descriptionFits(description)) {
+    showError(`The description is longer than ${DESCRIPTION_MAX.toLocaleString("en")} characters.`);
+    ui.description.focus();
+    return;
+  }
   ui.createButton.disabled = true;
   await attempt(async () => {
     const body = await api("/items", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ name, timestamp: new Date().toISOString() }),
+      body: JSON.stringify({ name, timestamp: new Date().toISOString(), description }),
     });
     pending.set(body.item.id, body.item);
     ui.name.value = "";
+    ui.description.value = "";
     render();
     setStatus(`Created “${body.item.name}”.`);
     setTimeout(loadItems, 1000);
@@ -619,10 +735,10 @@ async function main() {
   ui.refresh.addEventListener("click", loadItems);
   ui.showMine.addEventListener("click", () => showView("mine"));
   ui.showAll.addEventListener("click", () => showView("all"));
-  ui.renameForm.addEventListener("submit", saveRename);
-  ui.renameCancel.addEventListener("click", () => {
-    renaming = null;
-    ui.renameDialog.close();
+  ui.editForm.addEventListener("submit", saveEdit);
+  ui.editCancel.addEventListener("click", stopEdit);
+  ui.editDialog.addEventListener("close", () => {
+    editing = null;
   });
   ui.historyClose.addEventListener("click", () => ui.historyDialog.close());
 

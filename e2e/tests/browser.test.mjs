@@ -79,7 +79,8 @@ async function storage(page) {
 }
 
 async function createItem(page, name) {
-  await page.getByLabel("Name", { exact: true }).fill(name);
+  // The form's field: the Edit dialog has a "Name" too.
+  await page.locator("#create").getByLabel("Name", { exact: true }).fill(name);
   await page.getByRole("button", { name: "Create item" }).click();
   await page.getByRole("row").filter({ hasText: name }).waitFor();
 }
@@ -137,10 +138,43 @@ async function viewVersion(page, version) {
   return detail;
 }
 
+/** What a version's detail lists, term by term: { Name, Timestamp, Version }, and Description when the item has one. */
+async function fields(detail) {
+  const terms = await detail.locator("dt").allTextContents();
+  const values = await detail.locator("dd").allTextContents();
+  return Object.fromEntries(terms.map((term, n) => [term, values[n]]));
+}
+
 /** The name and the version a version's detail shows (its timestamp is the client's text). */
 async function nameAndVersion(detail) {
-  const [name, , version] = await detail.locator("dd").allTextContents();
-  return [name, version];
+  const { Name, Version } = await fields(detail);
+  return [Name, Version];
+}
+
+/** The Edit dialog, while it is open. */
+function editDialog(page) {
+  return page.getByRole("dialog", { name: "Edit item" });
+}
+
+/** Clicks `control` and waits for the `method` request to /items… it makes: what it sent, and the answer's body. */
+async function sent(page, method, control) {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).pathname.startsWith("/items")),
+    control.click(),
+  ]);
+  const request = response.request();
+  return { request, sentBody: request.postDataJSON(), status: response.status(), body: await response.json() };
+}
+
+/** GET /items/{id} as `token` once the read model has the item at `version` or later (it follows the event log). */
+async function readItem(token, id, version) {
+  for (let tries = 0; ; tries++) {
+    const response = await apiAs(token, "GET", `/items/${id}`);
+    const body = await response.json();
+    if (response.status === 200 && body.version >= version) return body;
+    assert.ok(tries < 200, `item ${id} is not at version ${version}: ${response.status} ${JSON.stringify(body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 describe("the web page with the local Hosted UI", () => {
@@ -279,7 +313,7 @@ describe("the web page with the local Hosted UI", () => {
     await scarf.waitFor();
     assert.equal(listings.at(-1), null, "the page asked for GET /items");
     assert.equal(await page.locator("#items caption").textContent(), "All items, newest first");
-    assert.equal(await carols.getByRole("button", { name: /Rename|Delete/ }).count(), 0);
+    assert.equal(await carols.getByRole("button", { name: /Edit|Delete/ }).count(), 0);
 
     // Created under All: shown at once (the page does not wait for the read model), and under Mine too.
     await createItem(page, "alice's gloves");
@@ -309,12 +343,13 @@ describe("the web page with the local Hosted UI", () => {
     await viewSwitch(page).all.click();
     const otherRow = page.getByRole("row").filter({ hasText: "bob's lamp" });
     await otherRow.waitFor();
-    assert.equal(await otherRow.getByRole("button", { name: /Rename|Delete/ }).count(), 0, "no change offered");
+    assert.equal(await otherRow.getByRole("button", { name: /Edit|Delete/ }).count(), 0, "no change offered");
 
     const mine = page.getByRole("row").filter({ hasText: "my kettle" });
-    await mine.getByRole("button", { name: "Rename my kettle" }).click();
-    await page.getByLabel("New name").fill("my tea kettle");
-    await page.getByRole("button", { name: "Save" }).click();
+    await mine.getByRole("button", { name: "Edit my kettle" }).click();
+    await editDialog(page).getByLabel("Name", { exact: true }).fill("my tea kettle");
+    const rename = await sent(page, "PATCH", editDialog(page).getByRole("button", { name: "Save" }));
+    assert.deepEqual(rename.sentBody, { name: "my tea kettle" }, "only the name changed");
     await page.getByRole("row").filter({ hasText: "my tea kettle" }).waitFor();
     await page.getByText("Renamed to “my tea kettle”.").waitFor();
 
@@ -351,6 +386,100 @@ describe("the web page with the local Hosted UI", () => {
     // Still gone after the list is read again (the read model has the deletion).
     await page.waitForTimeout(1500);
     assert.equal(await page.getByRole("row").filter({ hasText: "my tea kettle" }).count(), 0);
+    assert.deepEqual(consoleErrors, []);
+    await context.close();
+  });
+
+  test("an item's description: given when creating, shown as plain text with its line breaks, edited, removed; the API has it, then not", TIMEOUT, async () => {
+    const { page, context, consoleErrors } = await newPage();
+    await signIn(page, server.baseUrl);
+    await waitSignedIn(page);
+    await waitListed(page);
+    const token = (await storage(page))["items.accessToken"];
+    const form = page.locator("#create");
+    const name = "sketch pad";
+    const row = page.getByRole("row").filter({ hasText: name });
+
+    // Created with a description of two lines: the list shows it on one line under the name.
+    const first = "Squared paper.\nA5, 96 sheets.";
+    await form.getByLabel("Name", { exact: true }).fill(name);
+    await form.getByLabel("Description").fill(first);
+    const created = await sent(page, "POST", form.getByRole("button", { name: "Create item" }));
+    assert.equal(created.status, 201);
+    assert.equal(created.sentBody.description, first);
+    assert.equal(created.body.item.description, first);
+    const { id } = created.body.item;
+    await row.getByText("Squared paper. A5, 96 sheets.", { exact: true }).waitFor();
+    assert.equal(await form.getByLabel("Description").inputValue(), "", "the form is empty for the next item");
+    assert.equal((await readItem(token, id, 1)).description, first);
+
+    // Edited: the dialog shows the description as it is, and sends only what changed.
+    const second = "Dotted paper.\nA5, 96 sheets.\n\nOn the second shelf.";
+    await row.getByRole("button", { name: `Edit ${name}` }).click();
+    assert.equal(await editDialog(page).getByLabel("Name", { exact: true }).inputValue(), name);
+    assert.equal(await editDialog(page).getByLabel("Description").inputValue(), first);
+    await editDialog(page).getByLabel("Description").fill(second);
+    const edited = await sent(page, "PATCH", editDialog(page).getByRole("button", { name: "Save" }));
+    assert.equal(edited.status, 200);
+    assert.deepEqual(edited.sentBody, { description: second }, "only the description changed");
+    assert.equal(await edited.request.headerValue("If-Match"), '"1"');
+    await page.getByText(`Description of “${name}” saved.`).waitFor();
+    await row.getByText("Dotted paper. A5, 96 sheets. On the second shelf.", { exact: true }).waitFor();
+    const v2 = await readItem(token, id, 2);
+    assert.equal(v2.version, 2);
+    assert.equal(v2.description, second);
+
+    // The item at a version shows the whole description, line breaks kept.
+    await row.getByRole("button", { name: `History of ${name}` }).click();
+    const history = page.locator("#history-entries li");
+    await history.nth(1).waitFor();
+    assert.match(await history.nth(0).textContent(), /^v1 · Created: .*description “Squared paper\. A5, 96 sheets\.”.* · by you · /);
+    assert.match(await history.nth(1).textContent(), /^v2 · Changed: description “Dotted paper\. A5, 96 sheets\. On the second shelf\.” · by you · /);
+    const detail = await viewVersion(page, 2);
+    assert.deepEqual(await detail.locator("dt").allTextContents(), ["Name", "Description", "Timestamp", "Version"]);
+    assert.equal((await fields(detail)).Description, second);
+    assert.equal(await detail.locator("dd").nth(1).innerText(), second, "its line breaks are shown");
+    await page.getByRole("button", { name: "Close" }).click();
+
+    // Removed: emptying the field sends null; the list and the API have no description.
+    await row.getByRole("button", { name: `Edit ${name}` }).click();
+    await editDialog(page).getByLabel("Description").fill("");
+    const removed = await sent(page, "PATCH", editDialog(page).getByRole("button", { name: "Save" }));
+    assert.equal(removed.status, 200);
+    assert.deepEqual(removed.sentBody, { description: null });
+    assert.equal(await removed.request.headerValue("If-Match"), '"2"');
+    assert.equal("description" in removed.body, false);
+    await page.getByText(`Description of “${name}” removed.`).waitFor();
+    await row.getByText("Dotted paper.").waitFor({ state: "detached" });
+    const v3 = await readItem(token, id, 3);
+    assert.equal(v3.version, 3);
+    assert.equal("description" in v3, false, "no description once removed");
+    const events = await (await apiAs(token, "GET", `/items/${id}/events`)).json();
+    assert.deepEqual(events.map((event) => event.changes.description), [first, second, null]);
+    await row.getByRole("button", { name: `History of ${name}` }).click();
+    await history.nth(2).waitFor();
+    assert.match(await history.nth(2).textContent(), /^v3 · Changed: description removed · by you · /);
+    await page.getByRole("button", { name: "Close" }).click();
+
+    // Markup in a description is text: shown as typed, never made into elements.
+    const markup = "<b>x</b>";
+    await form.getByLabel("Name", { exact: true }).fill("bold claim");
+    await form.getByLabel("Description").fill(markup);
+    const bold = await sent(page, "POST", form.getByRole("button", { name: "Create item" }));
+    assert.equal(bold.body.item.description, markup);
+    const boldRow = page.getByRole("row").filter({ hasText: "bold claim" });
+    await boldRow.getByText(markup, { exact: true }).waitFor();
+    assert.equal(await boldRow.locator("b").count(), 0, "no <b> element in the list");
+    await boldRow.getByRole("button", { name: "History of bold claim" }).click();
+    await page.getByRole("heading", { name: "History of “bold claim”" }).waitFor();
+    assert.match(await history.nth(0).textContent(), /description “<b>x<\/b>”/);
+    const boldDetail = await viewVersion(page, 1);
+    assert.equal((await fields(boldDetail)).Description, markup);
+    assert.equal(await page.locator("#history-entries b").count(), 0, "no <b> element in the history");
+    await page.getByRole("button", { name: "Close" }).click();
+    assert.equal((await readItem(token, bold.body.item.id, 1)).description, markup);
+
+    assert.equal(await page.locator("#error").isVisible(), false);
     assert.deepEqual(consoleErrors, []);
     await context.close();
   });

@@ -9,6 +9,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use items_aws::apigw::{Caller, ItemCommands, ItemQueries, get_items, groups_claim, item_commands, post_item};
 use items_aws::cursor::HmacCursorCodec;
 use items_domain::ItemId;
+use items_domain::event::EventSchemas;
 use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
 use items_domain::ports::EventStore;
 use items_domain::service::{ChangeItemService, CreateItemService, HistoryService, ProjectorService, QueryService};
@@ -519,4 +520,75 @@ async fn my_items_are_the_callers_newest_first_and_an_admin_may_list_anyones() {
         let response = api.list(&[("createdBy", bad)], &admin(json!("items-admins"))).await;
         assert_eq!(response.status_code, 400, "{bad:?}");
     }
+}
+
+/// An item's description through the handlers: given on creation, changed
+/// and cleared by PATCH (an unchanged one records nothing), shown by GET,
+/// in the history (`null` when cleared), and as it was at each version.
+#[tokio::test]
+async fn a_description_is_set_changed_and_cleared_through_the_api() {
+    let api = Api::new();
+    let body = r#"{"name":"Pen","description":"Blue ink\nrefillable"}"#;
+    let created = post_item(&api.create, request("POST", "/items", "", Some(body), &[], &OWNER_RW)).await;
+    assert_eq!(created.status_code, 201, "{:?}", created.body);
+    assert_eq!(body_json(&created)["item"]["description"], "Blue ink\nrefillable");
+    let id = body_json(&created)["item"]["id"].as_str().unwrap().to_owned();
+
+    let same = api.call("PATCH", &id, Some(r#"{"description":"Blue ink\nrefillable"}"#), &[], &OWNER_RW).await;
+    assert_eq!((same.status_code, api.stream_len(&id).await), (200, 1), "the same text records nothing");
+    let changed = api.call("PATCH", &id, Some(r#"{"description":"Red"}"#), &[("If-Match", "\"1\"")], &OWNER_RW).await;
+    assert_eq!(changed.status_code, 200, "{:?}", changed.body);
+    assert_eq!(
+        (body_json(&changed)["description"].as_str(), body_json(&changed)["version"].as_u64()),
+        (Some("Red"), Some(2))
+    );
+    let cleared = api.call("PATCH", &id, Some(r#"{"description":null}"#), &[], &OWNER_RW).await;
+    assert_eq!(cleared.status_code, 200);
+    assert_eq!(body_json(&cleared).get("description"), None, "absent when the item has none");
+    let stranger = api.call("PATCH", &id, Some(r#"{"description":"Mine"}"#), &[], &OTHER_RW).await;
+    assert_eq!(stranger.status_code, 403);
+    let bad = api.call("PATCH", &id, Some("{\"description\":\"bell\\u0007\"}"), &[], &OWNER_RW).await;
+    assert_eq!(bad.status_code, 400);
+    assert_eq!(api.stream_len(&id).await, 3);
+
+    api.project().await;
+    assert_eq!(body_json(&api.get(&id).await).get("description"), None);
+    let history = body_json(&api.call("GET", &id, None, &[], &OWNER_RW).await);
+    let changes: Vec<&Value> = history.as_array().unwrap().iter().map(|event| &event["changes"]).collect();
+    assert_eq!(
+        changes,
+        [
+            &json!({"name": "Pen", "timestamp": "N/A", "description": "Blue ink\nrefillable"}),
+            &json!({"description": "Red"}),
+            &json!({"description": null}),
+        ]
+    );
+    for (version, description) in [(1, Some("Blue ink\nrefillable")), (2, Some("Red")), (3, None)] {
+        let item = body_json(&api.get_at(&id, &[("version", &version.to_string())]).await);
+        assert_eq!(item["description"].as_str(), description, "at version {version}");
+    }
+}
+
+/// During a rollout (`WRITE_EVENT_SCHEMAS=1`) a description is refused with
+/// a 400 that says why, and nothing is stored; the rest works.
+#[tokio::test]
+async fn with_the_write_gate_closed_a_description_gets_a_400_and_stores_nothing() {
+    let mut api = Api::new();
+    let clock = Arc::new(FixedClock::default());
+    let ids = Arc::new(SequentialIds::default());
+    api.create =
+        CreateItemService::new(api.events.clone(), clock.clone(), ids.clone()).with_writes(EventSchemas::SET_1);
+    api.commands.changes = ChangeItemService::new(api.events.clone(), clock, ids).with_writes(EventSchemas::SET_1);
+    let refused =
+        "`description` cannot be stored yet: this deployment writes event schema set 1 until every reader is upgraded";
+    let body = r#"{"name":"Pen","description":"Blue"}"#;
+    let created = post_item(&api.create, request("POST", "/items", "", Some(body), &[], &OWNER_RW)).await;
+    assert_eq!((created.status_code, body_json(&created)), (400, json!({ "message": refused })));
+    assert!(api.events.read_after(0, usize::MAX).is_empty());
+    let id = api.item().await;
+    let changed = api.call("PATCH", &id, Some(r#"{"description":"Blue"}"#), &[], &OWNER_RW).await;
+    assert_eq!((changed.status_code, body_json(&changed)), (400, json!({ "message": refused })));
+    let cleared = api.call("PATCH", &id, Some(r#"{"description":null}"#), &[], &OWNER_RW).await;
+    assert_eq!(cleared.status_code, 200, "nothing to clear: nothing to write");
+    assert_eq!(api.stream_len(&id).await, 1);
 }

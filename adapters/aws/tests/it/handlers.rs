@@ -171,9 +171,24 @@ async fn bad_bodies_get_a_400_and_store_nothing() {
 #[tokio::test]
 async fn an_oversized_body_gets_a_413_and_stores_nothing() {
     let api = Api::new();
-    let body = format!(r#"{{"name":"Pen","padding":"{}"}}"#, "x".repeat(16 * 1024));
-    assert_error(&api.post(post_request(Some(&body))).await, 413, "Request body is larger than 16384 bytes");
+    let body = format!(r#"{{"name":"Pen","padding":"{}"}}"#, "x".repeat(64 * 1024));
+    assert_error(&api.post(post_request(Some(&body))).await, 413, "Request body is larger than 65536 bytes");
     assert!(api.events.is_empty());
+}
+
+/// The largest valid body is taken: every field at its limit, every
+/// character the longest JSON escape (a surrogate pair, 12 bytes).
+#[tokio::test]
+async fn the_largest_valid_body_is_stored() {
+    let api = Api::new();
+    let escaped = |chars: usize| "\\ud83d\\udd8a".repeat(chars);
+    let body =
+        format!(r#"{{"name":"{}","timestamp":"{}","description":"{}"}}"#, escaped(256), escaped(64), escaped(2000));
+    assert!(body.len() > 27_000, "{}", body.len());
+    let response = api.post(post_request(Some(&body))).await;
+    assert_eq!(response.status_code, 201, "{:?}", response.body);
+    let created = body_json(&response);
+    assert_eq!(created["item"]["description"].as_str().map(|text| text.chars().count()), Some(2000));
 }
 
 #[tokio::test]

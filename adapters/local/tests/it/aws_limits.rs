@@ -285,8 +285,8 @@ async fn a_payload_over_10_mb_gets_413_and_one_under_it_reaches_the_function() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.ends_with(r#"{"message":"Request Too Long"}"#), "{answer}");
-    // Under the gateway's limit: the function's own (16 KiB) answers.
-    assert_answer(post(2 * 1024 * 1024).await.unwrap(), 413, "Request body is larger than 16384 bytes").await;
+    // Under the gateway's limit: the function's own (64 KiB) answers.
+    assert_answer(post(2 * 1024 * 1024).await.unwrap(), 413, "Request body is larger than 65536 bytes").await;
 }
 
 /// Security review finding 11: bodies are held within one budget across
