@@ -134,10 +134,12 @@ pub enum Step {
         key: Option<u8>,
     },
     /// `if_match`: how far behind the current version (0: current, 1: the
-    /// one before, 2: one ahead).
+    /// one before, 2: one ahead). `describe`: the description asked too
+    /// (see [`description`]).
     Rename {
         slot: usize,
         name: u8,
+        describe: u8,
         who: Who,
         if_match: Option<u8>,
         key: Option<u8>,
@@ -238,8 +240,9 @@ impl ReferenceStateMachine for Model {
             return create.boxed();
         }
         let slot = 0..state.items;
-        let rename = (slot.clone(), 0u8..4, who(), if_match(), key.clone())
-            .prop_map(|(slot, name, who, if_match, key)| Step::Rename { slot, name, who, if_match, key });
+        let rename = (slot.clone(), 0u8..4, 0u8..4, who(), if_match(), key.clone()).prop_map(
+            |(slot, name, describe, who, if_match, key)| Step::Rename { slot, name, describe, who, if_match, key },
+        );
         let delete = (slot.clone(), who(), if_match(), key.clone())
             .prop_map(|(slot, who, if_match, key)| Step::Delete { slot, who, if_match, key });
         let race = (slot.clone(), (0u8..4, 0u8..4), any::<bool>())
@@ -373,9 +376,10 @@ impl From<Result<Created, CreateError>> for Answer {
 /// Whether `answer` is what the rules expect.
 fn agrees(expected: &Expected, answer: &Answer) -> bool {
     match (expected, answer) {
-        (Expected::Created { name, owner }, Answer::Item { item, repeated: false }) => {
+        (Expected::Created { name, owner, description }, Answer::Item { item, repeated: false }) => {
             item.name == *name
                 && item.created_by == *owner
+                && item.description == *description
                 && item.timestamp == TIMESTAMP
                 && item.version == 1
                 && !item.deleted
@@ -434,6 +438,21 @@ fn name(n: u8) -> String {
     format!("name {n}")
 }
 
+/// What a change asks of the description: 0 nothing, 1 and 2 a text (the
+/// second over two lines), 3 none (cleared).
+fn description(describe: u8) -> Option<Option<String>> {
+    match describe {
+        0 => None,
+        3 => Some(None),
+        n => Some(Some(format!("about {n}").repeat(usize::from(n)).replace("2about", "2\nabout"))),
+    }
+}
+
+/// A create gives a description with odd names.
+fn created_description(n: u8) -> Option<String> {
+    (n % 2 == 1).then(|| format!("made as {n}"))
+}
+
 const OWNERS: [&str; 3] = ["owner-0", "owner-1", "owner-2"];
 
 impl System {
@@ -457,12 +476,18 @@ impl System {
         match step {
             Step::Create { name: n, key: k } => {
                 let owner = OWNERS[self.slots.len() % OWNERS.len()];
-                (caller(owner, Who::Owner), Request::Create { name: name(*n) }, key(*k))
+                (
+                    caller(owner, Who::Owner),
+                    Request::Create { name: name(*n), description: created_description(*n) },
+                    key(*k),
+                )
             }
-            Step::Rename { slot, name: n, who, if_match, key: k } => {
+            Step::Rename { slot, name: n, describe, who, if_match, key: k } => {
                 let (id, owner) = &self.slots[*slot];
                 let if_match = if_match.map(|lag| self.if_match(*id, lag));
-                (caller(owner, *who), Request::Rename { id: *id, name: name(*n), if_match }, key(*k))
+                let request =
+                    Request::Rename { id: *id, name: name(*n), description: description(*describe), if_match };
+                (caller(owner, *who), request, key(*k))
             }
             Step::Delete { slot, who, if_match, key: k } => {
                 let (id, owner) = &self.slots[*slot];
@@ -477,15 +502,16 @@ impl System {
         let key = key.map(|key| IdempotencyKey::parse(key).expect("a valid key"));
         let actor = Actor { subject: caller.subject.clone(), is_admin: caller.admin };
         match request {
-            Request::Create { name } => {
-                let command = CreateItem { name: name.clone(), timestamp: TIMESTAMP.into(), description: None };
+            Request::Create { name, description } => {
+                let command =
+                    CreateItem { name: name.clone(), timestamp: TIMESTAMP.into(), description: description.clone() };
                 match &key {
                     Some(key) => self.create.create_idempotent(&caller.subject, command, key).await.into(),
                     None => self.create.create(&caller.subject, command).await.map(Created::New).into(),
                 }
             }
-            Request::Rename { id, name, if_match } => {
-                let update = UpdateItem { name: Some(name.clone()), timestamp: None, description: None };
+            Request::Rename { id, name, description, if_match } => {
+                let update = UpdateItem { name: Some(name.clone()), timestamp: None, description: description.clone() };
                 self.changes.update(&actor, *id, update, *if_match, key.as_ref()).await.into()
             }
             Request::Delete { id, if_match } => self.changes.delete(&actor, *id, *if_match, key.as_ref()).await.into(),
@@ -518,10 +544,10 @@ impl System {
         let (id, owner) = self.slots[slot].clone();
         let caller = caller(&owner, Who::Owner);
         let if_match = Some(self.if_match(id, 0));
-        let first = Request::Rename { id, name: name(names.0), if_match };
+        let first = Request::Rename { id, name: name(names.0), description: None, if_match };
         let second = match second_deletes {
             true => Request::Delete { id, if_match },
-            false => Request::Rename { id, name: name(names.1), if_match },
+            false => Request::Rename { id, name: name(names.1), description: None, if_match },
         };
         // Both decide on the same version before either appends, when both
         // would write: a real race on every backend, the in-memory one too.
@@ -567,8 +593,11 @@ impl System {
     /// A rename while the event store fails before or after the write.
     fn faulty(&mut self, slot: usize, n: u8, after_write: bool, k: Option<u8>) {
         let (id, owner) = self.slots[slot].clone();
-        let (caller, request, key) =
-            (caller(&owner, Who::Owner), Request::Rename { id, name: name(n), if_match: None }, key(k));
+        let (caller, request, key) = (
+            caller(&owner, Who::Owner),
+            Request::Rename { id, name: name(n), description: None, if_match: None },
+            key(k),
+        );
         let expected = self.reference.expect(&caller, &request, key.as_deref());
         let fault = if after_write { Fault::AfterWrite } else { Fault::BeforeWrite };
         self.log.fail_next(fault);
@@ -726,7 +755,8 @@ impl System {
         let projector = ProjectorService::new(rows.clone(), self.log.clone());
         let quarantine = InMemoryQuarantine::default();
         let (id, owner) = self.slots[slot].clone();
-        let (caller, request) = (caller(&owner, Who::Owner), Request::Rename { id, name: name(n), if_match: None });
+        let (caller, request) =
+            (caller(&owner, Who::Owner), Request::Rename { id, name: name(n), description: None, if_match: None });
         let expected = self.reference.expect(&caller, &request, None);
         let in_place = ReplayService::new(
             self.backend.scan.clone(),
@@ -798,7 +828,10 @@ impl System {
         let mid_scan = match &after_scan {
             Some(AfterScan::MidScan { slot, name: n }) => {
                 let (id, owner) = self.slots[*slot].clone();
-                Some((caller(&owner, Who::Owner), Request::Rename { id, name: name(*n), if_match: None }))
+                Some((
+                    caller(&owner, Who::Owner),
+                    Request::Rename { id, name: name(*n), description: None, if_match: None },
+                ))
             }
             _ => None,
         };
@@ -847,7 +880,11 @@ impl System {
         match after_scan {
             Some(AfterScan::Rename { slot, name: n }) => {
                 let (id, owner) = self.slots[slot].clone();
-                self.exchange(caller(&owner, Who::Owner), Request::Rename { id, name: name(n), if_match: None }, None);
+                self.exchange(
+                    caller(&owner, Who::Owner),
+                    Request::Rename { id, name: name(n), description: None, if_match: None },
+                    None,
+                );
             }
             Some(AfterScan::Import { name: n }) => self.import(n),
             Some(AfterScan::MidScan { .. }) | None => {}
@@ -894,7 +931,7 @@ impl System {
         };
         self.runtime.block_on(self.backend.events.append(0, &[event])).expect("imported");
         let caller = caller(owner, Who::Owner);
-        let request = Request::Create { name: name(n) };
+        let request = Request::Create { name: name(n), description: None };
         let expected = self.reference.expect(&caller, &request, None);
         let given = Item {
             id,

@@ -10,9 +10,13 @@
 //! 2. a missing or deleted item is `404`;
 //! 3. only its creator or an `items-admins` member may change it, else `403`;
 //! 4. `If-Match` other than the current version is `412` with it;
-//! 5. a rename to the name it has records nothing (`200`, the item as it is);
-//! 6. otherwise one event at the next version: a rename changes the name
-//!    only, a deletion leaves a tombstone with the fields it had.
+//! 5. a change to the name and description it has (a description given as
+//!    none when it has none) records nothing (`200`, the item as it is);
+//! 6. otherwise one event at the next version, with what changed only: a
+//!    change sets the name and the description as asked (none: cleared;
+//!    not asked: kept), a deletion leaves a tombstone with the fields it had.
+//!
+//! A create may give a description; the history shows it only then.
 //!
 //! A keyed request that succeeded keeps its answer for its key (a keyed
 //! rename of nothing too); a refused one keeps nothing.
@@ -24,9 +28,22 @@ use items_domain::{Item, ItemId};
 /// What a caller asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Create { name: String },
-    Rename { id: ItemId, name: String, if_match: Option<u64> },
-    Delete { id: ItemId, if_match: Option<u64> },
+    Create {
+        name: String,
+        description: Option<String>,
+    },
+    /// A `PATCH` of the name, and of the description when asked
+    /// (`Some(None)`: cleared).
+    Rename {
+        id: ItemId,
+        name: String,
+        description: Option<Option<String>>,
+        if_match: Option<u64>,
+    },
+    Delete {
+        id: ItemId,
+        if_match: Option<u64>,
+    },
 }
 
 /// Who asks.
@@ -56,6 +73,7 @@ pub enum Expected {
     Created {
         name: String,
         owner: String,
+        description: Option<String>,
     },
     /// One event appended: the item after it.
     Appended(Item),
@@ -99,8 +117,9 @@ impl Reference {
             };
         }
         let (id, if_match) = match request {
-            Request::Create { name } => {
-                return Expected::Created { name: name.clone(), owner: caller.subject.clone() };
+            Request::Create { name, description } => {
+                let (name, owner, description) = (name.clone(), caller.subject.clone(), description.clone());
+                return Expected::Created { name, owner, description };
             }
             Request::Rename { id, if_match, .. } | Request::Delete { id, if_match } => (*id, *if_match),
         };
@@ -114,9 +133,14 @@ impl Reference {
             return Expected::Refused(Refusal::Mismatch { current: item.version });
         }
         match request {
-            Request::Rename { name, .. } if *name == item.name => Expected::Unchanged(item.clone()),
-            Request::Rename { name, .. } => {
-                Expected::Appended(Item { name: name.clone(), version: item.version + 1, ..item.clone() })
+            Request::Rename { name, description, .. } => {
+                let description = description.clone().unwrap_or_else(|| item.description.clone());
+                if *name == item.name && description == item.description {
+                    Expected::Unchanged(item.clone())
+                } else {
+                    let version = item.version + 1;
+                    Expected::Appended(Item { name: name.clone(), description, version, ..item.clone() })
+                }
             }
             Request::Delete { .. } => {
                 Expected::Appended(Item { deleted: true, version: item.version + 1, ..item.clone() })
@@ -137,7 +161,7 @@ impl Reference {
         answer: Option<&Item>,
     ) {
         let answered = match expected {
-            Expected::Created { name, owner } => {
+            Expected::Created { name, owner, description } => {
                 let given = answer.expect("a create's answer names its item");
                 let item = Item {
                     id: given.id,
@@ -147,15 +171,29 @@ impl Reference {
                     created_at: given.created_at,
                     version: 1,
                     deleted: false,
-                    description: None,
+                    description: description.clone(),
                 };
-                let changes = serde_json::json!({ "name": name, "timestamp": super::TIMESTAMP });
+                let mut changes = serde_json::json!({ "name": name, "timestamp": super::TIMESTAMP });
+                if let Some(description) = description {
+                    changes["description"] = description.clone().into();
+                }
                 self.push(&item, "ItemCreated", &caller.subject, changes);
                 item
             }
             Expected::Appended(item) => {
+                let before = self.current(item.id).expect("a change follows the item's creation");
                 let (kind, changes) = match request {
-                    Request::Rename { name, .. } => ("ItemUpdated", serde_json::json!({ "name": name })),
+                    Request::Rename { .. } => {
+                        // Only what changed, a cleared description as `null`.
+                        let mut changes = serde_json::Map::new();
+                        if item.name != before.name {
+                            changes.insert("name".into(), item.name.clone().into());
+                        }
+                        if item.description != before.description {
+                            changes.insert("description".into(), item.description.clone().into());
+                        }
+                        ("ItemUpdated", serde_json::Value::Object(changes))
+                    }
                     _ => ("ItemDeleted", serde_json::json!({})),
                 };
                 self.push(item, kind, &caller.subject, changes);
