@@ -246,6 +246,46 @@ mod tests {
     use items_domain::event::ItemCreated;
     use items_domain::{EventPayload, ItemId};
 
+    /// A record of newer code (an unknown type, a newer schema) is counted
+    /// apart from a broken one: it says a writer was deployed first.
+    #[tokio::test]
+    async fn records_of_newer_code_are_counted_apart() {
+        use items_domain::memory::{InMemoryEventStore, InMemoryReadModel};
+        let record = |stored: items_domain::event::StoredEvent| {
+            let mut record = EventRecord::default();
+            record.event_name = "INSERT".into();
+            record.change.new_image = serde_dynamo::to_item(&stored).unwrap();
+            record.change.keys.insert(EVENTS_PARTITION_KEY.into(), record.change.new_image["stream_id"].clone());
+            record
+        };
+        let event = |item: u128| Event {
+            event_id: uuid::Uuid::from_u128(item),
+            item_id: ItemId(uuid::Uuid::from_u128(item)),
+            version: 1,
+            occurred_at: items_domain::testing::at("2026-12-01T00:00:00.000Z"),
+            subject: "sub".into(),
+            payload: EventPayload::ItemCreated(ItemCreated {
+                name: "Pen".into(),
+                timestamp: "t".into(),
+                description: None,
+            }),
+        };
+        let mut unknown = event(1).to_stored();
+        unknown.event_type = "ItemArchived".into();
+        let mut newer = event(2).to_stored();
+        newer.schema = 3;
+        let mut broken = event(3).to_stored();
+        broken.data = serde_json::json!({"name": 5});
+        let projector = ProjectorService::new(
+            std::sync::Arc::new(InMemoryReadModel::default()),
+            std::sync::Arc::new(InMemoryEventStore::default()),
+        );
+        let before = metrics::total(Counter::RecordsOfNewerCode);
+        let projected = project_records(&projector, &[record(unknown), record(newer), record(broken)]).await;
+        assert_eq!(projected.failures.len(), 3);
+        assert_eq!(metrics::total(Counter::RecordsOfNewerCode) - before, 2, "the broken one is not of newer code");
+    }
+
     /// The projection lag of an imported event counts from its import, not
     /// from the year-old time it carries (review H1's variant).
     #[test]
