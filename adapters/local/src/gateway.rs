@@ -14,7 +14,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body as LambdaBody;
 use aws_lambda_events::query_map::QueryMap;
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -69,24 +69,80 @@ pub struct GatewayConfig {
 /// the server hold gigabytes.
 pub const MAX_BUFFERED_BYTES: usize = 64 << 20;
 
-/// Request body bytes the gateway may hold at once.
+/// Request body bytes the gateway may hold at once, in all and per client.
+///
+/// Room is taken for what arrives, as it arrives, never for what a head
+/// declares: a request without a body holds nothing, and a client that
+/// declares 10 MiB and sends nothing holds nothing (security review N1:
+/// seven such heads used to stall every other client). Room is never
+/// waited for, so nothing queues behind a large body: a body that does
+/// not fit is answered `503` at once. One client (address) may hold at
+/// most a quarter of the budget (room for API Gateway's largest body),
+/// so it cannot take all of it.
 pub struct BodyBudget {
-    bytes: u32,
     room: tokio::sync::Semaphore,
+    per_client: usize,
+    held: std::sync::Mutex<HashMap<std::net::IpAddr, usize>>,
 }
 
 /// A budget of `bytes` of request bodies held at once.
 pub fn body_budget(bytes: usize) -> Arc<BodyBudget> {
-    let bytes = u32::try_from(bytes).unwrap_or(u32::MAX).min(tokio::sync::Semaphore::MAX_PERMITS as u32);
-    Arc::new(BodyBudget { bytes, room: tokio::sync::Semaphore::new(bytes as usize) })
+    let bytes = bytes.min(tokio::sync::Semaphore::MAX_PERMITS);
+    Arc::new(BodyBudget {
+        room: tokio::sync::Semaphore::new(bytes),
+        per_client: (bytes / 4).max(REQUEST_PAYLOAD_MAX_BYTES.min(bytes)),
+        held: std::sync::Mutex::new(HashMap::new()),
+    })
 }
 
-impl BodyBudget {
-    /// Room for a body of `bytes`, waiting up to `within` for it; `None`
-    /// when it cannot have it (more than the whole budget, or not in time).
-    async fn room(&self, bytes: usize, within: Duration) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        let bytes = u32::try_from(bytes.max(1)).ok().filter(|&b| b <= self.bytes)?;
-        tokio::time::timeout(within, self.room.acquire_many(bytes)).await.ok()?.ok()
+/// What one request holds of the budget: given back when it is dropped
+/// (once the function has answered, since the body lives in its event).
+struct Held<'a> {
+    budget: &'a BodyBudget,
+    client: Option<std::net::IpAddr>,
+    bytes: usize,
+    permits: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl<'a> Held<'a> {
+    fn new(budget: &'a BodyBudget, client: Option<std::net::IpAddr>) -> Self {
+        Self { budget, client, bytes: 0, permits: None }
+    }
+
+    /// Room for `bytes` more, if the client's share and the budget have it now.
+    fn take(&mut self, bytes: usize) -> bool {
+        let Ok(more) = u32::try_from(bytes) else { return false };
+        if more == 0 {
+            return true;
+        }
+        let mut held = self.budget.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let client = self.client.map(|client| held.entry(client).or_default());
+        if client.as_ref().is_some_and(|client| **client + bytes > self.budget.per_client) {
+            return false;
+        }
+        let Ok(permit) = self.budget.room.try_acquire_many(more) else { return false };
+        match &mut self.permits {
+            Some(permits) => permits.merge(permit),
+            None => self.permits = Some(permit),
+        }
+        if let Some(client) = client {
+            *client += bytes;
+        }
+        self.bytes += bytes;
+        true
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let Some(client) = self.client.filter(|_| self.bytes > 0) else { return };
+        let mut held = self.budget.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(bytes) = held.get_mut(&client) {
+            *bytes = bytes.saturating_sub(self.bytes);
+            if *bytes == 0 {
+                held.remove(&client);
+            }
+        }
     }
 }
 
@@ -220,25 +276,18 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
     if !claims.has_scope(matched.route.scope) {
         return Err(ApiError::forbidden());
     }
-    let source_ip = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
-    // Room for the body before it is read: its declared length, or API
-    // Gateway's largest when it declares none (chunked).
+    let client = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .unwrap_or(REQUEST_PAYLOAD_MAX_BYTES);
+        .unwrap_or_default();
     if declared > REQUEST_PAYLOAD_MAX_BYTES {
         return Err(PAYLOAD_TOO_LARGE.into());
     }
-    let _room = match gateway.buffered.room(declared, BODY_READ_TIMEOUT).await {
-        Some(room) => room,
-        None => {
-            tracing::warn!(request_id, declared, "request bodies held at once are at their bound");
-            return Err(ApiError::new(503, "Service unavailable, please retry"));
-        }
-    };
-    let event = proxy_request(request, &matched, claims.gateway_claims(), request_id, source_ip).await?;
+    // Held until the function answers: the body lives in its event.
+    let mut held = Held::new(&gateway.buffered, client);
+    let event = proxy_request(request, &matched, claims.gateway_claims(), request_id, client, &mut held).await?;
     // The invocation's deadline, as Lambda gives it to the function.
     let deadline = std::time::Instant::now() + gateway.function_timeout;
     let call = async {
@@ -256,6 +305,26 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
         }
         Err(_) => Err(TIMED_OUT.into()),
     }
+}
+
+/// Reads a body of at most API Gateway's limit, taking room in the budget
+/// for each piece as it arrives.
+async fn read_body(body: Body, held: &mut Held<'_>, request_id: &str) -> Result<axum::body::Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut collected = Vec::new();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|_| ApiError::new(400, "Request body could not be read"))?;
+        if collected.len() + piece.len() > REQUEST_PAYLOAD_MAX_BYTES {
+            return Err(PAYLOAD_TOO_LARGE.into());
+        }
+        if !held.take(piece.len()) {
+            tracing::warn!(request_id, held = held.bytes, "request bodies held at once are at their bound");
+            return Err(ApiError::new(503, "Service unavailable, please retry"));
+        }
+        collected.extend_from_slice(&piece);
+    }
+    Ok(collected.into())
 }
 
 /// Whether Lambda would return `response`: its JSON payload is within the
@@ -279,13 +348,14 @@ async fn proxy_request(
     matched: &Matched,
     claims: serde_json::Map<String, Value>,
     request_id: &str,
-    source_ip: Option<String>,
+    client: Option<std::net::IpAddr>,
+    held: &mut Held<'_>,
 ) -> Result<ApiGatewayProxyRequest, ApiError> {
+    let source_ip = client.map(|ip| ip.to_string());
     let (parts, body) = request.into_parts();
-    let body = tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, REQUEST_PAYLOAD_MAX_BYTES))
+    let body = tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body, held, request_id))
         .await
-        .map_err(|_| ApiError::new(408, "Request body was not received in time"))?
-        .map_err(|_| ApiError::from(PAYLOAD_TOO_LARGE))?;
+        .map_err(|_| ApiError::new(408, "Request body was not received in time"))??;
 
     let mut single: HashMap<String, String> = HashMap::new();
     let mut multi: HashMap<String, Vec<String>> = HashMap::new();

@@ -342,3 +342,80 @@ async fn an_unknown_route_gets_404_as_the_deployed_api_answers() {
         assert_answer(response, 404, "Not found").await;
     }
 }
+
+/// A raw request head declaring a `bytes` body, from `source`, and the
+/// first `sent` bytes of that body; the connection stays open.
+async fn stalled_body(api: &Api, source: std::net::Ipv4Addr, method: &str, bytes: usize, sent: usize) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let mut stream = socket.connect(api.addr).await.unwrap();
+    let head = format!(
+        "{method} /items HTTP/1.1\r\nhost: local\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\n\
+         content-length: {bytes}\r\n\r\n",
+        api.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (503) and stop reading before all is written.
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&vec![b' '; sent])).await;
+    stream
+}
+
+/// Security review N1: heads that declare API Gateway's largest body and
+/// send nothing hold no room, so every other client's request, bodyless or
+/// not, is answered at once. Before, seven such heads made every other
+/// request wait for the 10 s body timeout and get 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_that_declare_large_bodies_and_send_nothing_stall_nobody() {
+    let api = start(Arc::new(InMemoryReadModel::default()), ListBudget::UNBOUNDED, Duration::from_secs(29)).await;
+    let mut idle = Vec::new();
+    for method in ["GET", "POST", "PATCH", "GET", "POST", "GET", "POST", "GET"] {
+        idle.push(stalled_body(&api, std::net::Ipv4Addr::LOCALHOST, method, REQUEST_PAYLOAD_MAX_BYTES, 0).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let listed = api.http.get(format!("{}/items?limit=1", api.base)).bearer_auth(&api.token).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let created = api
+        .http
+        .post(format!("{}/items", api.base))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body(r#"{"name":"Pen"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // The bound the attack used to push to 10 s (its body timeout).
+    assert!(started.elapsed() < Duration::from_secs(2), "answered in {:?}", started.elapsed());
+    drop(idle);
+}
+
+/// One client (address) holds at most a quarter of the budget: past it its
+/// next body is refused at once, while another client's body gets room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holds_at_most_its_share_of_the_body_budget() {
+    let api = start(Arc::new(InMemoryReadModel::default()), ListBudget::UNBOUNDED, Duration::from_secs(29)).await;
+    let share = items_local::gateway::MAX_BUFFERED_BYTES / 4;
+    let here = std::net::Ipv4Addr::LOCALHOST;
+    // Two bodies, each short of its end: together past the share.
+    let almost = REQUEST_PAYLOAD_MAX_BYTES - (1 << 20);
+    assert!(2 * almost > share && almost < share);
+    let first = stalled_body(&api, here, "POST", REQUEST_PAYLOAD_MAX_BYTES, almost).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = stalled_body(&api, here, "POST", REQUEST_PAYLOAD_MAX_BYTES, almost).await;
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), second.read_exact(&mut answer)).await.unwrap().unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 503", "past its share");
+    let elsewhere =
+        reqwest::Client::builder().no_proxy().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let other = elsewhere
+        .post(format!("{}/items", api.base))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_answer(other, 413, "Request body is larger than 65536 bytes").await;
+    drop(first);
+}
