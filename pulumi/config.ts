@@ -5,6 +5,7 @@
 
 import * as fs from "fs";
 import * as path from "path";
+import * as zlib from "zlib";
 import * as pulumi from "@pulumi/pulumi";
 
 /** Pulumi project name; also the config namespace (`items-api:<key>`). */
@@ -432,27 +433,130 @@ export function issuerUrl(region: string, userPoolId: string): string {
 }
 
 /**
+ * The ELF `e_machine` of each Lambda architecture (the ELF specification's
+ * EM_X86_64 and EM_AARCH64): what `bootstrap` must be built for.
+ */
+export const ELF_MACHINES: Record<Architecture, number> = { x86_64: 0x3e, arm64: 0xb7 };
+
+/** How much of a zip entry's compressed data is inflated: far more than an ELF header needs. */
+const ZIP_PREFIX_BYTES = 4096;
+
+/**
+ * The architecture `bootstrap` inside a Lambda zip was built for, from its
+ * ELF header: a 64-bit little-endian executable whose `e_machine` (offset 18)
+ * is 0x3E (x86_64) or 0xB7 (aarch64, Lambda's arm64). Reads the zip's central
+ * directory and inflates only the start of the entry (stored or deflated, as
+ * cargo-lambda writes it). Throws an Error saying what is wrong otherwise.
+ */
+export function bootstrapArchitecture(zip: Buffer): Architecture {
+    const END = 0x06054b50;
+    const CENTRAL = 0x02014b50;
+    const LOCAL = 0x04034b50;
+    // The end-of-central-directory record: 22 bytes plus a comment of up to 64 KiB.
+    let end = -1;
+    for (let at = zip.length - 22; at >= Math.max(0, zip.length - 22 - 0xffff); at--) {
+        if (zip.readUInt32LE(at) === END) {
+            end = at;
+            break;
+        }
+    }
+    if (end < 0) {
+        throw new Error("is not a zip file");
+    }
+    const entries = zip.readUInt16LE(end + 10);
+    let entry = zip.readUInt32LE(end + 16);
+    let local: number | undefined;
+    let method = 0;
+    for (let i = 0; i < entries && entry + 46 <= zip.length; i++) {
+        if (zip.readUInt32LE(entry) !== CENTRAL) {
+            throw new Error("has a damaged central directory");
+        }
+        const nameLength = zip.readUInt16LE(entry + 28);
+        const name = zip.toString("utf8", entry + 46, entry + 46 + nameLength);
+        if (name === "bootstrap") {
+            method = zip.readUInt16LE(entry + 10);
+            local = zip.readUInt32LE(entry + 42);
+            break;
+        }
+        entry += 46 + nameLength + zip.readUInt16LE(entry + 30) + zip.readUInt16LE(entry + 32);
+    }
+    if (local === undefined) {
+        throw new Error("holds no `bootstrap` at its root");
+    }
+    if (local + 30 > zip.length || zip.readUInt32LE(local) !== LOCAL) {
+        throw new Error("has a damaged `bootstrap` entry");
+    }
+    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+    const data = zip.subarray(start, start + ZIP_PREFIX_BYTES);
+    let head: Buffer;
+    if (method === 0) {
+        head = data;
+    } else if (method === 8) {
+        // A prefix of the deflate stream: a sync flush returns what it holds.
+        head = zlib.inflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    } else {
+        throw new Error(`stores \`bootstrap\` with compression method ${method} (neither stored nor deflated)`);
+    }
+    if (head.length < 20 || head.readUInt32BE(0) !== 0x7f454c46) {
+        throw new Error("holds a `bootstrap` that is not an ELF executable");
+    }
+    if (head[4] !== 2 || head[5] !== 1) {
+        throw new Error("holds a `bootstrap` that is not a 64-bit little-endian ELF executable");
+    }
+    const machine = head.readUInt16LE(18);
+    const arch = ARCHITECTURES.find((a) => ELF_MACHINES[a] === machine);
+    if (arch === undefined) {
+        throw new Error(`holds a \`bootstrap\` for ELF machine 0x${machine.toString(16).toUpperCase()}, neither x86_64 nor arm64`);
+    }
+    return arch;
+}
+
+/**
  * Where cargo-lambda put `<name>`'s zip. Returns the path to hand to
  * FileArchive (relative to the working directory when the configured
  * directory is relative, so that the path stored in the state does not depend
  * on the machine) and throws a ConfigError pointing at scripts/build-lambdas
- * when the file is missing.
+ * when the file is missing or, with `architecture`, when its `bootstrap` was
+ * built for another architecture (every invocation would fail with
+ * Runtime.InvalidEntrypoint).
  */
 export function lambdaArchivePath(
     artifactsDir: string,
     name: string,
-    opts: { projectDir?: string; cwd?: string; exists?: (p: string) => boolean } = {},
+    opts: {
+        projectDir?: string;
+        cwd?: string;
+        exists?: (p: string) => boolean;
+        architecture?: Architecture;
+        read?: (p: string) => Buffer;
+    } = {},
 ): string {
     const projectDir = opts.projectDir ?? PROJECT_DIR;
     const cwd = opts.cwd ?? process.cwd();
     const exists = opts.exists ?? ((p: string) => fs.existsSync(p));
+    const read = opts.read ?? ((p: string) => fs.readFileSync(p));
     const absolute = path.resolve(projectDir, artifactsDir, name, "bootstrap.zip");
     if (!exists(absolute)) {
         throw new ConfigError(
             `Lambda artifact ${absolute} does not exist. Build the functions first ` +
-                "(scripts/build-lambdas, i.e. cargo lambda build --release --output-format zip) " +
+                "(scripts/build-lambdas: cargo lambda build --profile release --output-format zip, for LAMBDA_ARCH) " +
                 "or point items-api:lambdaArtifactsDir at the directory holding <name>/bootstrap.zip.",
         );
+    }
+    if (opts.architecture !== undefined) {
+        let built: Architecture;
+        try {
+            built = bootstrapArchitecture(read(absolute));
+        } catch (e) {
+            throw new ConfigError(`Lambda artifact ${absolute} ${(e as Error).message}: rebuild it with scripts/build-lambdas`);
+        }
+        if (built !== opts.architecture) {
+            throw new ConfigError(
+                `Lambda artifact ${absolute} was built for ${built}, but items-api:architecture is ${opts.architecture}: ` +
+                    `every invocation would fail (Runtime.InvalidEntrypoint). Rebuild with ` +
+                    `LAMBDA_ARCH=${opts.architecture} scripts/build-lambdas, or set items-api:architecture ${built}.`,
+            );
+        }
     }
     return path.isAbsolute(artifactsDir) ? absolute : path.relative(cwd, absolute) || absolute;
 }

@@ -86,7 +86,10 @@ function createLambda(settings: Settings, spec: LambdaSpec, after: pulumi.Resour
             runtime: "provided.al2023",
             handler: "bootstrap",
             architectures: [settings.architecture],
-            code: new pulumi.asset.FileArchive(lambdaArchivePath(settings.lambdaArtifactsDir, spec.key)),
+            // Refused at preview when the zip's bootstrap is of another architecture.
+            code: new pulumi.asset.FileArchive(
+                lambdaArchivePath(settings.lambdaArtifactsDir, spec.key, { architecture: settings.architecture }),
+            ),
             memorySize: spec.memorySize,
             timeout: spec.timeout,
             tracingConfig: { mode: settings.tracing ? "Active" : "PassThrough" },

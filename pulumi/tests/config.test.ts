@@ -9,6 +9,7 @@ import { redeploymentHash } from "../api";
 import {
     CONFIG_DEFAULTS,
     ConfigError,
+    bootstrapArchitecture,
     hostedUiSignInUrl,
     intInRange,
     issuerUrl,
@@ -26,6 +27,7 @@ import {
 } from "../config";
 import { policyDocument, renderPolicy } from "../iam";
 import { itemsTableLogicalName } from "../tables";
+import { fakeElf, lambdaZip, makeZip } from "./harness";
 
 /** A development stack's option: http://localhost allowed on the web client. */
 const DEV = { localhostCallbacks: true };
@@ -210,6 +212,51 @@ describe("other validators", () => {
                 e instanceof ConfigError &&
                 e.message.includes("/repo/target/lambda/post-item/bootstrap.zip does not exist") &&
                 e.message.includes("scripts/build-lambdas"),
+        );
+    });
+
+    // Review (deploy) N1: a zip of the other architecture deploys, then every
+    // invocation fails with Runtime.InvalidEntrypoint.
+    test("the architecture of a zip's bootstrap: its ELF e_machine, stored or deflated", () => {
+        for (const method of ["deflate", "store"] as const) {
+            assert.equal(bootstrapArchitecture(lambdaZip("x86_64", { method })), "x86_64", method);
+            assert.equal(bootstrapArchitecture(lambdaZip("arm64", { method })), "arm64", method);
+        }
+        // Other entries before it are skipped.
+        const two = makeZip({ "README": Buffer.from("not this"), bootstrap: fakeElf(0xb7) });
+        assert.equal(bootstrapArchitecture(two), "arm64");
+        const refused: [Buffer, RegExp][] = [
+            [Buffer.from("not a zip at all, just some text that is long enough"), /is not a zip file/],
+            [makeZip({ "post-item": fakeElf(0x3e) }), /holds no `bootstrap`/],
+            [makeZip({ bootstrap: Buffer.from("#!/bin/sh\necho hello\n") }), /not an ELF executable/],
+            [makeZip({ bootstrap: fakeElf(0x3e, { elfClass: 1 }) }), /not a 64-bit little-endian ELF/],
+            [makeZip({ bootstrap: fakeElf(0x28) }), /ELF machine 0x28, neither x86_64 nor arm64/],
+        ];
+        for (const [zip, reason] of refused) {
+            assert.throws(() => bootstrapArchitecture(zip), reason);
+        }
+    });
+
+    test("Lambda archive path: a zip built for another architecture than items-api:architecture is refused", () => {
+        const opts = (zip: Buffer) => ({ projectDir: "/repo/pulumi", cwd: "/repo/pulumi", exists: () => true, read: () => zip });
+        const zipPath = path.join("..", "target", "lambda", "post-item", "bootstrap.zip");
+        assert.equal(lambdaArchivePath("../target/lambda", "post-item", { ...opts(lambdaZip("x86_64")), architecture: "x86_64" }), zipPath);
+        assert.equal(lambdaArchivePath("../target/lambda", "post-item", { ...opts(lambdaZip("arm64")), architecture: "arm64" }), zipPath);
+        assert.throws(
+            () => lambdaArchivePath("../target/lambda", "post-item", { ...opts(lambdaZip("arm64")), architecture: "x86_64" }),
+            (e: unknown) =>
+                e instanceof ConfigError &&
+                e.message.includes("/repo/target/lambda/post-item/bootstrap.zip was built for arm64") &&
+                e.message.includes("items-api:architecture is x86_64") &&
+                e.message.includes("LAMBDA_ARCH=x86_64 scripts/build-lambdas"),
+        );
+        assert.throws(
+            () => lambdaArchivePath("../target/lambda", "get-items", { ...opts(lambdaZip("x86_64")), architecture: "arm64" }),
+            /was built for x86_64, but items-api:architecture is arm64.*LAMBDA_ARCH=arm64/,
+        );
+        assert.throws(
+            () => lambdaArchivePath("../target/lambda", "get-items", { ...opts(Buffer.from("")), architecture: "arm64" }),
+            (e: unknown) => e instanceof ConfigError && /get-items\/bootstrap\.zip is not a zip file: rebuild it/.test(e.message),
         );
     });
 });

@@ -5,7 +5,9 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as zlib from "zlib";
 import * as pulumi from "@pulumi/pulumi";
+import { ELF_MACHINES, LAMBDA_NAMES, type Architecture } from "../config";
 
 export const REGION = "eu-west-1";
 export const ACCOUNT = "123456789012";
@@ -50,17 +52,91 @@ process.on("exit", () => {
     for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** CRC-32 (IEEE), as a zip entry records it. */
+function crc32(data: Buffer): number {
+    let crc = 0xffffffff;
+    for (const byte of data) {
+        crc ^= byte;
+        for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+    }
+    return (crc ^ 0xffffffff) >>> 0;
+}
+
 /**
- * Creates <dir>/<name>/bootstrap.zip placeholders (empty files): the program
- * checks that the zips exist (FileArchive itself does not read them under mocks).
+ * The start of a 64-bit little-endian ELF executable for `machine` (its
+ * `e_machine`, offset 18), padded: what the program reads of `bootstrap`.
+ */
+export function fakeElf(machine: number, opts: { elfClass?: number } = {}): Buffer {
+    const elf = Buffer.alloc(256, 0x90);
+    Buffer.from([0x7f, 0x45, 0x4c, 0x46, opts.elfClass ?? 2, 1, 1, 0]).copy(elf, 0);
+    elf.fill(0, 8, 16);
+    elf.writeUInt16LE(2, 16); // ET_EXEC
+    elf.writeUInt16LE(machine, 18);
+    return elf;
+}
+
+/**
+ * A zip holding `entries` (name -> content), each deflated as cargo-lambda
+ * writes `bootstrap` (or stored), with a central directory.
+ */
+export function makeZip(entries: Record<string, Buffer>, opts: { method?: "deflate" | "store" } = {}): Buffer {
+    const method = opts.method === "store" ? 0 : 8;
+    const locals: Buffer[] = [];
+    const centrals: Buffer[] = [];
+    let offset = 0;
+    for (const [name, content] of Object.entries(entries)) {
+        const data = method === 8 ? zlib.deflateRawSync(content) : content;
+        const fileName = Buffer.from(name, "utf8");
+        const local = Buffer.alloc(30);
+        local.writeUInt32LE(0x04034b50, 0);
+        local.writeUInt16LE(20, 4);
+        local.writeUInt16LE(method, 8);
+        local.writeUInt32LE(crc32(content), 14);
+        local.writeUInt32LE(data.length, 18);
+        local.writeUInt32LE(content.length, 22);
+        local.writeUInt16LE(fileName.length, 26);
+        const central = Buffer.alloc(46);
+        central.writeUInt32LE(0x02014b50, 0);
+        central.writeUInt16LE(0x0314, 4); // made by Unix
+        central.writeUInt16LE(20, 6);
+        central.writeUInt16LE(method, 10);
+        central.writeUInt32LE(crc32(content), 16);
+        central.writeUInt32LE(data.length, 20);
+        central.writeUInt32LE(content.length, 24);
+        central.writeUInt16LE(fileName.length, 28);
+        central.writeUInt32LE((0o100755 << 16) >>> 0, 38); // -rwxr-xr-x
+        central.writeUInt32LE(offset, 42);
+        locals.push(local, fileName, data);
+        centrals.push(central, fileName);
+        offset += local.length + fileName.length + data.length;
+    }
+    const directory = Buffer.concat(centrals);
+    const end = Buffer.alloc(22);
+    end.writeUInt32LE(0x06054b50, 0);
+    end.writeUInt16LE(Object.keys(entries).length, 8);
+    end.writeUInt16LE(Object.keys(entries).length, 10);
+    end.writeUInt32LE(directory.length, 12);
+    end.writeUInt32LE(offset, 16);
+    return Buffer.concat([...locals, directory, end]);
+}
+
+/** A Lambda zip whose `bootstrap` starts like an executable built for `architecture`. */
+export function lambdaZip(architecture: Architecture, opts: { method?: "deflate" | "store" } = {}): Buffer {
+    return makeZip({ bootstrap: fakeElf(ELF_MACHINES[architecture]) }, opts);
+}
+
+/**
+ * Creates <dir>/<name>/bootstrap.zip for each function: a zip with the start
+ * of an ELF executable for `architecture` as `bootstrap` (the program reads
+ * its header; FileArchive itself does not read the zips under mocks).
  * Removed when the process exits.
  */
-export function makeArtifactsDir(): string {
+export function makeArtifactsDir(architecture: Architecture = "x86_64"): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "items-api-lambda-"));
     tempDirs.push(dir);
-    for (const name of ["post-item", "get-items", "item-commands", "project-events"]) {
+    for (const name of LAMBDA_NAMES) {
         fs.mkdirSync(path.join(dir, name));
-        fs.writeFileSync(path.join(dir, name, "bootstrap.zip"), "");
+        fs.writeFileSync(path.join(dir, name, "bootstrap.zip"), lambdaZip(architecture));
     }
     return dir;
 }
@@ -125,7 +201,7 @@ function fabricate(type: string, name: string, inputs: Record<string, any>): { i
  */
 /**
  * The smallest valid stack configuration (a Hosted UI prefix, a localhost
- * callback on a development stack, empty Lambda zips), with `overrides` on top.
+ * callback on a development stack, x86_64 Lambda zips), with `overrides` on top.
  */
 export function stackConfig(overrides: Record<string, string> = {}): Record<string, string> {
     return {

@@ -10,7 +10,7 @@ let p: Program;
 let artifacts: string;
 
 before(async () => {
-    artifacts = makeArtifactsDir();
+    artifacts = makeArtifactsDir("arm64");
     p = await loadProgram({
         cognitoDomainPrefix: "items-prod",
         callbackUrls: JSON.stringify(["https://app.example.com/callback", "https://app.example.com/other"]),
