@@ -202,6 +202,13 @@ pub async fn repairs_replace_wrong_rows_at_the_same_version_and_never_go_back(ba
     assert_eq!(read_model.repair(&item(id, 2, "v2")).await.unwrap(), Upsert::AlreadyNewer, "already right");
     assert_eq!(read_model.repair(&item(id, 2, "v2 fixed")).await.unwrap(), Upsert::Applied);
     assert_eq!(read_model.get(id).await.unwrap(), Some(item(id, 2, "v2 fixed")));
+    let described = Item { description: Some("told".into()), ..item(id, 2, "v2 fixed") };
+    assert_eq!(read_model.repair(&described).await.unwrap(), Upsert::Applied, "the description counts");
+    assert_eq!(read_model.repair(&described).await.unwrap(), Upsert::AlreadyNewer);
+    let retold = Item { description: Some("retold".into()), ..described.clone() };
+    assert_eq!(read_model.repair(&retold).await.unwrap(), Upsert::Applied);
+    assert_eq!(read_model.get(id).await.unwrap(), Some(retold));
+    assert_eq!(read_model.repair(&item(id, 2, "v2 fixed")).await.unwrap(), Upsert::Applied, "and its absence");
     let tombstone = Item { deleted: true, ..item(id, 2, "v2 fixed") };
     assert_eq!(read_model.repair(&tombstone).await.unwrap(), Upsert::Applied, "the deletion flag counts");
     assert_eq!(read_model.get(id).await.unwrap(), Some(tombstone.clone()));
@@ -554,10 +561,18 @@ pub async fn renames_and_deletes_project_to_the_folded_state_with_tombstones(bac
 /// backend's, each once, however the pages fall.
 pub async fn a_creators_items_are_listed_newest_first(backend: Backend) {
     let creator = format!("sub-{}", Uuid::new_v4());
-    // Items 0 to 6, a minute apart, and 7 to 9 at item 2's minute.
-    let minute = |n: i64| at("2026-03-01T00:00:00.000Z") + chrono::TimeDelta::minutes(if n > 6 { 2 } else { n });
+    // Items 0 to 6, a minute apart, 7 to 9 at item 2's minute, and 10 to 49
+    // all at item 5's: many of one millisecond in each index shard.
+    let minute = |n: i64| {
+        at("2026-03-01T00:00:00.000Z")
+            + chrono::TimeDelta::minutes(match n {
+                7..=9 => 2,
+                10.. => 5,
+                n => n,
+            })
+    };
     let mut expected = Vec::new();
-    for n in 0..10 {
+    for n in 0..50 {
         let mine =
             Item { created_by: creator.clone(), created_at: minute(n), deleted: n == 3, ..item(new_id(), 1, "mine") };
         backend.read_model.upsert_if_newer(&mine).await.unwrap();
@@ -568,15 +583,10 @@ pub async fn a_creators_items_are_listed_newest_first(backend: Backend) {
     }
     let whole = backend.read_model.list_by_creator(&creator, None, None).await.unwrap();
     assert_eq!(whole.next, None);
-    let times: Vec<_> = whole.items.iter().map(|item| item.created_at).collect();
-    assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "newest first: {times:?}");
-    let by_id = |items: &[Item]| {
-        let mut sorted = items.to_vec();
-        sorted.sort_by_key(|item| item.id);
-        sorted
-    };
-    assert_eq!(by_id(&whole.items), by_id(&expected), "each once, the tombstone too");
-    for size in [1, 2, 3] {
+    // Newest first, then the larger id: each once, the tombstone too.
+    expected.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    assert_eq!(whole.items, expected);
+    for size in [1, 2, 3, 7] {
         let (mut listed, mut after) = (Vec::new(), None);
         loop {
             let page = backend.read_model.list_by_creator(&creator, Some(size), after.as_ref()).await.unwrap();

@@ -13,8 +13,30 @@ pub const EVENTS_SORT_KEY: &str = "version";
 pub const ITEMS_KEY: &str = "id";
 /// The items table's global secondary index of each creator's items, newest
 /// first, and its key attributes (`pulumi/tables.ts` declares the same).
-pub const ITEMS_BY_CREATOR_INDEX: &str = "by-creator";
+/// Its partition key is a shard of the creator ([`creator_shard`]), not the
+/// creator: an index partition takes about 1,000 writes/s, and with an
+/// ever-growing sort key DynamoDB does not split one for heat, so one
+/// creator's writes on one partition were capped there (deploy review N2).
+pub const ITEMS_BY_CREATOR_INDEX: &str = "by-creator-shard";
 pub const ITEMS_CREATOR_KEY: &str = "createdBy";
+/// The index's partition key: `<createdBy>#<shard>`.
+pub const ITEMS_CREATOR_SHARD_KEY: &str = "creatorShard";
+/// Shards of one creator's index entries: their write rate is capped at
+/// this many index partitions' (about 16,000 writes/s), past the read
+/// table's own on-demand start (4,000 writes/s) and near an account's
+/// default per-table quota (40,000). A creator's listing reads them all.
+pub const CREATOR_SHARDS: u32 = 16;
+
+/// The index shard of `id`'s entry: a fixed function of the id, so a row
+/// written again lands where it was.
+pub fn creator_shard(created_by: &str, id: items_domain::ItemId) -> String {
+    creator_shard_number(created_by, id.0.as_u128() as u32 % CREATOR_SHARDS)
+}
+
+/// Shard `n` of `created_by`'s entries.
+pub fn creator_shard_number(created_by: &str, n: u32) -> String {
+    format!("{created_by}#{n:02}")
+}
 /// RFC 3339 UTC with milliseconds, fixed width: text order is time order.
 pub const ITEMS_CREATED_AT_KEY: &str = "createdAt";
 

@@ -8,7 +8,10 @@ use items_domain::{Item, ItemId};
 use super::store_error;
 use serde_dynamo::{from_item, to_item};
 
-use crate::dynamodb::codec::{ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_KEY, ITEMS_KEY};
+use crate::dynamodb::codec::{
+    CREATOR_SHARDS, ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_SHARD_KEY, ITEMS_KEY, creator_shard,
+    creator_shard_number,
+};
 
 /// The items read table, keyed by `id`.
 #[derive(Clone)]
@@ -46,10 +49,12 @@ pub const TOMBSTONE_LIFETIME: std::time::Duration = std::time::Duration::from_se
 /// in epoch seconds as DynamoDB TTL reads it.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
-/// The attributes stored for `item`: a tombstone also gets its expiry.
+/// The attributes stored for `item`: its index shard, and a tombstone's
+/// expiry.
 pub(crate) fn record(item: &Item) -> Result<std::collections::HashMap<String, AttributeValue>, StoreError> {
     let mut record: std::collections::HashMap<String, AttributeValue> =
         to_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    record.insert(ITEMS_CREATOR_SHARD_KEY.into(), AttributeValue::S(creator_shard(&item.created_by, item.id)));
     if item.deleted {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let expires_at = (now + TOMBSTONE_LIFETIME).as_secs();
@@ -135,9 +140,17 @@ impl ReadModel for DynamoReadModel {
         } else {
             "attribute_exists(deleted)"
         };
+        let description = if item.description.is_some() {
+            "(attribute_not_exists(description) OR description <> :description)"
+        } else {
+            "attribute_exists(description)"
+        };
+        // A row without its index shard (written before the index was
+        // sharded) is written again too: a replay backfills the index.
         let condition = format!(
             "attribute_not_exists(id) OR version < :version OR (version = :version AND (#name <> :name OR #timestamp <> :timestamp \
-             OR createdBy <> :createdBy OR createdAt <> :createdAt OR {deleted}))"
+             OR createdBy <> :createdBy OR createdAt <> :createdAt OR {deleted} OR {description} \
+             OR attribute_not_exists({ITEMS_CREATOR_SHARD_KEY})))"
         );
         let mut values = vec![
             (":version", AttributeValue::N(item.version.to_string())),
@@ -148,6 +161,9 @@ impl ReadModel for DynamoReadModel {
         ];
         if item.deleted {
             values.push((":deleted", AttributeValue::Bool(true)));
+        }
+        if let Some(description) = &item.description {
+            values.push((":description", AttributeValue::S(description.clone())));
         }
         self.put_unless(item, &condition, &[("#name", "name"), ("#timestamp", "timestamp")], values).await
     }
@@ -183,51 +199,83 @@ impl ReadModel for DynamoReadModel {
         limit: Option<u32>,
         after: Option<&PageKey>,
     ) -> Result<Page, StoreError> {
-        let start = match after {
-            Some(key) => {
-                let key = CreatorKey::from_page_key(key)?;
-                Some(Key::from([
-                    (ITEMS_CREATOR_KEY.to_owned(), AttributeValue::S(creator.to_owned())),
-                    (ITEMS_CREATED_AT_KEY.to_owned(), AttributeValue::S(key.created_at)),
-                    (ITEMS_KEY.to_owned(), AttributeValue::S(key.id.to_string())),
-                ]))
-            }
-            None => None,
-        };
-        let (items, last) = self
-            .follow(limit, start, |start, limit| async move {
-                // A Query of the creator's partition of the index, newest
-                // first: what it reads does not grow with the table.
-                let query = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(ITEMS_BY_CREATOR_INDEX)
-                    .key_condition_expression("#creator = :creator")
-                    .expression_attribute_names("#creator", ITEMS_CREATOR_KEY)
-                    .expression_attribute_values(":creator", AttributeValue::S(creator.to_owned()))
-                    .scan_index_forward(false)
-                    .set_exclusive_start_key(start)
-                    .set_limit(limit);
-                let output = query.send().await.map_err(|e| store_error("Query", e))?;
-                Ok((output.items.unwrap_or_default(), output.last_evaluated_key))
-            })
-            .await?;
-        // The next position from the key DynamoDB gave (its order of items of
-        // the same time is its own).
-        let next = last.as_ref().map(creator_position).transpose()?;
+        let after = after.map(CreatorKey::from_page_key).transpose()?;
+        let wanted = limit.unwrap_or(CREATOR_PAGE).max(1) as usize;
+        // Every shard's first `wanted` entries after the position, at once,
+        // merged: newest first, then by id (descending), so the order and
+        // the next position are the same on every read.
+        let shards = futures::future::try_join_all(
+            (0..CREATOR_SHARDS).map(|n| self.creator_shard_page(creator, n, after.as_ref(), wanted)),
+        )
+        .await?;
+        let more = shards.iter().any(|(_, exhausted)| !exhausted);
+        let mut items: Vec<Item> = shards.into_iter().flat_map(|(items, _)| items).collect();
+        items.sort_by(|a, b| newest_first(&CreatorKey::of(a), &CreatorKey::of(b)));
+        let more = more || items.len() > wanted;
+        items.truncate(wanted);
+        let next = items.last().filter(|_| more).map(|item| CreatorKey::of(item).to_page_key());
         Ok(Page { items, next })
     }
 }
 
-/// A `by-creator` LastEvaluatedKey as a page key.
-fn creator_position(key: &Key) -> Result<PageKey, StoreError> {
-    let text = |name: &str| {
-        key.get(name)
-            .and_then(|value| value.as_s().ok())
-            .cloned()
-            .ok_or_else(|| StoreError::Corrupt(format!("index key without {name}")))
-    };
-    let id = ItemId::parse(&text(ITEMS_KEY)?).ok_or_else(|| StoreError::Corrupt("index key's id".into()))?;
-    Ok(CreatorKey { created_at: text(ITEMS_CREATED_AT_KEY)?, id }.to_page_key())
+/// Entries of one creator's listing per read when no limit is given.
+const CREATOR_PAGE: u32 = 1000;
+
+/// The listing's order: newer first, then the larger id.
+fn newest_first(a: &CreatorKey, b: &CreatorKey) -> std::cmp::Ordering {
+    b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id))
+}
+
+impl DynamoReadModel {
+    /// Shard `n`'s first `wanted` entries of `creator` after `after` in the
+    /// listing's order, and whether the shard has no more. Entries of one
+    /// millisecond come in DynamoDB's order, so a read that stops on such
+    /// a time reads on until the time changes: none of them is left out.
+    async fn creator_shard_page(
+        &self,
+        creator: &str,
+        n: u32,
+        after: Option<&CreatorKey>,
+        wanted: usize,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let shard = creator_shard_number(creator, n);
+        let mut kept: Vec<Item> = Vec::new();
+        let mut start: Option<Key> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(ITEMS_BY_CREATOR_INDEX)
+                .expression_attribute_names("#shard", ITEMS_CREATOR_SHARD_KEY)
+                .expression_attribute_values(":shard", AttributeValue::S(shard.clone()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(wanted.saturating_sub(kept.len()).clamp(1, 1000)).unwrap_or(1000));
+            query = match after {
+                Some(after) => query
+                    .key_condition_expression("#shard = :shard AND #at <= :at")
+                    .expression_attribute_names("#at", ITEMS_CREATED_AT_KEY)
+                    .expression_attribute_values(":at", AttributeValue::S(after.created_at.clone())),
+                None => query.key_condition_expression("#shard = :shard"),
+            };
+            let output = query.send().await.map_err(|e| store_error("Query", e))?;
+            for record in output.items.unwrap_or_default() {
+                let item = Self::decode(record)?;
+                if after.is_none_or(|after| newest_first(after, &CreatorKey::of(&item)).is_lt()) {
+                    kept.push(item);
+                }
+            }
+            start = output.last_evaluated_key;
+            let Some(last) = start.as_ref() else { return Ok((kept, true)) };
+            kept.sort_by(|a, b| newest_first(&CreatorKey::of(a), &CreatorKey::of(b)));
+            let last_at = last.get(ITEMS_CREATED_AT_KEY).and_then(|at| at.as_s().ok());
+            let resolved = kept.get(wanted - 1).is_some_and(|boundary| {
+                last_at.is_some_and(|last_at| *last_at < items_domain::event::rfc3339::format(&boundary.created_at))
+            });
+            if resolved {
+                return Ok((kept, false));
+            }
+        }
+    }
 }

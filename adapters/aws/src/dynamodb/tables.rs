@@ -12,7 +12,8 @@ use items_domain::ports::StoreError;
 
 use super::store_error;
 use crate::dynamodb::codec::{
-    EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_KEY, ITEMS_KEY,
+    EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_SHARD_KEY,
+    ITEMS_KEY,
 };
 
 fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, StoreError> {
@@ -134,14 +135,16 @@ async fn ensure_events_table_with(client: &Client, table: &str, with_stream: boo
 }
 
 /// The items table: `id` S (also the classic single table's shape), with
-/// the `by-creator` index (`createdBy` S, `createdAt` S, every attribute
-/// projected). A table from before the index gets it added.
+/// the `by-creator-shard` index (`creatorShard` S, `createdAt` S, every
+/// attribute projected). A table from before the index gets it added (its
+/// rows enter it when written again: `items replay` writes every row
+/// without a shard).
 pub async fn ensure_items_table(client: &Client, table: &str) -> Result<bool, StoreError> {
     let corrupt = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt(e.to_string());
-    let key_schema = vec![key(ITEMS_CREATOR_KEY, KeyType::Hash)?, key(ITEMS_CREATED_AT_KEY, KeyType::Range)?];
+    let key_schema = vec![key(ITEMS_CREATOR_SHARD_KEY, KeyType::Hash)?, key(ITEMS_CREATED_AT_KEY, KeyType::Range)?];
     let projection = Projection::builder().projection_type(ProjectionType::All).build();
     let index_attributes = [
-        attribute(ITEMS_CREATOR_KEY, ScalarAttributeType::S)?,
+        attribute(ITEMS_CREATOR_SHARD_KEY, ScalarAttributeType::S)?,
         attribute(ITEMS_CREATED_AT_KEY, ScalarAttributeType::S)?,
     ];
     if let Some(described) = existing(client, table).await? {

@@ -170,3 +170,57 @@ async fn dynamodb_local_runs_without_telemetry() {
     let _ = std::fs::remove_dir_all(&work);
     assert!(!enabled, "DynamoDB Local ran with telemetry on");
 }
+
+/// A row written before the index was sharded has no shard, so the index
+/// does not hold it; writing it again at its version (what `items replay`
+/// does to every row) puts it there, and spreads one creator's rows over
+/// the shards.
+#[tokio::test]
+async fn a_row_from_before_the_sharded_index_enters_it_when_replayed() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use items_aws::dynamodb::codec::{CREATOR_SHARDS, ITEMS_CREATOR_SHARD_KEY};
+    use items_domain::ports::{ReadModel, Upsert};
+    let local = DynamoDbLocal::shared();
+    let client = local.client().await;
+    let table = unique_table("items-unsharded");
+    ensure_items_table(&client, &table).await.unwrap();
+    let read_model = DynamoReadModel::new(client.clone(), &table);
+    let creator = format!("sub-{}", uuid::Uuid::new_v4());
+    let mut shards = std::collections::BTreeSet::new();
+    let mut items = Vec::new();
+    for n in 0..40 {
+        let item = items_domain::Item {
+            id: items_domain::ItemId(uuid::Uuid::new_v4()),
+            name: format!("old {n}"),
+            timestamp: "t".into(),
+            description: None,
+            created_by: creator.clone(),
+            created_at: items_domain::testing::at("2026-01-01T00:00:00.000Z") + chrono::TimeDelta::seconds(n),
+            version: 1,
+            deleted: false,
+        };
+        // As the release before wrote it: no shard attribute.
+        let mut row: std::collections::HashMap<String, AttributeValue> = serde_dynamo::to_item(&item).unwrap();
+        assert!(row.remove(ITEMS_CREATOR_SHARD_KEY).is_none());
+        client.put_item().table_name(&table).set_item(Some(row)).send().await.unwrap();
+        items.push(item);
+    }
+    assert!(read_model.list_by_creator(&creator, None, None).await.unwrap().items.is_empty(), "not in the index");
+    for item in &items {
+        assert_eq!(read_model.repair(item).await.unwrap(), Upsert::Applied, "written again for its shard");
+        assert_eq!(read_model.repair(item).await.unwrap(), Upsert::AlreadyNewer, "once");
+        let row = client
+            .get_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S(item.id.to_string()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        shards.insert(row[ITEMS_CREATOR_SHARD_KEY].as_s().unwrap().clone());
+    }
+    items.reverse();
+    assert_eq!(read_model.list_by_creator(&creator, None, None).await.unwrap().items, items);
+    assert!(shards.len() > 4 && shards.len() <= CREATOR_SHARDS as usize, "{shards:?}");
+}
