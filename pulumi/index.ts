@@ -30,7 +30,7 @@ const fns = createFunctions(settings, tables, dlq);
 createStreamTrigger(settings, tables.events, fns.projectEvents.fn, dlq);
 const cognito = createCognito(settings);
 const api = createApi(settings, cognito, fns);
-const monitoring = createMonitoring(settings, fns, api.restApi.name, dlq);
+const monitoring = createMonitoring(settings, fns, api.restApi.name, dlq, tables.items);
 
 const hostedUi = (scopes?: string[]) =>
     pulumi.all([region, cognito.client.id]).apply(([r, clientId]) =>

@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { STAGE_NAME } from "./api";
 import { Settings, namePrefix } from "./config";
 import { Functions, LambdaBundle } from "./functions";
+import { ITEMS_BY_CREATOR_INDEX } from "./tables";
 
 /** The EMF namespace of the functions' metrics (the Rust side uses the same). */
 export const METRICS_NAMESPACE = "ItemsApi";
@@ -32,6 +33,7 @@ export function createMonitoring(
     fns: Functions,
     restApiName: pulumi.Input<string>,
     dlq: aws.sqs.Queue,
+    readTable: aws.dynamodb.Table,
 ): Monitoring {
     const prefix = namePrefix();
     const topic = new aws.sns.Topic("alarms", { name: `${prefix}-alarms` });
@@ -114,6 +116,44 @@ export function createMonitoring(
                 },
             }),
         ),
+        // The live read table's writes (the projector's PutItems) and its
+        // by-creator index's: every PutItem of an item the index holds is
+        // also an index write, and when the index cannot take it the table
+        // write is throttled too; all of one creator's items share one index
+        // partition (about 1,000 writes/s). `WriteThrottleEvents` counts each
+        // throttled event, the table's under `TableName` alone, an index's
+        // only under `TableName` + `GlobalSecondaryIndexName`; DynamoDB
+        // publishes it for on-demand tables and indexes too (the per-cause
+        // metrics, e.g. `WriteKeyRangeThroughputThrottleEvents` for one hot
+        // partition, are on the dashboard):
+        // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html
+        // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TroubleshootingThrottling-cloudwatch.html
+        ...(
+            [
+                ["items-write-throttles", {}, "Writes to the live read table were throttled: the projector retries them (its iterator age grows) and GET falls behind the log until they pass."],
+                [
+                    "items-by-creator-write-throttles",
+                    { GlobalSecondaryIndexName: ITEMS_BY_CREATOR_INDEX },
+                    `Writes to the read table's ${ITEMS_BY_CREATOR_INDEX} index were throttled (one creator's items share an index partition): the table write is throttled with it, and the projector retries (docs/scaling.md).`,
+                ],
+            ] as const
+        ).map(
+            ([key, index, description]): AlarmSpec => ({
+                key,
+                description,
+                args: {
+                    namespace: "AWS/DynamoDB",
+                    metricName: "WriteThrottleEvents",
+                    dimensions: { TableName: readTable.name, ...index },
+                    statistic: "Sum",
+                    period: PERIOD_SECONDS,
+                    evaluationPeriods: 1,
+                    threshold: 0,
+                    comparisonOperator: "GreaterThanThreshold",
+                    treatMissingData: "notBreaching",
+                },
+            }),
+        ),
         ...lambdas.flatMap((f): AlarmSpec[] =>
             (["Errors", "Throttles"] as const).map((metricName) => ({
                 key: `${f.key}-${metricName.toLowerCase()}`,
@@ -181,10 +221,11 @@ export function createMonitoring(
                 aws.getRegionOutput().region,
                 restApiName,
                 dlq.name,
+                readTable.name,
                 ...lambdas.map((f) => pulumi.output(f.functionName)),
             ])
-            .apply(([region, apiName, queueName, ...functionNames]) =>
-                JSON.stringify(dashboardBody(region, apiName, queueName, functionNames, settings)),
+            .apply(([region, apiName, queueName, tableName, ...functionNames]) =>
+                JSON.stringify(dashboardBody(region, apiName, queueName, tableName, functionNames, settings)),
             ),
     });
 
@@ -229,10 +270,12 @@ export function dashboardBody(
     region: string,
     apiName: string,
     queueName: string,
+    tableName: string,
     functionNames: string[],
     settings: Settings,
 ) {
     const api = ["ApiName", apiName, "Stage", STAGE_NAME];
+    const index = ["TableName", tableName, "GlobalSecondaryIndexName", ITEMS_BY_CREATOR_INDEX];
     const projector = functionNames[functionNames.length - 1];
     return {
         widgets: [
@@ -245,6 +288,7 @@ export function dashboardBody(
                 annotations: { horizontal: [{ label: "alarm", value: settings.monitoring.iteratorAgeAlarmMs }] },
             }),
             widget("Projector DLQ messages and failed deliveries to it", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queueName, { stat: "Maximum" }], ["AWS/Lambda", "DestinationDeliveryFailures", "FunctionName", projector, { stat: "Sum" }]], region),
+            widget("Read table write throttles (table, by-creator index; one hot index partition)", [["AWS/DynamoDB", "WriteThrottleEvents", "TableName", tableName, { stat: "Sum" }], ["AWS/DynamoDB", "WriteThrottleEvents", ...index, { stat: "Sum" }], ["AWS/DynamoDB", "WriteKeyRangeThroughputThrottleEvents", ...index, { stat: "Sum" }]], region),
             widget("Items created, changed and projected", FUNCTION_METRICS.map(([fn, name]) => own(fn, name, "Sum")), region),
             widget("Projection lag (ms, event time to projection)", [own("project-events", "ProjectionLag", "p99"), own("project-events", "ProjectionLag", "Maximum")], region),
         ],

@@ -14,9 +14,11 @@ pub const ITEMS_KEY: &str = "id";
 /// The items table's global secondary index of each creator's items, newest
 /// first, and its key attributes (`pulumi/tables.ts` declares the same).
 /// Its partition key is a shard of the creator ([`creator_shard`]), not the
-/// creator: an index partition takes about 1,000 writes/s, and with an
-/// ever-growing sort key DynamoDB does not split one for heat, so one
-/// creator's writes on one partition were capped there (deploy review N2).
+/// creator: a partition takes at most 1,000 writes/s (DynamoDB developer
+/// guide, "Key range throughput exceeded"), every new entry of a creator
+/// lands at the end of its key range (`createdAt` only grows), and whether
+/// split-for-heat relieves such a range is not documented, so one
+/// creator's writes were capped there (deploy review N2).
 pub const ITEMS_BY_CREATOR_INDEX: &str = "by-creator-shard";
 pub const ITEMS_CREATOR_KEY: &str = "createdBy";
 /// The index's partition key: `<createdBy>#<shard>`.
