@@ -123,6 +123,54 @@ impl CreateItem {
     }
 }
 
+/// The fields' rules, as the API applies them to what it stores, for events
+/// that come from elsewhere (`items import`): what an API call could not
+/// have stored is refused. `subject` is a Cognito `sub` (a UUID); at most
+/// [`SUBJECT_MAX_CHARS`] characters, no control characters.
+pub fn check_event_fields(payload: &crate::event::EventPayload, subject: &str) -> Result<(), ValidationError> {
+    use crate::event::EventPayload;
+    let text = |field: &'static str, value: &str, min: usize, max: usize| {
+        let chars = value.chars().count();
+        if !(min..=max).contains(&chars) {
+            return Err(ValidationError::BadLength { field, min, max });
+        }
+        Ok(())
+    };
+    let plain = |field: &'static str, value: &str| {
+        if value.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+            return Err(ValidationError::NotPlainText { field });
+        }
+        Ok(())
+    };
+    text("subject", subject, 1, SUBJECT_MAX_CHARS)?;
+    if subject.chars().any(char::is_control) {
+        return Err(ValidationError::NotPlainText { field: "subject" });
+    }
+    let (name, timestamp, description) = match payload {
+        EventPayload::ItemCreated(created) => {
+            (Some(&created.name), Some(&created.timestamp), created.description.as_ref())
+        }
+        EventPayload::ItemUpdated(updated) => {
+            (updated.name.as_ref(), updated.timestamp.as_ref(), updated.description.as_ref().and_then(Option::as_ref))
+        }
+        EventPayload::ItemDeleted => (None, None, None),
+    };
+    if let Some(name) = name {
+        text("name", name, 1, NAME_MAX_CHARS)?;
+    }
+    if let Some(timestamp) = timestamp {
+        text("timestamp", timestamp, 0, TIMESTAMP_MAX_CHARS)?;
+    }
+    if let Some(description) = description {
+        text("description", description, 1, DESCRIPTION_MAX_CHARS)?;
+        plain("description", description)?;
+    }
+    Ok(())
+}
+
+/// The longest `sub` an event may carry (a Cognito `sub` is a 36-character UUID).
+pub const SUBJECT_MAX_CHARS: usize = 128;
+
 /// `description`: absent (`None`), none (`Some(None)`: `null` or `""`, as a
 /// cleared form field sends it), or plain text of at most
 /// [`DESCRIPTION_MAX_CHARS`] characters, line breaks and tabs allowed.
@@ -266,6 +314,42 @@ mod tests {
         assert_eq!(update(r#"{"description":""}"#), Ok(Some(None)));
         assert_eq!(update(r#"{"name":"Ink"}"#), Ok(None));
         assert_eq!(update(r#"{"description":[]}"#), Err(ValidationError::NotAString { field: "description" }));
+    }
+
+    #[test]
+    fn events_from_elsewhere_follow_the_apis_field_rules() {
+        use crate::event::{EventPayload, ItemCreated, ItemUpdated};
+        let created = |name: &str, description: Option<&str>| {
+            EventPayload::ItemCreated(ItemCreated {
+                name: name.into(),
+                timestamp: "t".into(),
+                description: description.map(Into::into),
+            })
+        };
+        assert_eq!(check_event_fields(&created("Pen", Some("Blue\nink")), "sub-1"), Ok(()));
+        assert_eq!(check_event_fields(&EventPayload::ItemDeleted, "sub-1"), Ok(()));
+        assert_eq!(check_event_fields(&created("", None), "sub-1"), Err(BadLength { field: "name", min: 1, max: 256 }));
+        assert_eq!(
+            check_event_fields(&created("Pen", Some("esc\u{1b}[31m")), "sub-1"),
+            Err(ValidationError::NotPlainText { field: "description" })
+        );
+        assert_eq!(
+            check_event_fields(&created("Pen", Some("")), "sub-1"),
+            Err(BadLength { field: "description", min: 1, max: 2000 })
+        );
+        assert_eq!(
+            check_event_fields(&created("Pen", None), &"s".repeat(129)),
+            Err(BadLength { field: "subject", min: 1, max: 128 })
+        );
+        assert_eq!(
+            check_event_fields(&created("Pen", None), "sub\u{7}"),
+            Err(ValidationError::NotPlainText { field: "subject" })
+        );
+        let long_timestamp = ItemUpdated { timestamp: Some("1".repeat(65)), ..Default::default() };
+        assert_eq!(
+            check_event_fields(&EventPayload::ItemUpdated(long_timestamp), "sub-1"),
+            Err(BadLength { field: "timestamp", min: 0, max: 64 })
+        );
     }
 
     #[test]

@@ -199,9 +199,10 @@ pub struct StoredEvent {
 pub enum DecodeError {
     /// Written by newer code. Never skipped: a projector that meets one
     /// waits (fails the record) until code that knows it is deployed.
-    #[error("unknown event type `{0}`")]
+    /// Names are printed escaped (`{:?}`): they may come from a file.
+    #[error("unknown event type {0:?}")]
     UnknownType(String),
-    #[error("unsupported schema {schema} for event type `{event_type}`")]
+    #[error("unsupported schema {schema} for event type {event_type:?}")]
     UnsupportedSchema { event_type: String, schema: u32 },
     #[error("malformed event: {0}")]
     Malformed(String),
@@ -265,7 +266,7 @@ impl StoredEvent {
         let item_id = ItemId(self.item_id);
         if self.stream_id != item_id.stream_id() {
             return Err(DecodeError::Malformed(format!(
-                "stream id `{}` does not match item id {}",
+                "stream id {:?} does not match item id {}",
                 self.stream_id, item_id
             )));
         }

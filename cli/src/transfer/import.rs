@@ -122,11 +122,14 @@ impl Streams {
             self.state = None;
             self.items += 1;
         }
-        // The creator's sub keys the read table's `by-creator` index, where
-        // DynamoDB refuses an empty string: such an item could not be projected.
+        // What the API could not have stored is refused: the fields' rules,
+        // and a subject (the creator's keys the read table's index, where
+        // DynamoDB refuses an empty string).
         if event.subject.trim().is_empty() {
             return Err(format!("version {} of item {} has no subject", event.version, event.item_id));
         }
+        items_domain::command::check_event_fields(&event.payload, &event.subject)
+            .map_err(|e| format!("version {} of item {}: {e}", event.version, event.item_id))?;
         self.state = fold_stream_onto(self.state.take(), std::slice::from_ref(event)).map_err(|e| e.to_string())?;
         self.events += 1;
         Ok(())

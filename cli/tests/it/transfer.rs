@@ -24,11 +24,18 @@ async fn seed(data_dir: &Path) -> Vec<items_domain::ItemId> {
     let owner = Actor { subject: "sub-owner".into(), is_admin: false };
     let mut live = Vec::new();
     for n in 0..40 {
-        let command = CreateItem { name: format!("item {n} ✓"), timestamp: format!("t{n}"), description: None };
+        // Some with a description (schema 2 events), set, changed or cleared.
+        let description = (n % 4 == 1).then(|| format!("about {n}\nline two"));
+        let command = CreateItem { name: format!("item {n} ✓"), timestamp: format!("t{n}"), description };
         let id = create.create("sub-owner", command).await.unwrap().id;
         let renames = if n == 0 { 250 } else { n % 3 };
         for r in 0..renames {
-            let rename = UpdateItem { name: Some(format!("item {n} r{r}")), timestamp: None, description: None };
+            let description = match (n % 4, r) {
+                (1, 0) => Some(None),
+                (2, 0) => Some(Some(format!("later {n}"))),
+                _ => None,
+            };
+            let rename = UpdateItem { name: Some(format!("item {n} r{r}")), timestamp: None, description };
             change.update(&owner, id, rename, None, None).await.unwrap();
         }
         if n % 5 == 4 {
@@ -177,7 +184,27 @@ async fn a_file_that_is_not_a_whole_log_is_refused_at_its_line_and_writes_nothin
             "unknown type",
             edited(&lines, 0, |event| event["type"] = "ItemStolen".into()),
             1,
-            "unknown event type `ItemStolen`",
+            "unknown event type \"ItemStolen\"",
+        ),
+        // Security review N4: printed escaped, never raw terminal codes.
+        (
+            "escape codes",
+            edited(&lines, 0, |event| event["type"] = "\u{1b}[31mX".into()),
+            1,
+            "unknown event type \"\\u{1b}[31mX\"",
+        ),
+        // What the API could not have stored.
+        (
+            "name too long",
+            edited(&lines, 0, |event| event["data"]["name"] = "n".repeat(257).into()),
+            1,
+            "`name` must be 1 to 256",
+        ),
+        (
+            "subject too long",
+            edited(&lines, 0, |event| event["subject"] = "s".repeat(129).into()),
+            1,
+            "`subject` must be 1 to 128",
         ),
     ];
     for (what, content, line, reason) in cases {
@@ -189,6 +216,7 @@ async fn a_file_that_is_not_a_whole_log_is_refused_at_its_line_and_writes_nothin
         let said = printed(&refused);
         assert!(said.contains(&format!("{}, line {line}: ", file.display())), "{what}: {said}");
         assert!(said.contains(reason), "{what}: {said}");
+        assert!(!refused.stdout.contains(&0x1b) && !refused.stderr.contains(&0x1b), "{what}: a raw escape printed");
         assert!(!target.exists(), "{what}: nothing written, not even a database");
     }
 
