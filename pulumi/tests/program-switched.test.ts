@@ -67,6 +67,12 @@ test("the read-table grants (and the index grant) name the v2 table; no policy n
     }
 });
 
+test("the read table's write-throttle alarms watch the v2 table", () => {
+    const alarms = new Map(p.ofType("aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => [a.name, a.inputs]));
+    assert.deepEqual(alarms.get("items-write-throttles")!.dimensions, { TableName: LIVE });
+    assert.deepEqual(alarms.get("items-by-creator-write-throttles")!.dimensions, { TableName: LIVE, GlobalSecondaryIndexName: "by-creator" });
+});
+
 test("outputs: itemsTableName is the v2 table, no rebuild table", () => {
     assert.equal(p.outputs.itemsTableName, LIVE);
     assert.equal(p.outputs.itemsRebuildTableName, undefined);

@@ -667,6 +667,8 @@ test("alarms: projector iterator age, DLQ, each function's errors and throttles,
             "projector-iterator-age",
             "projector-newer-code",
             "projector-quarantined",
+            "items-write-throttles",
+            "items-by-creator-write-throttles",
         ].sort(),
     );
     const topic = p.get("aws:sns/topic:Topic", "alarms").state.arn;
@@ -705,6 +707,30 @@ test("alarms: projector iterator age, DLQ, each function's errors and throttles,
     const p99 = alarms.get("api-p99-latency")!;
     assert.deepEqual([p99.metricName, p99.extendedStatistic, p99.threshold], ["Latency", "p99", 2000]);
     assert.equal(p.ofType("aws:sns/topicSubscription:TopicSubscription").length, 0, "no e-mail unless configured");
+});
+
+// Deploy review N2: one creator's items share a by-creator index partition;
+// when the index cannot take a write, the table write is throttled with it.
+test("the live read table's and its by-creator index's write throttles alarm", () => {
+    const alarms = new Map(p.ofType("aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => [a.name, a.inputs]));
+    const table = alarms.get("items-write-throttles")!;
+    const index = alarms.get("items-by-creator-write-throttles")!;
+    for (const a of [table, index]) {
+        assert.deepEqual(
+            [a.namespace, a.metricName, a.statistic, a.threshold, a.comparisonOperator, a.treatMissingData],
+            ["AWS/DynamoDB", "WriteThrottleEvents", "Sum", 0, "GreaterThanThreshold", "notBreaching"],
+        );
+    }
+    // The table's own events under TableName alone; the index's only with its name too.
+    assert.deepEqual(table.dimensions, { TableName: "items-1a2b3c4" });
+    assert.deepEqual(index.dimensions, { TableName: "items-1a2b3c4", GlobalSecondaryIndexName: ITEMS_BY_CREATOR_INDEX });
+    const body = JSON.parse(p.get("aws:cloudwatch/dashboard:Dashboard", "dashboard").inputs.dashboardBody);
+    const dynamo = body.widgets.flatMap((w: any) => w.properties.metrics).filter((m: any[]) => m[0] === "AWS/DynamoDB");
+    assert.deepEqual(dynamo.map((m: any[]) => m.slice(1, -1)), [
+        ["WriteThrottleEvents", "TableName", "items-1a2b3c4"],
+        ["WriteThrottleEvents", "TableName", "items-1a2b3c4", "GlobalSecondaryIndexName", "by-creator"],
+        ["WriteKeyRangeThroughputThrottleEvents", "TableName", "items-1a2b3c4", "GlobalSecondaryIndexName", "by-creator"],
+    ]);
 });
 
 test("a dashboard shows the alarms' figures and the functions' own metrics", () => {
