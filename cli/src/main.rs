@@ -56,3 +56,28 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<serve::ServeArgs, clap::Error> {
+        match Cli::try_parse_from([&["items", "serve"][..], args].concat())?.command {
+            Command::Serve(args) => Ok(args),
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    /// One set of store flags for every command: an endpoint means DynamoDB
+    /// for `serve` as for `replay`, `export` and `import`.
+    #[test]
+    fn an_endpoint_means_dynamodb_for_serve_too() {
+        assert!(serve(&["--dynamodb-endpoint", "http://127.0.0.1:8000"]).unwrap().on_dynamodb());
+        assert!(serve(&["--dynamodb"]).unwrap().on_dynamodb());
+        assert!(!serve(&[]).unwrap().on_dynamodb());
+        assert!(serve(&["--in-memory", "--dynamodb-endpoint", "http://127.0.0.1:8000"]).is_err());
+        let export = Cli::try_parse_from(["items", "export", "--dynamodb-endpoint", "http://127.0.0.1:8000"]).unwrap();
+        let Command::Export(export) = export.command else { panic!("export") };
+        assert!(export.log.on_dynamodb());
+    }
+}

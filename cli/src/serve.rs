@@ -32,12 +32,13 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     /// Keep everything in memory (lost when the server stops), instead of the
     /// durable SQLite store in the data dir.
-    #[arg(long, conflicts_with = "dynamodb")]
+    #[arg(long, conflicts_with_all = ["dynamodb", "dynamodb_endpoint"])]
     pub in_memory: bool,
     /// Use DynamoDB (e.g. DynamoDB Local) instead of the embedded store.
     #[arg(long)]
     pub dynamodb: bool,
-    /// DynamoDB endpoint; defaults to `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`.
+    /// DynamoDB endpoint, such as DynamoDB Local's (implies `--dynamodb`, as
+    /// for every command); defaults to `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`.
     #[arg(long)]
     pub dynamodb_endpoint: Option<String>,
     #[arg(long, env = "EVENTS_TABLE", default_value_t = TableNames::default().events)]
@@ -100,10 +101,20 @@ pub(crate) fn data_dir_secret(data_dir: &Path, name: &str) -> anyhow::Result<Vec
     }
 }
 
+impl ServeArgs {
+    /// DynamoDB when asked for, by `--dynamodb` or an endpoint: the same
+    /// store flags mean the same for `serve` as for `replay`, `export` and
+    /// `import` (`LogArgs::on_dynamodb`). Before, an endpoint alone served
+    /// the SQLite store without a word.
+    pub fn on_dynamodb(&self) -> bool {
+        self.dynamodb || self.dynamodb_endpoint.is_some()
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Registered before anything else, so a SIGTERM during start-up is a clean stop too.
     let shutdown = shutdown_signal()?;
-    let (store, backend) = if args.dynamodb {
+    let (store, backend) = if args.on_dynamodb() {
         let endpoint = dynamodb_endpoint(args.dynamodb_endpoint.as_deref());
         let clients = clients(endpoint.clone()).await;
         let backend = format!(

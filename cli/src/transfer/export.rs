@@ -72,6 +72,26 @@ fn line_of(event: &items_domain::Event) -> Result<String, StoreError> {
     serde_json::to_string(&event.to_stored()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// `items export > backup.jsonl` gets the shell's mode (often 0644), where
+/// `items export backup.jsonl` writes 0600: say so (security review N9).
+fn warn_if_others_can_read_stdout() {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(stdout) = std::io::stdout().as_fd().try_clone_to_owned() else { return };
+        let Ok(metadata) = std::fs::File::from(stdout).metadata() else { return };
+        let mode = metadata.permissions().mode();
+        if metadata.is_file() && mode & 0o077 != 0 {
+            eprintln!(
+                "warning: standard output is a file others can read (mode {:o}); the log holds every item and \
+                 sub: give FILE to write it private (0600)",
+                mode & 0o777
+            );
+        }
+    }
+}
+
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     if !args.log.on_dynamodb() && !args.log.data_dir.join(DATABASE_FILE).is_file() {
@@ -86,7 +106,10 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         Some(path) => {
             Box::new(items_local::data_dir::open_private(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
         }
-        None => Box::new(std::io::stdout()),
+        None => {
+            warn_if_others_can_read_stdout();
+            Box::new(std::io::stdout())
+        }
     };
     let work = write(log, &args, Lines::new(out));
     let finished = tokio::select! {

@@ -109,6 +109,27 @@ pub(super) fn lock_data_dir(dir: &Path) -> Result<File, OpenError> {
     }
 }
 
+/// Takes group and other access away from `file`, if it exists.
+fn make_private(file: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(file) {
+            Ok(metadata) if metadata.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(metadata.permissions().mode() & 0o700))
+            }
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(())
+    }
+}
+
 /// Opens the writing connection: WAL mode, the file checked to be ours, the
 /// schema migrated to [`SCHEMA_VERSION`].
 pub(super) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
@@ -117,7 +138,16 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     // and shared-memory files the database file's permissions.
     match crate::data_dir::open_private(path) {
         Ok(_) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // One made before (or by hand) keeps its mode: made private too,
+        // with its WAL and shared-memory files (security review N9).
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            for suffix in ["", "-wal", "-shm"] {
+                let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                if let Err(error) = make_private(&file) {
+                    return Err(OpenError::Io { path: file, detail: error.to_string() });
+                }
+            }
+        }
         Err(error) => return Err(OpenError::Io { path: path.to_owned(), detail: error.to_string() }),
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -26,6 +26,10 @@ impl Scratch {
     /// A new database in `dir` (which must exist) named after `purpose`, with `schema`.
     pub(super) fn create(dir: &Path, purpose: &'static str, schema: &str) -> Result<Self, StoreError> {
         let path = dir.join(format!("{purpose}-{}.sqlite3", uuid::Uuid::new_v4().simple()));
+        // Created private (0600) before SQLite opens it: it holds the log
+        // (security review N9), and a killed run leaves it behind.
+        crate::data_dir::open_private(&path)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         let connection = Connection::open(&path).map_err(unavailable)?;
         connection
             .execute_batch(&format!(
@@ -70,5 +74,23 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_scratch_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("scratch-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::create(&dir, "test", "CREATE TABLE t (x)").unwrap();
+        let mode = std::fs::metadata(scratch.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+        drop(scratch);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -509,3 +509,22 @@ async fn a_creators_listing_reads_the_index_not_the_table() {
         assert!(!steps.iter().any(|step| step.contains("TEMP B-TREE")), "no sort: {steps:?}");
     }
 }
+
+/// Security review N9: a database another release (or a hand) left readable
+/// by others is made private when opened, with its WAL.
+#[cfg(unix)]
+#[test]
+fn an_existing_database_readable_by_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = DataDir::new();
+    drop(Database::open(&dir.0).unwrap());
+    let file = dir.0.join(super::DATABASE_FILE);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let database = Database::open(&dir.0).unwrap();
+    for path in [file.clone(), PathBuf::from(format!("{}-wal", file.display()))] {
+        if let Ok(metadata) = std::fs::metadata(&path) {
+            assert_eq!(metadata.permissions().mode() & 0o077, 0, "{}", path.display());
+        }
+    }
+    drop(database);
+}
