@@ -17,12 +17,15 @@ export const ITEMS_HASH_KEY = "id";
 export const ITEMS_TTL_ATTRIBUTE = "expires_at";
 /**
  * The read tables' index for "my items" (`GET /items?createdBy=<sub>`) and
- * its key attributes, shared with the Rust adapter: `read_model` queries it
- * under the same names (`items_aws::dynamodb::codec`). `createdAt` is an
- * RFC 3339 UTC string with milliseconds, fixed width: text order is time order.
+ * its key attributes, shared with the Rust adapter: `read_model` writes and
+ * queries it under the same names (`items_aws::dynamodb::codec`). Its
+ * partition key is a shard of the creator, `<createdBy>#<NN>` (16 shards),
+ * so one creator's writes spread over as many index partitions; a listing
+ * queries every shard. `createdAt` is an RFC 3339 UTC string with
+ * milliseconds, fixed width: text order is time order.
  */
-export const ITEMS_BY_CREATOR_INDEX = "by-creator";
-export const ITEMS_CREATOR_KEY = "createdBy";
+export const ITEMS_BY_CREATOR_INDEX = "by-creator-shard";
+export const ITEMS_CREATOR_SHARD_KEY = "creatorShard";
 export const ITEMS_CREATED_AT_KEY = "createdAt";
 
 export interface Tables {
@@ -47,32 +50,42 @@ export function itemsTableLogicalName(generation: number): string {
  * logical name (and so the physical name Pulumi derives from it) differs.
  */
 function createItemsTable(generation: number, pointInTimeRecovery: boolean): aws.dynamodb.Table {
-    return new aws.dynamodb.Table(itemsTableLogicalName(generation), {
-        billingMode: "PAY_PER_REQUEST",
-        hashKey: ITEMS_HASH_KEY,
-        // Every key attribute of the table and its index and no other: the
-        // provider refuses a missing one and keeps diffing an extra one.
-        attributes: [
-            { name: ITEMS_HASH_KEY, type: "S" },
-            { name: ITEMS_CREATOR_KEY, type: "S" },
-            { name: ITEMS_CREATED_AT_KEY, type: "S" },
-        ],
-        globalSecondaryIndexes: [
-            {
-                name: ITEMS_BY_CREATOR_INDEX,
-                hashKey: ITEMS_CREATOR_KEY,
-                rangeKey: ITEMS_CREATED_AT_KEY,
-                // ALL: get-items answers a page from the index alone, with no
-                // second read per item. On demand, so no capacity to set.
-                projectionType: "ALL",
-            },
-        ],
-        // Off by default: a read table is rebuilt from the log, not restored.
-        pointInTimeRecovery: { enabled: pointInTimeRecovery },
-        serverSideEncryption: { enabled: true },
-        ttl: { attributeName: ITEMS_TTL_ATTRIBUTE, enabled: true },
-    });
+    return new aws.dynamodb.Table(
+        itemsTableLogicalName(generation),
+        {
+            billingMode: "PAY_PER_REQUEST",
+            hashKey: ITEMS_HASH_KEY,
+            // Every key attribute of the table and its index and no other: the
+            // provider refuses a missing one and keeps diffing an extra one.
+            attributes: [
+                { name: ITEMS_HASH_KEY, type: "S" },
+                { name: ITEMS_CREATOR_SHARD_KEY, type: "S" },
+                { name: ITEMS_CREATED_AT_KEY, type: "S" },
+            ],
+            globalSecondaryIndexes: [
+                {
+                    name: ITEMS_BY_CREATOR_INDEX,
+                    hashKey: ITEMS_CREATOR_SHARD_KEY,
+                    rangeKey: ITEMS_CREATED_AT_KEY,
+                    // ALL: get-items answers a page from the index alone, with no
+                    // second read per item. On demand, so no capacity to set.
+                    projectionType: "ALL",
+                },
+            ],
+            // Off by default: a read table is rebuilt from the log, not restored.
+            pointInTimeRecovery: { enabled: pointInTimeRecovery },
+            serverSideEncryption: { enabled: true },
+            ttl: { attributeName: ITEMS_TTL_ATTRIBUTE, enabled: true },
+        },
+        // An index added to a table that holds items is built (backfilled)
+        // before the update completes: the provider waits for it to be
+        // ACTIVE at most this long (its default is 60 minutes).
+        { customTimeouts: { update: ITEMS_TABLE_UPDATE_TIMEOUT } },
+    );
 }
+
+/** How long `pulumi up` waits for a read table's update, an index build included. */
+export const ITEMS_TABLE_UPDATE_TIMEOUT = "4h";
 
 export function createTables(opts: {
     eventsDeletionProtection: boolean;

@@ -29,6 +29,8 @@ export interface Registered {
          * `dependsOn` and the resources its inputs come from.
          */
         dependencies: string[];
+        /** `customTimeouts` (e.g. `{ update: "4h" }`; "" where not set). */
+        customTimeouts: { create: string; update: string; delete: string };
     };
 }
 
@@ -244,6 +246,7 @@ export async function loadProgram(config: Record<string, string>): Promise<Progr
                     deleteBeforeReplace: false,
                     replaceOnChanges: [],
                     dependencies: [],
+                    customTimeouts: { create: "", update: "", delete: "" },
                 };
                 resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, state, options });
                 return { id, state };
@@ -274,6 +277,11 @@ export async function loadProgram(config: Record<string, string>): Promise<Progr
             deleteBeforeReplace: request.getDeletebeforereplace(),
             replaceOnChanges: request.getReplaceonchangesList(),
             dependencies: request.getDependenciesList(),
+            customTimeouts: {
+                create: request.getCustomtimeouts()?.getCreate() ?? "",
+                update: request.getCustomtimeouts()?.getUpdate() ?? "",
+                delete: request.getCustomtimeouts()?.getDelete() ?? "",
+            },
         });
         return register(request, callback);
     };

@@ -29,7 +29,7 @@ test("two read tables: generation 1 under its original name and items-v2, with t
         [...rebuild.inputs.attributes].sort((a: any, b: any) => a.name.localeCompare(b.name)),
         [
             { name: "createdAt", type: "S" },
-            { name: "createdBy", type: "S" },
+            { name: "creatorShard", type: "S" },
             { name: "id", type: "S" },
         ],
     );
@@ -38,7 +38,7 @@ test("two read tables: generation 1 under its original name and items-v2, with t
 
 test("the rebuild table has the by-creator index too, so the switch needs no index build", () => {
     assert.deepEqual(p.get(TABLE, "items-v2").inputs.globalSecondaryIndexes, [
-        { name: "by-creator", hashKey: "createdBy", rangeKey: "createdAt", projectionType: "ALL" },
+        { name: "by-creator-shard", hashKey: "creatorShard", rangeKey: "createdAt", projectionType: "ALL" },
     ]);
 });
 
@@ -58,7 +58,7 @@ test("every function's ITEMS_TABLE still names generation 1", () => {
 test("the read-table grants still name generation 1 only; no policy names the rebuild table", () => {
     const policy = (fn: string) => parsePolicy(p.get("aws:iam/rolePolicy:RolePolicy", `${fn}-policy`).inputs.policy);
     assert.deepEqual(policy("get-items").get("ReadItems")!.resources, [LIVE_ARN]);
-    assert.deepEqual(policy("get-items").get("QueryItemsByCreator")!.resources, [`${LIVE_ARN}/index/by-creator`]);
+    assert.deepEqual(policy("get-items").get("QueryItemsByCreator")!.resources, [`${LIVE_ARN}/index/by-creator-shard`]);
     assert.deepEqual(policy("project-events").get("WriteReadModel")!.resources, [LIVE_ARN]);
     for (const pol of p.ofType("aws:iam/rolePolicy:RolePolicy")) {
         assert.ok(!pol.inputs.policy.includes(REBUILD), `${pol.name} names the rebuild table`);

@@ -26,12 +26,12 @@ test("only the v2 read table exists (the generation 1 table is gone), with the i
         [...items.inputs.attributes].sort((a: any, b: any) => a.name.localeCompare(b.name)),
         [
             { name: "createdAt", type: "S" },
-            { name: "createdBy", type: "S" },
+            { name: "creatorShard", type: "S" },
             { name: "id", type: "S" },
         ],
     );
     assert.deepEqual(items.inputs.globalSecondaryIndexes, [
-        { name: "by-creator", hashKey: "createdBy", rangeKey: "createdAt", projectionType: "ALL" },
+        { name: "by-creator-shard", hashKey: "creatorShard", rangeKey: "createdAt", projectionType: "ALL" },
     ]);
     assert.equal(items.inputs.billingMode, "PAY_PER_REQUEST");
     assert.deepEqual(items.inputs.pointInTimeRecovery, { enabled: false });
@@ -56,7 +56,7 @@ test("the read-table grants (and the index grant) name the v2 table; no policy n
     });
     assert.deepEqual(policy("get-items").get("QueryItemsByCreator"), {
         actions: ["dynamodb:Query"],
-        resources: [`${LIVE_ARN}/index/by-creator`],
+        resources: [`${LIVE_ARN}/index/by-creator-shard`],
     });
     assert.deepEqual(policy("project-events").get("WriteReadModel"), {
         actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
@@ -70,7 +70,7 @@ test("the read-table grants (and the index grant) name the v2 table; no policy n
 test("the read table's write-throttle alarms watch the v2 table", () => {
     const alarms = new Map(p.ofType("aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => [a.name, a.inputs]));
     assert.deepEqual(alarms.get("items-write-throttles")!.dimensions, { TableName: LIVE });
-    assert.deepEqual(alarms.get("items-by-creator-write-throttles")!.dimensions, { TableName: LIVE, GlobalSecondaryIndexName: "by-creator" });
+    assert.deepEqual(alarms.get("items-by-creator-write-throttles")!.dimensions, { TableName: LIVE, GlobalSecondaryIndexName: "by-creator-shard" });
 });
 
 test("outputs: itemsTableName is the v2 table, no rebuild table", () => {

@@ -7,7 +7,7 @@ import { before, test } from "node:test";
 import { LAMBDA_NAMES, PROJECT_DIR } from "../config";
 import { ROLLOUT } from "../functions";
 import { METRICS_NAMESPACE } from "../monitoring";
-import { ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_KEY } from "../tables";
+import { ITEMS_BY_CREATOR_INDEX, ITEMS_CREATED_AT_KEY, ITEMS_CREATOR_SHARD_KEY } from "../tables";
 import {
     ACCOUNT,
     Program,
@@ -29,7 +29,7 @@ const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
 const EVENTS_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/events-1a2b3c4`;
 const EVENTS_STREAM_ARN = `${EVENTS_ARN}/stream/2024-01-01T00:00:00.000`;
 const ITEMS_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/items-1a2b3c4`;
-const ITEMS_BY_CREATOR_ARN = `${ITEMS_ARN}/index/by-creator`;
+const ITEMS_BY_CREATOR_ARN = `${ITEMS_ARN}/index/by-creator-shard`;
 const DLQ_ARN = `arn:aws:sqs:${REGION}:${ACCOUNT}:projector-dlq-1a2b3c4`;
 const logGroupArn = (fn: string) => `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/items-api-test-${fn}`;
 const invokeArn = (fn: string) =>
@@ -79,7 +79,7 @@ test("table key schemas and settings", () => {
         [...items.attributes].sort((a: any, b: any) => a.name.localeCompare(b.name)),
         [
             { name: "createdAt", type: "S" },
-            { name: "createdBy", type: "S" },
+            { name: "creatorShard", type: "S" },
             { name: "id", type: "S" },
         ],
     );
@@ -92,19 +92,36 @@ test("table key schemas and settings", () => {
     assert.equal(items.deletionProtectionEnabled, undefined, "a read table is disposable: rebuilt from the log");
 });
 
-test("the read table's by-creator index: createdBy, then createdAt, every attribute projected", () => {
-    // The names the Rust adapter (items_aws::dynamodb::read_model) queries.
+test("the read table's by-creator index: the creator's shard, then createdAt, every attribute projected", () => {
+    // The names the Rust adapter writes and queries (items_aws::dynamodb::codec):
+    // a program and a build that disagree would answer every ?createdBy= with 503.
     assert.deepEqual(
-        [ITEMS_BY_CREATOR_INDEX, ITEMS_CREATOR_KEY, ITEMS_CREATED_AT_KEY],
-        ["by-creator", "createdBy", "createdAt"],
+        [ITEMS_BY_CREATOR_INDEX, ITEMS_CREATOR_SHARD_KEY, ITEMS_CREATED_AT_KEY],
+        ["by-creator-shard", "creatorShard", "createdAt"],
     );
+    const codec = fs.readFileSync(path.join(PROJECT_DIR, "..", "adapters", "aws", "src", "dynamodb", "codec.rs"), "utf8");
+    for (const [rust, value] of [
+        ["ITEMS_BY_CREATOR_INDEX", ITEMS_BY_CREATOR_INDEX],
+        ["ITEMS_CREATOR_SHARD_KEY", ITEMS_CREATOR_SHARD_KEY],
+        ["ITEMS_CREATED_AT_KEY", ITEMS_CREATED_AT_KEY],
+    ]) {
+        assert.match(codec, new RegExp(`pub const ${rust}: &str = "${value}";`), rust);
+    }
     const items = p.get("aws:dynamodb/table:Table", "items").inputs;
     // Exactly these fields: on demand, the index has no capacity settings either.
     assert.deepEqual(items.globalSecondaryIndexes, [
-        { name: "by-creator", hashKey: "createdBy", rangeKey: "createdAt", projectionType: "ALL" },
+        { name: "by-creator-shard", hashKey: "creatorShard", rangeKey: "createdAt", projectionType: "ALL" },
     ]);
     assert.equal(items.localSecondaryIndexes, undefined);
     assert.equal(p.get("aws:dynamodb/table:Table", "events").inputs.globalSecondaryIndexes, undefined);
+});
+
+// Deploy review N9: the provider waits for a new index to be ACTIVE, by
+// default at most 60 minutes; past that `pulumi up` fails while DynamoDB
+// goes on building it.
+test("pulumi up waits up to 4 hours for a read table's update (an index build)", () => {
+    assert.equal(p.get("aws:dynamodb/table:Table", "items").options.customTimeouts.update, "4h");
+    assert.equal(p.get("aws:dynamodb/table:Table", "events").options.customTimeouts.update, "", "the harness reads the option");
 });
 
 test("events table stream settings", () => {
@@ -728,8 +745,8 @@ test("the live read table's and its by-creator index's write throttles alarm", (
     const dynamo = body.widgets.flatMap((w: any) => w.properties.metrics).filter((m: any[]) => m[0] === "AWS/DynamoDB");
     assert.deepEqual(dynamo.map((m: any[]) => m.slice(1, -1)), [
         ["WriteThrottleEvents", "TableName", "items-1a2b3c4"],
-        ["WriteThrottleEvents", "TableName", "items-1a2b3c4", "GlobalSecondaryIndexName", "by-creator"],
-        ["WriteKeyRangeThroughputThrottleEvents", "TableName", "items-1a2b3c4", "GlobalSecondaryIndexName", "by-creator"],
+        ["WriteThrottleEvents", "TableName", "items-1a2b3c4", "GlobalSecondaryIndexName", "by-creator-shard"],
+        ["WriteKeyRangeThroughputThrottleEvents", "TableName", "items-1a2b3c4", "GlobalSecondaryIndexName", "by-creator-shard"],
     ]);
 });
 
