@@ -503,7 +503,7 @@ async fn an_item_at_a_version_is_its_stream_folded_to_that_version_also_after_it
     let (history, id) = given_a_stream_at(TIMES).await;
     let name_at = async |version| {
         history
-            .item_at(id, PointInTime::Version(version))
+            .item_at(id, PointInTime::Version(version), None)
             .await
             .unwrap()
             .map(|item| (item.name, item.version, item.deleted))
@@ -515,7 +515,7 @@ async fn an_item_at_a_version_is_its_stream_folded_to_that_version_also_after_it
     assert_eq!(name_at(5).await, None, "no such version");
     assert_eq!(name_at(0).await, None, "versions start at 1");
     let unknown = ItemId(uuid::Uuid::from_u128(8));
-    assert_eq!(history.item_at(unknown, PointInTime::Version(1)).await.unwrap(), None);
+    assert_eq!(history.item_at(unknown, PointInTime::Version(1), None).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -523,7 +523,7 @@ async fn an_item_at_a_time_is_its_stream_up_to_the_first_event_after_it() {
     use crate::testing::at;
     let (history, id) = given_a_stream_at(TIMES).await;
     let version_at =
-        async |time| history.item_at(id, PointInTime::Time(at(time))).await.unwrap().map(|item| item.version);
+        async |time| history.item_at(id, PointInTime::Time(at(time)), None).await.unwrap().map(|item| item.version);
     assert_eq!(version_at("2026-01-01T09:59:59.999Z").await, None, "before it existed");
     assert_eq!(version_at("2026-01-01T10:00:00.000Z").await, Some(1), "an event at the very time counts");
     assert_eq!(version_at("2026-01-01T11:30:00.000Z").await, Some(2));
@@ -533,7 +533,7 @@ async fn an_item_at_a_time_is_its_stream_up_to_the_first_event_after_it() {
     // happened by version 3's clock, and version 3 was decided on version 2.
     let (history, id) =
         given_a_stream_at([TIMES[0], "2026-01-01T12:00:00.000Z", "2026-01-01T11:30:00.000Z", TIMES[3]]).await;
-    let at_1145 = history.item_at(id, PointInTime::Time(at("2026-01-01T11:45:00.000Z"))).await.unwrap();
+    let at_1145 = history.item_at(id, PointInTime::Time(at("2026-01-01T11:45:00.000Z")), None).await.unwrap();
     assert_eq!(at_1145.map(|item| item.version), Some(1), "stops at the first event after the time");
 }
 
@@ -544,9 +544,9 @@ async fn an_item_at_a_version_far_down_a_long_stream_reads_it_in_chunks() {
         world.changes.update(&owner(), world.id, rename(&format!("name {n}")), None, None).await.unwrap();
     }
     let history = HistoryService::new(world.events.clone());
-    let at = history.item_at(world.id, PointInTime::Version(2_001)).await.unwrap().unwrap();
+    let at = history.item_at(world.id, PointInTime::Version(2_001), None).await.unwrap().unwrap();
     assert_eq!((at.name.as_str(), at.version), ("name 1999", 2_001));
-    let now = history.item_at(world.id, PointInTime::Time(FixedClock::default().0)).await.unwrap().unwrap();
+    let now = history.item_at(world.id, PointInTime::Time(FixedClock::default().0), None).await.unwrap().unwrap();
     assert_eq!(now.version, 2_501, "every event at the clock's time");
 }
 
@@ -575,4 +575,80 @@ async fn given_a_change_from_a_clock_ahead_when_a_slower_clock_changes_then_time
     assert_eq!(times.len(), 4);
     assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "{times:?}");
     assert_eq!(times[2], crate::testing::at("2026-01-02T03:04:10.000Z"));
+}
+
+/// Counts the stream reads of another store.
+struct CountingReads {
+    inner: Arc<InMemoryEventStore>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl EventStore for CountingReads {
+    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
+        self.inner.append(expected_version, events).await
+    }
+    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.stream_after(item_id, after, limit).await
+    }
+    async fn snapshot(&self, item_id: ItemId) -> Result<Option<crate::ports::Snapshot>, StoreError> {
+        self.inner.snapshot(item_id).await
+    }
+    async fn save_snapshot(&self, snapshot: &crate::ports::Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+    async fn append_idempotent(
+        &self,
+        record: &IdempotencyRecord,
+        expected_version: u64,
+        events: &[Event],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AppendError> {
+        self.inner.append_idempotent(record, expected_version, events, now).await
+    }
+    async fn idempotency_record(
+        &self,
+        subject: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.idempotency_record(subject, key).await
+    }
+}
+
+/// Security review N5: `?version`/`?at` at or after an item's snapshot fold
+/// from it, so a long stream costs one or two reads, not one per 1,000
+/// events; a point before it folds from the start; a snapshot of other
+/// projection code is passed over; and reading stops at the deadline.
+#[tokio::test]
+async fn an_item_as_it_was_folds_from_its_snapshot_and_stops_at_the_deadline() {
+    let world = given_an_item().await;
+    for n in 0..4_999 {
+        world.changes.update(&owner(), world.id, rename(&format!("name {n}")), None, None).await.unwrap();
+    }
+    let counting = Arc::new(CountingReads { inner: world.events.clone(), reads: Default::default() });
+    let history = HistoryService::new(counting.clone());
+    let reads = |history: &CountingReads| history.reads.swap(0, std::sync::atomic::Ordering::Relaxed);
+    let last = history.item_at(world.id, PointInTime::Version(5_000), None).await.unwrap().unwrap();
+    assert_eq!((last.name.as_str(), last.version), ("name 4998", 5_000));
+    assert!(reads(&counting) <= 1, "from the snapshot at 5,000");
+    assert_eq!(history.item_at(world.id, PointInTime::Version(u64::MAX), None).await.unwrap(), None);
+    assert!(reads(&counting) <= 2, "past the end: the snapshot and one read");
+    let now = history.item_at(world.id, PointInTime::Time(crate::testing::at("2999-01-01T00:00:00.000Z")), None).await.unwrap();
+    assert_eq!(now.map(|item| item.version), Some(5_000));
+    assert!(reads(&counting) <= 2, "the snapshot's own event and one read");
+    let early = history.item_at(world.id, PointInTime::Version(150), None).await.unwrap().unwrap();
+    assert_eq!((early.name.as_str(), early.version), ("name 148", 150));
+
+    // Another revision's snapshot (here: wrong) is not trusted.
+    let wrong = Item { name: "not from this code".into(), ..last.clone() };
+    world.events.save_snapshot(&crate::ports::Snapshot { item: wrong, revision: REVISION + 1 }).await.unwrap();
+    let trusted = history.item_at(world.id, PointInTime::Version(5_000), None).await.unwrap().unwrap();
+    assert_eq!(trusted.name, "name 4998");
+
+    reads(&counting);
+    let past = std::time::Instant::now().checked_sub(std::time::Duration::from_secs(1));
+    let stopped = history.item_at(world.id, PointInTime::Version(4_000), past).await;
+    assert!(matches!(stopped, Err(StoreError::Unavailable(_))), "{stopped:?}");
+    assert!(reads(&counting) <= 1);
 }

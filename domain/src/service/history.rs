@@ -122,12 +122,22 @@ impl HistoryService {
         }
     }
 
-    /// The item as it was at `point`: its stream folded from the first
-    /// event up to that point (a tombstone, `deleted`, from its deletion
-    /// on). `None` when the item did not exist yet, or has no such version.
-    /// Read from the log, so it outlives a deletion.
-    pub async fn item_at(&self, id: ItemId, point: PointInTime) -> Result<Option<Item>, StoreError> {
-        let mut state: Option<Item> = None;
+    /// The item as it was at `point`: its stream folded up to that point
+    /// (a tombstone, `deleted`, from its deletion on), from the item's
+    /// snapshot when the point is at or after it (so a long stream costs at
+    /// most the events after its last snapshot), else from the first event.
+    /// `None` when the item did not exist yet, or has no such version. Read
+    /// from the log, so it outlives a deletion. Reading stops at `stop_by`
+    /// (the invocation's deadline less what answering needs) with
+    /// [`StoreError::Unavailable`]: a client retries, a function is never
+    /// held to its timeout (security review N5).
+    pub async fn item_at(
+        &self,
+        id: ItemId,
+        point: PointInTime,
+        stop_by: Option<std::time::Instant>,
+    ) -> Result<Option<Item>, StoreError> {
+        let mut state = self.snapshot_before(id, point).await;
         loop {
             let after = state.as_ref().map_or(0, |item| item.version);
             let wanted = match point {
@@ -137,6 +147,11 @@ impl HistoryService {
                 }
                 PointInTime::Time(_) => HISTORY_CHUNK,
             };
+            if stop_by.is_some_and(|stop_by| std::time::Instant::now() >= stop_by) {
+                return Err(StoreError::Unavailable(format!(
+                    "the item's history did not fold before the deadline (at version {after})"
+                )));
+            }
             let events = self.events.stream_after(id, after, wanted).await?;
             let read = events.len();
             let upto = match point {
@@ -150,6 +165,21 @@ impl HistoryService {
                     PointInTime::Version(version) => state.filter(|item| item.version == version),
                     PointInTime::Time(_) => state,
                 });
+            }
+        }
+    }
+
+    /// The item's snapshot, if one of this projection code's revision is at
+    /// or before `point` (for a time, its own event's time). Best effort:
+    /// without one, the fold starts at the first event.
+    async fn snapshot_before(&self, id: ItemId, point: PointInTime) -> Option<Item> {
+        let snapshot = self.events.snapshot(id).await.ok().flatten()?;
+        let item = Some(snapshot.item).filter(|_| snapshot.revision == crate::projection::REVISION)?;
+        match point {
+            PointInTime::Version(version) => (item.version <= version).then_some(item),
+            PointInTime::Time(at) => {
+                let own = self.events.stream_after(id, item.version - 1, 1).await.ok()?;
+                own.first().filter(|event| event.version == item.version && event.occurred_at <= at).map(|_| item)
             }
         }
     }

@@ -69,6 +69,11 @@ impl QueryService {
     }
 
     /// Bounds listings without a limit (see [`ListBudget`]).
+    /// What is kept back before an invocation's deadline to answer in.
+    pub fn reserve(&self) -> Duration {
+        self.budget.reserve
+    }
+
     pub fn with_list_budget(mut self, budget: ListBudget) -> Self {
         self.budget = budget;
         self

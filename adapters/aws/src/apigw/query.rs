@@ -44,7 +44,7 @@ async fn read(
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
     let caller = caller.ok_or_else(ApiError::unauthorized)?;
     if route(Function::GetItems, caller, request)?.operation == Operation::GetItem {
-        return get_item(functions, request).await;
+        return get_item(functions, request, deadline).await;
     }
     let limit = page_limit(request)?;
     let selection = match request.query_string_parameters.first("createdBy") {
@@ -83,13 +83,16 @@ fn creator_of<'a>(caller: &'a Caller, creator: &'a str) -> Result<&'a str, ApiEr
 async fn get_item(
     functions: &ItemQueries,
     request: &ApiGatewayProxyRequest,
+    deadline: Instant,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
     let not_found = || ApiError::new(404, "Item not found");
     let id = request.path_parameters.get("id").and_then(|id| ItemId::parse(id)).ok_or_else(not_found)?;
     let item = match point_in_time(request)? {
         None => functions.items.get(id).await.map_err(query_error)?.ok_or_else(not_found)?,
         Some(point) => {
-            let item = functions.history.item_at(id, point).await?.ok_or_else(|| match point {
+            // Stops as the listing does, the reserve before the deadline.
+            let stop_by = deadline.checked_sub(functions.items.reserve());
+            let item = functions.history.item_at(id, point, stop_by).await?.ok_or_else(|| match point {
                 PointInTime::Version(version) => ApiError::new(404, format!("The item has no version {version}")),
                 PointInTime::Time(_) => ApiError::new(404, "The item did not exist at that time"),
             })?;
