@@ -625,8 +625,9 @@ pub async fn an_item_as_it_was_is_its_stream_folded_to_that_point(backend: Backe
         backend.events.append(version - 1, &[event]).await.unwrap();
     }
     let history = HistoryService::new(backend.events.clone());
-    let state =
-        async |point| history.item_at(id, point).await.unwrap().map(|item| (item.name, item.version, item.deleted));
+    let state = async |point| {
+        history.item_at(id, point, None).await.unwrap().map(|item| (item.name, item.version, item.deleted))
+    };
     assert_eq!(state(PointInTime::Version(1)).await, Some(("Pen".into(), 1, false)));
     assert_eq!(state(PointInTime::Version(2)).await, Some(("Ink".into(), 2, false)));
     assert_eq!(state(PointInTime::Version(3)).await, Some(("Ink".into(), 3, true)));

@@ -1003,7 +1003,7 @@ impl System {
                 assert_eq!(shown, wanted, "GET /items/{id}/events");
                 let last = expected.len();
                 for version in [1, last.div_ceil(2), last] {
-                    let at = history.item_at(id, PointInTime::Version(version as u64)).await.expect("readable");
+                    let at = history.item_at(id, PointInTime::Version(version as u64), None).await.expect("readable");
                     assert_eq!(at.as_ref(), Some(&expected[version - 1].state), "GET /items/{id}?version={version}");
                 }
             }
