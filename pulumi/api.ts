@@ -360,6 +360,8 @@ export function createApi(settings: Settings, cognito: Cognito, fns: Functions):
             // metrics (ApiName + Stage) are always published.
             metricsEnabled: settings.api.detailedMetrics,
             loggingLevel: "OFF",
+            // `*/*`: every method's own limits, not a limit of the stage
+            // (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-request-throttling.html).
             throttlingBurstLimit: settings.api.throttlingBurstLimit,
             throttlingRateLimit: settings.api.throttlingRateLimit,
         },

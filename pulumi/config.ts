@@ -94,6 +94,12 @@ export interface Settings {
     };
     api: {
         corsAllowedOrigin: string;
+        /**
+         * The stage's default method throttling (the method settings of every
+         * resource and method): API Gateway applies it to each method on its
+         * own (each route and preflight has its own bucket), not to the stage
+         * as a whole.
+         */
         throttlingBurstLimit: number;
         throttlingRateLimit: number;
         manageApiGatewayAccount: boolean;

@@ -119,8 +119,8 @@ export function createMonitoring(
         // The live read table's writes (the projector's PutItems) and its
         // by-creator index's: every PutItem of an item the index holds is
         // also an index write, and when the index cannot take it the table
-        // write is throttled too; all of one creator's items share one index
-        // partition (about 1,000 writes/s). `WriteThrottleEvents` counts each
+        // write is throttled too; one creator's items share that creator's
+        // 16 index shards (`creatorShard`). `WriteThrottleEvents` counts each
         // throttled event, the table's under `TableName` alone, an index's
         // only under `TableName` + `GlobalSecondaryIndexName`; DynamoDB
         // publishes it for on-demand tables and indexes too (the per-cause
@@ -134,7 +134,7 @@ export function createMonitoring(
                 [
                     "items-by-creator-write-throttles",
                     { GlobalSecondaryIndexName: ITEMS_BY_CREATOR_INDEX },
-                    `Writes to the read table's ${ITEMS_BY_CREATOR_INDEX} index were throttled (one creator's items share an index partition): the table write is throttled with it, and the projector retries (docs/scaling.md).`,
+                    `Writes to the read table's ${ITEMS_BY_CREATOR_INDEX} index were throttled (one creator's items share 16 index partitions): the table write is throttled with it, and the projector retries (docs/scaling.md).`,
                 ],
             ] as const
         ).map(

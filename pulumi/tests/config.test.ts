@@ -457,6 +457,22 @@ describe("validateNamePrefix", () => {
     });
 });
 
+// Deploy review N3: `*/*` method settings throttle each method on its own.
+describe("the throttle in the docs", () => {
+    test("is per method, not stage-wide", () => {
+        const deploy = fs.readFileSync(path.join(PROJECT_DIR, "..", "docs", "deploy.md"), "utf8");
+        const scaling = fs.readFileSync(path.join(PROJECT_DIR, "..", "docs", "scaling.md"), "utf8");
+        assert.doesNotMatch(deploy, /stage-wide/i);
+        assert.doesNotMatch(deploy, /per second for\s+the stage/);
+        assert.match(deploy, /^\| `throttlingBurstLimit` \| `100` \| Burst of each method/m);
+        assert.match(deploy, /^\| `throttlingRateLimit` \| `50` \| Steady requests per second of each method, not of the stage/m);
+        assert.doesNotMatch(scaling, /stage throttle/);
+        for (const doc of [deploy, scaling]) {
+            assert.match(doc, /applied\s+at\s+the\s+API\s+method\s+level\s+for\s+a\s+stage/);
+        }
+    });
+});
+
 describe("configuration reference in docs/deploy.md", () => {
     test("documents every key loadSettings reads, with the applied default", () => {
         pulumi.runtime.setAllConfig({
