@@ -111,6 +111,9 @@ impl ServeArgs {
     }
 }
 
+/// Connections this machine may hold open on a loopback bind.
+const LOOPBACK_CONNECTIONS: usize = 512;
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Registered before anything else, so a SIGTERM during start-up is a clean stop too.
     let shutdown = shutdown_signal()?;
@@ -201,9 +204,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut limits =
         ServerLimits { allowed_hosts: allowed_hosts(addr, &args.allowed_hosts), ..ServerLimits::default() };
     if addr.ip().is_loopback() {
-        // Only this machine can connect: the per-address cap is against
-        // other machines, and local load tests open thousands at once.
-        limits.max_connections_per_address = usize::MAX;
+        // Only this machine can connect, as one client: a high cap (load
+        // tests open hundreds at once) that still leaves room for others
+        // on a shared machine (security review N7).
+        limits.max_connections_per_address = LOOPBACK_CONNECTIONS;
     }
     items_local::server::serve(listener, gateway, limits, shutdown).await?;
     projection.stop();

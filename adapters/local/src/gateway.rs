@@ -277,6 +277,7 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
         return Err(ApiError::forbidden());
     }
     let client = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let holder = client.map(crate::server::client_key);
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -286,7 +287,7 @@ async fn invoke(gateway: &GatewayConfig, request: Request, request_id: &str) -> 
         return Err(PAYLOAD_TOO_LARGE.into());
     }
     // Held until the function answers: the body lives in its event.
-    let mut held = Held::new(&gateway.buffered, client);
+    let mut held = Held::new(&gateway.buffered, holder);
     let event = proxy_request(request, &matched, claims.gateway_claims(), request_id, client, &mut held).await?;
     // The invocation's deadline, as Lambda gives it to the function.
     let deadline = std::time::Instant::now() + gateway.function_timeout;
@@ -419,4 +420,27 @@ fn proxy_to_http(proxy: ApiGatewayProxyResponse) -> Response {
         headers.insert(name.clone(), value.clone());
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each client's share is its own: one past it is refused, another
+    /// still takes room; room comes back when a request is done.
+    #[test]
+    fn one_clients_share_does_not_take_anothers() {
+        let budget = body_budget(64 << 20);
+        let (one, other) = (Some("192.0.2.1".parse().unwrap()), Some("198.51.100.7".parse().unwrap()));
+        let mut first = Held::new(&budget, one);
+        assert!(first.take(10 << 20));
+        let mut second = Held::new(&budget, one);
+        assert!(!second.take(7 << 20), "past its 16 MiB share");
+        let mut elsewhere = Held::new(&budget, other);
+        assert!(elsewhere.take(10 << 20), "another client's room");
+        drop((first, second));
+        let mut again = Held::new(&budget, one);
+        assert!(again.take(15 << 20), "given back once answered");
+        assert!(!Held::new(&budget, None).take(40 << 20), "never more than the whole");
+    }
 }

@@ -79,8 +79,12 @@ fn host_allowed<B>(allowed: &[String], request: &hyper::Request<B>) -> bool {
 
 /// A client address as the server's limits count it: IPv6 by its /64 (one
 /// host's share of a network, so a host cannot spread over its own
-/// addresses), an IPv4-mapped IPv6 address as the IPv4 one.
+/// addresses), an IPv4-mapped IPv6 address as the IPv4 one, and every
+/// loopback address (`127.0.0.0/8`, `::1`) as one: this machine.
 pub fn client_key(address: std::net::IpAddr) -> std::net::IpAddr {
+    if address.to_canonical().is_loopback() {
+        return std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    }
     match address.to_canonical() {
         std::net::IpAddr::V6(v6) => std::net::IpAddr::V6((u128::from(v6) & !0 << 64).into()),
         v4 => v4,

@@ -80,7 +80,8 @@ impl Default for SignInLimits {
             waiting_checks: 8 * cores,
             per_address: Backoff::CLIENT_ADDRESS,
             per_username: Backoff::COGNITO_USERNAME,
-            max_tracked: 10_000,
+            // About 40 bytes a record: a few MiB at most.
+            max_tracked: 100_000,
         }
     }
 }
@@ -135,6 +136,11 @@ impl<K: Hash + Eq> Failures<K> {
     fn held(&self, key: &K, now: Instant) -> Option<Duration> {
         let until = self.records.get(key)?.held_until?;
         until.checked_duration_since(now).filter(|left| !left.is_zero())
+    }
+
+    /// Whether `key` has failures on record.
+    fn has_failures(&self, key: &K) -> bool {
+        self.records.get(key).is_some_and(|record| record.failures > 0)
     }
 
     /// Whether a failure of `key` could not be recorded: a new key while the
@@ -246,13 +252,17 @@ impl SignInGuard {
         if let Some(retry_after) = usernames.held(username, now) {
             return Err(Throttled::Username { retry_after });
         }
-        if usernames.full_for(username, now) {
-            return Err(Throttled::Busy);
-        }
+        let usernames_full = usernames.full_for(username, now);
         drop(usernames);
         let mut addresses = lock(&self.addresses);
         if let Some(retry_after) = addresses.held(&address, now) {
             return Err(Throttled::Address { retry_after });
+        }
+        // A table full of names it must keep refuses new names only to an
+        // address with failures of its own: a clean client still gets its
+        // check (security review N7), and its failure counts for its address.
+        if usernames_full && addresses.has_failures(&address) {
+            return Err(Throttled::Busy);
         }
         if addresses.full_for(&address, now) {
             return Err(Throttled::Busy);
@@ -457,7 +467,8 @@ mod tests {
                 fail(&held, HOME, name, now);
             }
         }
-        assert_eq!(admitted(&held, ELSEWHERE, "d", now), Err(Throttled::Busy));
+        assert_eq!(admitted(&held, HOME, "d", now), Err(Throttled::Busy), "an address with failures");
+        assert_eq!(admitted(&held, ELSEWHERE, "d", now), Ok(()), "a clean address gets its check (review N7)");
         assert!(matches!(admitted(&held, ELSEWHERE, "a", now), Err(Throttled::Username { .. })));
     }
 
@@ -472,7 +483,11 @@ mod tests {
         assert_ne!(client_key(one), client_key("2001:db8:1:3::1".parse().unwrap()));
         let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
         assert_eq!(client_key(mapped), HOME);
-        assert_eq!(client_key(IpAddr::V6(Ipv6Addr::LOCALHOST)), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        // This machine is one client, however many loopback addresses it binds (review N7).
+        let loopback = client_key(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(client_key("127.0.0.2".parse().unwrap()), loopback);
+        assert_eq!(client_key("127.200.3.4".parse().unwrap()), loopback);
+        assert_eq!(client_key(IpAddr::V6(Ipv6Addr::LOCALHOST)), loopback);
     }
 
     #[tokio::test]

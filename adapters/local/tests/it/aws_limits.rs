@@ -391,7 +391,9 @@ async fn heads_that_declare_large_bodies_and_send_nothing_stall_nobody() {
 }
 
 /// One client (address) holds at most a quarter of the budget: past it its
-/// next body is refused at once, while another client's body gets room.
+/// next body is refused at once, while its bodyless requests are still
+/// answered. (Another client keeps its room: the gateway's unit tests, since
+/// every loopback address here is one client.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_holds_at_most_its_share_of_the_body_budget() {
     let api = start(Arc::new(InMemoryReadModel::default()), ListBudget::UNBOUNDED, Duration::from_secs(29)).await;
@@ -406,16 +408,7 @@ async fn one_client_holds_at_most_its_share_of_the_body_budget() {
     let mut answer = vec![0u8; 12];
     tokio::time::timeout(Duration::from_secs(5), second.read_exact(&mut answer)).await.unwrap().unwrap();
     assert_eq!(&answer, b"HTTP/1.1 503", "past its share");
-    let elsewhere =
-        reqwest::Client::builder().no_proxy().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
-    let other = elsewhere
-        .post(format!("{}/items", api.base))
-        .bearer_auth(&api.token)
-        .header("content-type", "application/json")
-        .body(vec![b' '; 2 << 20])
-        .send()
-        .await
-        .unwrap();
-    assert_answer(other, 413, "Request body is larger than 65536 bytes").await;
+    let listed = api.http.get(format!("{}/items?limit=1", api.base)).bearer_auth(&api.token).send().await.unwrap();
+    assert_eq!(listed.status(), 200, "a bodyless request holds nothing");
     drop(first);
 }
