@@ -116,7 +116,8 @@ impl HostedUi {
                 let code = random_token().map_err(|_| TokenError::ServerError)?;
                 let bound =
                     CodeGrant { grant, redirect_uri: request.redirect_uri.clone(), code_challenge: challenge.clone() };
-                lock(&self.codes).insert(code.clone(), bound, now);
+                let owner = super::grants::owner(&bound.grant);
+                lock(&self.codes).insert_owned(code.clone(), bound, owner, now);
                 let mut pairs = url.query_pairs_mut();
                 pairs.append_pair("code", &code);
                 if let Some(state) = &request.state {

@@ -51,12 +51,23 @@ pub fn random_token() -> Result<String, aws_lc_rs::error::Unspecified> {
 /// than grow without bound).
 pub const MAX_ENTRIES: usize = 10_000;
 
-/// One-time secrets that expire: codes and refresh tokens.
+/// Codes or refresh tokens one user of one client keeps at most: past it,
+/// that user's own closest to expiring makes room, so one account signing
+/// in again and again cannot push everyone else's out (security review N8).
+pub const MAX_PER_OWNER: usize = 20;
+
+/// One-time secrets that expire: codes and refresh tokens, each with its
+/// owner (a client's user).
 #[derive(Debug)]
 pub struct Expiring<T> {
     ttl: Duration,
     max: usize,
-    entries: HashMap<String, (T, Instant)>,
+    entries: HashMap<String, (T, Instant, String)>,
+}
+
+/// Whose a code or token is: the client and the username.
+pub fn owner(grant: &Grant) -> String {
+    format!("{}\n{}", grant.client_id, grant.username)
 }
 
 impl<T> Expiring<T> {
@@ -72,24 +83,39 @@ impl<T> Expiring<T> {
         self.ttl
     }
 
-    /// Remembers `value` under `key` until `now + ttl`. When full, forgets
-    /// expired entries, then if need be the one closest to expiring.
+    /// Remembers `value` under `key` until `now + ttl`, as its own owner's.
     pub fn insert(&mut self, key: String, value: T, now: Instant) {
-        if self.entries.len() >= self.max {
-            self.entries.retain(|_, (_, expires)| *expires > now);
-        }
-        if self.entries.len() >= self.max {
-            let soonest = self.entries.iter().min_by_key(|(_, (_, expires))| *expires).map(|(key, _)| key.clone());
+        let owner = key.clone();
+        self.insert_owned(key, value, owner, now);
+    }
+
+    /// Remembers `value` under `key` until `now + ttl`, as `owner`'s. An
+    /// owner keeps [`MAX_PER_OWNER`] at most (its own closest to expiring
+    /// makes room); when all are full, expired entries are forgotten, then
+    /// if need be the one closest to expiring.
+    pub fn insert_owned(&mut self, key: String, value: T, owner: String, now: Instant) {
+        let theirs = self.entries.iter().filter(|(_, (_, _, whose))| *whose == owner);
+        if theirs.clone().count() >= MAX_PER_OWNER {
+            let soonest = theirs.min_by_key(|(_, (_, expires, _))| *expires).map(|(key, _)| key.clone());
             if let Some(soonest) = soonest {
                 self.entries.remove(&soonest);
             }
         }
-        self.entries.insert(key, (value, now + self.ttl));
+        if self.entries.len() >= self.max {
+            self.entries.retain(|_, (_, expires, _)| *expires > now);
+        }
+        if self.entries.len() >= self.max {
+            let soonest = self.entries.iter().min_by_key(|(_, (_, expires, _))| *expires).map(|(key, _)| key.clone());
+            if let Some(soonest) = soonest {
+                self.entries.remove(&soonest);
+            }
+        }
+        self.entries.insert(key, (value, now + self.ttl, owner));
     }
 
     /// Takes the value out: a second call with the same key fails.
     pub fn take(&mut self, key: &str, now: Instant) -> Result<T, RedeemError> {
-        let (value, expires) = self.entries.remove(key).ok_or(RedeemError::Unknown)?;
+        let (value, expires, _) = self.entries.remove(key).ok_or(RedeemError::Unknown)?;
         if expires <= now {
             return Err(RedeemError::Expired);
         }
@@ -100,13 +126,13 @@ impl<T> Expiring<T> {
     pub fn get(&mut self, key: &str, now: Instant) -> Result<&T, RedeemError> {
         let expired = match self.entries.get(key) {
             None => return Err(RedeemError::Unknown),
-            Some((_, expires)) => *expires <= now,
+            Some((_, expires, _)) => *expires <= now,
         };
         if expired {
             self.entries.remove(key);
             return Err(RedeemError::Expired);
         }
-        self.entries.get(key).map(|(value, _)| value).ok_or(RedeemError::Unknown)
+        self.entries.get(key).map(|(value, _, _)| value).ok_or(RedeemError::Unknown)
     }
 
     pub fn remove(&mut self, key: &str) -> bool {
@@ -207,5 +233,21 @@ mod tests {
         let a = random_token().unwrap();
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_token().unwrap());
+    }
+
+    /// Security review N8: one user signing in again and again replaces
+    /// their own oldest tokens, never another user's.
+    #[test]
+    fn one_owner_cannot_push_out_anothers() {
+        let start = Instant::now();
+        let mut tokens = Expiring::bounded(Duration::from_secs(60), 100);
+        tokens.insert_owned("bob".into(), 0, "web\nbob".into(), start);
+        for n in 0..1_000u64 {
+            tokens.insert_owned(format!("alice {n}"), n, "web\nalice".into(), start + Duration::from_millis(n));
+        }
+        assert_eq!(tokens.get("bob", start), Ok(&0), "bob is still signed in");
+        assert_eq!(tokens.len(), MAX_PER_OWNER + 1);
+        assert!(tokens.get("alice 999", start).is_ok(), "alice's newest kept");
+        assert_eq!(tokens.get("alice 0", start), Err(RedeemError::Unknown), "alice's oldest made room");
     }
 }

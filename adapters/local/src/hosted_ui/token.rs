@@ -55,7 +55,8 @@ impl HostedUi {
         }
         let tokens = self.issue(&bound.grant, true)?;
         if let Some(refresh_token) = &tokens.refresh_token {
-            lock(&self.refresh_tokens).insert(refresh_token.clone(), bound.grant, now);
+            let owner = super::grants::owner(&bound.grant);
+            lock(&self.refresh_tokens).insert_owned(refresh_token.clone(), bound.grant, owner, now);
         }
         Ok(tokens)
     }
