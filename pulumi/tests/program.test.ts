@@ -723,6 +723,9 @@ test("alarms: projector iterator age, DLQ, each function's errors and throttles,
     assert.deepEqual(fivexx.dimensions, { ApiName: "items-api-test-api", Stage: "v1" });
     const p99 = alarms.get("api-p99-latency")!;
     assert.deepEqual([p99.metricName, p99.extendedStatistic, p99.threshold], ["Latency", "p99", 2000]);
+    // docs/scaling.md prices them.
+    const scaling = fs.readFileSync(path.join(PROJECT_DIR, "..", "docs", "scaling.md"), "utf8");
+    assert.match(scaling, new RegExp(`^\\| CloudWatch alarms \\| ${alarms.size} \\(\`monitoring.ts\`\\)`, "m"), "scaling.md's alarm count");
     assert.equal(p.ofType("aws:sns/topicSubscription:TopicSubscription").length, 0, "no e-mail unless configured");
 });
 
