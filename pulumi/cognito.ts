@@ -40,6 +40,18 @@ export function createCognito(settings: Settings): Cognito {
         },
         adminCreateUserConfig: { allowAdminCreateUserOnly: !c.selfSignUpEnabled },
         deletionProtection: c.deletionProtection ? "ACTIVE" : "INACTIVE",
+        // Verification and password-reset codes. Unset, Cognito sends them
+        // itself (COGNITO_DEFAULT), a limited number a day, "below the
+        // required delivery volume" of "typical production environments";
+        // DEVELOPER sends them through the stack's SES identity, within its
+        // SES quota (Cognito API reference, EmailConfigurationType).
+        emailConfiguration: c.email
+            ? {
+                  emailSendingAccount: "DEVELOPER",
+                  sourceArn: c.email.sourceArn,
+                  ...(c.email.from ? { fromEmailAddress: c.email.from } : {}),
+              }
+            : undefined,
     });
 
     // Classic Hosted UI at https://<prefix>.auth.<region>.amazoncognito.com

@@ -91,6 +91,12 @@ export interface Settings {
         deletionProtection: boolean;
         selfSignUpEnabled: boolean;
         accessTokenValidityMinutes: number;
+        /**
+         * Mail (verification and password-reset codes) through this SES
+         * identity (`EmailSendingAccount` DEVELOPER), when set; otherwise
+         * Cognito's built-in sender, whose daily quota is meant for testing.
+         */
+        email?: { sourceArn: string; from?: string };
     };
     api: {
         corsAllowedOrigin: string;
@@ -141,6 +147,8 @@ export const CONFIG_DEFAULTS = {
     deletionProtection: true,
     selfSignUpEnabled: false,
     accessTokenValidityMinutes: 60,
+    sesEmailIdentityArn: "not set",
+    emailFromAddress: "not set",
     lambdaArtifactsDir: "../target/lambda",
     architecture: "x86_64",
     logLevel: "INFO",
@@ -392,6 +400,44 @@ export function validateWriteEventSchemas(value: number): EventSchemaSet {
     return value as EventSchemaSet;
 }
 
+/** An SES identity: `arn:<partition>:ses:<region>:<account>:identity/<address or domain>`. */
+const SES_IDENTITY_ARN = /^arn:aws[a-z-]*:ses:[a-z0-9-]+:\d{12}:identity\/[^\s/]+$/;
+/** `someone@example.com` or `Display Name <someone@example.com>`. */
+const FROM_ADDRESS = /^(?:[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+|[^<>]*<[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+>)$/;
+
+/**
+ * The user pool's mail through SES (`sesEmailIdentityArn`, optionally
+ * `emailFromAddress`), or undefined for Cognito's built-in sender (the
+ * default, COGNITO_DEFAULT: a small daily quota, docs/deploy.md).
+ */
+export function validateEmailSending(
+    sourceArn: string | undefined,
+    from: string | undefined,
+): { sourceArn: string; from?: string } | undefined {
+    if (sourceArn === undefined || sourceArn === "") {
+        if (from !== undefined && from !== "") {
+            throw new ConfigError(
+                `emailFromAddress "${from}" needs sesEmailIdentityArn: Cognito's built-in sender always writes ` +
+                    "from no-reply@verificationemail.com",
+            );
+        }
+        return undefined;
+    }
+    if (!SES_IDENTITY_ARN.test(sourceArn)) {
+        throw new ConfigError(
+            `sesEmailIdentityArn "${sourceArn}" is not an SES identity ARN ` +
+                "(arn:aws:ses:<region>:<account>:identity/<address or domain>)",
+        );
+    }
+    if (from === undefined || from === "") {
+        return { sourceArn };
+    }
+    if (!FROM_ADDRESS.test(from)) {
+        throw new ConfigError(`emailFromAddress "${from}" must be an address or "Name <address>"`);
+    }
+    return { sourceArn, from };
+}
+
 /** Validates an integer setting against inclusive bounds. */
 export function intInRange(key: string, value: number, min: number, max: number): number {
     if (!Number.isInteger(value) || value < min || value > max) {
@@ -634,6 +680,7 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
                 5,
                 1440,
             ),
+            email: validateEmailSending(cfg.get("sesEmailIdentityArn"), cfg.get("emailFromAddress")),
         },
         api: {
             corsAllowedOrigin: resolveCorsOrigin(cfg.get("corsAllowedOrigin"), auth.callbackUrls),

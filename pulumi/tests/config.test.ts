@@ -20,6 +20,7 @@ import {
     validateDomainPrefix,
     validateTableGenerations,
     validateDevCallbackUrls,
+    validateEmailSending,
     validateNamePrefix,
     validateWriteEventSchemas,
     PROJECT_DIR,
@@ -261,6 +262,25 @@ describe("other validators", () => {
     });
 });
 
+// Deploy review N5: Cognito's built-in sender is for testing.
+describe("validateEmailSending", () => {
+    const arn = "arn:aws:ses:eu-west-1:123456789012:identity/noreply@example.com";
+    test("not set: Cognito's own sender; an SES identity, with or without a from address", () => {
+        assert.equal(validateEmailSending(undefined, undefined), undefined);
+        assert.equal(validateEmailSending("", ""), undefined);
+        assert.deepEqual(validateEmailSending(arn, undefined), { sourceArn: arn });
+        const domain = "arn:aws:ses:eu-west-1:123456789012:identity/example.com";
+        assert.deepEqual(validateEmailSending(domain, "Items <noreply@example.com>"), { sourceArn: domain, from: "Items <noreply@example.com>" });
+        assert.deepEqual(validateEmailSending(arn, "noreply@example.com"), { sourceArn: arn, from: "noreply@example.com" });
+    });
+    test("refuses a from address without an identity, another ARN, a malformed address", () => {
+        assert.throws(() => validateEmailSending(undefined, "noreply@example.com"), /emailFromAddress "noreply@example.com" needs sesEmailIdentityArn/);
+        assert.throws(() => validateEmailSending("arn:aws:sns:eu-west-1:123456789012:topic", undefined), /is not an SES identity ARN/);
+        assert.throws(() => validateEmailSending("noreply@example.com", undefined), /is not an SES identity ARN/);
+        assert.throws(() => validateEmailSending(arn, "not an address"), /emailFromAddress "not an address" must be an address/);
+    });
+});
+
 describe("URL builders", () => {
     test("Hosted UI sign-in URL", () => {
         assert.equal(
@@ -348,6 +368,7 @@ describe("loadSettings", () => {
             deletionProtection: true,
             selfSignUpEnabled: false,
             accessTokenValidityMinutes: 60,
+            email: undefined,
         });
         assert.deepEqual(s.api, {
             corsAllowedOrigin: "https://app.example.com",

@@ -40,6 +40,8 @@ before(async () => {
         throttlingRateLimit: "10",
         deletionProtection: "false",
         selfSignUpEnabled: "true",
+        sesEmailIdentityArn: "arn:aws:ses:eu-west-1:123456789012:identity/noreply@example.com",
+        emailFromAddress: "Items <noreply@example.com>",
         manageApiGatewayAccount: "true",
         accessLogging: "true",
         tracing: "true",
@@ -121,6 +123,16 @@ test("devCallbackUrls: a separate public development client; implicitGrant on bo
     }
     assert.ok(!web.callbackUrls.some((u: string) => u.startsWith("http://")), "no development address on the production client");
     assert.equal(p.outputs.devClientId, "client123");
+});
+
+// Deploy review N5: production mail through SES, not Cognito's test quota.
+test("sesEmailIdentityArn sends the pool's mail through SES (DEVELOPER), from emailFromAddress", () => {
+    const pool = p.get("aws:cognito/userPool:UserPool", "users").inputs;
+    assert.deepEqual(pool.emailConfiguration, {
+        emailSendingAccount: "DEVELOPER",
+        sourceArn: "arn:aws:ses:eu-west-1:123456789012:identity/noreply@example.com",
+        fromEmailAddress: "Items <noreply@example.com>",
+    });
 });
 
 test("detailedMetrics turns on per-method metrics; itemsPointInTimeRecovery the read table's PITR", () => {

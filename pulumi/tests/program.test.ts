@@ -539,6 +539,8 @@ test("user pool: email sign-in, strong passwords, optional TOTP MFA, deletion pr
     assert.deepEqual(pool.softwareTokenMfaConfiguration, { enabled: true });
     assert.equal(pool.deletionProtection, "ACTIVE");
     assert.deepEqual(pool.adminCreateUserConfig, { allowAdminCreateUserOnly: true });
+    // Cognito's own sender (COGNITO_DEFAULT) unless sesEmailIdentityArn is set.
+    assert.equal(pool.emailConfiguration, undefined);
 
     const domain = p.get("aws:cognito/userPoolDomain:UserPoolDomain", "hosted-ui").inputs;
     assert.equal(domain.domain, "items-test");
