@@ -634,7 +634,10 @@ async fn an_item_as_it_was_folds_from_its_snapshot_and_stops_at_the_deadline() {
     assert!(reads(&counting) <= 1, "from the snapshot at 5,000");
     assert_eq!(history.item_at(world.id, PointInTime::Version(u64::MAX), None).await.unwrap(), None);
     assert!(reads(&counting) <= 2, "past the end: the snapshot and one read");
-    let now = history.item_at(world.id, PointInTime::Time(crate::testing::at("2999-01-01T00:00:00.000Z")), None).await.unwrap();
+    let now = history
+        .item_at(world.id, PointInTime::Time(crate::testing::at("2999-01-01T00:00:00.000Z")), None)
+        .await
+        .unwrap();
     assert_eq!(now.map(|item| item.version), Some(5_000));
     assert!(reads(&counting) <= 2, "the snapshot's own event and one read");
     let early = history.item_at(world.id, PointInTime::Version(150), None).await.unwrap().unwrap();

@@ -257,25 +257,34 @@ async fn login(
     }
 
     let address = client_address(&extensions);
-    let guard = ui.sign_in_guard();
-    let admission = match guard.admit(address, &username, Instant::now()) {
-        Ok(admission) => admission,
-        Err(why) => return throttled(&ui, query, client_id, &csrf_token, &username, why),
+    // The check's whole life runs in its own task: the admission, the slot,
+    // the hash and the record of its outcome. A request cut off by the
+    // request timeout (or a client gone) still holds its slot until the
+    // hash ends and still counts its failure (security review N6).
+    let check = {
+        let (ui, username) = (ui.clone(), username.clone());
+        tokio::spawn(async move {
+            let guard = ui.sign_in_guard();
+            let admission = guard.admit(address, &username, Instant::now())?;
+            let _slot = guard.check_slot(&admission).await?;
+            let users = ui.config().users.clone();
+            let checked = tokio::task::spawn_blocking(move || users.authenticate(&username, &password)).await;
+            match &checked {
+                Ok(Ok(Some(_))) => guard.succeeded(&admission),
+                Ok(Ok(None)) => guard.failed(&admission, Instant::now()),
+                _ => {}
+            }
+            Ok::<_, Throttled>(checked)
+        })
     };
-    let _slot = match guard.check_slot(&admission).await {
-        Ok(slot) => slot,
-        Err(why) => return throttled(&ui, query, client_id, &csrf_token, &username, why),
+    let checked = match check.await {
+        Ok(Ok(checked)) => checked,
+        Ok(Err(why)) => return throttled(&ui, query, client_id, &csrf_token, &username, why),
+        Err(error) => Err(error),
     };
-    let users = ui.config().users.clone();
-    let name = username.clone();
-    let checked = tokio::task::spawn_blocking(move || users.authenticate(&name, &password)).await;
     let user = match checked {
-        Ok(Ok(Some(user))) => {
-            guard.succeeded(&admission);
-            user
-        }
+        Ok(Ok(Some(user))) => user,
         Ok(Ok(None)) => {
-            guard.failed(&admission, Instant::now());
             // Not the name tried: people type passwords into the wrong field.
             tracing::info!("sign-in failed: wrong username or password");
             return wrong_password(&ui, query, client_id, &csrf_token, &username);

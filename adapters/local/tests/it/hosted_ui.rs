@@ -798,3 +798,36 @@ async fn client_credentials_are_refused_like_cognito() {
     let reply = token_with_basic(&plain, MACHINE, MACHINE_SECRET, &grant).await;
     assert_eq!(reply.json(), serde_json::json!({"error": "invalid_client"}));
 }
+
+/// Security review N6: a sign-in cut off during its password check (the
+/// request timeout, a client gone) still counts its failure, and holds its
+/// slot until the hash ends. Before, five cut-off wrong passwords left no
+/// trace and the right one then signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_cut_off_during_its_check_still_counts() {
+    let fixture = fixture();
+    let request = code_request(CALLBACK);
+    // How long a wrong password takes here (the first failure): the cuts
+    // come a quarter through the next four (after the check starts).
+    let form = send(&fixture.app, Method::GET, &format!("/login?{request}"), None).await;
+    let fields = query(&[("_csrf", &form_token(&form.body)), ("username", "alice"), ("password", "wrong")]);
+    let (cookie, uri) = (set_cookie(&form), format!("/login?{request}"));
+    let started = std::time::Instant::now();
+    let first = send_with_cookie(&fixture.app, Method::POST, &uri, Some(&fields), Some(&cookie)).await;
+    assert_eq!(first.status, StatusCode::UNAUTHORIZED);
+    let cut_at = started.elapsed() / 4;
+    for attempt in 2..=5 {
+        let form = send(&fixture.app, Method::GET, &format!("/login?{request}"), None).await;
+        let fields = query(&[("_csrf", &form_token(&form.body)), ("username", "alice"), ("password", "wrong")]);
+        let cookie = set_cookie(&form);
+        let uri = format!("/login?{request}");
+        let post = send_with_cookie(&fixture.app, Method::POST, &uri, Some(&fields), Some(&cookie));
+        // Cut off during the check, as the server's request timeout does.
+        let cut = tokio::time::timeout(cut_at, post).await;
+        assert!(cut.is_err(), "attempt {attempt} finished before it was cut off");
+        // The check goes on without its request: wait for it to end.
+        tokio::time::sleep(cut_at * 8).await;
+    }
+    let locked = sign_in(&fixture, &request, PASSWORD).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "the five failures counted: {}", locked.body);
+}
