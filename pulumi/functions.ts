@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { LambdaName, Settings, lambdaArchivePath, namePrefix } from "./config";
 import { FunctionRole, PolicyStatement, createFunctionRole, logStatement, xrayStatement } from "./iam";
-import { ITEMS_BY_CREATOR_INDEX, Tables } from "./tables";
+import { ITEMS_BY_CREATOR_INDEX, Tables, itemsTableLogicalName } from "./tables";
 
 /** Partition prefix of the projector's quarantine in the events table (`items_aws::quarantine::QUARANTINE_PREFIX`). */
 export const QUARANTINE_PREFIX = "quarantine#";
@@ -18,6 +18,8 @@ export interface LambdaBundle {
     logGroup: aws.cloudwatch.LogGroup;
     role: aws.iam.Role;
     policy: aws.iam.RolePolicy;
+    /** Its grants on the live read table, a policy named by the table's generation (when it has any). */
+    readTablePolicy?: aws.iam.RolePolicy;
 }
 
 export interface Functions {
@@ -35,6 +37,23 @@ interface LambdaSpec {
     timeout: number;
     environment: Record<string, pulumi.Input<string>>;
     statements: PolicyStatement[];
+    /**
+     * Grants on the live read table and its index: an inline policy of
+     * their own, `<function>-<table's logical name>-policy`.
+     */
+    readTableStatements?: PolicyStatement[];
+}
+
+/**
+ * The logical name of a function's policy on the live read table of
+ * generation `generation`: `get-items-items-policy` for generation 1,
+ * `get-items-items-v2-policy` for 2. Switching generations replaces it: the
+ * new one is created before the function moves to the new table, the old one
+ * deleted at the end of that `pulumi up`, after the function has moved, so no
+ * read of either table is refused on the way (docs/deploy.md, the switch).
+ */
+export function readTablePolicyName(key: LambdaName, generation: number): string {
+    return `${key}-${itemsTableLogicalName(generation)}-policy`;
 }
 
 /** Lambda's own limit on function names. */
@@ -72,11 +91,14 @@ function createLambda(settings: Settings, spec: LambdaSpec, after: pulumi.Resour
         name: `/aws/lambda/${name}`,
         retentionInDays: settings.logRetentionDays,
     });
-    const { role, policy }: FunctionRole = createFunctionRole(spec.key, [
-        ...spec.statements,
-        logStatement(logGroup.arn),
-        ...(settings.tracing ? [xrayStatement()] : []),
-    ]);
+    const own = spec.readTableStatements
+        ? [{ logical: readTablePolicyName(spec.key, settings.readTables.live), statements: spec.readTableStatements }]
+        : [];
+    const { role, policy, policies }: FunctionRole = createFunctionRole(
+        spec.key,
+        [...spec.statements, logStatement(logGroup.arn), ...(settings.tracing ? [xrayStatement()] : [])],
+        own,
+    );
     const fn = new aws.lambda.Function(
         spec.key,
         {
@@ -103,12 +125,13 @@ function createLambda(settings: Settings, spec: LambdaSpec, after: pulumi.Resour
                 logGroup: logGroup.name,
             },
         },
-        // The policy must exist before the function runs (and before the
-        // event source mapping validates the role's stream permissions);
-        // `after`: a writer waits for the readers (ROLLOUT).
-        { dependsOn: [policy, logGroup, ...after] },
+        // The policies must exist before the function runs (and before the
+        // event source mapping validates the role's stream permissions):
+        // the function moves to a new read table only once its grants on
+        // that table exist. `after`: a writer waits for the readers (ROLLOUT).
+        { dependsOn: [policy, ...policies, logGroup, ...after] },
     );
-    return { key: spec.key, functionName: name, fn, logGroup, role, policy };
+    return { key: spec.key, functionName: name, fn, logGroup, role, policy, readTablePolicy: policies[0] };
 }
 
 export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs.Queue): Functions {
@@ -163,7 +186,7 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
                 ...corsEnv,
                 CURSOR_SIGNING_KEY: pulumi.secret(cursorSigningKey.result),
             },
-            statements: [
+            readTableStatements: [
                 {
                     sid: "ReadItems",
                     actions: ["dynamodb:Scan", "dynamodb:GetItem"],
@@ -176,6 +199,8 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
                     actions: ["dynamodb:Query"],
                     resources: [pulumi.interpolate`${tables.items.arn}/index/${ITEMS_BY_CREATOR_INDEX}`],
                 },
+            ],
+            statements: [
                 {
                     // `?version=` / `?at=`: folds one item's stream (consistent
                     // reads); nothing else of the log.
@@ -213,13 +238,15 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
             memorySize: settings.projectorMemorySizeMb,
             timeout: settings.projectorTimeoutSeconds,
             environment: tableEnv,
-            statements: [
+            readTableStatements: [
                 {
                     // GetItem: an update applies to the state right before it.
                     sid: "WriteReadModel",
                     actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
                     resources: [tables.items.arn],
                 },
+            ],
+            statements: [
                 {
                     // Only when an update does not follow on from the read model's
                     // state: the item's stream is folded instead.

@@ -1,4 +1,4 @@
-// IAM helpers: one role per function, each with one inline least-privilege policy.
+// IAM helpers: one role per function, each with least-privilege inline policies.
 
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -104,17 +104,35 @@ export function logStatement(logGroupArn: pulumi.Input<string>): PolicyStatement
 export interface FunctionRole {
     role: aws.iam.Role;
     policy: aws.iam.RolePolicy;
+    /** The role's other inline policies (`own`), in the order given. */
+    policies: aws.iam.RolePolicy[];
 }
 
-/** Creates `<name>-role` with the Lambda trust policy and one inline policy `<name>-policy`. */
-export function createFunctionRole(name: string, statements: PolicyStatement[]): FunctionRole {
+/**
+ * Creates `<name>-role` with the Lambda trust policy and one inline policy
+ * `<name>-policy`, plus one inline policy per entry of `own` under its own
+ * logical name (a read table's grants, named by the table's generation: a
+ * switch creates the new one and deletes the old one at the end of the same
+ * `pulumi up`, instead of narrowing one policy before the function moves).
+ * `<name>-policy` waits for them, so a grant that moves out of it into one
+ * of them exists there first.
+ */
+export function createFunctionRole(
+    name: string,
+    statements: PolicyStatement[],
+    own: { logical: string; statements: PolicyStatement[] }[] = [],
+): FunctionRole {
     const role = new aws.iam.Role(`${name}-role`, {
         assumeRolePolicy: assumeRolePolicy(),
         description: `Execution role of the ${name} Lambda function`,
     });
-    const policy = new aws.iam.RolePolicy(`${name}-policy`, {
-        role: role.id,
-        policy: policyDocument(statements),
-    });
-    return { role, policy };
+    const policies = own.map(
+        (p) => new aws.iam.RolePolicy(p.logical, { role: role.id, policy: policyDocument(p.statements) }),
+    );
+    const policy = new aws.iam.RolePolicy(
+        `${name}-policy`,
+        { role: role.id, policy: policyDocument(statements) },
+        { dependsOn: policies },
+    );
+    return { role, policy, policies };
 }

@@ -56,7 +56,7 @@ test("every function's ITEMS_TABLE still names generation 1", () => {
 });
 
 test("the read-table grants still name generation 1 only; no policy names the rebuild table", () => {
-    const policy = (fn: string) => parsePolicy(p.get("aws:iam/rolePolicy:RolePolicy", `${fn}-policy`).inputs.policy);
+    const policy = (fn: string) => parsePolicy(p.get("aws:iam/rolePolicy:RolePolicy", `${fn}-items-policy`).inputs.policy);
     assert.deepEqual(policy("get-items").get("ReadItems")!.resources, [LIVE_ARN]);
     assert.deepEqual(policy("get-items").get("QueryItemsByCreator")!.resources, [`${LIVE_ARN}/index/by-creator-shard`]);
     assert.deepEqual(policy("project-events").get("WriteReadModel")!.resources, [LIVE_ARN]);

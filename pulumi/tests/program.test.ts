@@ -229,6 +229,11 @@ test("rollout: every writer function is updated after every reader function (dep
         // The list is really recorded: each function waits for its policy.
         assert.ok(deps(name).includes(urnOf(ROLE_POLICY, `${name}-policy`)), `${name} after its policy`);
     }
+    // And for its grants on the live read table, which its main policy waits for too.
+    for (const name of ["get-items", "project-events"]) {
+        assert.ok(deps(name).includes(urnOf(ROLE_POLICY, `${name}-items-policy`)), `${name} after its read-table policy`);
+        assert.ok(p.get(ROLE_POLICY, `${name}-policy`).options.dependencies.includes(urnOf(ROLE_POLICY, `${name}-items-policy`)));
+    }
     for (const writer of WRITERS) {
         assert.deepEqual(functionDeps(writer).sort(), READERS.map((r) => urnOf(FN, r)).sort(), `${writer} waits for the readers`);
     }
@@ -276,10 +281,14 @@ test("role policies grant exactly the expected actions on exactly the expected r
                 resources: [`${logGroupArn("post-item")}:*`],
             },
         },
-        "get-items": {
+        // The live read table's grants: a policy of their own, named by its generation.
+        "get-items-items": {
             ReadItems: { actions: ["dynamodb:GetItem", "dynamodb:Scan"], resources: [ITEMS_ARN] },
-            // That one index, not `index/*`; an item's stream, no GetItem or Scan of the log.
+            // That one index, not `index/*`.
             QueryItemsByCreator: { actions: ["dynamodb:Query"], resources: [ITEMS_BY_CREATOR_ARN] },
+        },
+        "get-items": {
+            // An item's stream, no GetItem or Scan of the log.
             ReadItemStreams: { actions: ["dynamodb:Query"], resources: [EVENTS_ARN] },
             WriteOwnLogs: {
                 actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -297,8 +306,10 @@ test("role policies grant exactly the expected actions on exactly the expected r
                 resources: [`${logGroupArn("item-commands")}:*`],
             },
         },
-        "project-events": {
+        "project-events-items": {
             WriteReadModel: { actions: ["dynamodb:GetItem", "dynamodb:PutItem"], resources: [ITEMS_ARN] },
+        },
+        "project-events": {
             ReadItemHistory: { actions: ["dynamodb:Query"], resources: [EVENTS_ARN] },
             ReadEventStream: {
                 actions: ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
@@ -315,19 +326,22 @@ test("role policies grant exactly the expected actions on exactly the expected r
     };
     const policies = p.ofType(ROLE_POLICY);
     assert.deepEqual(policies.map((r) => r.name).sort(), [
+        "get-items-items-policy",
         "get-items-policy",
         "item-commands-policy",
         "post-item-policy",
+        "project-events-items-policy",
         "project-events-policy",
     ]);
     for (const pol of policies) {
-        const fn = pol.name.replace(/-policy$/, "");
+        const key = pol.name.replace(/-policy$/, "");
+        const fn = LAMBDA_NAMES.find((f) => key === f || key === `${f}-items`)!;
         assert.equal(pol.inputs.role, `${fn}-role-1a2b3c4`, `policy ${pol.name} attached to its own role`);
         const statements = parsePolicy(pol.inputs.policy);
         const actual = Object.fromEntries(
             [...statements].map(([sid, s]) => [sid, { actions: [...s.actions].sort(), resources: [...s.resources].sort() }]),
         );
-        assert.deepEqual(actual, expected[fn], `statements of ${pol.name}`);
+        assert.deepEqual(actual, expected[key], `statements of ${pol.name}`);
         for (const s of statements.values()) {
             for (const a of s.actions) assert.ok(!a.includes("*"), `wildcard action ${a} in ${pol.name}`);
             for (const r of s.resources) {
