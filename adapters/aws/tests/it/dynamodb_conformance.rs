@@ -95,7 +95,7 @@ async fn a_tombstone_expires_and_a_live_item_does_not() {
     assert_eq!(read_model.get(tombstone.id).await.unwrap(), Some(tombstone), "the attribute is not part of the item");
 }
 
-/// A read table from before the `by-creator` index (`items serve --dynamodb`
+/// A read table from before the creator index (`items serve --dynamodb`
 /// on an older data set) gets the index added, filled from its items.
 #[tokio::test]
 async fn a_read_table_without_the_creator_index_gets_it_with_its_items() {
@@ -123,7 +123,10 @@ async fn a_read_table_without_the_creator_index_gets_it_with_its_items() {
     assert!(!ensure_items_table(&client, &table).await.unwrap(), "the table was there");
     let described = client.describe_table().table_name(&table).send().await.unwrap();
     let indexes = described.table().unwrap().global_secondary_indexes();
-    assert_eq!(indexes.iter().map(|i| i.index_name().unwrap()).collect::<Vec<_>>(), ["by-creator"]);
+    assert_eq!(
+        indexes.iter().map(|i| i.index_name().unwrap()).collect::<Vec<_>>(),
+        [items_aws::dynamodb::codec::ITEMS_BY_CREATOR_INDEX]
+    );
     // It returns once the index is usable: DynamoDB Local keeps a new index
     // CREATING for about a second, and a Query of it meanwhile fails.
     assert_eq!(indexes[0].index_status(), Some(&IndexStatus::Active));
