@@ -244,7 +244,8 @@ export function validateAuthUrls(
     if (callbackUrls === undefined || callbackUrls.length === 0) {
         throw new ConfigError(
             "callbackUrls must be a non-empty array of URLs " +
-                "(pulumi config set --path 'items-api:callbackUrls[0]' http://localhost:3000/)",
+                "(pulumi config set --path 'items-api:callbackUrls[0]' https://app.example.com/; " +
+                "http://localhost:3000/ only on a development stack, with localhostCallbacks true)",
         );
     }
     const logoutUrls = stringList("logoutUrls", input.logoutUrls) ?? [...callbackUrls];

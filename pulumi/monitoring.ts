@@ -79,6 +79,10 @@ export function createMonitoring(
             },
         },
         {
+            // Sent for stream event source mappings too: "For event source
+            // mappings, Lambda supports destinations for stream sources
+            // (DynamoDB and Kinesis)" (Lambda guide, Types of metrics for
+            // Lambda functions, DestinationDeliveryFailures).
             key: "projector-destination-failures",
             description:
                 "The projector gave up on a stream batch and could not describe it in the DLQ either: nothing records which events were skipped (they are still in the log; replay).",

@@ -119,6 +119,20 @@ describe("validateAuthUrls", () => {
         assert.throws(() => validateDevCallbackUrls(["http://127.0.0.1:3000/"]), /devCallbackUrls\[0\] .* must use https/);
     });
 
+    // Deploy review N12: the error once suggested a URL the same check refuses.
+    test("the missing-callbackUrls error suggests a URL a production stack accepts", () => {
+        let message = "";
+        try {
+            validateAuthUrls({});
+        } catch (e) {
+            message = (e as Error).message;
+        }
+        const suggested = /callbackUrls\[0\]' (\S+?);/.exec(message);
+        assert.ok(suggested, message);
+        assert.deepEqual(validateAuthUrls({ callbackUrls: [suggested[1]] }).callbackUrls, [suggested[1]]);
+        assert.match(message, /localhostCallbacks true/);
+    });
+
     test("rejects other malformed input", () => {
         assert.throws(() => validateAuthUrls({}), /callbackUrls must be a non-empty array/);
         assert.throws(() => validateAuthUrls({ callbackUrls: [] }), /callbackUrls must be a non-empty array/);

@@ -9,6 +9,7 @@ import { PROJECT_DIR } from "../config";
 
 const doc = (name: string) => fs.readFileSync(path.join(PROJECT_DIR, "..", "docs", name), "utf8");
 const scaling = doc("scaling.md");
+const deploy = doc("deploy.md");
 
 // Deploy review N4: every projected write is also a write to the index.
 test("scaling.md prices the by-creator index write", () => {
@@ -25,4 +26,29 @@ test("scaling.md: a change is one conditional PutItem; keyed writes, START/REPOR
     assert.match(scaling, /^\| with `Idempotency-Key` \|/m);
     assert.match(scaling, /^\| logs: Lambda's START and REPORT records/m);
     assert.match(scaling, /volume tiers apply past 333 M requests/);
+});
+
+// Deploy review N8: SNS deletes an unconfirmed subscription after 48 hours.
+test("deploy.md: a pending alarm subscription goes after 48 hours", () => {
+    assert.doesNotMatch(deploy, /after 3 days/);
+    assert.match(deploy, /unconfirmed\s+subscription after 48 hours/);
+});
+
+// Deploy review N13: the old domain is deleted before the new prefix is tried.
+test("deploy.md: check a new Hosted UI prefix is free before changing it", () => {
+    const paragraph = deploy.slice(deploy.indexOf("Changing `cognitoDomainPrefix` on a live stack"), deploy.indexOf("### Upgrading a stack from before `localhostCallbacks`"));
+    assert.match(paragraph, /aws cognito-idp describe-user-pool-domain --domain <new prefix>/);
+    assert.match(paragraph, /set the old prefix back/);
+});
+
+// Deploy review N14: new accounts start with a reduced memory quota.
+test("deploy.md: the memory settings mention a new account's memory quota", () => {
+    for (const key of ["apiMemorySizeMb", "projectorMemorySizeMb"]) {
+        assert.match(deploy, new RegExp("^\\| `" + key + "` \\|[^\\n]*memory quota", "m"), key);
+    }
+});
+
+// Deploy review N12: stacks made with the older guide stop at preview.
+test("deploy.md: an upgrade note for stacks from before localhostCallbacks", () => {
+    assert.match(deploy, /^### Upgrading a stack from before `localhostCallbacks`$/m);
 });
