@@ -5,10 +5,18 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { LambdaName, Settings, lambdaArchivePath, namePrefix } from "./config";
 import { FunctionRole, PolicyStatement, createFunctionRole, logStatement, xrayStatement } from "./iam";
-import { ITEMS_BY_CREATOR_INDEX, Tables, itemsTableLogicalName } from "./tables";
+import { ITEMS_BY_CREATOR_INDEX, ITEM_STREAM_PREFIX, Tables, itemsTableLogicalName } from "./tables";
 
 /** Partition prefix of the projector's quarantine in the events table (`items_aws::quarantine::QUARANTINE_PREFIX`). */
 export const QUARANTINE_PREFIX = "quarantine#";
+
+/**
+ * Limits a statement on the events table to item streams (`item#<id>`
+ * partitions): no idempotency record (`idem#<sub>#<key>`: other callers'
+ * keys and stored answers), snapshot or quarantine item. IAM checks every
+ * partition key the request names (`ForAllValues`).
+ */
+export const ITEM_STREAMS_ONLY = { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`${ITEM_STREAM_PREFIX}*`] } };
 
 export interface LambdaBundle {
     key: LambdaName;
@@ -172,6 +180,15 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
                     sid: "AppendEvents",
                     actions: ["dynamodb:PutItem", "dynamodb:GetItem"],
                     resources: [tables.events.arn],
+                },
+                {
+                    // After a refused write that is not its own retry (an id
+                    // collision, a keyed create that kept losing to other
+                    // transactions): the stream's head, for the 409.
+                    sid: "ReadStreamHead",
+                    actions: ["dynamodb:Query"],
+                    resources: [tables.events.arn],
+                    condition: ITEM_STREAMS_ONLY,
                 },
             ],
         },

@@ -2,7 +2,7 @@
 
 import * as aws from "@pulumi/aws";
 import { Settings } from "./config";
-import { EVENTS_HASH_KEY } from "./tables";
+import { EVENTS_HASH_KEY, ITEM_STREAM_PREFIX } from "./tables";
 
 /** 14 days, the SQS maximum. */
 export const DLQ_RETENTION_SECONDS = 14 * 24 * 60 * 60;
@@ -13,7 +13,7 @@ export const DLQ_RETENTION_SECONDS = 14 * 24 * 60 * 60;
  */
 export const STREAM_FILTER_PATTERN = JSON.stringify({
     eventName: ["INSERT"],
-    dynamodb: { Keys: { [EVENTS_HASH_KEY]: { S: [{ prefix: "item#" }] } } },
+    dynamodb: { Keys: { [EVENTS_HASH_KEY]: { S: [{ prefix: ITEM_STREAM_PREFIX }] } } },
 });
 
 export function createDlq(): aws.sqs.Queue {

@@ -7,6 +7,13 @@ import { ReadTableGenerations } from "./config";
 export const EVENTS_HASH_KEY = "stream_id";
 export const EVENTS_RANGE_KEY = "version";
 export const EVENTS_TTL_ATTRIBUTE = "expires_at";
+/**
+ * The partition key prefix of an item's event stream, `item#<id>`
+ * (`items_domain::event::STREAM_PREFIX`); the events table's other
+ * partitions are idempotency records (`idem#`), snapshots (`snap#`) and the
+ * projector's quarantine (`quarantine#`).
+ */
+export const ITEM_STREAM_PREFIX = "item#";
 export const ITEMS_HASH_KEY = "id";
 /**
  * TTL attribute of the read tables. Deleted items' tombstones carry it: the

@@ -276,6 +276,7 @@ test("role policies grant exactly the expected actions on exactly the expected r
     const expected: Record<string, Record<string, { actions: string[]; resources: string[] }>> = {
         "post-item": {
             AppendEvents: { actions: ["dynamodb:GetItem", "dynamodb:PutItem"], resources: [EVENTS_ARN] },
+            ReadStreamHead: { actions: ["dynamodb:Query"], resources: [EVENTS_ARN] },
             WriteOwnLogs: {
                 actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources: [`${logGroupArn("post-item")}:*`],
@@ -656,10 +657,28 @@ test("the projector writes to the events table only under its quarantine prefix"
     assert.deepEqual(writes[0].Condition, {
         "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["quarantine#*"] },
     });
-    // No other statement of any role carries a condition.
+    // The other conditions: reads of item streams only (below).
     for (const pol of p.ofType(ROLE_POLICY)) {
         for (const st of JSON.parse(pol.inputs.policy).Statement) {
-            assert.ok(st.Sid === "SetAsidePoison" || st.Condition === undefined, `${pol.name} ${st.Sid}`);
+            assert.ok(["SetAsidePoison", ...Object.keys(ITEM_STREAM_READS[pol.name] ?? {})].includes(st.Sid) || st.Condition === undefined, `${pol.name} ${st.Sid}`);
+        }
+    }
+});
+
+/** Statements (by policy, then Sid) that read the events table's item streams only. */
+const ITEM_STREAM_READS: Record<string, Record<string, string[]>> = {
+    // Deploy review N10: the head of the stream after a refused write.
+    "post-item-policy": { ReadStreamHead: ["dynamodb:Query"] },
+};
+
+test("reads of item streams in the events table are limited to item# partitions (dynamodb:LeadingKeys)", () => {
+    for (const [policy, statements] of Object.entries(ITEM_STREAM_READS)) {
+        const doc = JSON.parse(p.get(ROLE_POLICY, policy).inputs.policy);
+        for (const [sid, actions] of Object.entries(statements)) {
+            const st = doc.Statement.find((x: { Sid: string }) => x.Sid === sid);
+            assert.ok(st, `${policy} ${sid}`);
+            assert.deepEqual([st.Action, st.Resource], [actions, [EVENTS_ARN]], `${policy} ${sid}`);
+            assert.deepEqual(st.Condition, { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["item#*"] } }, `${policy} ${sid}`);
         }
     }
 });
