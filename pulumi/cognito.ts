@@ -12,7 +12,7 @@ export interface Cognito {
     domain: aws.cognito.UserPoolDomain;
     resourceServer: aws.cognito.ResourceServer;
     client: aws.cognito.UserPoolClient;
-    /** A public client for development (http://localhost), when `devCallbackUrls` is set. */
+    /** A public client for development (http://localhost), when `devCallbackUrls` is set (development stacks only). */
     devClient?: aws.cognito.UserPoolClient;
     /** For CI and back-end callers: a secret and the client_credentials grant. */
     machineClient: aws.cognito.UserPoolClient;
@@ -108,8 +108,11 @@ export function createCognito(settings: Settings): Cognito {
             { dependsOn: [resourceServer] },
         );
     const client = browserClient("web-client", `${namePrefix()}-web`, c);
-    // Development pages on http://localhost get their own client, so the
-    // production one never sends a sign-in to a port on a user's machine.
+    // Development pages on http://localhost may get their own client, on a
+    // development stack only (config.ts refuses it elsewhere): the Hosted UI
+    // session is the pool's, not a client's, and Cognito cannot make a public
+    // client require PKCE, so on a production pool anyone could use this
+    // client's id to send a signed-in user's code to that localhost port.
     const devClient = c.devCallbackUrls
         ? browserClient("dev-web-client", `${namePrefix()}-web-dev`, {
               callbackUrls: c.devCallbackUrls,

@@ -83,7 +83,10 @@ export interface Settings {
         maximumRecordAgeInSeconds: number;
     };
     cognito: AuthUrls & {
-        /** A separate public client for development (http://localhost), when set. */
+        /**
+         * A separate public client for development (http://localhost), when
+         * set: on a development stack (`localhostCallbacks`) only.
+         */
         devCallbackUrls?: string[];
         /** The implicit grant besides the authorization code flow with PKCE. */
         implicitGrant: boolean;
@@ -265,8 +268,8 @@ export function validateAuthUrls(
             if (!opts.localhostCallbacks && isLocalhost(u)) {
                 throw new ConfigError(
                     `${key}[${i}] = "${u}" is a development address, refused on the production web client: ` +
-                        "list it in devCallbackUrls (a separate development client), or set localhostCallbacks " +
-                        "true on a development stack",
+                        "set localhostCallbacks true on a development stack (a pool of its own), or use the " +
+                        "page's https URL",
                 );
             }
             if (seen.has(u)) {
@@ -288,11 +291,31 @@ export function validateAuthUrls(
     return { callbackUrls, logoutUrls, defaultRedirectUri };
 }
 
-/** The development client's URLs (callback and logout), when set: https or http://localhost. */
-export function validateDevCallbackUrls(value: unknown): string[] | undefined {
+/**
+ * The development client's URLs (callback and logout), when set: https or
+ * http://localhost, on a development stack (`localhostCallbacks`) only.
+ * Cognito cannot make a public client require PKCE, and the Hosted UI's
+ * session belongs to the pool, not to a client: on a production pool, a page
+ * that opens the sign-in URL with this client's (public) id and a localhost
+ * redirect gets a signed-in user's code at once, and whatever listens on that
+ * port of the user's machine redeems it for their tokens (security review N2).
+ */
+export function validateDevCallbackUrls(
+    value: unknown,
+    opts: { localhostCallbacks: boolean } = { localhostCallbacks: false },
+): string[] | undefined {
     const urls = stringList("devCallbackUrls", value);
     if (urls === undefined) {
         return undefined;
+    }
+    if (!opts.localhostCallbacks) {
+        throw new ConfigError(
+            "devCallbackUrls is refused on a production stack (localhostCallbacks false): a development client on " +
+                "the production user pool is public and Cognito cannot make it require PKCE, so whatever listens on " +
+                "its localhost port could take a signed-in user's production tokens. Develop against a development " +
+                "stack (its own user pool: localhostCallbacks true), and remove it here " +
+                "(pulumi config rm items-api:devCallbackUrls)",
+        );
     }
     if (urls.length === 0) {
         throw new ConfigError("devCallbackUrls must not be empty when set");
@@ -623,13 +646,14 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
         intInRange(key, cfg.getNumber(key) ?? def, min, max);
     const bool = (key: keyof typeof CONFIG_DEFAULTS, def: boolean): boolean => cfg.getBoolean(key) ?? def;
 
+    const development = { localhostCallbacks: bool("localhostCallbacks", CONFIG_DEFAULTS.localhostCallbacks) };
     const auth = validateAuthUrls(
         {
             callbackUrls: cfg.getObject<unknown>("callbackUrls"),
             logoutUrls: cfg.getObject<unknown>("logoutUrls"),
             defaultRedirectUri: cfg.get("defaultRedirectUri"),
         },
-        { localhostCallbacks: bool("localhostCallbacks", CONFIG_DEFAULTS.localhostCallbacks) },
+        development,
     );
     const logRetentionDays = cfg.getNumber("logRetentionDays") ?? CONFIG_DEFAULTS.logRetentionDays;
     if (!(LOG_RETENTION_DAYS as readonly number[]).includes(logRetentionDays)) {
@@ -670,7 +694,7 @@ export function loadSettings(cfg: ConfigReader = new pulumi.Config(PROJECT_NAME)
         },
         cognito: {
             ...auth,
-            devCallbackUrls: validateDevCallbackUrls(cfg.getObject<unknown>("devCallbackUrls")),
+            devCallbackUrls: validateDevCallbackUrls(cfg.getObject<unknown>("devCallbackUrls"), development),
             implicitGrant: bool("implicitGrant", CONFIG_DEFAULTS.implicitGrant),
             domainPrefix: validateDomainPrefix(cfg.require("cognitoDomainPrefix")),
             deletionProtection: bool("deletionProtection", CONFIG_DEFAULTS.deletionProtection),

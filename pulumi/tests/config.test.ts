@@ -105,18 +105,35 @@ describe("validateAuthUrls", () => {
                 (e: unknown) =>
                     e instanceof ConfigError &&
                     e.message.includes('"http://localhost:3000/" is a development address') &&
-                    e.message.includes("devCallbackUrls") &&
+                    !e.message.includes("devCallbackUrls") &&
                     e.message.includes("localhostCallbacks"),
             );
             assert.doesNotThrow(() => validateAuthUrls(urls, DEV));
         }
-        assert.deepEqual(validateDevCallbackUrls(["http://localhost:3000/", "https://dev.example.com/"]), [
+        assert.deepEqual(validateDevCallbackUrls(["http://localhost:3000/", "https://dev.example.com/"], DEV), [
             "http://localhost:3000/",
             "https://dev.example.com/",
         ]);
         assert.equal(validateDevCallbackUrls(undefined), undefined);
-        assert.throws(() => validateDevCallbackUrls([]), /devCallbackUrls must not be empty/);
-        assert.throws(() => validateDevCallbackUrls(["http://127.0.0.1:3000/"]), /devCallbackUrls\[0\] .* must use https/);
+        assert.throws(() => validateDevCallbackUrls([], DEV), /devCallbackUrls must not be empty/);
+        assert.throws(() => validateDevCallbackUrls(["http://127.0.0.1:3000/"], DEV), /devCallbackUrls\[0\] .* must use https/);
+    });
+
+    // Security review N2: Cognito cannot make a public client require PKCE,
+    // and the Hosted UI session is the pool's: a localhost client on the
+    // production pool hands a signed-in user's code to whatever listens there.
+    test("devCallbackUrls is refused on a production stack (localhostCallbacks false)", () => {
+        for (const urls of [["http://localhost:3000/"], ["https://dev.example.com/"]]) {
+            assert.throws(
+                () => validateDevCallbackUrls(urls),
+                (e: unknown) =>
+                    e instanceof ConfigError &&
+                    e.message.includes("devCallbackUrls is refused on a production stack") &&
+                    e.message.includes("PKCE") &&
+                    e.message.includes("pulumi config rm items-api:devCallbackUrls"),
+            );
+        }
+        assert.equal(validateDevCallbackUrls(undefined), undefined, "not set: nothing to refuse");
     });
 
     // Deploy review N12: the error once suggested a URL the same check refuses.
@@ -450,6 +467,7 @@ describe("loadSettings", () => {
         );
         assert.throws(() => load({ ...minimal, callbackUrls: '["http://app.example.com/"]' }), /must use https/);
         assert.throws(() => load({ ...minimal, callbackUrls: '["http://localhost:3000/"]' }), /development address/);
+        assert.throws(() => load({ ...minimal, devCallbackUrls: '["http://localhost:3000/"]' }), /devCallbackUrls is refused on a production stack/);
         assert.throws(() => load({ ...minimal, architecture: "arm" }), /architecture must be one of x86_64, arm64/);
         assert.throws(() => load({ ...minimal, batchSize: "0" }), /batchSize must be an integer between 1 and 1000/);
         assert.throws(

@@ -16,6 +16,8 @@ before(async () => {
         callbackUrls: JSON.stringify(["https://app.example.com/callback", "https://app.example.com/other"]),
         logoutUrls: JSON.stringify(["https://app.example.com/"]),
         defaultRedirectUri: "https://app.example.com/other",
+        // A development stack with https pages and a separate localhost client.
+        localhostCallbacks: "true",
         devCallbackUrls: JSON.stringify(["http://localhost:3000/"]),
         implicitGrant: "true",
         detailedMetrics: "true",
@@ -107,8 +109,9 @@ test("Cognito follows the URL, deletion-protection and sign-up settings", () => 
     assert.ok(String(p.outputs.hostedUiSignInUrl).endsWith("&redirect_uri=https%3A%2F%2Fapp.example.com%2Fother"));
 });
 
-// Issue 25, point 9: localhost pages get their own client; implicitGrant adds
-// the implicit grant to both browser clients.
+// Issue 25, point 9: localhost pages may get their own client (on a
+// development stack: security review N2); implicitGrant adds the implicit
+// grant to both browser clients.
 test("devCallbackUrls: a separate public development client; implicitGrant on both browser clients", () => {
     const web = p.get("aws:cognito/userPoolClient:UserPoolClient", "web-client").inputs;
     const dev = p.get("aws:cognito/userPoolClient:UserPoolClient", "dev-web-client").inputs;
