@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { LambdaName, Settings, lambdaArchivePath, namePrefix } from "./config";
 import { FunctionRole, PolicyStatement, createFunctionRole, logStatement, xrayStatement } from "./iam";
-import { ITEMS_BY_CREATOR_INDEX, ITEM_STREAM_PREFIX, Tables, itemsTableLogicalName } from "./tables";
+import { ITEMS_BY_CREATOR_INDEX, ITEM_STREAM_PREFIX, SNAPSHOT_PREFIX, Tables, itemsTableLogicalName } from "./tables";
 
 /** Partition prefix of the projector's quarantine in the events table (`items_aws::quarantine::QUARANTINE_PREFIX`). */
 export const QUARANTINE_PREFIX = "quarantine#";
@@ -17,6 +17,9 @@ export const QUARANTINE_PREFIX = "quarantine#";
  * partition key the request names (`ForAllValues`).
  */
 export const ITEM_STREAMS_ONLY = { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`${ITEM_STREAM_PREFIX}*`] } };
+
+/** The same for the events table's snapshot items (`snap#<id>`). */
+export const SNAPSHOTS_ONLY = { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`${SNAPSHOT_PREFIX}*`] } };
 
 export interface LambdaBundle {
     key: LambdaName;
@@ -220,10 +223,20 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
             statements: [
                 {
                     // `?version=` / `?at=`: folds one item's stream (consistent
-                    // reads); nothing else of the log.
+                    // reads); no other partition of the log (security review
+                    // N10: idempotency records hold other callers' answers).
                     sid: "ReadItemStreams",
                     actions: ["dynamodb:Query"],
                     resources: [tables.events.arn],
+                    condition: ITEM_STREAMS_ONLY,
+                },
+                {
+                    // ... from the item's snapshot when the point is at or
+                    // after it (HistoryService::item_at).
+                    sid: "ReadSnapshots",
+                    actions: ["dynamodb:GetItem"],
+                    resources: [tables.events.arn],
+                    condition: SNAPSHOTS_ONLY,
                 },
             ],
         },
@@ -270,6 +283,7 @@ export function createFunctions(settings: Settings, tables: Tables, dlq: aws.sqs
                     sid: "ReadItemHistory",
                     actions: ["dynamodb:Query"],
                     resources: [tables.events.arn],
+                    condition: ITEM_STREAMS_ONLY,
                 },
                 {
                     // What Lambda's guide lists for reading a DynamoDB stream, on

@@ -14,6 +14,8 @@ export const EVENTS_TTL_ATTRIBUTE = "expires_at";
  * projector's quarantine (`quarantine#`).
  */
 export const ITEM_STREAM_PREFIX = "item#";
+/** The partition key prefix of an item's snapshot, `snap#<id>` (`items_aws::dynamodb::event_store`). */
+export const SNAPSHOT_PREFIX = "snap#";
 export const ITEMS_HASH_KEY = "id";
 /**
  * TTL attribute of the read tables. Deleted items' tombstones carry it: the

@@ -289,8 +289,9 @@ test("role policies grant exactly the expected actions on exactly the expected r
             QueryItemsByCreator: { actions: ["dynamodb:Query"], resources: [ITEMS_BY_CREATOR_ARN] },
         },
         "get-items": {
-            // An item's stream, no GetItem or Scan of the log.
+            // An item's stream and its snapshot (conditions: below), no Scan of the log.
             ReadItemStreams: { actions: ["dynamodb:Query"], resources: [EVENTS_ARN] },
+            ReadSnapshots: { actions: ["dynamodb:GetItem"], resources: [EVENTS_ARN] },
             WriteOwnLogs: {
                 actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources: [`${logGroupArn("get-items")}:*`],
@@ -665,20 +666,35 @@ test("the projector writes to the events table only under its quarantine prefix"
     }
 });
 
-/** Statements (by policy, then Sid) that read the events table's item streams only. */
-const ITEM_STREAM_READS: Record<string, Record<string, string[]>> = {
+/**
+ * Statements (by policy, then Sid) that read one kind of the events table's
+ * partitions only: their actions and the partition key prefix.
+ */
+const ITEM_STREAM_READS: Record<string, Record<string, [string[], string]>> = {
     // Deploy review N10: the head of the stream after a refused write.
-    "post-item-policy": { ReadStreamHead: ["dynamodb:Query"] },
+    "post-item-policy": { ReadStreamHead: [["dynamodb:Query"], "item#*"] },
+    // Security review N10: the read function, the most exposed, reads no
+    // idempotency record (every caller's keys and stored answers): ?version
+    // and ?at fold an item's stream, from its snapshot when they can.
+    "get-items-policy": { ReadItemStreams: [["dynamodb:Query"], "item#*"], ReadSnapshots: [["dynamodb:GetItem"], "snap#*"] },
+    "project-events-policy": { ReadItemHistory: [["dynamodb:Query"], "item#*"] },
 };
 
-test("reads of item streams in the events table are limited to item# partitions (dynamodb:LeadingKeys)", () => {
+test("reads of the events table that need item streams (or snapshots) only are limited to them (dynamodb:LeadingKeys)", () => {
     for (const [policy, statements] of Object.entries(ITEM_STREAM_READS)) {
         const doc = JSON.parse(p.get(ROLE_POLICY, policy).inputs.policy);
-        for (const [sid, actions] of Object.entries(statements)) {
+        for (const [sid, [actions, prefix]] of Object.entries(statements)) {
             const st = doc.Statement.find((x: { Sid: string }) => x.Sid === sid);
             assert.ok(st, `${policy} ${sid}`);
             assert.deepEqual([st.Action, st.Resource], [actions, [EVENTS_ARN]], `${policy} ${sid}`);
-            assert.deepEqual(st.Condition, { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["item#*"] } }, `${policy} ${sid}`);
+            assert.deepEqual(st.Condition, { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [prefix] } }, `${policy} ${sid}`);
+        }
+    }
+    // get-items and project-events touch the events table through these statements only.
+    for (const fn of ["get-items", "project-events"]) {
+        const doc = JSON.parse(p.get(ROLE_POLICY, `${fn}-policy`).inputs.policy);
+        for (const st of doc.Statement.filter((x: { Resource: string[] }) => x.Resource.includes(EVENTS_ARN))) {
+            assert.ok(st.Condition, `${fn} ${st.Sid} reads the events table without a LeadingKeys condition`);
         }
     }
 });
