@@ -52,3 +52,19 @@ test("deploy.md: the memory settings mention a new account's memory quota", () =
 test("deploy.md: an upgrade note for stacks from before localhostCallbacks", () => {
     assert.match(deploy, /^### Upgrading a stack from before `localhostCallbacks`$/m);
 });
+
+// Security review N11: the forms of `cognito:groups` the docs give are the
+// ones items_aws::apigw::caller::groups_claim reads.
+test("deploy.md gives the cognito:groups forms the handler reads", () => {
+    const caller = fs.readFileSync(path.join(PROJECT_DIR, "..", "adapters", "aws", "src", "apigw", "caller.rs"), "utf8");
+    const parser = caller.slice(caller.indexOf("pub fn groups_claim"), caller.indexOf("impl Caller"));
+    // A JSON array, or one string split at commas; names of [A-Za-z0-9_-] only.
+    assert.match(parser, /serde_json::Value::Array\(groups\)/);
+    assert.match(parser, /text\.split\(','\)/);
+    assert.match(parser, /is_ascii_alphanumeric\(\) \|\| b == b'-' \|\| b == b'_'/);
+    const section = deploy.slice(deploy.indexOf("The functions read `cognito:groups`"), deploy.indexOf("## 6. Sign in"));
+    assert.match(section, /a JSON array of names, or one string of\s+names separated by commas/);
+    assert.match(section, /Only names of letters,\s+digits, `-` and `_` are read/);
+    // Named only as forms that grant nothing.
+    assert.match(section, /JSON array text such as `\["items-admins"\]`, a bracketed space-separated\s+list such as `\[items-admins other\]`\), grants no group/);
+});
