@@ -2,6 +2,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use items_domain::event::rfc3339;
 use items_domain::ports::{CreatorKey, Page, PageKey, ReadModel, StoreError, Upsert};
 use items_domain::{Item, ItemId};
 
@@ -201,20 +202,46 @@ impl ReadModel for DynamoReadModel {
     ) -> Result<Page, StoreError> {
         let after = after.map(CreatorKey::from_page_key).transpose()?;
         let wanted = limit.unwrap_or(CREATOR_PAGE).max(1) as usize;
-        // Every shard's first `wanted` entries after the position, at once,
-        // merged: newest first, then by id (descending), so the order and
-        // the next position are the same on every read.
-        let shards = futures::future::try_join_all(
-            (0..CREATOR_SHARDS).map(|n| self.creator_shard_page(creator, n, after.as_ref(), wanted)),
-        )
-        .await?;
-        let more = shards.iter().any(|(_, exhausted)| !exhausted);
-        let mut items: Vec<Item> = shards.into_iter().flat_map(|(items, _)| items).collect();
-        items.sort_by(|a, b| newest_first(&CreatorKey::of(a), &CreatorKey::of(b)));
-        let more = more || items.len() > wanted;
-        items.truncate(wanted);
-        let next = items.last().filter(|_| more).map(|item| CreatorKey::of(item).to_page_key());
-        Ok(Page { items, next })
+        // A merge of the 16 shards, newest first, then by id (descending),
+        // so the order and the next position are the same on every read.
+        // Each shard is read a little at first and further only while an
+        // entry it has not given yet could still be among the page's.
+        let first = wanted.div_ceil(CREATOR_SHARDS as usize).max(4);
+        let mut shards: Vec<ShardRead> = (0..CREATOR_SHARDS).map(|n| ShardRead::new(creator, n, first)).collect();
+        loop {
+            let unread: Vec<usize> = (0..shards.len()).filter(|&n| shards[n].wants_more()).collect();
+            let reads = unread.iter().map(|&n| self.read_shard(&shards[n], after.as_ref()));
+            for (n, read) in unread.iter().zip(futures::future::try_join_all(reads).await?) {
+                shards[*n].took(read);
+            }
+            let mut keys: Vec<CreatorKey> =
+                shards.iter().flat_map(|shard| shard.items.iter().map(CreatorKey::of)).collect();
+            keys.sort_by(newest_first);
+            // Settled when every shard still holding entries has given all
+            // of them as new as the page's last (a shard's next entries are
+            // no newer than the last it read): else read on there.
+            let boundary = keys.get(wanted - 1).map(|key| key.created_at.clone());
+            let mut settled = true;
+            for shard in shards.iter_mut().filter(|shard| !shard.exhausted) {
+                let covers = match (&boundary, shard.oldest_read()) {
+                    (Some(boundary), Some(oldest)) => oldest < boundary.as_str(),
+                    _ => false,
+                };
+                if !covers {
+                    shard.more = shard.more.saturating_mul(2).clamp(1, 1000);
+                    shard.pending = true;
+                    settled = false;
+                }
+            }
+            if settled {
+                let more = shards.iter().any(|shard| !shard.exhausted) || keys.len() > wanted;
+                let mut items: Vec<Item> = shards.into_iter().flat_map(|shard| shard.items).collect();
+                items.sort_by(|a, b| newest_first(&CreatorKey::of(a), &CreatorKey::of(b)));
+                items.truncate(wanted);
+                let next = items.last().filter(|_| more).map(|item| CreatorKey::of(item).to_page_key());
+                return Ok(Page { items, next });
+            }
+        }
     }
 }
 
@@ -226,56 +253,79 @@ fn newest_first(a: &CreatorKey, b: &CreatorKey) -> std::cmp::Ordering {
     b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id))
 }
 
-impl DynamoReadModel {
-    /// Shard `n`'s first `wanted` entries of `creator` after `after` in the
-    /// listing's order, and whether the shard has no more. Entries of one
-    /// millisecond come in DynamoDB's order, so a read that stops on such
-    /// a time reads on until the time changes: none of them is left out.
-    async fn creator_shard_page(
-        &self,
-        creator: &str,
-        n: u32,
-        after: Option<&CreatorKey>,
-        wanted: usize,
-    ) -> Result<(Vec<Item>, bool), StoreError> {
+/// One index shard's part of a creator listing: what it gave so far.
+struct ShardRead {
+    shard: String,
+    items: Vec<Item>,
+    /// Where its next Query starts, and how many entries it asks for.
+    start: Option<Key>,
+    more: usize,
+    pending: bool,
+    exhausted: bool,
+    /// `createdAt` of the last entry read, kept or not.
+    last_read: Option<String>,
+}
+
+impl ShardRead {
+    fn new(creator: &str, n: u32, first: usize) -> Self {
         let shard = creator_shard_number(creator, n);
-        let mut kept: Vec<Item> = Vec::new();
-        let mut start: Option<Key> = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(ITEMS_BY_CREATOR_INDEX)
-                .expression_attribute_names("#shard", ITEMS_CREATOR_SHARD_KEY)
-                .expression_attribute_values(":shard", AttributeValue::S(shard.clone()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .limit(i32::try_from(wanted.saturating_sub(kept.len()).clamp(1, 1000)).unwrap_or(1000));
-            query = match after {
-                Some(after) => query
-                    .key_condition_expression("#shard = :shard AND #at <= :at")
-                    .expression_attribute_names("#at", ITEMS_CREATED_AT_KEY)
-                    .expression_attribute_values(":at", AttributeValue::S(after.created_at.clone())),
-                None => query.key_condition_expression("#shard = :shard"),
-            };
-            let output = query.send().await.map_err(|e| store_error("Query", e))?;
-            for record in output.items.unwrap_or_default() {
-                let item = Self::decode(record)?;
-                if after.is_none_or(|after| newest_first(after, &CreatorKey::of(&item)).is_lt()) {
-                    kept.push(item);
-                }
-            }
-            start = output.last_evaluated_key;
-            let Some(last) = start.as_ref() else { return Ok((kept, true)) };
-            kept.sort_by(|a, b| newest_first(&CreatorKey::of(a), &CreatorKey::of(b)));
-            let last_at = last.get(ITEMS_CREATED_AT_KEY).and_then(|at| at.as_s().ok());
-            let resolved = kept.get(wanted - 1).is_some_and(|boundary| {
-                last_at.is_some_and(|last_at| *last_at < items_domain::event::rfc3339::format(&boundary.created_at))
-            });
-            if resolved {
-                return Ok((kept, false));
+        Self { shard, items: Vec::new(), start: None, more: first, pending: true, exhausted: false, last_read: None }
+    }
+
+    fn wants_more(&self) -> bool {
+        self.pending && !self.exhausted
+    }
+
+    fn took(&mut self, (items, last_read, start): (Vec<Item>, Option<String>, Option<Key>)) {
+        self.items.extend(items);
+        self.last_read = last_read.or(self.last_read.take());
+        self.exhausted = start.is_none();
+        self.start = start;
+        self.pending = false;
+    }
+
+    /// The oldest `createdAt` this shard has read: every entry it has not
+    /// read is this old or older.
+    fn oldest_read(&self) -> Option<&str> {
+        self.last_read.as_deref()
+    }
+}
+
+impl DynamoReadModel {
+    /// The next entries of a shard after the listing's position `after`:
+    /// those kept, the last `createdAt` read, and where to go on.
+    async fn read_shard(
+        &self,
+        shard: &ShardRead,
+        after: Option<&CreatorKey>,
+    ) -> Result<(Vec<Item>, Option<String>, Option<Key>), StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(ITEMS_BY_CREATOR_INDEX)
+            .expression_attribute_names("#shard", ITEMS_CREATOR_SHARD_KEY)
+            .expression_attribute_values(":shard", AttributeValue::S(shard.shard.clone()))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(shard.start.clone())
+            .limit(i32::try_from(shard.more).unwrap_or(1000));
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("#shard = :shard AND #at <= :at")
+                .expression_attribute_names("#at", ITEMS_CREATED_AT_KEY)
+                .expression_attribute_values(":at", AttributeValue::S(after.created_at.clone())),
+            None => query.key_condition_expression("#shard = :shard"),
+        };
+        let output = query.send().await.map_err(|e| store_error("Query", e))?;
+        let mut kept = Vec::new();
+        let mut last_read = None;
+        for record in output.items.unwrap_or_default() {
+            let item = Self::decode(record)?;
+            last_read = Some(rfc3339::format(&item.created_at));
+            if after.is_none_or(|after| newest_first(after, &CreatorKey::of(&item)).is_lt()) {
+                kept.push(item);
             }
         }
+        Ok((kept, last_read, output.last_evaluated_key))
     }
 }
