@@ -130,10 +130,12 @@ async fn given_a_deleted_item_then_changes_find_nothing_and_unknown_ids_neither(
     assert_eq!(world.stream().await.len(), 2);
 }
 
-/// An event store where another writer appends right before our append.
+/// An event store where another writer appends right before our append,
+/// counting its stream reads.
 struct Racing {
     inner: Arc<InMemoryEventStore>,
     rival: Mutex<Option<Event>>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -146,6 +148,7 @@ impl EventStore for Racing {
         self.inner.append(expected_version, events).await
     }
     async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.stream_after(item_id, after, limit).await
     }
 
@@ -190,7 +193,8 @@ async fn given_a_concurrent_change_then_exactly_one_wins_and_the_other_is_told()
                 description: None,
             }),
         };
-        let racing = Arc::new(Racing { inner: world.events.clone(), rival: Mutex::new(Some(rival)) });
+        let racing =
+            Arc::new(Racing { inner: world.events.clone(), rival: Mutex::new(Some(rival)), reads: Default::default() });
         let changes =
             ChangeItemService::new(racing, Arc::new(FixedClock::default()), Arc::new(SequentialIds::default()));
         let lost = changes.update(&owner(), world.id, rename("Mine"), if_match, None).await;
@@ -577,45 +581,6 @@ async fn given_a_change_from_a_clock_ahead_when_a_slower_clock_changes_then_time
     assert_eq!(times[2], crate::testing::at("2026-01-02T03:04:10.000Z"));
 }
 
-/// Counts the stream reads of another store.
-struct CountingReads {
-    inner: Arc<InMemoryEventStore>,
-    reads: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait]
-impl EventStore for CountingReads {
-    async fn append(&self, expected_version: u64, events: &[Event]) -> Result<(), AppendError> {
-        self.inner.append(expected_version, events).await
-    }
-    async fn stream_after(&self, item_id: ItemId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.stream_after(item_id, after, limit).await
-    }
-    async fn snapshot(&self, item_id: ItemId) -> Result<Option<crate::ports::Snapshot>, StoreError> {
-        self.inner.snapshot(item_id).await
-    }
-    async fn save_snapshot(&self, snapshot: &crate::ports::Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
-    }
-    async fn append_idempotent(
-        &self,
-        record: &IdempotencyRecord,
-        expected_version: u64,
-        events: &[Event],
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), AppendError> {
-        self.inner.append_idempotent(record, expected_version, events, now).await
-    }
-    async fn idempotency_record(
-        &self,
-        subject: &str,
-        key: &IdempotencyKey,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.inner.idempotency_record(subject, key).await
-    }
-}
-
 /// Security review N5: `?version`/`?at` at or after an item's snapshot fold
 /// from it, so a long stream costs one or two reads, not one per 1,000
 /// events; a point before it folds from the start; a snapshot of other
@@ -626,9 +591,9 @@ async fn an_item_as_it_was_folds_from_its_snapshot_and_stops_at_the_deadline() {
     for n in 0..4_999 {
         world.changes.update(&owner(), world.id, rename(&format!("name {n}")), None, None).await.unwrap();
     }
-    let counting = Arc::new(CountingReads { inner: world.events.clone(), reads: Default::default() });
+    let counting = Arc::new(Racing { inner: world.events.clone(), rival: Mutex::new(None), reads: Default::default() });
     let history = HistoryService::new(counting.clone());
-    let reads = |history: &CountingReads| history.reads.swap(0, std::sync::atomic::Ordering::Relaxed);
+    let reads = |history: &Racing| history.reads.swap(0, std::sync::atomic::Ordering::Relaxed);
     let last = history.item_at(world.id, PointInTime::Version(5_000), None).await.unwrap().unwrap();
     assert_eq!((last.name.as_str(), last.version), ("name 4998", 5_000));
     assert!(reads(&counting) <= 1, "from the snapshot at 5,000");
