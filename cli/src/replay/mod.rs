@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use items_aws::dynamodb::codec::ITEMS_BY_CREATOR_INDEX;
 use items_aws::dynamodb::{
     BatchWriter, DynamoEventStore, DynamoReadModel, TOMBSTONE_LIFETIME, TableNames, ensure_items_table,
 };
@@ -253,12 +254,23 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 }
                 if !local {
                     let described = clients.dynamodb.describe_table().table_name(into).send().await;
-                    if let Err(error) = described {
-                        let error = aws_sdk_dynamodb::error::DisplayErrorContext(error);
+                    let described = match described {
+                        Ok(described) => described,
+                        Err(error) => {
+                            let error = aws_sdk_dynamodb::error::DisplayErrorContext(error);
+                            anyhow::bail!(
+                                "no such table {into} ({error}): rebuild into the table Pulumi made for the rebuild \
+                                 (itemsRebuildGeneration, docs/deploy.md section 10); tables are created only on \
+                                 DynamoDB Local (--dynamodb-endpoint)"
+                            );
+                        }
+                    };
+                    // Switched to, a table without the index this code
+                    // queries would answer every `?createdBy=` with an error.
+                    if !has_creator_index(described.table()) {
                         anyhow::bail!(
-                            "no such table {into} ({error}): rebuild into the table Pulumi made for the rebuild \
-                             (itemsRebuildGeneration, docs/deploy.md section 10); tables are created only on \
-                             DynamoDB Local (--dynamodb-endpoint)"
+                            "table {into} has no {ITEMS_BY_CREATOR_INDEX} index, which this release's listings \
+                             query: declare the rebuild table with this release's Pulumi program first"
                         );
                     }
                 } else if ensure_items_table(&clients.dynamodb, into).await? {
@@ -338,4 +350,31 @@ async fn replay_dynamodb(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a read table has the creator index this release's listings query.
+fn has_creator_index(table: Option<&aws_sdk_dynamodb::types::TableDescription>) -> bool {
+    let indexes = table.map(|table| table.global_secondary_indexes()).unwrap_or_default();
+    indexes.iter().any(|index| index.index_name() == Some(ITEMS_BY_CREATOR_INDEX))
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndexDescription, TableDescription};
+
+    /// A rebuild table declared by an older program (the unsharded index)
+    /// is refused before anything is written to it.
+    #[test]
+    fn a_rebuild_table_needs_this_releases_creator_index() {
+        let with = |name: &str| {
+            TableDescription::builder()
+                .global_secondary_indexes(GlobalSecondaryIndexDescription::builder().index_name(name).build())
+                .build()
+        };
+        assert!(has_creator_index(Some(&with(ITEMS_BY_CREATOR_INDEX))));
+        assert!(!has_creator_index(Some(&with("by-creator"))));
+        assert!(!has_creator_index(Some(&TableDescription::builder().build())));
+        assert!(!has_creator_index(None));
+    }
 }
