@@ -2,10 +2,11 @@
 
 import * as aws from "@pulumi/aws";
 import { AuthUrls, READ_SCOPE, Settings, WRITE_SCOPE, namePrefix } from "./config";
+import routeTable from "./routes.json";
 
 export const RESOURCE_SERVER_ID = "items";
 /** Members may rename and delete anyone's items (the access token's `cognito:groups`). */
-export const ADMIN_GROUP = "items-admins";
+export const ADMIN_GROUP: string = routeTable.adminGroup;
 
 export interface Cognito {
     userPool: aws.cognito.UserPool;

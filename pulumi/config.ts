@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as zlib from "zlib";
 import * as pulumi from "@pulumi/pulumi";
+import routeTable from "./routes.json";
 
 /** Pulumi project name; also the config namespace (`items-api:<key>`). */
 export const PROJECT_NAME = "items-api";
@@ -38,8 +39,9 @@ export const LOG_RETENTION_DAYS = [
 ] as const;
 
 /** Scopes of the `items` resource server, as they appear in access tokens. */
-export const READ_SCOPE = "items/read";
-export const WRITE_SCOPE = "items/write";
+// The identity names are the Rust route table's (`items_aws::routes`, written to routes.json).
+export const READ_SCOPE: string = routeTable.scopes.read;
+export const WRITE_SCOPE: string = routeTable.scopes.write;
 export const SIGN_IN_SCOPES = ["openid", READ_SCOPE, WRITE_SCOPE];
 
 export class ConfigError extends Error {

@@ -99,7 +99,10 @@ pub fn build(
             config.machine_client = Some(MachineClient {
                 client_id: DEV_MACHINE_CLIENT_ID.to_owned(),
                 client_secret: String::from_utf8(secret).context("the machine client's secret is not text")?,
-                allowed_scopes: vec!["items/read".to_owned(), "items/write".to_owned()],
+                allowed_scopes: vec![
+                    items_aws::routes::READ_SCOPE.to_owned(),
+                    items_aws::routes::WRITE_SCOPE.to_owned(),
+                ],
             });
             let ui = HostedUi::new(config, idp).context("the local Hosted UI's settings")?;
             let router = web_app::router(&page(String::new(), client_id)).merge(hosted_ui::router(Arc::new(ui)));

@@ -95,12 +95,16 @@ pub fn allowed_methods(resource: &str) -> String {
     methods.chain(["OPTIONS"]).collect::<Vec<_>>().join(", ")
 }
 
-/// The table as `pulumi/routes.json` holds it.
+/// The table as `pulumi/routes.json` holds it, with the identity names the
+/// Pulumi program declares (the scopes of the resource server, the admin
+/// group), so each is written in one place.
 pub fn to_json() -> String {
     let table = serde_json::json!({
         "routes": ROUTES,
         "allowHeaders": ALLOW_HEADERS,
         "preflightMaxAge": PREFLIGHT_MAX_AGE,
+        "scopes": { "read": READ_SCOPE, "write": WRITE_SCOPE },
+        "adminGroup": items_domain::command::ADMIN_GROUP,
     });
     let mut text = serde_json::to_string_pretty(&table).unwrap_or_default();
     text.push('\n');

@@ -9,7 +9,7 @@ use super::sign_in_guard::SignInLimits;
 use super::users::UserStore;
 
 /// The scopes the development app client may ask for (as the Pulumi stack's client).
-pub const CLIENT_SCOPES: [&str; 4] = ["openid", "email", "items/read", "items/write"];
+pub const CLIENT_SCOPES: [&str; 4] = ["openid", "email", items_aws::routes::READ_SCOPE, items_aws::routes::WRITE_SCOPE];
 pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub(super) const MAX_STATE_BYTES: usize = 2048;
