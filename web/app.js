@@ -1,38 +1,27 @@
-// Items: sign in on the Hosted UI (local or Cognito), then list your items or
-// everyone's, create items (with an optional description), edit (name and
-// description) and delete them, and read an item's history with the item as it
-// was at each version.
+// Items: the page. Sign in on the Hosted UI (local or Cognito), then list your
+// items or everyone's, create items (with an optional description), edit (name
+// and description) and delete them, and read an item's history with the item as
+// it was at each version.
 //
-// - Sign-in: authorization code + PKCE (S256) by default, implicit grant with
-//   "responseType": "token" in config.json.
-// - Keeps only the ACCESS token (and, for the code flow, the refresh token) in
-//   sessionStorage; the id token is dropped on arrival and never sent anywhere.
-// - Reads the access token's `exp`: refreshes when it can, otherwise asks the
-//   person to sign in again.
+// - auth.js signs in and out and keeps the tokens; api.js calls the API.
+// - This file is the views (the list, the create form, the edit dialog, the
+//   history) and their wiring.
 // No build step, no dependencies; all text goes through textContent.
 
-const KEYS = {
-  access: "items.accessToken",
-  refresh: "items.refreshToken",
-  signIn: "items.pendingSignIn",
-};
-const EXPIRY_MARGIN_MS = 5000;
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-class SessionExpired extends Error {
-  constructor() {
-    super("Your session has expired. Please sign in again.");
-  }
-}
-
-/** An API answer that is not 2xx: its message, and the status and body for callers that expect one (410). */
-class ApiError extends Error {
-  constructor(message, status, body) {
-    super(message);
-    this.status = status;
-    this.body = body;
-  }
-}
+import { ApiError, api, configureApi, listAll } from "./api.js";
+import {
+  SessionExpired,
+  accessToken,
+  completeSignIn,
+  configureAuth,
+  endSession,
+  forgetTokens,
+  hasStoredTokens,
+  scheduleExpiry,
+  session,
+  signIn,
+  signOut,
+} from "./auth.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -74,10 +63,6 @@ const DESCRIPTION_MAX = 2000;
 /** How much of a description the list shows under the item's name. */
 const PREVIEW_MAX = 80;
 
-let config;
-let hostedUi;
-let redirectUri;
-let expiryTimer;
 let listed = [];
 /** Which listing is shown: "mine" (GET /items?createdBy=me, the default) or "all" (GET /items). */
 let view = "mine";
@@ -106,40 +91,6 @@ function clearError() {
   ui.error.hidden = true;
 }
 
-function base64UrlEncode(bytes) {
-  let binary = "";
-  for (const byte of new Uint8Array(bytes)) binary += String.fromCharCode(byte);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function randomString() {
-  return base64UrlEncode(crypto.getRandomValues(new Uint8Array(32)));
-}
-
-async function s256(text) {
-  return base64UrlEncode(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
-/** The claims of a JWT, unverified: the API verifies; the page only reads `exp` and `username`. */
-function claimsOf(token) {
-  try {
-    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    const padded = payload + "=".repeat((4 - (payload.length % 4)) % 4);
-    const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return null;
-  }
-}
-
-function endpoint(path) {
-  return new URL(path, hostedUi).toString();
-}
-
-function apiUrl(path) {
-  return (config.apiUrl || "").replace(/\/+$/, "") + path;
-}
-
 /** A description on one line (every run of white space one space), cut after `max` characters with "…"
  * (whole characters as a reader sees them, where the browser can tell). */
 function preview(text, max = PREVIEW_MAX) {
@@ -161,197 +112,10 @@ function descriptionFits(text) {
   return Array.from(text).length <= DESCRIPTION_MAX;
 }
 
-// ---- tokens ------------------------------------------------------------------
-
-/** Keeps the access token (and a refresh token); ignores any id token. */
-function storeTokens(tokens) {
-  const claims = tokens.access_token ? claimsOf(tokens.access_token) : null;
-  if (!claims || claims.token_use !== "access" || typeof claims.exp !== "number") {
-    throw new Error("The Hosted UI did not return an access token.");
-  }
-  sessionStorage.setItem(KEYS.access, tokens.access_token);
-  if (tokens.refresh_token) sessionStorage.setItem(KEYS.refresh, tokens.refresh_token);
-}
-
-function forgetTokens() {
-  sessionStorage.removeItem(KEYS.access);
-  sessionStorage.removeItem(KEYS.refresh);
-}
-
-/** The stored access token and its claims, or null; `expired` a few seconds early. */
-function session() {
-  const token = sessionStorage.getItem(KEYS.access);
-  const claims = token ? claimsOf(token) : null;
-  if (!claims || typeof claims.exp !== "number") return null;
-  return { token, claims, expired: claims.exp * 1000 <= Date.now() + EXPIRY_MARGIN_MS };
-}
-
-async function tokenRequest(fields) {
-  const response = await fetch(endpoint("/oauth2/token"), {
-    method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(fields),
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(`The token request failed: ${body.error || response.status}.`);
-  return body;
-}
-
-/** A valid access token: the stored one, or a refreshed one; else SessionExpired. */
-async function accessToken() {
-  const current = session();
-  if (current && !current.expired) return current.token;
-  const refreshToken = sessionStorage.getItem(KEYS.refresh);
-  if (refreshToken) {
-    try {
-      storeTokens(await tokenRequest({ grant_type: "refresh_token", client_id: config.clientId, refresh_token: refreshToken }));
-      scheduleExpiry();
-      return session().token;
-    } catch {
-      // The refresh token is gone or expired: sign in again.
-    }
-  }
-  throw new SessionExpired();
-}
-
-function scheduleExpiry() {
-  clearTimeout(expiryTimer);
-  const current = session();
-  if (!current) return;
-  const delay = Math.min(Math.max(current.claims.exp * 1000 - EXPIRY_MARGIN_MS - Date.now(), 0), MAX_TIMER_MS);
-  expiryTimer = setTimeout(onExpiry, delay);
-}
-
-async function onExpiry() {
-  try {
-    await accessToken();
-  } catch (error) {
-    if (error instanceof SessionExpired) sessionExpired();
-  }
-}
-
-// ---- sign-in and sign-out ----------------------------------------------------
-
-async function signIn() {
-  const responseType = config.responseType === "token" ? "token" : "code";
-  const flow = { state: randomString(), responseType, redirectUri };
-  const url = new URL(endpoint("/oauth2/authorize"));
-  url.searchParams.set("response_type", responseType);
-  url.searchParams.set("client_id", config.clientId);
-  url.searchParams.set("redirect_uri", redirectUri);
-  url.searchParams.set("scope", config.scopes || "openid items/read items/write");
-  url.searchParams.set("state", flow.state);
-  if (responseType === "code") {
-    flow.verifier = randomString();
-    url.searchParams.set("code_challenge_method", "S256");
-    url.searchParams.set("code_challenge", await s256(flow.verifier));
-  }
-  sessionStorage.setItem(KEYS.signIn, JSON.stringify(flow));
-  location.assign(url.toString());
-}
-
-/** Back from the Hosted UI: `?code=` (code flow) or `#access_token=` (implicit), or an error. */
-async function completeSignIn() {
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  const query = new URLSearchParams(location.search);
-  let params;
-  if (fragment.has("access_token") || fragment.has("error")) params = fragment;
-  else if (query.has("code") || query.has("error")) params = query;
-  else return;
-
-  // Codes and tokens leave the address bar and the history at once.
-  history.replaceState(null, "", location.pathname);
-  const flow = JSON.parse(sessionStorage.getItem(KEYS.signIn) || "null");
-  sessionStorage.removeItem(KEYS.signIn);
-  if (!flow || params.get("state") !== flow.state) {
-    throw new Error("This sign-in response was not requested by this page. Please sign in again.");
-  }
-  if (params.has("error")) {
-    throw new Error(`Sign-in failed: ${params.get("error_description") || params.get("error")}.`);
-  }
-  if (flow.responseType === "token" && params === fragment) {
-    storeTokens({ access_token: params.get("access_token") });
-  } else if (flow.responseType === "code" && params === query) {
-    storeTokens(
-      await tokenRequest({
-        grant_type: "authorization_code",
-        client_id: config.clientId,
-        code: params.get("code"),
-        redirect_uri: flow.redirectUri,
-        code_verifier: flow.verifier,
-      }),
-    );
-  } else {
-    throw new Error("The sign-in response does not match the sign-in that was started. Please sign in again.");
-  }
-}
-
-async function signOut() {
-  clearTimeout(expiryTimer);
-  const refreshToken = sessionStorage.getItem(KEYS.refresh);
-  forgetTokens();
-  if (refreshToken) {
-    await fetch(endpoint("/oauth2/revoke"), {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ token: refreshToken, client_id: config.clientId }),
-    }).catch(() => {});
-  }
-  const url = new URL(endpoint("/logout"));
-  url.searchParams.set("client_id", config.clientId);
-  url.searchParams.set("logout_uri", redirectUri);
-  location.assign(url.toString());
-}
-
 function sessionExpired() {
-  clearTimeout(expiryTimer);
-  forgetTokens();
+  endSession();
   showSignedOut(new SessionExpired().message);
   ui.signIn.focus();
-}
-
-// ---- the API -------------------------------------------------------------------
-
-/** An API message as the person can act on it: a deployment still rolling descriptions out refuses them. */
-function readable(message) {
-  if (!message.startsWith("`description` cannot be stored yet")) return message;
-  return "This server cannot store descriptions yet (it is being upgraded). Save without a description, or try again later";
-}
-
-async function api(path, init = {}) {
-  return (await apiPage(apiUrl(path), init)).body;
-}
-
-/** One API call to `url`: its JSON body and the `Link: <…>; rel="next"` URL, if any. */
-async function apiPage(url, init = {}) {
-  const token = await accessToken();
-  const response = await fetch(url, {
-    ...init,
-    headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` },
-  });
-  if (response.status === 401) throw new SessionExpired();
-  const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    const message = body && typeof body.message === "string" ? body.message : response.statusText;
-    throw new ApiError(`${readable(message)} (HTTP ${response.status}).`, response.status, body);
-  }
-  const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get("Link") || "");
-  return { body, next: next ? new URL(next[1], new URL(url, window.location.href)).href : null };
-}
-
-/** Every item of the listing `path` (`/items`, `/items?createdBy=me`), then each
- * `Link: rel="next"` page (a listing stops where a Lambda response would grow
- * too large, and says where to go on). */
-async function listAll(path) {
-  const items = [];
-  let url = apiUrl(path);
-  for (let pages = 1; url; pages++) {
-    const page = await apiPage(url);
-    items.push(...page.body);
-    url = page.next;
-    if (url) setStatus(`Loading items… (${items.length} so far, page ${pages + 1})`);
-  }
-  return items;
 }
 
 /** Runs an API action; shows its error, or the sign-in prompt when the session is over. */
@@ -662,7 +426,8 @@ async function loadItems() {
   const load = ++loads;
   await attempt(async () => {
     setStatus("Loading items…");
-    const items = await listAll(view === "mine" ? "/items?createdBy=me" : "/items");
+    const path = view === "mine" ? "/items?createdBy=me" : "/items";
+    const items = await listAll(path, (count, page) => setStatus(`Loading items… (${count} so far, page ${page})`));
     if (load !== loads) return;
     listed = items;
     const count = render();
@@ -742,6 +507,7 @@ async function main() {
   });
   ui.historyClose.addEventListener("click", () => ui.historyDialog.close());
 
+  let config;
   try {
     const response = await fetch("config.json", { cache: "no-store" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -751,8 +517,8 @@ async function main() {
     showError(`The page's configuration (config.json) cannot be loaded: ${error.message}.`);
     return;
   }
-  hostedUi = config.hostedUiUrl || location.origin;
-  redirectUri = config.redirectUri || `${location.origin}${location.pathname}`;
+  configureAuth(config, sessionExpired);
+  configureApi(config.apiUrl);
 
   try {
     await completeSignIn();
@@ -765,7 +531,7 @@ async function main() {
   try {
     await accessToken();
   } catch (error) {
-    const hadSession = sessionStorage.getItem(KEYS.access) || sessionStorage.getItem(KEYS.refresh);
+    const hadSession = hasStoredTokens();
     forgetTokens();
     showSignedOut(hadSession && error instanceof SessionExpired ? error.message : "");
     return;

@@ -16,7 +16,12 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub const INDEX_HTML: &str = include_str!("../../../web/index.html");
+/// The views and their wiring; imports the two modules below.
 pub const APP_JS: &str = include_str!("../../../web/app.js");
+/// Sign-in on the Hosted UI and the tokens (an ES module).
+pub const AUTH_JS: &str = include_str!("../../../web/auth.js");
+/// The API client (an ES module).
+pub const API_JS: &str = include_str!("../../../web/api.js");
 pub const STYLE_CSS: &str = include_str!("../../../web/style.css");
 
 /// What `/config.json` tells the page. Empty URLs mean "this server".
@@ -67,7 +72,8 @@ struct Served {
     csp: String,
 }
 
-/// `GET /`, `/index.html`, `/app.js`, `/style.css` and `/config.json`.
+/// `GET /`, `/index.html`, `/app.js` (with the modules it imports, `/auth.js`
+/// and `/api.js`), `/style.css` and `/config.json`.
 pub fn router(config: &WebAppConfig) -> Router {
     let served = Arc::new(Served {
         config_json: serde_json::to_string_pretty(config).unwrap_or_else(|_| "{}".to_owned()),
@@ -77,6 +83,8 @@ pub fn router(config: &WebAppConfig) -> Router {
         .route("/", get(index))
         .route("/index.html", get(index))
         .route("/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
+        .route("/auth.js", get(|| async { asset(AUTH_JS, "text/javascript; charset=utf-8") }))
+        .route("/api.js", get(|| async { asset(API_JS, "text/javascript; charset=utf-8") }))
         .route("/style.css", get(|| async { asset(STYLE_CSS, "text/css; charset=utf-8") }))
         .route("/config.json", get(config_json))
         .with_state(served)

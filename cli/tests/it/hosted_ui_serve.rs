@@ -140,6 +140,16 @@ async fn the_page_and_the_hosted_ui_are_served_next_to_the_api() {
     assert!(page.text().await.unwrap().contains(r#"<script type="module" src="app.js"></script>"#));
     let script = client.get(server.url("/app.js")).send().await.unwrap();
     assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    let script = script.text().await.unwrap();
+    // The modules app.js imports are served next to it, just as it is.
+    for module in ["auth.js", "api.js"] {
+        assert!(script.contains(&format!(r#"from "./{module}";"#)), "app.js imports {module}");
+        let served = client.get(server.url(&format!("/{module}"))).send().await.unwrap();
+        assert_eq!(served.status(), 200, "{module}");
+        assert_eq!(served.headers()["content-type"], "text/javascript; charset=utf-8", "{module}");
+        assert_eq!(served.headers()["x-content-type-options"], "nosniff", "{module}");
+        assert_eq!(served.headers()["cache-control"], "no-cache", "{module}");
+    }
 
     let config: Value = client.get(server.url("/config.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(config["clientId"], CLIENT);
