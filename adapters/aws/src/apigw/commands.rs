@@ -14,7 +14,7 @@ use items_domain::service::{ChangeError, ChangeItemService, Changed, HistoryServ
 use crate::metrics::Counter;
 
 use super::{ApiError, Caller, REPEAT_HEADER, answer, etag, idempotency_key, json_body, json_response};
-use crate::routes::{Function, Operation};
+use crate::routes::{Function, Operation, Route};
 
 /// What the `item-commands` function serves.
 pub struct ItemCommands {
@@ -24,22 +24,20 @@ pub struct ItemCommands {
 
 /// The `item-commands` function's handler.
 pub async fn item_commands(functions: &ItemCommands, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
-    answer(request, async |caller, request| dispatch(functions, caller, request).await).await
-}
-
-fn not_found() -> ApiError {
-    ApiError::new(404, "Item not found")
+    answer(Function::ItemCommands, request, async |caller, route, request| {
+        dispatch(functions, caller, route, request).await
+    })
+    .await
 }
 
 async fn dispatch(
     functions: &ItemCommands,
-    caller: Option<&Caller>,
+    caller: &Caller,
+    route: Route,
     request: &ApiGatewayProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
-    let caller = caller.ok_or_else(ApiError::unauthorized)?;
-    let route = super::route(Function::ItemCommands, caller, request)?;
     // Not a UUID: no item has that id.
-    let id = request.path_parameters.get("id").and_then(|id| ItemId::parse(id)).ok_or_else(not_found)?;
+    let id = request.path_parameters.get("id").and_then(|id| ItemId::parse(id)).ok_or_else(ApiError::not_found)?;
     match route.operation {
         Operation::ItemHistory => {
             let limit = super::page_limit(request)?;
@@ -47,17 +45,17 @@ async fn dispatch(
                 None => 0,
                 Some(text) => text.parse::<u64>().map_err(|_| ApiError::new(400, "invalid cursor"))?,
             };
-            let page = functions.history.history(id, limit, after).await?.ok_or_else(not_found)?;
+            let page = functions.history.history(id, limit, after).await?.ok_or_else(ApiError::not_found)?;
             // The path as the client called it (with the stage in AWS).
             let path = request.request_context.path.as_deref().or(request.path.as_deref()).unwrap_or_default();
             let headers = super::next_link(path, &[], limit, page.next.map(|next| next.to_string()).as_deref());
             Ok(json_response(200, &page.entries, headers))
         }
         Operation::UpdateItem => {
-            let update = UpdateItem::from_json(&json_body(request)?).map_err(|e| ApiError::new(400, e.to_string()))?;
+            let update = UpdateItem::from_json(&json_body(request)?)?;
             let (expected, key) = (if_match(&request.headers)?, idempotency_key(&request.headers)?);
             let changed = functions.changes.update(&actor(caller), id, update, expected, key.as_ref()).await;
-            let changed = changed.map_err(change_error)?;
+            let changed = changed?;
             counted(&changed, Counter::ItemsUpdated);
             let mut headers = repeat_header(&changed);
             if let Some(etag) = etag(changed.item.version) {
@@ -68,7 +66,7 @@ async fn dispatch(
         Operation::DeleteItem => {
             let (expected, key) = (if_match(&request.headers)?, idempotency_key(&request.headers)?);
             let changed = functions.changes.delete(&actor(caller), id, expected, key.as_ref()).await;
-            let changed = changed.map_err(change_error)?;
+            let changed = changed?;
             counted(&changed, Counter::ItemsDeleted);
             let mut response = ApiGatewayProxyResponse::default();
             response.status_code = 204;
@@ -126,26 +124,28 @@ fn if_match(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     Ok(Precondition::OneOf(versions))
 }
 
-fn change_error(error: ChangeError) -> ApiError {
-    match error {
-        ChangeError::Rejected(Rejection::NotFound) => not_found(),
-        ChangeError::Rejected(Rejection::NotOwner) => {
-            ApiError::new(403, format!("Only the item's creator or a member of {ADMIN_GROUP} may change it"))
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::Rejected(Rejection::NotFound) => ApiError::not_found(),
+            ChangeError::Rejected(Rejection::NotOwner) => {
+                ApiError::new(403, format!("Only the item's creator or a member of {ADMIN_GROUP} may change it"))
+            }
+            ChangeError::Rejected(Rejection::VersionMismatch { current, .. }) => ApiError::with_current_version(
+                412,
+                format!("The item is at version {current}, not the one If-Match names"),
+                current,
+            ),
+            ChangeError::Conflict { current } => ApiError::with_current_version(
+                409,
+                format!("The item changed while this request was handled; it is now at version {current}"),
+                current,
+            ),
+            ChangeError::KeyReused => ApiError::new(422, "Idempotency-Key was already used with a different request"),
+            refused @ ChangeError::NotWritableYet { .. } => ApiError::new(400, refused.to_string()),
+            ChangeError::Rejected(Rejection::AlreadyExists) => ApiError::new(409, "Item already exists"),
+            ChangeError::Store(error) => ApiError::from(error),
         }
-        ChangeError::Rejected(Rejection::VersionMismatch { current, .. }) => ApiError::with_current_version(
-            412,
-            format!("The item is at version {current}, not the one If-Match names"),
-            current,
-        ),
-        ChangeError::Conflict { current } => ApiError::with_current_version(
-            409,
-            format!("The item changed while this request was handled; it is now at version {current}"),
-            current,
-        ),
-        ChangeError::KeyReused => ApiError::new(422, "Idempotency-Key was already used with a different request"),
-        refused @ ChangeError::NotWritableYet { .. } => ApiError::new(400, refused.to_string()),
-        ChangeError::Rejected(Rejection::AlreadyExists) => ApiError::new(409, "Item already exists"),
-        ChangeError::Store(error) => ApiError::from(error),
     }
 }
 

@@ -7,39 +7,26 @@ use items_domain::command::CreateItem;
 use items_domain::service::{CreateError, CreateItemService, Created};
 use serde::Serialize;
 
-use super::{
-    ApiError, Caller, REPEAT_HEADER, answer, collection_path, idempotency_key, json_body, json_response, route,
-};
+use super::{ApiError, Caller, REPEAT_HEADER, answer, collection_path, idempotency_key, json_body, json_response};
 use crate::routes::Function;
 
 /// The `post-item` function's handler.
 pub async fn post_item(service: &CreateItemService, request: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
-    answer(request, async |caller, request| create(service, caller, request).await).await
+    answer(Function::PostItem, request, async |caller, _, request| create(service, caller, request).await).await
 }
 
 async fn create(
     service: &CreateItemService,
-    caller: Option<&Caller>,
+    caller: &Caller,
     request: &ApiGatewayProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
-    let caller = caller.ok_or_else(ApiError::unauthorized)?;
-    route(Function::PostItem, caller, request)?;
     let body = json_body(request)?;
-    let command = CreateItem::from_json(&body).map_err(|e| ApiError::new(400, e.to_string()))?;
+    let command = CreateItem::from_json(&body)?;
     let key = idempotency_key(&request.headers)?;
     let created = match &key {
         Some(key) => service.create_idempotent(&caller.subject, command, key).await,
         None => service.create(&caller.subject, command).await.map(Created::New),
-    }
-    .map_err(|error| match error {
-        CreateError::Store(error) => ApiError::from(error),
-        CreateError::KeyReused => ApiError::new(422, "Idempotency-Key was already used with a different request"),
-        refused @ CreateError::NotWritableYet { .. } => ApiError::new(400, refused.to_string()),
-        CreateError::Conflict(conflict) => {
-            tracing::error!(%conflict, "new item's stream already existed");
-            ApiError::new(500, "Internal server error")
-        }
-    })?;
+    }?;
     let item = created.item();
     match created {
         Created::New(_) => crate::metrics::count(crate::metrics::Counter::ItemsCreated, 1),
@@ -60,4 +47,18 @@ async fn create(
 struct Stored<'a> {
     message: &'static str,
     item: &'a items_domain::Item,
+}
+
+impl From<CreateError> for ApiError {
+    fn from(error: CreateError) -> Self {
+        match error {
+            CreateError::Store(error) => ApiError::from(error),
+            CreateError::KeyReused => ApiError::new(422, "Idempotency-Key was already used with a different request"),
+            refused @ CreateError::NotWritableYet { .. } => ApiError::new(400, refused.to_string()),
+            CreateError::Conflict(conflict) => {
+                tracing::error!(%conflict, "new item's stream already existed");
+                ApiError::new(500, "Internal server error")
+            }
+        }
+    }
 }

@@ -38,15 +38,24 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Response header on a repeated idempotent response (value `true`; the name Stripe uses on the wire).
 pub const REPEAT_HEADER: &str = "idempotent-replayed";
 
-/// Every handler's frame: the caller from the claims, the handler's answer
-/// or its error as a response, and one log line.
+/// Every handler's frame: the caller from the claims (401 without), the
+/// route `function` serves with a scope the caller holds (405, 403), the
+/// handler's answer or its error as a response, and one log line.
 async fn answer(
+    function: Function,
     request: ApiGatewayProxyRequest,
-    handler: impl AsyncFnOnce(Option<&Caller>, &ApiGatewayProxyRequest) -> Result<ApiGatewayProxyResponse, ApiError>,
+    handler: impl AsyncFnOnce(&Caller, Route, &ApiGatewayProxyRequest) -> Result<ApiGatewayProxyResponse, ApiError>,
 ) -> ApiGatewayProxyResponse {
     let started = Instant::now();
     let caller = Caller::from_request(&request);
-    let response = handler(caller.as_ref(), &request).await.unwrap_or_else(ApiError::into_response);
+    let routed = caller.as_ref().ok_or_else(ApiError::unauthorized).and_then(|caller| {
+        let route = route(function, caller, &request)?;
+        Ok((caller, route))
+    });
+    let response = match routed {
+        Ok((caller, route)) => handler(caller, *route, &request).await.unwrap_or_else(ApiError::into_response),
+        Err(error) => error.into_response(),
+    };
     log_request(&request, &response, caller.as_ref(), started);
     response
 }

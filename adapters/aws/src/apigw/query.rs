@@ -10,8 +10,8 @@ use items_domain::ItemId;
 use items_domain::event::rfc3339;
 use items_domain::service::{HistoryService, PointInTime, QueryError, QueryService, Selection};
 
-use super::{ApiError, Caller, answer, collection_path, etag, json_response, next_link, page_limit, route};
-use crate::routes::{Function, Operation};
+use super::{ApiError, Caller, answer, collection_path, etag, json_response, next_link, page_limit};
+use crate::routes::{Function, Operation, Route};
 
 /// What the `get-items` function serves.
 pub struct ItemQueries {
@@ -33,17 +33,20 @@ pub async fn get_items(
     request: ApiGatewayProxyRequest,
     deadline: Instant,
 ) -> ApiGatewayProxyResponse {
-    answer(request, async |caller, request| read(functions, caller, request, deadline).await).await
+    answer(Function::GetItems, request, async |caller, route, request| {
+        read(functions, caller, route, request, deadline).await
+    })
+    .await
 }
 
 async fn read(
     functions: &ItemQueries,
-    caller: Option<&Caller>,
+    caller: &Caller,
+    route: Route,
     request: &ApiGatewayProxyRequest,
     deadline: Instant,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
-    let caller = caller.ok_or_else(ApiError::unauthorized)?;
-    if route(Function::GetItems, caller, request)?.operation == Operation::GetItem {
+    if route.operation == Operation::GetItem {
         return get_item(functions, request, deadline).await;
     }
     let limit = page_limit(request)?;
@@ -85,10 +88,9 @@ async fn get_item(
     request: &ApiGatewayProxyRequest,
     deadline: Instant,
 ) -> Result<ApiGatewayProxyResponse, ApiError> {
-    let not_found = || ApiError::new(404, "Item not found");
-    let id = request.path_parameters.get("id").and_then(|id| ItemId::parse(id)).ok_or_else(not_found)?;
+    let id = request.path_parameters.get("id").and_then(|id| ItemId::parse(id)).ok_or_else(ApiError::not_found)?;
     let item = match point_in_time(request)? {
-        None => functions.items.get(id).await.map_err(query_error)?.ok_or_else(not_found)?,
+        None => functions.items.get(id).await.map_err(query_error)?.ok_or_else(ApiError::not_found)?,
         Some(point) => {
             // Stops as the listing does, the reserve before the deadline.
             let stop_by = deadline.checked_sub(functions.items.reserve());

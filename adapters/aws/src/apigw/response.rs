@@ -33,6 +33,11 @@ impl ApiError {
         Self::new(403, "Forbidden")
     }
 
+    /// No such item (or not a UUID: no item has that id), or a deleted one.
+    pub fn not_found() -> Self {
+        Self::new(404, "Item not found")
+    }
+
     pub fn into_response(self) -> ApiGatewayProxyResponse {
         let body = match self.current_version {
             Some(version) => serde_json::json!({ "message": self.message, "currentVersion": version }),
@@ -90,4 +95,11 @@ pub(super) fn next_link(path: &str, query: &[(&str, &str)], limit: Option<u32>, 
         }
     }
     headers
+}
+
+/// A body the command rules refuse: 400 with the rule's message.
+impl From<items_domain::ValidationError> for ApiError {
+    fn from(error: items_domain::ValidationError) -> Self {
+        ApiError::new(400, error.to_string())
+    }
 }
