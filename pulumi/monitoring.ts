@@ -107,17 +107,7 @@ export function createMonitoring(
             ([metricName, key, description]): AlarmSpec => ({
                 key,
                 description,
-                args: {
-                    namespace: METRICS_NAMESPACE,
-                    metricName,
-                    dimensions: { Function: "project-events" },
-                    statistic: "Sum",
-                    period: PERIOD_SECONDS,
-                    evaluationPeriods: 1,
-                    threshold: 0,
-                    comparisonOperator: "GreaterThanThreshold",
-                    treatMissingData: "notBreaching",
-                },
+                args: anyInPeriod(METRICS_NAMESPACE, metricName, { Function: "project-events" }),
             }),
         ),
         // The live read table's writes (the projector's PutItems) and its
@@ -145,17 +135,7 @@ export function createMonitoring(
             ([key, index, description]): AlarmSpec => ({
                 key,
                 description,
-                args: {
-                    namespace: "AWS/DynamoDB",
-                    metricName: "WriteThrottleEvents",
-                    dimensions: { TableName: readTable.name, ...index },
-                    statistic: "Sum",
-                    period: PERIOD_SECONDS,
-                    evaluationPeriods: 1,
-                    threshold: 0,
-                    comparisonOperator: "GreaterThanThreshold",
-                    treatMissingData: "notBreaching",
-                },
+                args: anyInPeriod("AWS/DynamoDB", "WriteThrottleEvents", { TableName: readTable.name, ...index }),
             }),
         ),
         ...lambdas.flatMap((f): AlarmSpec[] =>
@@ -254,6 +234,25 @@ export const FUNCTION_METRICS: [string, string][] = [
     ["project-events", "RecordsQuarantined"],
     ["project-events", "RecordsOfNewerCode"],
 ];
+
+/** An alarm on any count of `metricName` in one period (five minutes). */
+function anyInPeriod(
+    namespace: string,
+    metricName: string,
+    dimensions: Record<string, pulumi.Input<string>>,
+): AlarmSpec["args"] {
+    return {
+        namespace,
+        metricName,
+        dimensions,
+        statistic: "Sum",
+        period: PERIOD_SECONDS,
+        evaluationPeriods: 1,
+        threshold: 0,
+        comparisonOperator: "GreaterThanThreshold",
+        treatMissingData: "notBreaching",
+    };
+}
 
 /** One of the functions' own metrics (EMF, METRICS_NAMESPACE). */
 function own(fn: string, name: string, stat: string): Metric {

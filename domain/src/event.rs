@@ -72,6 +72,12 @@ impl EventSchemas {
         self.newest.iter().find(|(name, _)| *name == event_type).map(|(_, schema)| *schema)
     }
 
+    /// Whether the set holds `payload`'s stored shape: its type, at the
+    /// schema it is stored at, is one the set knows.
+    pub fn holds(&self, payload: &EventPayload) -> bool {
+        self.newest(payload.type_name()).is_some_and(|newest| payload.schema().0 <= newest)
+    }
+
     /// Every event type with its newest schema.
     pub fn types(&self) -> impl Iterator<Item = (&'static str, u32)> {
         self.newest.iter().copied()

@@ -193,10 +193,7 @@ impl ProjectorService {
         let stream = self.history.stream(event.item_id).await?;
         // The store decodes with this code; a projector of an older set
         // cannot read a newer event in the history either.
-        if let Some(newer) = stream.iter().find(|event| {
-            let (schema, _) = event.payload.schema();
-            self.reads.newest(event.payload.type_name()).is_none_or(|newest| schema > newest)
-        }) {
+        if let Some(newer) = stream.iter().find(|event| !self.reads.holds(&event.payload)) {
             return Err(StoreError::Corrupt(format!(
                 "unsupported schema {} for event type `{}` (version {} of item {})",
                 newer.payload.schema().0,

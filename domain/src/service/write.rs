@@ -108,9 +108,9 @@ impl WritePath {
             let occurred_at = last_at.map_or(now, |last| now.max(last));
             let payloads = decide(state.as_ref(), &command, actor, precondition)?;
             for payload in &payloads {
-                let (schema, field) = payload.schema();
-                if self.writes.newest(payload.type_name()).is_none_or(|newest| schema > newest) {
-                    return Err(ChangeError::NotWritableYet { field: field.unwrap_or("this"), set: self.writes.set });
+                if !self.writes.holds(payload) {
+                    let field = payload.schema().1.unwrap_or("this");
+                    return Err(ChangeError::NotWritableYet { field, set: self.writes.set });
                 }
             }
             // The stream's head: a strict fold applies every event or fails.
